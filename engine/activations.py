@@ -1,0 +1,120 @@
+"""Activation functions, each with its derivative written beside it.
+
+`forward(Z)` returns A; `backward(Z, A, dA)` returns dL/dZ given dL/dA. Shapes are `(batch, units)`.
+The `out` arguments let the network reuse its buffers on the hot path.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Activation:
+    name = "linear"
+    # ReLU family: units whose pre-activation is <= 0 on the whole batch count as dead.
+    hinge_at_zero = False
+
+    def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return Z  # identity: no copy; callers keep the returned array, not `out`
+
+    def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
+        return dA  # d/dz z = 1
+
+
+class ReLU(Activation):
+    name = "relu"
+    hinge_at_zero = True
+
+    def forward(self, Z, out=None):
+        return np.maximum(Z, 0, out=out)
+
+    def backward(self, Z, A, dA):
+        # relu'(z) = 1 if z > 0 else 0 (0 at z = 0, as in PyTorch)
+        dA *= Z > 0
+        return dA
+
+
+class LeakyReLU(Activation):
+    name = "leaky_relu"
+    hinge_at_zero = True
+
+    def __init__(self, alpha: float = 0.01):
+        self.alpha = alpha
+
+    def forward(self, Z, out=None):
+        return np.where(Z > 0, Z, self.alpha * Z) if out is None else _write(out, np.where(Z > 0, Z, self.alpha * Z))
+
+    def backward(self, Z, A, dA):
+        # leaky'(z) = 1 if z > 0 else alpha
+        return np.where(Z > 0, dA, self.alpha * dA)
+
+
+class ELU(Activation):
+    name = "elu"
+    hinge_at_zero = True
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    def forward(self, Z, out=None):
+        A = np.where(Z > 0, Z, self.alpha * np.expm1(np.minimum(Z, 0)))
+        return A if out is None else _write(out, A)
+
+    def backward(self, Z, A, dA):
+        # elu'(z) = 1 if z > 0 else alpha * exp(z) = elu(z) + alpha
+        return np.where(Z > 0, dA, dA * (A + self.alpha))
+
+
+class Sigmoid(Activation):
+    name = "sigmoid"
+
+    def forward(self, Z, out=None):
+        # s(z) = 1 / (1 + exp(-z)); exp's argument is capped so z << 0 gives ~0 without overflow
+        out = np.negative(Z, out=out)
+        np.minimum(out, 700.0, out=out)
+        np.exp(out, out=out)
+        out += 1
+        return np.reciprocal(out, out=out)
+
+    def backward(self, Z, A, dA):
+        # s'(z) = s(z) (1 - s(z))
+        return dA * A * (1 - A)
+
+
+class Tanh(Activation):
+    name = "tanh"
+
+    def forward(self, Z, out=None):
+        return np.tanh(Z, out=out)
+
+    def backward(self, Z, A, dA):
+        # tanh'(z) = 1 - tanh(z)^2
+        return dA * (1 - A * A)
+
+
+class Softmax(Activation):
+    name = "softmax"
+
+    def forward(self, Z, out=None):
+        shifted = Z - Z.max(axis=1, keepdims=True)
+        out = np.exp(shifted, out=out)
+        out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def backward(self, Z, A, dA):
+        # Jacobian-vector product: dZ_k = a_k (dA_k - sum_j dA_j a_j)
+        return A * (dA - (dA * A).sum(axis=1, keepdims=True))
+
+
+def _write(out: np.ndarray, value: np.ndarray) -> np.ndarray:
+    np.copyto(out, value)
+    return out
+
+
+def make_activation(name: str, alpha: float | None = None) -> Activation:
+    """The activation object for a spec's layer."""
+    if name == "leaky_relu":
+        return LeakyReLU(0.01 if alpha is None else alpha)
+    if name == "elu":
+        return ELU(1.0 if alpha is None else alpha)
+    return {"linear": Activation, "relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "softmax": Softmax}[name]()

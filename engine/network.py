@@ -1,0 +1,148 @@
+"""A multilayer perceptron of dense layers: forward caches what backward needs, backward fills
+gradients and never touches parameters (the optimizer is their only writer).
+
+Layer l computes `Z_l = A_{l-1} @ W_l.T + b_l`, `A_l = f_l(Z_l)`, with `W_l` of shape `(out, in)`.
+Arrays are batch-first: `X (n, in)`, `Z_l, A_l, delta_l (n, units_l)`. Per-batch-size buffers are
+reused across steps so the hot loop allocates as little as possible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .activations import Activation
+from .losses import Loss
+
+
+@dataclass
+class Dense:
+    W: np.ndarray  # (out, in)
+    b: np.ndarray  # (out,)
+    activation: Activation
+
+
+@dataclass
+class _Buffers:
+    Z: list[np.ndarray]
+    A: list[np.ndarray]
+    dA: list[np.ndarray]
+    dropped: list[np.ndarray | None] = field(default_factory=list)
+    masks: list[np.ndarray | None] = field(default_factory=list)
+
+
+class Network:
+    """Dense layers plus the gradients of their parameters (`dW`, `db`, same shapes)."""
+
+    def __init__(self, layers: list[Dense], dropout: float = 0.0):
+        self.layers = layers
+        self.dropout = dropout
+        self.dW = [np.zeros_like(layer.W) for layer in layers]
+        self.db = [np.zeros_like(layer.b) for layer in layers]
+        self.deltas: list[np.ndarray] | None = None  # filled by backward(keep_deltas=True)
+        self._buffers: dict[int, _Buffers] = {}
+        self._last: _Buffers | None = None
+
+    # -- parameters ---------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """Layer names, as used in metric keys: dense_1, dense_2, ..."""
+        return [f"dense_{i + 1}" for i in range(len(self.layers))]
+
+    def params(self) -> list[np.ndarray]:
+        """Parameter tensors in a fixed order: W1, b1, W2, b2, ..."""
+        return [p for layer in self.layers for p in (layer.W, layer.b)]
+
+    def grads(self) -> list[np.ndarray]:
+        """Gradients in the order of `params()`."""
+        return [g for pair in zip(self.dW, self.db) for g in pair]
+
+    def param_names(self) -> list[str]:
+        return [f"{name}.{kind}" for name in self.names for kind in ("weight", "bias")]
+
+    # -- forward and backward -----------------------------------------------------------------
+    def _buffers_for(self, n: int) -> _Buffers:
+        buf = self._buffers.get(n)
+        if buf is None:
+            dtype = self.layers[0].W.dtype
+            shapes = [(n, layer.W.shape[0]) for layer in self.layers]
+            buf = _Buffers(
+                Z=[np.empty(s, dtype) for s in shapes],
+                A=[np.empty(s, dtype) for s in shapes],
+                dA=[np.empty(s, dtype) for s in shapes],
+                dropped=[None] * len(shapes),
+                masks=[None] * len(shapes),
+            )
+            self._buffers[n] = buf
+        return buf
+
+    def forward(self, X: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Output of the network for `X (n, in)`; with `rng`, hidden activations get inverted dropout."""
+        buf = self._buffers_for(X.shape[0])
+        self._last = buf
+        train_dropout = rng is not None and self.dropout > 0
+        A_prev = X
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            Z = np.matmul(A_prev, layer.W.T, out=buf.Z[i])
+            Z += layer.b
+            A = buf.A[i] = layer.activation.forward(Z, out=buf.A[i])
+            if train_dropout and i < last:
+                keep = 1.0 - self.dropout
+                mask = (rng.random(A.shape) < keep).astype(A.dtype)
+                mask /= keep
+                buf.masks[i] = mask
+                buf.dropped[i] = A_prev = A * mask
+            else:
+                buf.masks[i] = buf.dropped[i] = None
+                A_prev = A
+        return buf.A[last]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Outputs without dropout, in fresh arrays (safe to keep)."""
+        return self.evaluate(X)[1]
+
+    def evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`(Z, A)` of the output layer without dropout, in fresh arrays."""
+        A = X
+        for layer in self.layers:
+            Z = A @ layer.W.T + layer.b
+            A = layer.activation.forward(Z, out=np.empty_like(Z))
+        return Z, A
+
+    @property
+    def Z(self) -> list[np.ndarray]:
+        """Pre-activations of the last forward pass."""
+        return self._last.Z
+
+    @property
+    def A(self) -> list[np.ndarray]:
+        """Activations of the last forward pass (before dropout)."""
+        return self._last.A
+
+    def backward(self, X: np.ndarray, Y: np.ndarray, loss: Loss, keep_deltas: bool = False) -> None:
+        """Fill `dW`, `db` with dL/dW, dL/db for the last forward pass on `X` (targets `Y`)."""
+        buf = self._last
+        last = len(self.layers) - 1
+        delta = loss.grad(buf.A[last], buf.Z[last], Y)  # dL/dZ_L if fused, else dL/dA_L
+        if not loss.fused:
+            delta = self.layers[last].activation.backward(buf.Z[last], buf.A[last], delta)
+        deltas = [None] * len(self.layers) if keep_deltas else None
+        for i in range(last, -1, -1):
+            if keep_deltas:
+                deltas[i] = delta.copy()
+            if i > 0:
+                A_prev = buf.dropped[i - 1] if buf.dropped[i - 1] is not None else buf.A[i - 1]
+            else:
+                A_prev = X
+            # Z_i = A_prev @ W.T + b  =>  dL/dW = delta.T @ A_prev, dL/db = sum over the batch of delta
+            np.matmul(delta.T, A_prev, out=self.dW[i])
+            np.sum(delta, axis=0, out=self.db[i])
+            if i > 0:
+                # dL/dA_prev = delta @ W, then through dropout's mask and the activation's derivative
+                dA = np.matmul(delta, self.layers[i].W, out=buf.dA[i - 1])
+                if buf.masks[i - 1] is not None:
+                    dA *= buf.masks[i - 1]
+                delta = self.layers[i - 1].activation.backward(buf.Z[i - 1], buf.A[i - 1], dA)
+        self.deltas = deltas

@@ -1,0 +1,165 @@
+"""Optimizers with PyTorch's update rules and defaults, plus learning-rate schedules.
+
+`step(params, grads, lr)` computes each parameter's update into a buffer and subtracts it, so the
+update itself (`last_updates`) is there for the update-ratio metric at no extra cost. State is
+exportable (`state_dict`) for checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .spec import Optimizer as OptimizerSpec
+from .spec import Schedule
+
+
+class Optimizer:
+    def __init__(self, spec: OptimizerSpec, params: list[np.ndarray]):
+        self.spec = spec
+        self.t = 0  # optimizer steps taken
+        self.last_updates = [np.zeros_like(p) for p in params]
+        self.state: dict[str, list[np.ndarray]] = {}
+
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray], lr: float) -> None:
+        """Apply one update in place: p -= update(g)."""
+        self.t += 1
+        for i, (p, g) in enumerate(zip(params, grads)):
+            update = self.last_updates[i]
+            self._update(i, p, g, lr, update)
+            p -= update
+
+    def _update(self, i: int, p: np.ndarray, g: np.ndarray, lr: float, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _with_weight_decay(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
+        # L2 penalty folded into the gradient (torch: grad = grad + weight_decay * p)
+        wd = self.spec.weight_decay
+        return g + wd * p if wd else g
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"t": self.t, "state": {k: [a.copy() for a in v] for k, v in self.state.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.t = int(state["t"])
+        for key, arrays in state["state"].items():
+            for target, value in zip(self.state[key], arrays):
+                np.copyto(target, value)
+
+
+class SGD(Optimizer):
+    def __init__(self, spec, params):
+        super().__init__(spec, params)
+        if spec.momentum:
+            self.state["momentum_buffer"] = [np.zeros_like(p) for p in params]
+
+    def _update(self, i, p, g, lr, out):
+        s = self.spec
+        g = self._with_weight_decay(p, g)
+        if s.momentum:
+            buf = self.state["momentum_buffer"][i]
+            if self.t == 1:
+                np.copyto(buf, g)  # torch starts the buffer at the first gradient
+            else:
+                buf *= s.momentum
+                buf += (1 - s.dampening) * g if s.dampening else g
+            g = g + s.momentum * buf if s.nesterov else buf
+        np.multiply(g, lr, out=out)
+
+
+class RMSprop(Optimizer):
+    def __init__(self, spec, params):
+        super().__init__(spec, params)
+        self.state["square_avg"] = [np.zeros_like(p) for p in params]
+        if spec.momentum:
+            self.state["momentum_buffer"] = [np.zeros_like(p) for p in params]
+        if spec.centered:
+            self.state["grad_avg"] = [np.zeros_like(p) for p in params]
+
+    def _update(self, i, p, g, lr, out):
+        s = self.spec
+        g = self._with_weight_decay(p, g)
+        sq = self.state["square_avg"][i]
+        sq *= s.alpha
+        sq += (1 - s.alpha) * g * g  # v = alpha v + (1 - alpha) g^2
+        if s.centered:
+            ga = self.state["grad_avg"][i]
+            ga *= s.alpha
+            ga += (1 - s.alpha) * g
+            avg = np.sqrt(sq - ga * ga)
+        else:
+            avg = np.sqrt(sq)
+        avg += s.eps
+        if s.momentum:
+            buf = self.state["momentum_buffer"][i]
+            buf *= s.momentum
+            buf += g / avg
+            np.multiply(buf, lr, out=out)
+        else:
+            np.divide(g, avg, out=out)
+            out *= lr
+
+
+class Adam(Optimizer):
+    decoupled = False
+
+    def __init__(self, spec, params):
+        super().__init__(spec, params)
+        self.state["exp_avg"] = [np.zeros_like(p) for p in params]
+        self.state["exp_avg_sq"] = [np.zeros_like(p) for p in params]
+        if spec.amsgrad:
+            self.state["max_exp_avg_sq"] = [np.zeros_like(p) for p in params]
+
+    def _update(self, i, p, g, lr, out):
+        s = self.spec
+        beta1, beta2 = s.betas
+        if not self.decoupled:
+            g = self._with_weight_decay(p, g)
+        m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
+        m *= beta1
+        m += (1 - beta1) * g  # m = b1 m + (1 - b1) g
+        v *= beta2
+        v += (1 - beta2) * g * g  # v = b2 v + (1 - b2) g^2
+        if s.amsgrad:
+            vmax = self.state["max_exp_avg_sq"][i]
+            np.maximum(vmax, v, out=vmax)
+            v = vmax
+        bias1 = 1 - beta1**self.t
+        bias2_sqrt = math.sqrt(1 - beta2**self.t)
+        # update = lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+        denom = np.sqrt(v)
+        denom /= bias2_sqrt
+        denom += s.eps
+        np.divide(m, denom, out=out)
+        out *= lr / bias1
+        if self.decoupled and s.weight_decay:
+            out += (lr * s.weight_decay) * p  # AdamW: p *= 1 - lr wd, folded into the update
+
+
+class AdamW(Adam):
+    decoupled = True
+
+
+def make_optimizer(spec: OptimizerSpec, params: list[np.ndarray]) -> Optimizer:
+    """The optimizer named by the spec, with state shaped like `params`."""
+    return {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}[spec.name](spec, params)
+
+
+def learning_rate(base_lr: float, schedule: Schedule, t: int, total_steps: int) -> float:
+    """Learning rate for optimizer step `t` (0-based), as torch's StepLR / CosineAnnealingLR give it."""
+    if schedule.name == "step":
+        return base_lr * schedule.gamma ** (t // schedule.step_size)
+    if schedule.name == "cosine":
+        t_max = schedule.t_max or total_steps
+        return schedule.eta_min + (base_lr - schedule.eta_min) * (1 + math.cos(math.pi * t / t_max)) / 2
+    return base_lr
+
+
+def clip_by_global_norm(grads: list[np.ndarray], max_norm: float, total_norm: float) -> None:
+    """Scale gradients in place so their global L2 norm is at most `max_norm` (torch's clip_grad_norm_)."""
+    coef = max_norm / (total_norm + 1e-6)
+    if coef < 1.0:
+        for g in grads:
+            g *= coef

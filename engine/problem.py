@@ -1,0 +1,204 @@
+"""From a validated spec to the arrays and objects training needs, with every check that needs
+the data (target shapes and ranges, batch size, explicit weight shapes, recording budget).
+
+Everything here raises `SpecError` naming the field, so a bad job is refused before training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import make_activation
+from .datasets import load_builtin
+from .initializers import init_weights
+from .losses import Loss, make_loss
+from .network import Dense, Network
+from .spec import JobSpec, SpecError, parse_spec
+
+# Independent random streams, so adding dropout never changes the data or the initial weights.
+STREAM_DATA, STREAM_SPLIT, STREAM_INIT, STREAM_TRAIN = range(4)
+
+
+@dataclass
+class Problem:
+    """Everything a trainer needs, derived deterministically from the spec."""
+
+    spec: JobSpec
+    X_train: np.ndarray
+    Y_train: np.ndarray
+    X_val: np.ndarray | None
+    Y_val: np.ndarray | None
+    network: Network
+    loss: Loss
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    train_rng: np.random.Generator
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.size for p in self.network.params())
+
+
+def streams(seed: int) -> list[np.random.Generator]:
+    """The job's four random generators, derived from its seed."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
+
+
+def build_problem(spec: JobSpec | dict) -> Problem:
+    """Load data, check it against the spec, and build the network; raise `SpecError` if unfit."""
+    if not isinstance(spec, JobSpec):
+        spec = parse_spec(spec)
+    rngs = streams(spec.seed)
+    dtype = np.dtype(spec.dtype)
+    X, Y = _load_data(spec, rngs[STREAM_DATA])
+    X_train, Y_train, X_val, Y_val = _split(spec, X, Y, rngs[STREAM_SPLIT])
+    if spec.data.standardize:
+        mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+        std[std == 0] = 1.0
+        X_train = (X_train - mean) / std
+        X_val = None if X_val is None else (X_val - mean) / std
+    n_train = X_train.shape[0]
+    batch_size = n_train if spec.batch_size == "full" else spec.batch_size
+    if batch_size > n_train:
+        raise SpecError([("batch_size", f"{batch_size} is larger than the {n_train} training samples")])
+    steps_per_epoch = math.ceil(n_train / batch_size)
+    total_steps = spec.steps if spec.steps is not None else spec.epochs * steps_per_epoch
+    network = _build_network(spec, X_train.shape[1], rngs[STREAM_INIT], dtype)
+    _check_record_budget(spec, network, batch_size, X_train.shape[1], total_steps)
+
+    def cast(a):
+        return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+
+    return Problem(
+        spec=spec,
+        X_train=cast(X_train),
+        Y_train=cast(Y_train),
+        X_val=cast(X_val),
+        Y_val=cast(Y_val),
+        network=network,
+        loss=make_loss(spec.loss, spec.model.layers[-1].activation),
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        train_rng=rngs[STREAM_TRAIN],
+    )
+
+
+def _load_data(spec: JobSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    data = spec.data
+    if data.builtin is not None:
+        X, labels = load_builtin(data.builtin, data.n_samples, data.noise, int(rng.integers(2**62)))
+        raw_y = labels.tolist()
+        field = "data.builtin"
+    else:
+        X, raw_y, field = np.array(data.X, dtype=np.float64), data.y, "data.y"
+    return X, _targets(spec, raw_y, X.shape[0], field)
+
+
+def _targets(spec: JobSpec, raw_y: list, n: int, field: str) -> np.ndarray:
+    """Targets shaped like the network's output `(n, units)`; class labels become one-hot."""
+    units = spec.model.layers[-1].units
+    out_field = f"model.layers[{len(spec.model.layers) - 1}].units"
+    rows = [isinstance(v, list) for v in raw_y]
+    if any(rows) and not all(rows):
+        raise SpecError([(field, "mix of scalar targets and target rows")])
+    if all(rows):
+        Y = np.array(raw_y, dtype=np.float64)
+        if Y.ndim != 2 or Y.shape[1] != units:
+            widths = sorted({len(v) for v in raw_y})
+            raise SpecError([(field, f"target rows have {widths} values, the output layer has {units} units")])
+    else:
+        Y = np.array(raw_y, dtype=np.float64)
+    if spec.loss == "cross_entropy":
+        if units < 2:
+            raise SpecError([(out_field, "cross_entropy needs at least 2 output units")])
+        if Y.ndim == 1:
+            bad = np.flatnonzero((Y != np.round(Y)) | (Y < 0) | (Y >= units))
+            if bad.size:
+                i = int(bad[0])
+                raise SpecError([(f"{field}[{i}]" if field == "data.y" else field,
+                                  f"class labels must be integers in [0, {units}) for {units} output units, got {raw_y[i]!r}")])
+            Y = np.eye(units)[Y.astype(np.int64)]
+        elif (Y < 0).any() or not np.allclose(Y.sum(axis=1), 1.0, atol=1e-6):
+            raise SpecError([(field, "cross_entropy target rows must be non-negative and sum to 1 (one-hot)")])
+        return Y
+    if Y.ndim == 1:
+        if units != 1:
+            raise SpecError([(field, f"scalar targets need 1 output unit, the output layer has {units}; give rows of {units} values")])
+        Y = Y.reshape(n, 1)
+    if spec.loss == "bce" and ((Y < 0) | (Y > 1)).any():
+        i = int(np.flatnonzero(((Y < 0) | (Y > 1)).any(axis=1))[0])
+        raise SpecError([(f"{field}[{i}]" if field == "data.y" else field, f"bce targets must lie in [0, 1], got {raw_y[i]!r}")])
+    return Y
+
+
+def _split(spec: JobSpec, X: np.ndarray, Y: np.ndarray, rng: np.random.Generator):
+    fraction = spec.data.validation_split
+    if fraction == 0:
+        return X, Y, None, None
+    n = X.shape[0]
+    n_val = int(round(n * fraction))
+    if n_val < 1 or n_val >= n:
+        raise SpecError([("data.validation_split", f"{fraction} of {n} samples leaves {n - n_val} to train and {n_val} to validate; both need at least 1")])
+    order = rng.permutation(n)
+    train, val = order[: n - n_val], order[n - n_val:]
+    return X[train], Y[train], X[val], Y[val]
+
+
+def _build_network(spec: JobSpec, n_inputs: int, rng: np.random.Generator, dtype: np.dtype) -> Network:
+    layers = []
+    fan_in = n_inputs
+    for i, layer_spec in enumerate(spec.model.layers):
+        shape = (layer_spec.units, fan_in)
+        if spec.model.weights is not None:
+            W = np.array(spec.model.weights[i], dtype=np.float64)
+            if W.shape != shape:
+                got = "×".join(map(str, W.shape)) if W.ndim == 2 else f"ragged rows of {sorted({len(r) for r in spec.model.weights[i]})}"
+                raise SpecError([(f"model.weights[{i}]", f"expected {shape[0]}×{shape[1]} (out × in), got {got}")])
+            b = np.array(spec.model.biases[i], dtype=np.float64)
+            if b.shape != (layer_spec.units,):
+                raise SpecError([(f"model.biases[{i}]", f"expected {layer_spec.units} values, got {b.size}")])
+            W, b = W.astype(dtype), b.astype(dtype)
+        else:
+            W = init_weights(spec.model.init, layer_spec.units, fan_in, rng, dtype)
+            b = np.zeros(layer_spec.units, dtype=dtype)
+        layers.append(Dense(W=W, b=b, activation=make_activation(layer_spec.activation, layer_spec.alpha)))
+        fan_in = layer_spec.units
+    return Network(layers, dropout=spec.model.dropout)
+
+
+def traced_steps(spec: JobSpec, total_steps: int) -> set[int] | bool:
+    """Steps whose full trace is recorded: True means every recorded step."""
+    trace = spec.record.trace
+    return set(trace) if isinstance(trace, list) else trace
+
+
+def is_recorded(step: int, every: int, total_steps: int) -> bool:
+    """Steps that report metrics: every `every`-th, and always the last."""
+    return step % every == 0 or step == total_steps - 1
+
+
+def _check_record_budget(spec: JobSpec, network: Network, batch: int, n_inputs: int, total_steps: int) -> None:
+    rec = spec.record
+    if isinstance(rec.trace, list):
+        for i, step in enumerate(rec.trace):
+            if step >= total_steps:
+                raise SpecError([(f"record.trace[{i}]", f"step {step} is past the last step ({total_steps - 1})")])
+    recorded = len(range(0, total_steps, rec.every)) + (0 if (total_steps - 1) % rec.every == 0 else 1)
+    itemsize = np.dtype(spec.dtype).itemsize
+    n_params = sum(p.size for p in network.params())
+    units = sum(layer.W.shape[0] for layer in network.layers)
+    needed = 0
+    if rec.gradients == "full":
+        needed += recorded * n_params * itemsize
+    if rec.trace:
+        n_traced = recorded if rec.trace is True else len(set(rec.trace))
+        per_step = (3 * units * batch + 3 * n_params + batch * (n_inputs + network.layers[-1].W.shape[0])) * itemsize
+        needed += n_traced * per_step
+    if needed > rec.max_bytes:
+        raise SpecError([("record.max_bytes", f"recording full gradients/traces needs about {needed:,} bytes, over the budget of "
+                          f"{rec.max_bytes:,}; record fewer steps (record.every, record.trace) or raise record.max_bytes")])

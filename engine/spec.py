@@ -1,0 +1,277 @@
+"""The job spec: the one JSON contract shared by the engine, the API, the worker and the client.
+
+Pydantic models check the shape of the document; `parse_spec` turns every problem into a
+`SpecError` whose messages name the offending field by its path (`model.layers[1].activation`).
+Checks that need the data (shapes of explicit weights, label ranges, batch size against the data
+size) live in `engine.problem`, which raises the same error type.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax")
+INITS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros")
+LOSSES = ("bce", "mse", "cross_entropy")
+OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
+BUILTIN_DATASETS = ("seed", "xor", "moons", "circles", "spiral", "blobs", "iris", "breast_cancer", "digits")
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+# Options each optimizer accepts besides name, lr, weight_decay and clip_norm (PyTorch's names).
+OPTIMIZER_OPTIONS = {
+    "sgd": {"momentum", "dampening", "nesterov"},
+    "rmsprop": {"alpha", "eps", "momentum", "centered"},
+    "adam": {"betas", "eps", "amsgrad"},
+    "adamw": {"betas", "eps", "amsgrad"},
+}
+# PyTorch's defaults, so a run can move between the two.
+OPTIMIZER_DEFAULTS = {
+    "sgd": {"lr": 1e-3, "weight_decay": 0.0, "momentum": 0.0, "dampening": 0.0, "nesterov": False},
+    "rmsprop": {"lr": 1e-2, "weight_decay": 0.0, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False},
+    "adam": {"lr": 1e-3, "weight_decay": 0.0, "betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
+    "adamw": {"lr": 1e-3, "weight_decay": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
+}
+
+
+class SpecError(ValueError):
+    """A job spec that cannot be trained; `errors` lists `(field_path, reason)` pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {reason}" if field else reason for field, reason in errors))
+
+    @property
+    def field(self) -> str:
+        """The first offending field's path."""
+        return self.errors[0][0]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Layer(_Strict):
+    units: int = Field(ge=1, le=100_000)
+    activation: Literal["linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax"]
+    alpha: FiniteFloat | None = Field(default=None, description="negative slope (leaky_relu, default 0.01) or scale (elu, default 1.0)")
+
+    @model_validator(mode="after")
+    def _alpha_fits(self) -> "Layer":
+        if self.alpha is not None and self.activation not in ("leaky_relu", "elu"):
+            raise _FieldError("alpha", f"only leaky_relu and elu take alpha, not {self.activation!r}")
+        if self.alpha is None and self.activation in ("leaky_relu", "elu"):
+            self.alpha = 0.01 if self.activation == "leaky_relu" else 1.0
+        return self
+
+
+class Model(_Strict):
+    layers: list[Layer] = Field(min_length=1, max_length=1000)
+    init: Literal["he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros"] = "he_normal"
+    weights: list[list[list[FiniteFloat]]] | None = None
+    biases: list[list[FiniteFloat]] | None = None
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _softmax_last(self) -> "Model":
+        for i, layer in enumerate(self.layers[:-1]):
+            if layer.activation == "softmax":
+                raise _FieldError(f"layers[{i}].activation", "'softmax' is only allowed on the output layer")
+        if (self.weights is None) != (self.biases is None):
+            raise _FieldError("weights" if self.weights is None else "biases", "weights and biases must be given together")
+        for name in ("weights", "biases"):
+            given = getattr(self, name)
+            if given is not None and len(given) != len(self.layers):
+                raise _FieldError(name, f"{len(given)} entries for {len(self.layers)} layers")
+        return self
+
+
+class Schedule(_Strict):
+    name: Literal["constant", "step", "cosine"] = "constant"
+    step_size: int | None = Field(default=None, ge=1, description="step: multiply lr by gamma every step_size steps")
+    gamma: FiniteFloat = Field(default=0.1, gt=0)
+    t_max: int | None = Field(default=None, ge=1, description="cosine: steps of the half period (default: all steps)")
+    eta_min: FiniteFloat = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _step_needs_size(self) -> "Schedule":
+        if self.name == "step" and self.step_size is None:
+            raise _FieldError("step_size", "required by the 'step' schedule")
+        return self
+
+
+class Optimizer(_Strict):
+    name: Literal["sgd", "rmsprop", "adam", "adamw"] = "sgd"
+    lr: FiniteFloat | None = Field(default=None, description="learning rate, > 0 (default: PyTorch's)")
+    weight_decay: FiniteFloat | None = Field(default=None, ge=0)
+    momentum: FiniteFloat | None = Field(default=None, ge=0)
+    dampening: FiniteFloat | None = Field(default=None, ge=0, le=1)
+    nesterov: bool | None = None
+    alpha: FiniteFloat | None = Field(default=None, gt=0, lt=1)
+    eps: FiniteFloat | None = Field(default=None, gt=0)
+    centered: bool | None = None
+    betas: tuple[FiniteFloat, FiniteFloat] | None = None
+    amsgrad: bool | None = None
+    clip_norm: FiniteFloat | None = Field(default=None, gt=0, description="clip the global gradient L2 norm")
+    schedule: Schedule = Field(default_factory=Schedule)
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> "Optimizer":
+        allowed = OPTIMIZER_OPTIONS[self.name]
+        for option in ("momentum", "dampening", "nesterov", "alpha", "eps", "centered", "betas", "amsgrad"):
+            if getattr(self, option) is not None and option not in allowed:
+                raise _FieldError(option, f"not an option of {self.name!r} (it takes {', '.join(sorted(allowed))})")
+        for option, default in OPTIMIZER_DEFAULTS[self.name].items():
+            if getattr(self, option) is None:
+                setattr(self, option, default)
+        if self.lr <= 0:
+            raise _FieldError("lr", f"must be > 0, got {self.lr}")
+        if self.betas is not None and not all(0 <= b < 1 for b in self.betas):
+            raise _FieldError("betas", f"each must be in [0, 1), got {list(self.betas)}")
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise _FieldError("nesterov", "needs momentum > 0 and dampening 0")
+        return self
+
+
+class Data(_Strict):
+    X: list[list[FiniteFloat]] | None = Field(default=None, description="inline inputs, one row per sample")
+    y: list[Union[FiniteFloat, list[FiniteFloat]]] | None = Field(default=None, description="inline targets")
+    builtin: Literal["seed", "xor", "moons", "circles", "spiral", "blobs", "iris", "breast_cancer", "digits"] | None = None
+    n_samples: int | None = Field(default=None, ge=1, le=10_000_000)
+    noise: FiniteFloat | None = Field(default=None, ge=0)
+    validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
+    standardize: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Data":
+        inline = self.X is not None or self.y is not None
+        if inline and self.builtin is not None:
+            raise _FieldError("builtin", "give either inline X/y or a builtin dataset, not both")
+        if not inline and self.builtin is None:
+            raise _FieldError("X", "give inline X and y, or a builtin dataset")
+        if inline:
+            if self.X is None or self.y is None:
+                raise _FieldError("X" if self.X is None else "y", "X and y must be given together")
+            if len(self.X) == 0:
+                raise _FieldError("X", "no samples")
+            if len(self.X) != len(self.y):
+                raise _FieldError("y", f"{len(self.y)} targets for {len(self.X)} samples in X")
+            width = len(self.X[0])
+            for i, row in enumerate(self.X):
+                if len(row) != width or width == 0:
+                    raise _FieldError(f"X[{i}]", f"row has {len(row)} values, the first row has {width}")
+            if self.n_samples is not None or self.noise is not None:
+                raise _FieldError("n_samples" if self.n_samples is not None else "noise", "only builtin datasets take it")
+        return self
+
+
+class Record(_Strict):
+    every: int = Field(default=1, ge=1, description="record every N optimizer steps (and always the last)")
+    gradients: Literal["none", "summary", "full"] = "summary"
+    trace: Union[bool, list[Annotated[int, Field(ge=0)]]] = False
+    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0, description="budget for full gradient arrays and traces")
+
+
+class JobSpec(_Strict):
+    """A training job: network, loss, data, optimizer and what to record."""
+
+    model: Model
+    loss: Literal["bce", "mse", "cross_entropy"]
+    data: Data
+    optimizer: Optimizer = Field(default_factory=Optimizer)
+    batch_size: Union[Annotated[int, Field(ge=1)], Literal["full"]] = "full"
+    epochs: int | None = Field(default=None, ge=1)
+    steps: int | None = Field(default=None, ge=1)
+    shuffle: bool = True
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    dtype: Literal["float64", "float32"] = "float64"
+    record: Record = Field(default_factory=Record)
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size_shape(cls, value: Any) -> Any:
+        if value == "full" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f"must be a positive integer or 'full', got {value!r}")
+
+    @model_validator(mode="after")
+    def _epochs_or_steps(self) -> "JobSpec":
+        if self.epochs is not None and self.steps is not None:
+            raise _FieldError("steps", "give epochs or steps, not both")
+        if self.epochs is None and self.steps is None:
+            self.epochs = 1
+        return self
+
+
+class _FieldError(ValueError):
+    """Raised inside validators to point at a sub-field of the model being validated."""
+
+    def __init__(self, field: str, reason: str):
+        self.field, self.reason = field, reason
+        super().__init__(f"{field}: {reason}")
+
+
+def format_path(loc: tuple[Any, ...]) -> str:
+    """`('model', 'layers', 1, 'activation')` -> `model.layers[1].activation`."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _join(base: str, sub: str) -> str:
+    if not base:
+        return sub
+    return base + sub if sub.startswith("[") else f"{base}.{sub}"
+
+
+# Pydantic tags some union members in error locations; they are not part of the document.
+_UNION_TAGS = {"int", "float", "bool", "str", "list[float]", "list[int]", "function-after[_alpha_fits(), Layer]",
+               "constrained-int", "literal['full']", "list[constrained-int]", "list[constrained-int[ge=0]]"}
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(p for p in loc if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p or "(" in p)))
+
+
+def errors_from_validation(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    """Turn pydantic's errors into `(field_path, reason)` pairs, one per field."""
+    found: dict[str, str] = {}
+    for err in exc.errors(include_url=False):
+        loc = _clean_loc(tuple(err["loc"]))
+        path = _join(prefix, format_path(loc))
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _FieldError):
+            path, reason = _join(path, ctx_error.field), ctx_error.reason
+        else:
+            reason = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                reason = "unknown field"
+            elif err["type"] == "literal_error":
+                reason = f"{err.get('input')!r} is not one of the allowed values ({err['msg'].split('Input should be ')[-1]})"
+        found.setdefault(path, reason)
+    # A union reports one error per member; keep the most specific path.
+    return [(p, r) for p, r in found.items() if not any(o != p and o.startswith(p) and o[len(p)] in ".[" for o in found)]
+
+
+def parse_spec(document: Any) -> JobSpec:
+    """Validate a job spec document (a dict from JSON); raise `SpecError` naming every bad field."""
+    if not isinstance(document, dict):
+        raise SpecError([("", "the job spec must be a JSON object")])
+    try:
+        return JobSpec.model_validate(document)
+    except ValidationError as exc:
+        raise SpecError(errors_from_validation(exc)) from None
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the job spec, published in the API's OpenAPI document."""
+    return JobSpec.model_json_schema(ref_template="#/components/schemas/{model}")
+

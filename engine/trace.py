@@ -1,0 +1,113 @@
+"""The post's "Full Backward Pass Trace" table, generated from a recorded step's trace.
+
+`trace_rows(trace)` lists (step, symbol, formula, values, result) rows: the output error signal,
+each layer's weight and bias gradients, the error signal passed back through each hidden layer,
+then every parameter's update. With a batch of several samples the gradients are batch means,
+so the per-sample "values" column is left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+_DERIVATIVE = {"relu": "ReLU′", "leaky_relu": "LeakyReLU′", "elu": "ELU′", "sigmoid": "σ′", "tanh": "tanh′",
+               "linear": "1", "softmax": "softmax′"}
+
+
+def _sub(*indices: int) -> str:
+    return "".join(str(i) for i in indices).translate(_SUB)
+
+
+def _num(x: float, digits: int = 4) -> str:
+    text = f"{x:.{digits}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{digits}f}".rstrip("0").rstrip(".")
+    return text.replace("-", "−") if text not in ("-0",) else "0"
+
+
+def _derivative(activation: str, z: float, a: float, alpha: float | None = None) -> float:
+    if activation == "relu":
+        return 1.0 if z > 0 else 0.0
+    if activation == "leaky_relu":
+        return 1.0 if z > 0 else (alpha if alpha is not None else 0.01)
+    if activation == "sigmoid":
+        return a * (1 - a)
+    if activation == "tanh":
+        return 1 - a * a
+    if activation == "elu":
+        return 1.0 if z > 0 else a + (alpha if alpha is not None else 1.0)
+    return 1.0
+
+
+def trace_rows(trace: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """Rows of the backward-pass trace table, in the order backpropagation computes them."""
+    layers = trace["layers"]
+    single = len(trace["X"]) == 1
+    rows: list[tuple[str, str, str, str, str]] = []
+    L = len(layers)
+    out = layers[-1]
+    for j, d in enumerate(out["delta"][0] if single else [None] * len(out["db"])):
+        sym = f"δ{_sub(L)}" + (_sub(j + 1) if len(out["db"]) > 1 else "")
+        if trace["fused"] and single:
+            yhat, y = out["A"][0][j], trace["y"][0][j]
+            rows.append(("Output error signal", sym, "ŷ − y", f"{_num(yhat)} − {_num(y)}", _num(d)))
+        elif single:
+            rows.append(("Output error signal", sym, "∂L/∂z", "", _num(d)))
+    for l in range(L, 0, -1):
+        layer = layers[l - 1]
+        inputs = trace["X"][0] if l == 1 else layers[l - 2]["A"][0]
+        in_name = "x" if l == 1 else f"a{l - 1}"
+        n_out, n_in = len(layer["dW"]), len(layer["dW"][0])
+        for j in range(n_out):
+            delta_sym = f"δ{l}{_sub(j + 1)}" if n_out > 1 else f"δ{_sub(l)}"
+            for k in range(n_in):
+                sym = f"∂L/∂W{l}" + (_sub(j + 1, k + 1) if n_out > 1 else _sub(k + 1))
+                if single:
+                    rows.append((f"Layer {l} weight grad", sym, f"{delta_sym} × {in_name}{_sub(k + 1)}",
+                                 f"{_num(layer['delta'][0][j])} × {_num(inputs[k])}", _num(layer["dW"][j][k])))
+                else:
+                    rows.append((f"Layer {l} weight grad", sym, f"mean over batch of {delta_sym} × {in_name}{_sub(k + 1)}", "", _num(layer["dW"][j][k])))
+            rows.append((f"Layer {l} bias grad", f"∂L/∂b{l}" + (_sub(j + 1) if n_out > 1 else ""), f"{delta_sym} × 1",
+                         f"{_num(layer['delta'][0][j])} × 1" if single else "", _num(layer["db"][j])))
+        if l > 1:
+            prev = layers[l - 2]
+            deriv = _DERIVATIVE.get(prev["activation"], "f′")
+            for k in range(len(prev["db"])):
+                sym = f"δ{l - 1}{_sub(k + 1)}"
+                if single and n_out == 1:
+                    w, d, z, a = layer["W"][0][k], layer["delta"][0][0], prev["Z"][0][k], prev["A"][0][k]
+                    rows.append((f"Hidden error signal {k + 1}", sym, f"W{l}{_sub(k + 1)} × δ{_sub(l)} × {deriv}(Z{l - 1}{_sub(k + 1)})",
+                                 f"{_num(w)} × {_num(d)} × {_num(_derivative(prev['activation'], z, a))}", _num(prev["delta"][0][k])))
+                elif single:
+                    rows.append((f"Hidden error signal {k + 1}", sym, f"Σⱼ W{l}ⱼ{_sub(k + 1)} δ{l}ⱼ × {deriv}(Z{l - 1}{_sub(k + 1)})",
+                                 "", _num(prev["delta"][0][k])))
+    lr = trace["lr"]
+    for l in range(L, 0, -1):
+        layer = layers[l - 1]
+        n_out = len(layer["W"])
+        for j in range(n_out):
+            for k in range(len(layer["W"][j])):
+                sym = f"W{l}" + (_sub(j + 1, k + 1) if n_out > 1 else _sub(k + 1))
+                rows.append(("Update", sym, _update_formula(trace, lr, layer["dW"][j][k]),
+                             f"{_num(layer['W'][j][k])} → ", _num(layer["W_new"][j][k])))
+            sym = f"b{l}" + (_sub(j + 1) if n_out > 1 else "")
+            rows.append(("Update", sym, _update_formula(trace, lr, layer["db"][j]), f"{_num(layer['b'][j])} → ", _num(layer["b_new"][j])))
+    return rows
+
+
+def _update_formula(trace: dict[str, Any], lr: float, grad: float) -> str:
+    if trace["optimizer"] == "sgd":
+        return f"− {_num(lr)} × {_num(grad)}"
+    return f"{trace['optimizer']} step (grad {_num(grad)})"
+
+
+def format_trace_table(trace: dict[str, Any]) -> str:
+    """The trace as a plain-text table with aligned columns."""
+    header = ("Step", "Symbol", "Formula", "Values", "Result")
+    rows = [header] + trace_rows(trace)
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = [f"Step {trace['step']} (epoch {trace['epoch']}): loss {trace['loss']:.5f}, lr {trace['lr']:g}"]
+    for n, r in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)

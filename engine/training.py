@@ -1,0 +1,241 @@
+"""The training loop: `Trainer(spec)` is an iterator of step records, with no I/O.
+
+Each iteration is one optimizer step: forward, loss, backward, divergence check, optional
+clipping, update. Recorded steps carry their metrics (and full gradients or a trace when asked);
+the last step of an epoch carries the epoch's metrics. `state_dict()` / `load_state_dict()`
+capture everything needed to resume bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import recording
+from .optimizers import clip_by_global_norm, learning_rate, make_optimizer
+from .problem import Problem, build_problem, is_recorded, traced_steps
+from .spec import JobSpec
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """What one optimizer step reports. `metrics` is empty when the step was not recorded."""
+
+    step: int
+    epoch: int
+    loss: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    gradients: dict[str, np.ndarray] | None = None
+    trace: dict[str, Any] | None = None
+
+
+@dataclass
+class Divergence:
+    step: int
+    quantity: str
+    value: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "quantity": self.quantity, "value": repr(self.value),
+                "message": f"non-finite {self.quantity} ({self.value!r}) at step {self.step}"}
+
+
+class Trainer:
+    """Trains the network a spec describes, one step per iteration."""
+
+    def __init__(self, spec: JobSpec | dict | Problem):
+        self.problem = spec if isinstance(spec, Problem) else build_problem(spec)
+        p = self.problem
+        self.spec = p.spec
+        self.network = p.network
+        self.optimizer = make_optimizer(self.spec.optimizer, self.network.params())
+        self.rng = p.train_rng
+        self.step = 0  # next step to run
+        self.epoch = 0
+        self.batch_index = 0  # next batch within the epoch
+        self.order: np.ndarray | None = None  # this epoch's sample order (None: data order)
+        self.divergence: Divergence | None = None
+        self._traced = traced_steps(self.spec, p.total_steps)
+        self._epoch_X, self._epoch_Y = p.X_train, p.Y_train
+
+    @property
+    def status(self) -> str:
+        if self.divergence is not None:
+            return "diverged"
+        return "succeeded" if self.step >= self.problem.total_steps else "running"
+
+    @property
+    def total_steps(self) -> int:
+        return self.problem.total_steps
+
+    def __iter__(self) -> Iterator[StepRecord]:
+        while self.step < self.problem.total_steps and self.divergence is None:
+            record = self.train_step()
+            if record is not None:
+                yield record
+
+    def _start_epoch_if_needed(self) -> None:
+        if self.batch_index == 0 and self.order is None and self.spec.shuffle:
+            self.order = self.rng.permutation(self.problem.X_train.shape[0])
+            self._epoch_X = self.problem.X_train[self.order]
+            self._epoch_Y = self.problem.Y_train[self.order]
+
+    def train_step(self) -> StepRecord | None:
+        """Run one optimizer step; None when it diverged (see `divergence`)."""
+        p, net, step = self.problem, self.network, self.step
+        self._start_epoch_if_needed()
+        start = self.batch_index * p.batch_size
+        X, Y = self._epoch_X[start:start + p.batch_size], self._epoch_Y[start:start + p.batch_size]
+        recorded = is_recorded(step, self.spec.record.every, p.total_steps)
+        traced = self._traced is True and recorded or (isinstance(self._traced, set) and step in self._traced)
+
+        net.forward(X, self.rng if net.dropout > 0 else None)
+        loss = p.loss.value(net.A[-1], net.Z[-1], Y)
+        if not math.isfinite(loss):
+            self.divergence = Divergence(step, "loss", loss)
+            return None
+        net.backward(X, Y, p.loss, keep_deltas=traced)
+        grads = net.grads()
+        sq = [float(np.dot(g.reshape(-1), g.reshape(-1))) for g in grads]
+        total_sq = sum(sq)
+        if not math.isfinite(total_sq):
+            bad = next(i for i, s in enumerate(sq) if not math.isfinite(s))
+            self.divergence = Divergence(step, f"gradient of {net.param_names()[bad]}", sq[bad])
+            return None
+        if self.spec.optimizer.clip_norm is not None:
+            clip_by_global_norm(grads, self.spec.optimizer.clip_norm, math.sqrt(total_sq))
+
+        params = net.params()
+        lr = learning_rate(self.spec.optimizer.lr, self.spec.optimizer.schedule, step, p.total_steps)
+        want_grads = recorded and self.spec.record.gradients != "none"
+        weight_norms = recording.norms(params) if want_grads else None
+        before = [a.copy() for a in params] if traced else None
+        self.optimizer.step(params, grads, lr)
+
+        record = StepRecord(step=step, epoch=self.epoch, loss=loss)
+        if recorded:
+            m = record.metrics
+            m["loss"] = loss
+            if want_grads:
+                m.update(recording.gradient_metrics(net, weight_norms, recording.norms(self.optimizer.last_updates)))
+            m.update(recording.dead_fractions(net))
+            if self.spec.record.gradients == "full":
+                record.gradients = {name: g.copy() for name, g in zip(net.param_names(), grads)}
+        if traced:
+            record.trace = self._trace(X, Y, loss, lr, before)
+
+        self.step += 1
+        self.batch_index += 1
+        if self.batch_index == p.steps_per_epoch or self.step == p.total_steps:
+            record.metrics.update(self.epoch_metrics())
+            if self.batch_index == p.steps_per_epoch:
+                self.epoch += 1
+                self.batch_index = 0
+                self.order = None
+        return record
+
+    def epoch_metrics(self) -> dict[str, float]:
+        """train_loss / train_accuracy over the whole training part, val_* over the validation part."""
+        p, out = self.problem, {}
+        for prefix, X, Y in (("train", p.X_train, p.Y_train), ("val", p.X_val, p.Y_val)):
+            if X is None:
+                continue
+            logits, outputs = self.network.evaluate(X)
+            value = p.loss.value(outputs, logits, Y)
+            if math.isfinite(value):
+                out[f"{prefix}_loss"] = value
+            acc = recording.accuracy(self.spec.loss, outputs, Y)
+            if acc is not None:
+                out[f"{prefix}_accuracy"] = acc
+        return out
+
+    def _trace(self, X, Y, loss: float, lr: float, before: list[np.ndarray]) -> dict[str, Any]:
+        net = self.network
+        layers = []
+        for i, (name, layer) in enumerate(zip(net.names, net.layers)):
+            layers.append({
+                "name": name,
+                "activation": layer.activation.name,
+                "W": before[2 * i].tolist(), "b": before[2 * i + 1].tolist(),
+                "Z": net.Z[i].tolist(), "A": net.A[i].tolist(), "delta": net.deltas[i].tolist(),
+                "dW": net.dW[i].tolist(), "db": net.db[i].tolist(),
+                "W_new": layer.W.tolist(), "b_new": layer.b.tolist(),
+            })
+        return {"step": self.step, "epoch": self.epoch, "lr": lr, "loss": loss, "fused": self.problem.loss.fused,
+                "loss_name": self.spec.loss, "optimizer": self.spec.optimizer.name,
+                "X": X.tolist(), "y": Y.tolist(), "layers": layers}
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: parameters, optimizer state, RNG state, position."""
+        return {
+            "step": self.step, "epoch": self.epoch, "batch_index": self.batch_index,
+            "order": None if self.order is None else self.order.copy(),
+            "rng": self.rng.bit_generator.state,
+            "params": [a.copy() for a in self.network.params()],
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.epoch, self.batch_index = int(state["step"]), int(state["epoch"]), int(state["batch_index"])
+        self.rng.bit_generator.state = state["rng"]
+        for target, value in zip(self.network.params(), state["params"]):
+            np.copyto(target, value)
+        self.optimizer.load_state_dict(state["optimizer"])
+        order = state["order"]
+        self.order = None if order is None else np.asarray(order, dtype=np.int64)
+        if self.order is not None:
+            self._epoch_X, self._epoch_Y = self.problem.X_train[self.order], self.problem.Y_train[self.order]
+        else:
+            self._epoch_X, self._epoch_Y = self.problem.X_train, self.problem.Y_train
+
+    def model(self) -> dict[str, list]:
+        """Weights and biases in the spec's layout."""
+        return {"weights": [layer.W.tolist() for layer in self.network.layers],
+                "biases": [layer.b.tolist() for layer in self.network.layers]}
+
+
+def run(spec: JobSpec | dict) -> dict[str, Any]:
+    """Train to the end and return the JSON-able result `python -m engine run` prints."""
+    trainer = Trainer(spec)
+    metrics: dict[str, list[list[float]]] = {}
+    gradients: list[dict[str, Any]] = []
+    traces: list[dict[str, Any]] = []
+    for record in trainer:
+        for key, value in record.metrics.items():
+            metrics.setdefault(key, []).append([record.step, value])
+        if record.gradients is not None:
+            gradients.append({"step": record.step, "gradients": {k: v.tolist() for k, v in record.gradients.items()}})
+        if record.trace is not None:
+            traces.append(record.trace)
+    result: dict[str, Any] = {
+        "status": trainer.status,
+        "steps_completed": trainer.step,
+        "total_steps": trainer.total_steps,
+        "n_params": trainer.problem.n_params,
+        "model": trainer.model(),
+        "metrics": metrics,
+        "summary": summarize(metrics),
+    }
+    if trainer.divergence is not None:
+        result["error"] = trainer.divergence.as_dict()
+    if gradients:
+        result["gradients"] = gradients
+    if traces:
+        result["trace"] = traces
+    return result
+
+
+def summarize(metrics: dict[str, list[list[float]]]) -> dict[str, Any]:
+    """Final and best loss, and the last epoch's validation figures."""
+    summary: dict[str, Any] = {}
+    if metrics.get("loss"):
+        summary["final_loss"] = metrics["loss"][-1][1]
+        summary["best_loss"] = min(v for _, v in metrics["loss"])
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        if metrics.get(key):
+            summary[f"final_{key}"] = metrics[key][-1][1]
+    return summary
