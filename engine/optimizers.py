@@ -25,10 +25,19 @@ class Optimizer:
 
     def step(self, params: list[np.ndarray], grads: list[np.ndarray], lr: float) -> None:
         """Apply one update in place: p -= update(g)."""
+        self.compute(params, grads, lr)
+        self.apply(params)
+
+    def compute(self, params: list[np.ndarray], grads: list[np.ndarray], lr: float) -> list[np.ndarray]:
+        """Advance the optimizer's state and compute this step's updates into `last_updates`."""
         self.t += 1
         for i, (p, g) in enumerate(zip(params, grads)):
-            update = self.last_updates[i]
-            self._update(i, p, g, lr, update)
+            self._update(i, p, g, lr, self.last_updates[i])
+        return self.last_updates
+
+    def apply(self, params: list[np.ndarray]) -> None:
+        """p -= update, for the updates of the last `compute`."""
+        for p, update in zip(params, self.last_updates):
             p -= update
 
     def _update(self, i: int, p: np.ndarray, g: np.ndarray, lr: float, out: np.ndarray) -> None:

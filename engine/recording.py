@@ -17,10 +17,10 @@ def tensor_stats(g: np.ndarray) -> tuple[float, float, float, float]:
     """(L2 norm, mean, std, max |g|) in four passes and no temporaries."""
     n = g.size
     flat = g.reshape(-1)
-    sumsq = float(np.dot(flat, flat))
+    sumsq = squared_norms([flat])[0]
     mean = float(flat.sum()) / n
     var = max(sumsq / n - mean * mean, 0.0)
-    return math.sqrt(sumsq), mean, math.sqrt(var), max(float(flat.max()), -float(flat.min()))
+    return norm(flat, sumsq), mean, math.sqrt(var), max(float(flat.max()), -float(flat.min()))
 
 
 def gradient_metrics(network: Network, weight_norms: list[float], update_norms: list[float]) -> dict[str, float]:
@@ -55,9 +55,29 @@ def dead_fractions(network: Network) -> dict[str, float]:
     return out
 
 
+def squared_norms(arrays: list[np.ndarray]) -> list[float]:
+    """Sum of squares of each array (one BLAS pass each); inf if it overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return [float(np.dot(a.reshape(-1), a.reshape(-1))) for a in arrays]
+
+
+def norm(a: np.ndarray, squared: float | None = None) -> float:
+    """L2 norm, rescaled when the sum of squares overflows though every entry is finite."""
+    squared = squared_norms([a])[0] if squared is None else squared
+    if math.isfinite(squared):
+        return math.sqrt(squared)
+    peak = float(np.abs(a).max())
+    return peak * math.sqrt(squared_norms([a / peak])[0]) if math.isfinite(peak) and peak > 0 else math.inf
+
+
 def norms(arrays: list[np.ndarray]) -> list[float]:
     """L2 norm of each array."""
-    return [math.sqrt(float(np.dot(a.reshape(-1), a.reshape(-1)))) for a in arrays]
+    return [norm(a, sq) for a, sq in zip(arrays, squared_norms(arrays))]
+
+
+def finite_only(metrics: dict[str, float]) -> dict[str, float]:
+    """Drop statistics that overflowed: users only ever see numbers the code really computed."""
+    return {k: v for k, v in metrics.items() if math.isfinite(v)}
 
 
 def accuracy(loss_name: str, outputs: np.ndarray, Y: np.ndarray) -> float | None:

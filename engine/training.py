@@ -34,13 +34,18 @@ class StepRecord:
 
 @dataclass
 class Divergence:
+    """Where and why training stopped: the step and the quantity that left the finite numbers."""
+
     step: int
     quantity: str
     value: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "quantity": self.quantity, "value": repr(self.value),
-                "message": f"non-finite {self.quantity} ({self.value!r}) at step {self.step}"}
+        if math.isfinite(self.value):  # an update whose squared norm overflows float
+            message = f"{self.quantity} overflows ({self.value:.3g}) at step {self.step}"
+        else:
+            message = f"{self.quantity} is {self.value!r} at step {self.step}"
+        return {"step": self.step, "quantity": self.quantity, "value": repr(self.value), "message": message}
 
 
 class Trainer:
@@ -98,29 +103,32 @@ class Trainer:
             self.divergence = Divergence(step, "loss", loss)
             return None
         net.backward(X, Y, p.loss, keep_deltas=traced)
-        grads = net.grads()
-        sq = [float(np.dot(g.reshape(-1), g.reshape(-1))) for g in grads]
-        total_sq = sum(sq)
-        if not math.isfinite(total_sq):
-            bad = next(i for i, s in enumerate(sq) if not math.isfinite(s))
-            self.divergence = Divergence(step, f"gradient of {net.param_names()[bad]}", sq[bad])
-            return None
-        if self.spec.optimizer.clip_norm is not None:
-            clip_by_global_norm(grads, self.spec.optimizer.clip_norm, math.sqrt(total_sq))
+        grads, params = net.grads(), net.params()
+        clip = self.spec.optimizer.clip_norm
+        if clip is not None:
+            grad_sq = recording.squared_norms(grads)
+            if not math.isfinite(sum(grad_sq)):
+                return self._diverge(step, "gradient", grads, grad_sq)
+            clip_by_global_norm(grads, clip, math.sqrt(sum(grad_sq)))
 
-        params = net.params()
         lr = learning_rate(self.spec.optimizer.lr, self.spec.optimizer.schedule, step, p.total_steps)
         want_grads = recorded and self.spec.record.gradients != "none"
         weight_norms = recording.norms(params) if want_grads else None
         before = [a.copy() for a in params] if traced else None
-        self.optimizer.step(params, grads, lr)
+        updates = self.optimizer.compute(params, grads, lr)
+        # One pass over the updates checks the whole step: a non-finite gradient makes its update non-finite.
+        update_sq = recording.squared_norms(updates)
+        if not math.isfinite(sum(update_sq)):
+            return self._diverge(step, "update", updates, update_sq)
+        self.optimizer.apply(params)
 
         record = StepRecord(step=step, epoch=self.epoch, loss=loss)
         if recorded:
             m = record.metrics
             m["loss"] = loss
             if want_grads:
-                m.update(recording.gradient_metrics(net, weight_norms, recording.norms(self.optimizer.last_updates)))
+                update_norms = [recording.norm(u, sq) for u, sq in zip(updates, update_sq)]
+                m.update(recording.finite_only(recording.gradient_metrics(net, weight_norms, update_norms)))
             m.update(recording.dead_fractions(net))
             if self.spec.record.gradients == "full":
                 record.gradients = {name: g.copy() for name, g in zip(net.param_names(), grads)}
@@ -136,6 +144,18 @@ class Trainer:
                 self.batch_index = 0
                 self.order = None
         return record
+
+    def _diverge(self, step: int, kind: str, arrays: list[np.ndarray], squared: list[float]) -> None:
+        """Stop before a step whose gradients or update are not finite, naming the first culprit."""
+        names = self.network.param_names()
+        for name, g in zip(names, self.network.grads()):
+            bad_entries = g[~np.isfinite(g)]
+            if bad_entries.size:
+                self.divergence = Divergence(step, f"gradient of {name}", float(bad_entries[0]))
+                return None
+        bad = next(i for i, sq in enumerate(squared) if not math.isfinite(sq))
+        self.divergence = Divergence(step, f"{kind} of {names[bad]}", recording.norm(arrays[bad], squared[bad]))
+        return None
 
     def epoch_metrics(self) -> dict[str, float]:
         """train_loss / train_accuracy over the whole training part, val_* over the validation part."""
