@@ -4,6 +4,11 @@ gradients and never touches parameters (the optimizer is their only writer).
 Layer l computes `Z_l = A_{l-1} @ W_l.T + b_l`, `A_l = f_l(Z_l)`, with `W_l` of shape `(out, in)`.
 Arrays are batch-first: `X (n, in)`, `Z_l, A_l, delta_l (n, units_l)`. Per-batch-size buffers are
 reused across steps so the hot loop allocates as little as possible.
+
+All parameters live in one flat vector (`flat_params`) and all gradients in another (`flat_grads`);
+each layer's `W`, `b`, `dW`, `db` are views into them. The optimizer, the divergence check and
+checkpoints then work on one array instead of one per tensor, which is most of the per-step Python
+cost of small networks.
 """
 
 from __future__ import annotations
@@ -38,8 +43,27 @@ class Network:
     def __init__(self, layers: list[Dense], dropout: float = 0.0):
         self.layers = layers
         self.dropout = dropout
-        self.dW = [np.zeros_like(layer.W) for layer in layers]
-        self.db = [np.zeros_like(layer.b) for layer in layers]
+        dtype = layers[0].W.dtype
+        sizes = [a.size for layer in layers for a in (layer.W, layer.b)]
+        self.flat_params = np.empty(sum(sizes), dtype=dtype)
+        self.flat_grads = np.zeros(sum(sizes), dtype=dtype)
+        self.slices: list[slice] = []
+        start = 0
+        for size in sizes:
+            self.slices.append(slice(start, start + size))
+            start += size
+        self.starts = np.array([s.start for s in self.slices], dtype=np.intp)  # for segmented reductions
+        self.sizes = np.array(sizes, dtype=np.float64)
+        self.dW, self.db = [], []
+        for i, layer in enumerate(layers):
+            w_slice, b_slice = self.slices[2 * i], self.slices[2 * i + 1]
+            W = self.flat_params[w_slice].reshape(layer.W.shape)
+            W[...] = layer.W
+            b = self.flat_params[b_slice]
+            b[...] = layer.b
+            layer.W, layer.b = W, b
+            self.dW.append(self.flat_grads[w_slice].reshape(W.shape))
+            self.db.append(self.flat_grads[b_slice])
         self.deltas: list[np.ndarray] | None = None  # filled by backward(keep_deltas=True)
         self._buffers: dict[int, _Buffers] = {}
         self._last: _Buffers | None = None
@@ -57,6 +81,10 @@ class Network:
     def grads(self) -> list[np.ndarray]:
         """Gradients in the order of `params()`."""
         return [g for pair in zip(self.dW, self.db) for g in pair]
+
+    def split(self, flat: np.ndarray) -> list[np.ndarray]:
+        """A flat vector laid out like `flat_params`, as one view per parameter tensor."""
+        return [flat[s].reshape(p.shape) for s, p in zip(self.slices, self.params())]
 
     def param_names(self) -> list[str]:
         return [f"{name}.{kind}" for name in self.names for kind in ("weight", "bias")]
@@ -138,7 +166,7 @@ class Network:
                 A_prev = X
             # Z_i = A_prev @ W.T + b  =>  dL/dW = delta.T @ A_prev, dL/db = sum over the batch of delta
             np.matmul(delta.T, A_prev, out=self.dW[i])
-            np.sum(delta, axis=0, out=self.db[i])
+            np.add.reduce(delta, axis=0, out=self.db[i])
             if i > 0:
                 # dL/dA_prev = delta @ W, then through dropout's mask and the activation's derivative
                 dA = np.matmul(delta, self.layers[i].W, out=buf.dA[i - 1])

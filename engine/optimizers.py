@@ -1,8 +1,10 @@
 """Optimizers with PyTorch's update rules and defaults, plus learning-rate schedules.
 
-`step(params, grads, lr)` computes each parameter's update into a buffer and subtracts it, so the
-update itself (`last_updates`) is there for the update-ratio metric at no extra cost. State is
-exportable (`state_dict`) for checkpoints.
+The optimizer works on the network's flat parameter and gradient vectors (every rule here is
+elementwise, so one vector serves all tensors). `compute(p, g, lr)` advances the state and writes
+the update into `last_update`; `apply(p)` subtracts it. Keeping the update lets the trainer check it
+for divergence before applying it and report the update ratio at no extra cost. State is exportable
+(`state_dict`) for checkpoints.
 """
 
 from __future__ import annotations
@@ -17,30 +19,33 @@ from .spec import Schedule
 
 
 class Optimizer:
-    def __init__(self, spec: OptimizerSpec, params: list[np.ndarray]):
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, spec: OptimizerSpec, param: np.ndarray):
         self.spec = spec
         self.t = 0  # optimizer steps taken
-        self.last_updates = [np.zeros_like(p) for p in params]
-        self.state: dict[str, list[np.ndarray]] = {}
+        self.last_update = np.zeros_like(param)
+        self.state: dict[str, np.ndarray] = {name: np.zeros_like(param) for name in self._state_names()}
 
-    def step(self, params: list[np.ndarray], grads: list[np.ndarray], lr: float) -> None:
+    def _state_names(self) -> list[str]:
+        return []
+
+    def step(self, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
         """Apply one update in place: p -= update(g)."""
-        self.compute(params, grads, lr)
-        self.apply(params)
+        self.compute(param, grad, lr)
+        self.apply(param)
 
-    def compute(self, params: list[np.ndarray], grads: list[np.ndarray], lr: float) -> list[np.ndarray]:
-        """Advance the optimizer's state and compute this step's updates into `last_updates`."""
+    def compute(self, param: np.ndarray, grad: np.ndarray, lr: float) -> np.ndarray:
+        """Advance the optimizer's state and compute this step's update into `last_update`."""
         self.t += 1
-        for i, (p, g) in enumerate(zip(params, grads)):
-            self._update(i, p, g, lr, self.last_updates[i])
-        return self.last_updates
+        self._update(param, grad, lr, self.last_update)
+        return self.last_update
 
-    def apply(self, params: list[np.ndarray]) -> None:
-        """p -= update, for the updates of the last `compute`."""
-        for p, update in zip(params, self.last_updates):
-            p -= update
+    def apply(self, param: np.ndarray) -> None:
+        """p -= update, for the update of the last `compute`."""
+        param -= self.last_update
 
-    def _update(self, i: int, p: np.ndarray, g: np.ndarray, lr: float, out: np.ndarray) -> None:
+    def _update(self, p: np.ndarray, g: np.ndarray, lr: float, out: np.ndarray) -> None:
         raise NotImplementedError
 
     def _with_weight_decay(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -49,26 +54,23 @@ class Optimizer:
         return g + wd * p if wd else g
 
     def state_dict(self) -> dict[str, Any]:
-        return {"t": self.t, "state": {k: [a.copy() for a in v] for k, v in self.state.items()}}
+        return {"t": self.t, "state": {k: v.copy() for k, v in self.state.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.t = int(state["t"])
-        for key, arrays in state["state"].items():
-            for target, value in zip(self.state[key], arrays):
-                np.copyto(target, value)
+        for key, value in state["state"].items():
+            np.copyto(self.state[key], value)
 
 
 class SGD(Optimizer):
-    def __init__(self, spec, params):
-        super().__init__(spec, params)
-        if spec.momentum:
-            self.state["momentum_buffer"] = [np.zeros_like(p) for p in params]
+    def _state_names(self):
+        return ["momentum_buffer"] if self.spec.momentum else []
 
-    def _update(self, i, p, g, lr, out):
+    def _update(self, p, g, lr, out):
         s = self.spec
         g = self._with_weight_decay(p, g)
         if s.momentum:
-            buf = self.state["momentum_buffer"][i]
+            buf = self.state["momentum_buffer"]
             if self.t == 1:
                 np.copyto(buf, g)  # torch starts the buffer at the first gradient
             else:
@@ -79,22 +81,17 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
-    def __init__(self, spec, params):
-        super().__init__(spec, params)
-        self.state["square_avg"] = [np.zeros_like(p) for p in params]
-        if spec.momentum:
-            self.state["momentum_buffer"] = [np.zeros_like(p) for p in params]
-        if spec.centered:
-            self.state["grad_avg"] = [np.zeros_like(p) for p in params]
+    def _state_names(self):
+        return ["square_avg"] + (["momentum_buffer"] if self.spec.momentum else []) + (["grad_avg"] if self.spec.centered else [])
 
-    def _update(self, i, p, g, lr, out):
+    def _update(self, p, g, lr, out):
         s = self.spec
         g = self._with_weight_decay(p, g)
-        sq = self.state["square_avg"][i]
+        sq = self.state["square_avg"]
         sq *= s.alpha
         sq += (1 - s.alpha) * g * g  # v = alpha v + (1 - alpha) g^2
         if s.centered:
-            ga = self.state["grad_avg"][i]
+            ga = self.state["grad_avg"]
             ga *= s.alpha
             ga += (1 - s.alpha) * g
             avg = np.sqrt(sq - ga * ga)
@@ -102,7 +99,7 @@ class RMSprop(Optimizer):
             avg = np.sqrt(sq)
         avg += s.eps
         if s.momentum:
-            buf = self.state["momentum_buffer"][i]
+            buf = self.state["momentum_buffer"]
             buf *= s.momentum
             buf += g / avg
             np.multiply(buf, lr, out=out)
@@ -114,25 +111,21 @@ class RMSprop(Optimizer):
 class Adam(Optimizer):
     decoupled = False
 
-    def __init__(self, spec, params):
-        super().__init__(spec, params)
-        self.state["exp_avg"] = [np.zeros_like(p) for p in params]
-        self.state["exp_avg_sq"] = [np.zeros_like(p) for p in params]
-        if spec.amsgrad:
-            self.state["max_exp_avg_sq"] = [np.zeros_like(p) for p in params]
+    def _state_names(self):
+        return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.spec.amsgrad else [])
 
-    def _update(self, i, p, g, lr, out):
+    def _update(self, p, g, lr, out):
         s = self.spec
         beta1, beta2 = s.betas
         if not self.decoupled:
             g = self._with_weight_decay(p, g)
-        m, v = self.state["exp_avg"][i], self.state["exp_avg_sq"][i]
+        m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
         m *= beta1
         m += (1 - beta1) * g  # m = b1 m + (1 - b1) g
         v *= beta2
         v += (1 - beta2) * g * g  # v = b2 v + (1 - b2) g^2
         if s.amsgrad:
-            vmax = self.state["max_exp_avg_sq"][i]
+            vmax = self.state["max_exp_avg_sq"]
             np.maximum(vmax, v, out=vmax)
             v = vmax
         bias1 = 1 - beta1**self.t
@@ -151,9 +144,9 @@ class AdamW(Adam):
     decoupled = True
 
 
-def make_optimizer(spec: OptimizerSpec, params: list[np.ndarray]) -> Optimizer:
-    """The optimizer named by the spec, with state shaped like `params`."""
-    return {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}[spec.name](spec, params)
+def make_optimizer(spec: OptimizerSpec, param: np.ndarray) -> Optimizer:
+    """The optimizer named by the spec, with state shaped like the flat parameter vector."""
+    return {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}[spec.name](spec, param)
 
 
 def learning_rate(base_lr: float, schedule: Schedule, t: int, total_steps: int) -> float:
@@ -166,9 +159,8 @@ def learning_rate(base_lr: float, schedule: Schedule, t: int, total_steps: int) 
     return base_lr
 
 
-def clip_by_global_norm(grads: list[np.ndarray], max_norm: float, total_norm: float) -> None:
-    """Scale gradients in place so their global L2 norm is at most `max_norm` (torch's clip_grad_norm_)."""
+def clip_by_global_norm(grad: np.ndarray, max_norm: float, total_norm: float) -> None:
+    """Scale the flat gradient in place so its L2 norm is at most `max_norm` (torch's clip_grad_norm_)."""
     coef = max_norm / (total_norm + 1e-6)
     if coef < 1.0:
-        for g in grads:
-            g *= coef
+        grad *= coef

@@ -56,7 +56,7 @@ class Trainer:
         p = self.problem
         self.spec = p.spec
         self.network = p.network
-        self.optimizer = make_optimizer(self.spec.optimizer, self.network.params())
+        self.optimizer = make_optimizer(self.spec.optimizer, self.network.flat_params)
         self.rng = p.train_rng
         self.step = 0  # next step to run
         self.epoch = 0
@@ -65,6 +65,9 @@ class Trainer:
         self.divergence: Divergence | None = None
         self._traced = traced_steps(self.spec, p.total_steps)
         self._epoch_X, self._epoch_Y = p.X_train, p.Y_train
+        # Running sums over the epoch's batches: train_loss and train_accuracy cost no extra pass.
+        self._epoch_sums = [0.0, 0, 0, 0]  # loss x samples, samples, right, counted
+        self._classify = self.spec.loss != "mse"
 
     @property
     def status(self) -> str:
@@ -90,6 +93,11 @@ class Trainer:
 
     def train_step(self) -> StepRecord | None:
         """Run one optimizer step; None when it diverged (see `divergence`)."""
+        # Overflow is handled by the divergence checks, not reported as NumPy warnings.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._train_step()
+
+    def _train_step(self) -> StepRecord | None:
         p, net, step = self.problem, self.network, self.step
         self._start_epoch_if_needed()
         start = self.batch_index * p.batch_size
@@ -102,36 +110,42 @@ class Trainer:
         if not math.isfinite(loss):
             self.divergence = Divergence(step, "loss", loss)
             return None
+        sums = self._epoch_sums
+        sums[0] += loss * X.shape[0]
+        sums[1] += X.shape[0]
+        if self._classify:
+            right, counted = recording.correct(self.spec.loss, net.A[-1], Y)
+            sums[2] += right
+            sums[3] += counted
         net.backward(X, Y, p.loss, keep_deltas=traced)
-        grads, params = net.grads(), net.params()
+        flat_p, flat_g = net.flat_params, net.flat_grads
         clip = self.spec.optimizer.clip_norm
         if clip is not None:
-            grad_sq = recording.squared_norms(grads)
-            if not math.isfinite(sum(grad_sq)):
-                return self._diverge(step, "gradient", grads, grad_sq)
-            clip_by_global_norm(grads, clip, math.sqrt(sum(grad_sq)))
+            grad_sq = float(np.dot(flat_g, flat_g))
+            if not math.isfinite(grad_sq):
+                return self._diverge(step, "gradient")
+            clip_by_global_norm(flat_g, clip, math.sqrt(grad_sq))
 
         lr = learning_rate(self.spec.optimizer.lr, self.spec.optimizer.schedule, step, p.total_steps)
         want_grads = recorded and self.spec.record.gradients != "none"
-        weight_norms = recording.norms(params) if want_grads else None
-        before = [a.copy() for a in params] if traced else None
-        updates = self.optimizer.compute(params, grads, lr)
-        # One pass over the updates checks the whole step: a non-finite gradient makes its update non-finite.
-        update_sq = recording.squared_norms(updates)
-        if not math.isfinite(sum(update_sq)):
-            return self._diverge(step, "update", updates, update_sq)
-        self.optimizer.apply(params)
+        weight_sq = recording.segment_sumsq(net, flat_p) if want_grads else None
+        before = [a.copy() for a in net.params()] if traced else None
+        update = self.optimizer.compute(flat_p, flat_g, lr)
+        # One pass over the update checks the whole step: a non-finite gradient makes the update non-finite.
+        update_sq = recording.segment_sumsq(net, update) if want_grads else None
+        if not math.isfinite(float(update_sq.sum()) if want_grads else float(np.dot(update, update))):
+            return self._diverge(step, "update")
+        self.optimizer.apply(flat_p)
 
         record = StepRecord(step=step, epoch=self.epoch, loss=loss)
         if recorded:
             m = record.metrics
             m["loss"] = loss
             if want_grads:
-                update_norms = [recording.norm(u, sq) for u, sq in zip(updates, update_sq)]
-                m.update(recording.finite_only(recording.gradient_metrics(net, weight_norms, update_norms)))
+                m.update(recording.gradient_metrics(net, weight_sq, update_sq))
             m.update(recording.dead_fractions(net))
             if self.spec.record.gradients == "full":
-                record.gradients = {name: g.copy() for name, g in zip(net.param_names(), grads)}
+                record.gradients = {name: g.copy() for name, g in zip(net.param_names(), net.grads())}
         if traced:
             record.trace = self._trace(X, Y, loss, lr, before)
 
@@ -143,33 +157,38 @@ class Trainer:
                 self.epoch += 1
                 self.batch_index = 0
                 self.order = None
+                self._epoch_sums = [0.0, 0, 0, 0]
         return record
 
-    def _diverge(self, step: int, kind: str, arrays: list[np.ndarray], squared: list[float]) -> None:
-        """Stop before a step whose gradients or update are not finite, naming the first culprit."""
+    def _diverge(self, step: int, kind: str) -> None:
+        """Stop before applying a step whose gradients or update are not finite, naming the first culprit."""
         names = self.network.param_names()
         for name, g in zip(names, self.network.grads()):
             bad_entries = g[~np.isfinite(g)]
             if bad_entries.size:
                 self.divergence = Divergence(step, f"gradient of {name}", float(bad_entries[0]))
                 return None
-        bad = next(i for i, sq in enumerate(squared) if not math.isfinite(sq))
-        self.divergence = Divergence(step, f"{kind} of {names[bad]}", recording.norm(arrays[bad], squared[bad]))
+        arrays = self.network.grads() if kind == "gradient" else self.network.split(self.optimizer.last_update)
+        sizes = recording.norms(arrays)
+        bad = next((i for i, size in enumerate(sizes) if not math.isfinite(size)), int(np.argmax(sizes)))
+        self.divergence = Divergence(step, f"{kind} of {names[bad]}", sizes[bad])
         return None
 
     def epoch_metrics(self) -> dict[str, float]:
-        """train_loss / train_accuracy over the whole training part, val_* over the validation part."""
-        p, out = self.problem, {}
-        for prefix, X, Y in (("train", p.X_train, p.Y_train), ("val", p.X_val, p.Y_val)):
-            if X is None:
-                continue
-            logits, outputs = self.network.evaluate(X)
-            value = p.loss.value(outputs, logits, Y)
+        """train_loss / train_accuracy: sample-weighted means over the epoch's batches, as trained
+        (so with dropout on); val_loss / val_accuracy: the validation part with the epoch's final weights."""
+        p = self.problem
+        loss_sum, samples, right, counted = self._epoch_sums
+        out = {"train_loss": loss_sum / samples}
+        if self._classify:
+            out["train_accuracy"] = right / counted
+        if p.X_val is not None:
+            logits, outputs = self.network.evaluate(p.X_val)
+            value = p.loss.value(outputs, logits, p.Y_val)
             if math.isfinite(value):
-                out[f"{prefix}_loss"] = value
-            acc = recording.accuracy(self.spec.loss, outputs, Y)
-            if acc is not None:
-                out[f"{prefix}_accuracy"] = acc
+                out["val_loss"] = value
+            if self._classify:
+                out["val_accuracy"] = recording.accuracy(self.spec.loss, outputs, p.Y_val)
         return out
 
     def _trace(self, X, Y, loss: float, lr: float, before: list[np.ndarray]) -> dict[str, Any]:
@@ -195,16 +214,17 @@ class Trainer:
             "step": self.step, "epoch": self.epoch, "batch_index": self.batch_index,
             "order": None if self.order is None else self.order.copy(),
             "rng": self.rng.bit_generator.state,
-            "params": [a.copy() for a in self.network.params()],
+            "params": self.network.flat_params.copy(),
             "optimizer": self.optimizer.state_dict(),
+            "epoch_sums": list(self._epoch_sums),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.epoch, self.batch_index = int(state["step"]), int(state["epoch"]), int(state["batch_index"])
         self.rng.bit_generator.state = state["rng"]
-        for target, value in zip(self.network.params(), state["params"]):
-            np.copyto(target, value)
+        np.copyto(self.network.flat_params, state["params"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self._epoch_sums = [float(state["epoch_sums"][0])] + [int(v) for v in state["epoch_sums"][1:]]
         order = state["order"]
         self.order = None if order is None else np.asarray(order, dtype=np.int64)
         if self.order is not None:
