@@ -15,7 +15,7 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) bench/engine_vs_torch.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) bench/engine_vs_torch.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

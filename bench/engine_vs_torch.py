@@ -5,10 +5,12 @@ Cases: (a) 2-2-1 on the post's five samples, batch 5; (b) 2-16-16-1, 1,000 sampl
 it prints µs/step, the ratio engine/PyTorch, the cost of recording every step with gradient
 summaries, and for (c) and (d) the fraction of this run's NumPy matmul peak the step reaches.
 
-    make bench                      # or: .venv/bin/python bench/engine_vs_torch.py [--quick]
+    make bench        # or: .venv/bin/python bench/engine_vs_torch.py [--quick] [--cases abcd]
 
-OpenBLAS is steered to an older kernel on some machines here (OPENBLAS_CORETYPE); run with
-`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` to measure against a current NumPy build.
+Some machines here pin OpenBLAS to an older kernel (OPENBLAS_CORETYPE=Haswell), which slows NumPy's
+matmul by ~1.7x but not PyTorch's; `make bench` unsets it for the run (tests keep it). Each figure
+is the median of five timed blocks after a warm-up; the engine runs with recording off
+(`record.every` past the end, `gradients: none`) unless the column says otherwise.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    blas = threadpool_info()[0] if threadpool_info() else {}
+    blas = next((info for info in threadpool_info() if info.get("user_api") == "blas"), {})
     print(f"numpy {np.__version__} ({blas.get('internal_api')} {blas.get('architecture')}, {blas.get('num_threads')} threads), "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}")
     peaks = {dt: matmul_peak(dt) for dt in ("float32", "float64")}

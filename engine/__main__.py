@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n\n".join(format_trace_table(t) for t in traces) if traces else "no trace recorded (set record.trace)")
         print(f"\nstatus: {result['status']}, final loss: {result['summary'].get('final_loss')}")
     else:
-        json.dump(result, sys.stdout, indent=args.indent)
+        json.dump(result, sys.stdout, indent=args.indent, allow_nan=False)
         sys.stdout.write("\n")
     return 0
 
