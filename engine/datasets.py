@@ -15,6 +15,7 @@ SEED_Y = [0, 1, 0, 1, 0]
 DEFAULT_SAMPLES = {"xor": 200, "moons": 200, "circles": 200, "spiral": 300, "blobs": 300}
 DEFAULT_NOISE = {"xor": 0.1, "moons": 0.1, "circles": 0.05, "spiral": 0.2, "blobs": 1.0}
 REAL_SIZES = {"seed": 5, "iris": 150, "breast_cancer": 569, "digits": 1797}
+BUILTIN_INPUTS = {"seed": 2, "xor": 2, "moons": 2, "circles": 2, "spiral": 2, "blobs": 2, "iris": 4, "breast_cancer": 30, "digits": 64}
 
 
 def dataset_size(name: str, n_samples: int | None) -> int:

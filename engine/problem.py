@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import make_activation
-from .datasets import load_builtin
+from .datasets import BUILTIN_INPUTS, dataset_size, load_builtin
 from .initializers import init_weights
 from .losses import Loss, make_loss
 from .network import Dense, Network
@@ -37,6 +37,8 @@ class Problem:
     steps_per_epoch: int
     total_steps: int
     train_rng: np.random.Generator
+    input_mean: np.ndarray | None = None  # standardisation statistics of the training part
+    input_std: np.ndarray | None = None
 
     @property
     def n_params(self) -> int:
@@ -48,6 +50,32 @@ def streams(seed: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
 
 
+@dataclass
+class Plan:
+    """Sizes of a job, known from the spec alone (no data loaded, nothing allocated)."""
+
+    n_samples: int
+    n_inputs: int
+    n_params: int
+    total_steps: int
+
+
+def plan(spec: JobSpec) -> Plan:
+    """How big a job is, so limits can be enforced before building anything."""
+    data = spec.data
+    if data.builtin is not None:
+        n = dataset_size(data.builtin, data.n_samples)
+        n_inputs = BUILTIN_INPUTS[data.builtin]
+    else:
+        n, n_inputs = len(data.X), len(data.X[0])
+    widths = [n_inputs] + [layer.units for layer in spec.model.layers]
+    n_params = sum(widths[i] * widths[i + 1] + widths[i + 1] for i in range(len(widths) - 1))
+    n_train = n - int(round(n * data.validation_split)) if data.validation_split else n
+    batch = max(1, n_train if spec.batch_size == "full" else min(spec.batch_size, max(n_train, 1)))
+    total = spec.steps if spec.steps is not None else spec.epochs * math.ceil(max(n_train, 1) / batch)
+    return Plan(n_samples=n, n_inputs=n_inputs, n_params=n_params, total_steps=total)
+
+
 def build_problem(spec: JobSpec | dict) -> Problem:
     """Load data, check it against the spec, and build the network; raise `SpecError` if unfit."""
     if not isinstance(spec, JobSpec):
@@ -56,6 +84,7 @@ def build_problem(spec: JobSpec | dict) -> Problem:
     dtype = np.dtype(spec.dtype)
     X, Y = _load_data(spec, rngs[STREAM_DATA])
     X_train, Y_train, X_val, Y_val = _split(spec, X, Y, rngs[STREAM_SPLIT])
+    mean = std = None
     if spec.data.standardize:
         mean, std = X_train.mean(axis=0), X_train.std(axis=0)
         std[std == 0] = 1.0
@@ -85,6 +114,8 @@ def build_problem(spec: JobSpec | dict) -> Problem:
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
         train_rng=rngs[STREAM_TRAIN],
+        input_mean=mean,
+        input_std=std,
     )
 
 
@@ -147,6 +178,14 @@ def _split(spec: JobSpec, X: np.ndarray, Y: np.ndarray, rng: np.random.Generator
     order = rng.permutation(n)
     train, val = order[: n - n_val], order[n - n_val:]
     return X[train], Y[train], X[val], Y[val]
+
+
+def network_from_model(spec: JobSpec, model: dict) -> Network:
+    """A network with the given trained weights (as in a result's `model`), for prediction."""
+    layers = [Dense(W=np.array(W, dtype=spec.dtype), b=np.array(b, dtype=spec.dtype),
+                    activation=make_activation(layer.activation, layer.alpha))
+              for layer, W, b in zip(spec.model.layers, model["weights"], model["biases"])]
+    return Network(layers)
 
 
 def _build_network(spec: JobSpec, n_inputs: int, rng: np.random.Generator, dtype: np.dtype) -> Network:

@@ -232,10 +232,14 @@ class Trainer:
         else:
             self._epoch_X, self._epoch_Y = self.problem.X_train, self.problem.Y_train
 
-    def model(self) -> dict[str, list]:
-        """Weights and biases in the spec's layout."""
-        return {"weights": [layer.W.tolist() for layer in self.network.layers],
-                "biases": [layer.b.tolist() for layer in self.network.layers]}
+    def model(self) -> dict[str, Any]:
+        """Weights and biases in the spec's layout (and the input standardisation, when used)."""
+        model: dict[str, Any] = {"weights": [layer.W.tolist() for layer in self.network.layers],
+                                 "biases": [layer.b.tolist() for layer in self.network.layers]}
+        if self.problem.input_mean is not None:
+            model["input_mean"] = self.problem.input_mean.tolist()
+            model["input_std"] = self.problem.input_std.tolist()
+        return model
 
 
 def run(spec: JobSpec | dict) -> dict[str, Any]:

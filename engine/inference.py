@@ -1,0 +1,34 @@
+"""Predictions from a trained model (a result's `model`), as the API's /predict serves them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .problem import network_from_model
+from .spec import JobSpec, SpecError, parse_spec
+
+
+def predict(spec: JobSpec | dict, model: dict[str, Any], X: Any) -> dict[str, Any]:
+    """Outputs for rows `X`: `outputs` always; `classes` for bce (threshold 0.5) and cross_entropy (argmax)."""
+    if not isinstance(spec, JobSpec):
+        spec = parse_spec(spec)
+    n_inputs = len(model["weights"][0][0])
+    try:
+        rows = np.array(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SpecError([("X", "must be a list of rows of numbers")]) from None
+    if rows.ndim != 2 or rows.shape[1] != n_inputs or rows.shape[0] == 0:
+        raise SpecError([("X", f"expected a non-empty list of rows of {n_inputs} numbers, got shape {list(rows.shape)}")])
+    if not np.isfinite(rows).all():
+        raise SpecError([("X", "values must be finite")])
+    if "input_mean" in model:
+        rows = (rows - np.array(model["input_mean"])) / np.array(model["input_std"])
+    outputs = network_from_model(spec, model).predict(rows.astype(spec.dtype))
+    result: dict[str, Any] = {"outputs": outputs.tolist()}
+    if spec.loss == "cross_entropy":
+        result["classes"] = outputs.argmax(axis=1).tolist()
+    elif spec.loss == "bce":
+        result["classes"] = (outputs > 0.5).astype(int).tolist()
+    return result

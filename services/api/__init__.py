@@ -1,0 +1,29 @@
+"""The Flask application: `create_app()` builds it; nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from services.settings import Settings, get_settings
+
+from . import docs, health, jobs
+from .errors import register_error_handlers
+from .store import close_db
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """The API app; `config` overrides Flask settings (tests pass `SETTINGS`)."""
+    app = Flask(__name__)
+    settings: Settings = (config or {}).get("SETTINGS") or get_settings()
+    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
+    app.config.update(config or {})
+    app.json.sort_keys = False
+    app.teardown_appcontext(close_db)
+    for blueprint in (jobs.bp, docs.bp, health.bp):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    logging.basicConfig(level=logging.INFO)
+    return app

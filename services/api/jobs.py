@@ -1,0 +1,227 @@
+"""/api/v1/jobs: submit, list, read, cancel, and everything a job recorded."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from typing import Any, Iterator
+
+import numpy as np
+from flask import Blueprint, Response, current_app, request, stream_with_context, url_for
+
+from engine.inference import predict as engine_predict
+from engine.spec import SpecError, parse_spec
+from services import jobs, metrics, step_arrays
+from services.db import session_factory
+from services.jobs import JobFilter
+from services.models import TERMINAL, Job, JobStatus
+from services.queue import enqueue_training
+
+from .errors import ApiError
+from .serialize import job_json
+from .store import db
+from .submission import check_submission, invalid
+
+bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
+STATUSES = [s.value for s in JobStatus]
+
+
+def _settings():
+    return current_app.config["SETTINGS"]
+
+
+def _json_body() -> Any:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "Bad request", "the body must be JSON (Content-Type: application/json)", kind="bad-request")
+    return body
+
+
+def _job_or_404(job_id: int) -> Job:
+    job = jobs.get_job(db(), job_id)
+    if job is None:
+        raise ApiError(404, "Not found", f"no job {job_id}", kind="not-found")
+    return job
+
+
+def _int_arg(name: str, default: int | None = None, minimum: int | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "Bad request", f"{name}: must be an integer, got {raw!r}", kind="bad-query", field=name) from None
+    if minimum is not None and value < minimum:
+        raise ApiError(400, "Bad request", f"{name}: must be at least {minimum}, got {value}", kind="bad-query", field=name)
+    return value
+
+
+@bp.post("")
+def submit_job():
+    """Validate, store (queued) and enqueue a job; 202 with the job and its Location."""
+    submission = check_submission(_json_body(), _settings())
+    session = db()
+    job = jobs.create_job(session, submission.spec, total_steps=submission.plan.total_steps, n_params=submission.plan.n_params,
+                          name=submission.name, experiment=submission.experiment, tags=submission.tags)
+    session.commit()
+    enqueue_training(job.id, _settings())
+    response = Response(json.dumps(job_json(job)), status=202, mimetype="application/json")
+    response.headers["Location"] = url_for("jobs.get_job", job_id=job.id)
+    return response
+
+
+@bp.get("")
+def list_jobs():
+    """Jobs, newest first, filtered by status, experiment, tag (key or key:value), sweep_id; cursor pages."""
+    status = request.args.get("status")
+    if status and status not in STATUSES:
+        raise ApiError(400, "Bad request", f"status: must be one of {', '.join(STATUSES)}", kind="bad-query", field="status")
+    limit = min(_int_arg("limit", 50, minimum=1), 500)
+    flt = JobFilter(status=status, experiment=request.args.get("experiment"), tag=request.args.get("tag"),
+                    sweep_id=_int_arg("sweep_id"))
+    page = jobs.list_jobs(db(), flt, limit + 1, before_id=_int_arg("cursor"))
+    body: dict[str, Any] = {"jobs": [job_json(j, with_spec=False) for j in page[:limit]], "next_cursor": None, "links": {}}
+    if len(page) > limit:
+        cursor = page[limit - 1].id
+        body["next_cursor"] = str(cursor)
+        args = {k: v for k, v in request.args.items() if k != "cursor"}
+        body["links"]["next"] = url_for("jobs.list_jobs", cursor=cursor, **args)
+    return body
+
+
+@bp.get("/<int:job_id>")
+def get_job(job_id: int):
+    return job_json(_job_or_404(job_id))
+
+
+@bp.post("/<int:job_id>/cancel")
+def cancel_job(job_id: int):
+    """A queued job never starts; a running one stops within a second and keeps its points."""
+    job = _job_or_404(job_id)
+    if job.status in {s.value for s in TERMINAL}:
+        raise ApiError(409, "Conflict", f"job {job_id} already ended ({job.status})", kind="already-ended", status_now=job.status)
+    jobs.cancel(db(), job_id)
+    db().expire_all()
+    return Response(json.dumps(job_json(_job_or_404(job_id))), status=202, mimetype="application/json")
+
+
+@bp.get("/<int:job_id>/metrics/keys")
+def get_metric_keys(job_id: int):
+    _job_or_404(job_id)
+    return {"keys": metrics.keys(db(), job_id)}
+
+
+@bp.get("/<int:job_id>/metrics")
+def get_metrics(job_id: int):
+    """`{key: {"steps": [...], "values": [...]}}`; `keys`, `start`, `end`, `max_points`; CSV on request."""
+    _job_or_404(job_id)
+    wanted = [k for k in request.args.get("keys", "").split(",") if k] or None
+    start, end = _int_arg("start", minimum=0), _int_arg("end", minimum=0)
+    max_points = _int_arg("max_points", minimum=4)
+    series = metrics.read(db(), job_id, wanted, start, end)
+    for key in wanted or []:
+        series.setdefault(key, (np.empty(0, dtype=np.int32), np.empty(0)))
+    if max_points is not None:
+        series = {k: metrics.downsample(s, v, max_points) for k, (s, v) in series.items()}
+    if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["key", "step", "value"])
+        for key in sorted(series):
+            steps, values = series[key]
+            writer.writerows((key, int(s), repr(float(v))) for s, v in zip(steps, values))
+        return Response(out.getvalue(), mimetype="text/csv")
+    return {k: {"steps": s.tolist(), "values": v.tolist()} for k, (s, v) in sorted(series.items())}
+
+
+def _step_array(job_id: int, kind: str) -> tuple[Job, int, bytes]:
+    job = _job_or_404(job_id)
+    step = _int_arg("step", minimum=0)
+    if step is None:
+        raise ApiError(400, "Bad request", "step: required (a recorded step number)", kind="bad-query", field="step")
+    data = step_arrays.read(db(), job_id, kind, step)
+    if data is None:
+        recorded = step_arrays.steps(db(), job_id, kind)
+        hint = "record.gradients is not 'full'" if kind == "gradients" else "record.trace did not ask for it"
+        detail = f"no {kind} recorded at step {step}: " + (f"recorded steps are {recorded[:20]}" if recorded else hint)
+        raise ApiError(404, "Not recorded", detail, kind="not-recorded", recorded_steps=recorded[:1000])
+    return job, step, data
+
+
+@bp.get("/<int:job_id>/gradients")
+def get_gradients(job_id: int):
+    _, step, data = _step_array(job_id, "gradients")
+    return {"step": step, "gradients": {k: v.tolist() for k, v in step_arrays.decode_gradients(data).items()}}
+
+
+@bp.get("/<int:job_id>/trace")
+def get_trace(job_id: int):
+    _, _, data = _step_array(job_id, "trace")
+    return step_arrays.decode_trace(data)
+
+
+def _model_or_409(job: Job) -> dict:
+    if job.model is None:
+        raise ApiError(409, "No model yet", f"job {job.id} is {job.status}; the trained model is stored when it ends",
+                       kind="no-model", status_now=job.status)
+    return job.model
+
+
+@bp.get("/<int:job_id>/model")
+def get_model(job_id: int):
+    job = _job_or_404(job_id)
+    return {"job_id": job.id, "status": job.status, "layers": job.spec["model"]["layers"], **_model_or_409(job)}
+
+
+@bp.post("/<int:job_id>/predict")
+def predict(job_id: int):
+    job = _job_or_404(job_id)
+    model = _model_or_409(job)
+    body = _json_body()
+    if not isinstance(body, dict) or "X" not in body:
+        raise invalid([("X", "required: a list of input rows")], "Invalid prediction request")
+    try:
+        return engine_predict(parse_spec(job.spec), model, body["X"])
+    except SpecError as exc:
+        raise invalid(exc.errors, "Invalid prediction request") from None
+
+
+@bp.get("/<int:job_id>/events")
+def events(job_id: int):
+    """Server-Sent Events: `status` on every change, `progress` (step, loss) as it moves, then `end`."""
+    _job_or_404(job_id)
+    sessions = session_factory(_settings().database_url)
+    poll = current_app.config.get("EVENTS_POLL_SECONDS", 0.25)
+    timeout = current_app.config.get("EVENTS_MAX_SECONDS", 3600)
+    return Response(stream_with_context(_event_stream(sessions, job_id, poll, timeout)), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _event_stream(sessions, job_id: int, poll: float, timeout: float) -> Iterator[str]:
+    last_status, last_step, started = None, None, time.monotonic()
+    last_sent = started
+    while time.monotonic() - started < timeout:
+        with sessions() as session:
+            job = session.get(Job, job_id)
+            status, step, total, loss = job.status, job.step, job.total_steps, job.last_loss
+            final = job_json(job, with_spec=False) if status in {s.value for s in TERMINAL} else None
+        if status != last_status:
+            yield _sse("status", {"id": job_id, "status": status})
+            last_status, last_sent = status, time.monotonic()
+        if step != last_step:
+            yield _sse("progress", {"id": job_id, "step": step, "total_steps": total, "loss": loss})
+            last_step, last_sent = step, time.monotonic()
+        if final is not None:
+            yield _sse("end", final)
+            return
+        if time.monotonic() - last_sent > 15:
+            yield ": keep-alive\n\n"  # a comment line keeps proxies from closing an idle stream
+            last_sent = time.monotonic()
+        time.sleep(poll)

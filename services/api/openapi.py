@@ -1,0 +1,162 @@
+"""The OpenAPI 3.1 document of /api/v1, with the job spec's JSON Schema taken from the engine's models."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+
+from engine.spec import JobSpec
+from services.models import JobStatus
+
+REF = "#/components/schemas/{model}"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _problem_response(description: str) -> dict:
+    return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+
+
+def _json(schema: dict, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+STEP = {"name": "step", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}}
+ERRORS = {"404": _problem_response("No such job"), "503": _problem_response("Database unavailable")}
+
+NUMBER_LIST = {"type": "array", "items": {"type": "number"}}
+
+
+def _schemas() -> dict[str, Any]:
+    spec_schema = JobSpec.model_json_schema(ref_template=REF)
+    schemas = spec_schema.pop("$defs", {})
+    schemas["JobSpec"] = spec_schema
+    submission = copy.deepcopy(spec_schema)
+    submission["title"] = "JobSubmission"
+    submission["description"] = "A job spec plus optional metadata."
+    submission["properties"].update({
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "experiment": {"type": "string", "minLength": 1, "maxLength": 200, "default": "default"},
+        "tags": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 500}, "maxProperties": 50},
+    })
+    schemas["JobSubmission"] = submission
+    schemas["Problem"] = {
+        "type": "object",
+        "description": "RFC 9457 problem details; `field` names the offending input.",
+        "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"}, "instance": {"type": "string"}, "field": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object", "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}}},
+        },
+        "required": ["type", "title", "status", "detail"],
+    }
+    schemas["Job"] = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"}, "name": {"type": ["string", "null"]}, "experiment": {"type": "string"},
+            "tags": {"type": "object", "additionalProperties": {"type": "string"}}, "sweep_id": {"type": ["integer", "null"]},
+            "status": {"type": "string", "enum": [s.value for s in JobStatus]}, "attempt": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "progress": {"type": "object", "properties": {
+                "step": {"type": "integer"}, "total_steps": {"type": "integer"}, "fraction": {"type": "number"},
+                "loss": {"type": ["number", "null"]}}},
+            "n_params": {"type": "integer"},
+            "summary": {"type": ["object", "null"]}, "error": {"type": ["object", "null"]},
+            "cancel_requested": {"type": "boolean"},
+            "links": {"type": "object", "additionalProperties": {"type": "string"}},
+            "spec": {"type": "object"},
+        },
+        "required": ["id", "experiment", "status", "progress", "links"],
+    }
+    schemas["JobList"] = {"type": "object", "properties": {
+        "jobs": {"type": "array", "items": _ref("Job")}, "next_cursor": {"type": ["string", "null"]},
+        "links": {"type": "object"}}, "required": ["jobs", "next_cursor"]}
+    schemas["MetricSeries"] = {"type": "object", "additionalProperties": {
+        "type": "object", "properties": {"steps": {"type": "array", "items": {"type": "integer"}}, "values": NUMBER_LIST},
+        "required": ["steps", "values"]}}
+    return schemas
+
+
+@functools.lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    """The whole document (built once per process)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Backprop Lab API", "version": "1.0.0",
+                 "description": "Submit training jobs for the NumPy backprop engine and read what they recorded."},
+        "paths": {
+            "/api/v1/jobs": {
+                "post": {
+                    "summary": "Submit a job", "operationId": "submitJob",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("JobSubmission")}}},
+                    "responses": {"202": {**_json(_ref("Job"), "Queued"), "headers": {"Location": {"schema": {"type": "string"}}}},
+                                  "400": _problem_response("Malformed request"), "413": _problem_response("Request too large"),
+                                  "422": _problem_response("Invalid spec or over a limit"), "503": ERRORS["503"]},
+                },
+                "get": {
+                    "summary": "List jobs, newest first", "operationId": "listJobs",
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in JobStatus]}},
+                        {"name": "experiment", "in": "query", "schema": {"type": "string"}},
+                        {"name": "tag", "in": "query", "schema": {"type": "string"}, "description": "key or key:value"},
+                        {"name": "sweep_id", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    ],
+                    "responses": {"200": _json(_ref("JobList")), "400": _problem_response("Bad query"), "503": ERRORS["503"]},
+                },
+            },
+            "/api/v1/jobs/{job_id}": {"get": {
+                "summary": "A job: spec, status, progress, summary, error, links", "operationId": "getJob", "parameters": [JOB_ID],
+                "responses": {"200": _json(_ref("Job")), **ERRORS}}},
+            "/api/v1/jobs/{job_id}/cancel": {"post": {
+                "summary": "Cancel a job", "operationId": "cancelJob", "parameters": [JOB_ID],
+                "responses": {"202": _json(_ref("Job")), "409": _problem_response("Already ended"), **ERRORS}}},
+            "/api/v1/jobs/{job_id}/metrics": {"get": {
+                "summary": "Recorded metrics, optionally downsampled (first/min/max/last per bucket)", "operationId": "getMetrics",
+                "parameters": [JOB_ID,
+                               {"name": "keys", "in": "query", "schema": {"type": "string"}, "description": "comma-separated keys"},
+                               {"name": "start", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                               {"name": "end", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                               {"name": "max_points", "in": "query", "schema": {"type": "integer", "minimum": 4}}],
+                "responses": {"200": {"description": "Series per key",
+                                      "content": {"application/json": {"schema": _ref("MetricSeries")},
+                                                  "text/csv": {"schema": {"type": "string"}}}},
+                              "400": _problem_response("Bad query"), **ERRORS}}},
+            "/api/v1/jobs/{job_id}/metrics/keys": {"get": {
+                "summary": "Recorded metric keys", "operationId": "getMetricKeys", "parameters": [JOB_ID],
+                "responses": {"200": _json({"type": "object", "properties": {"keys": {"type": "array", "items": {"type": "string"}}}}),
+                              **ERRORS}}},
+            "/api/v1/jobs/{job_id}/gradients": {"get": {
+                "summary": "Full gradients of a recorded step", "operationId": "getGradients", "parameters": [JOB_ID, STEP],
+                "responses": {"200": _json({"type": "object", "properties": {"step": {"type": "integer"}, "gradients": {"type": "object"}}}),
+                              "400": _problem_response("Bad query"), **ERRORS}}},
+            "/api/v1/jobs/{job_id}/trace": {"get": {
+                "summary": "Backward-pass trace of a recorded step", "operationId": "getTrace", "parameters": [JOB_ID, STEP],
+                "responses": {"200": _json({"type": "object"}), "400": _problem_response("Bad query"), **ERRORS}}},
+            "/api/v1/jobs/{job_id}/model": {"get": {
+                "summary": "Final weights and biases", "operationId": "getModel", "parameters": [JOB_ID],
+                "responses": {"200": _json({"type": "object", "properties": {"weights": {"type": "array"}, "biases": {"type": "array"}}}),
+                              "409": _problem_response("No model yet"), **ERRORS}}},
+            "/api/v1/jobs/{job_id}/predict": {"post": {
+                "summary": "Outputs of the trained network", "operationId": "predict", "parameters": [JOB_ID],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"X": {"type": "array", "items": NUMBER_LIST}}, "required": ["X"]}}}},
+                "responses": {"200": _json({"type": "object", "properties": {"outputs": {"type": "array"}, "classes": {"type": "array"}}}),
+                              "400": _problem_response("Malformed request"), "409": _problem_response("No model yet"),
+                              "422": _problem_response("Bad input rows"), **ERRORS}}},
+            "/api/v1/jobs/{job_id}/events": {"get": {
+                "summary": "Server-Sent Events: status, progress, end", "operationId": "jobEvents", "parameters": [JOB_ID],
+                "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                              **ERRORS}}},
+            "/healthz": {"get": {"summary": "Liveness and database reachability", "operationId": "health",
+                                 "responses": {"200": _json({"type": "object"}), "503": ERRORS["503"]}}},
+        },
+        "components": {"schemas": _schemas()},
+    }

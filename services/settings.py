@@ -1,0 +1,44 @@
+"""One typed settings object, read from the environment once (the API and the worker share it)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'bplab.db'}")
+    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+    queue: str = field(default_factory=lambda: os.environ.get("BPLAB_QUEUE") or "bplab")
+    mlflow_tracking_uri: str = field(default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI", ""))
+    public_url: str = field(default_factory=lambda: os.environ.get("PUBLIC_URL", ""))
+    # Limits, enforced before anything is queued (each reported in the 4xx answer).
+    max_params: int = field(default_factory=lambda: _int("MAX_PARAMS", 5_000_000))
+    max_steps: int = field(default_factory=lambda: _int("MAX_STEPS", 1_000_000))
+    max_samples: int = field(default_factory=lambda: _int("MAX_SAMPLES", 200_000))
+    max_request_bytes: int = field(default_factory=lambda: _int("MAX_REQUEST_BYTES", 32 * 1024 * 1024))
+    # How the worker writes: flush recorded points at least this often, check cancellation this often.
+    flush_seconds: float = field(default_factory=lambda: float(os.environ.get("FLUSH_SECONDS", "1.0")))
+    cancel_check_seconds: float = field(default_factory=lambda: float(os.environ.get("CANCEL_CHECK_SECONDS", "0.25")))
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def get_settings() -> Settings:
+    """Settings from the current environment."""
+    return Settings()

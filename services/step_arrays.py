@@ -1,0 +1,49 @@
+"""Full gradients (.npz, loaded with allow_pickle=False) and traces (JSON) of recorded steps."""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import StepArray
+from .upsert import upsert
+
+KINDS = ("gradients", "trace")
+
+
+def encode_gradients(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def decode_gradients(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def encode_trace(trace: dict[str, Any]) -> bytes:
+    return zlib.compress(json.dumps(trace, allow_nan=False).encode())
+
+
+def decode_trace(data: bytes) -> dict[str, Any]:
+    return json.loads(zlib.decompress(data))
+
+
+def write(session: Session, job_id: int, rows: list[tuple[str, int, bytes]]) -> None:
+    """Store (kind, step, data) rows, replacing any already there (the caller commits)."""
+    upsert(session, StepArray, [{"job_id": job_id, "kind": k, "step": s, "data": d} for k, s, d in rows], ["job_id", "kind", "step"])
+
+
+def read(session: Session, job_id: int, kind: str, step: int) -> bytes | None:
+    return session.scalar(select(StepArray.data).where(StepArray.job_id == job_id, StepArray.kind == kind, StepArray.step == step))
+
+
+def steps(session: Session, job_id: int, kind: str) -> list[int]:
+    return list(session.scalars(select(StepArray.step).where(StepArray.job_id == job_id, StepArray.kind == kind).order_by(StepArray.step)))
