@@ -1,0 +1,38 @@
+"""docker-compose.yml is a valid Compose file (checked wherever a compose CLI exists)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).parents[1]
+
+
+def compose_command() -> list[str] | None:
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def test_compose_file_validates():
+    command = compose_command()
+    if command is None:
+        pytest.skip("no docker compose CLI on this machine")
+    done = subprocess.run([*command, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+def test_compose_has_the_services_with_health_checks():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"api", "worker", "redis", "postgres", "mlflow"} <= set(services)
+    for name in ("api", "worker", "redis", "postgres", "mlflow"):
+        assert "healthcheck" in services[name], name
+    assert "ports" not in services["worker"]  # scalable: docker compose up --scale worker=4
+    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
