@@ -31,9 +31,9 @@ class Settings:
     max_steps: int = field(default_factory=lambda: _int("MAX_STEPS", 1_000_000))
     max_samples: int = field(default_factory=lambda: _int("MAX_SAMPLES", 200_000))
     max_request_bytes: int = field(default_factory=lambda: _int("MAX_REQUEST_BYTES", 32 * 1024 * 1024))
-    # How the worker writes: flush recorded points at least this often, check cancellation this often.
-    flush_seconds: float = field(default_factory=lambda: float(os.environ.get("FLUSH_SECONDS", "1.0")))
-    cancel_check_seconds: float = field(default_factory=lambda: float(os.environ.get("CANCEL_CHECK_SECONDS", "0.25")))
+    # The worker writes buffered points this often; each write also reads the cancel flag, so a
+    # cancelled job stops within this interval (plus one step).
+    flush_seconds: float = field(default_factory=lambda: float(os.environ.get("FLUSH_SECONDS", "0.5")))
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
