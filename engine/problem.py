@@ -58,6 +58,7 @@ class Plan:
     n_inputs: int
     n_params: int
     total_steps: int
+    steps_per_epoch: int
 
 
 def plan(spec: JobSpec) -> Plan:
@@ -72,8 +73,9 @@ def plan(spec: JobSpec) -> Plan:
     n_params = sum(widths[i] * widths[i + 1] + widths[i + 1] for i in range(len(widths) - 1))
     n_train = n - int(round(n * data.validation_split)) if data.validation_split else n
     batch = max(1, n_train if spec.batch_size == "full" else min(spec.batch_size, max(n_train, 1)))
-    total = spec.steps if spec.steps is not None else spec.epochs * math.ceil(max(n_train, 1) / batch)
-    return Plan(n_samples=n, n_inputs=n_inputs, n_params=n_params, total_steps=total)
+    per_epoch = math.ceil(max(n_train, 1) / batch)
+    total = spec.steps if spec.steps is not None else spec.epochs * per_epoch
+    return Plan(n_samples=n, n_inputs=n_inputs, n_params=n_params, total_steps=total, steps_per_epoch=per_epoch)
 
 
 def build_problem(spec: JobSpec | dict) -> Problem:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .models import MetricChunk
@@ -63,6 +63,15 @@ def read(session: Session, job_id: int, wanted: list[str] | None = None, start: 
             keep &= steps <= end
         out[key] = (steps[keep], values[keep])
     return out
+
+
+def last_points(session: Session, job_id: int) -> dict[str, tuple[int, float]]:
+    """The last recorded (step, value) of every key."""
+    last = (select(MetricChunk.key, func.max(MetricChunk.chunk).label("chunk")).where(MetricChunk.job_id == job_id)
+            .group_by(MetricChunk.key).subquery())
+    rows = session.execute(select(MetricChunk.key, MetricChunk.steps, MetricChunk.values).join(
+        last, (MetricChunk.key == last.c.key) & (MetricChunk.chunk == last.c.chunk)).where(MetricChunk.job_id == job_id))
+    return {key: (int(np.frombuffer(steps, "<i4")[-1]), float(np.frombuffer(values, "<f8")[-1])) for key, steps, values in rows}
 
 
 def load_chunks(session: Session, job_id: int) -> dict[str, Chunk]:

@@ -74,6 +74,16 @@ class Job(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     model: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
+    # The MLflow mirror: where it writes, how far it got (points per key), and who is writing.
+    mlflow_experiment_id: Mapped[str | None] = mapped_column(String(64))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    mirror_state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending", index=True)  # pending | synced | failed | disabled
+    mirror_error: Mapped[str | None] = mapped_column(String(2000))
+    mirror_cursor: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    mirror_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    mirror_lock: Mapped[str | None] = mapped_column(String(36))
+    mirror_lock_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
     tags: Mapped[list["JobTag"]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="JobTag.key")
 
 

@@ -24,7 +24,13 @@ class Settings:
     database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'bplab.db'}")
     redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     queue: str = field(default_factory=lambda: os.environ.get("BPLAB_QUEUE") or "bplab")
+    # MLflow mirror: off when MLFLOW_TRACKING_URI is empty. MLFLOW_UI_URL is the address users open
+    # (it differs from the tracking URI inside docker compose).
     mlflow_tracking_uri: str = field(default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI", ""))
+    mlflow_ui_url: str = field(default_factory=lambda: os.environ.get("MLFLOW_UI_URL") or os.environ.get("MLFLOW_TRACKING_URI", ""))
+    mlflow_max_points: int = field(default_factory=lambda: _int("MLFLOW_MAX_POINTS", 10_000))
+    mlflow_flush_seconds: float = field(default_factory=lambda: float(os.environ.get("MLFLOW_FLUSH_SECONDS", "1.0")))
+    mlflow_backfill_seconds: float = field(default_factory=lambda: float(os.environ.get("MLFLOW_BACKFILL_SECONDS", "15")))
     public_url: str = field(default_factory=lambda: os.environ.get("PUBLIC_URL", ""))
     # Limits, enforced before anything is queued (each reported in the 4xx answer).
     max_params: int = field(default_factory=lambda: _int("MAX_PARAMS", 5_000_000))

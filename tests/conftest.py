@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.support.services import Redis, Stack, create_postgres_database, drop_postgres_database, postgres_available
+from tests.support.services import MlflowServer, Redis, Stack, create_postgres_database, drop_postgres_database, postgres_available
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -72,3 +72,46 @@ def wait_status(client: httpx.Client, job_id: int, statuses: set[str], timeout: 
             return job
         time.sleep(0.05)
     raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")
+
+
+# -- MLflow ---------------------------------------------------------------------------------------
+
+MAX_POINTS = 100  # MLFLOW_MAX_POINTS for these tests, so thinning shows on small jobs
+
+
+@pytest.fixture(scope="session")
+def mlflow_server():
+    server = MlflowServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def mlflow_stack(request, redis_server, mlflow_server, tmp_path_factory):
+    """API, worker and Celery beat mirroring into the real MLflow server."""
+    url = _database(request.param, tmp_path_factory)
+    stack = Stack(url, redis_server.url, beat=True, env_overrides={
+        "MLFLOW_TRACKING_URI": mlflow_server.url, "MLFLOW_UI_URL": "http://mlflow.example:5000",
+        "MLFLOW_FLUSH_SECONDS": "0.5", "MLFLOW_BACKFILL_SECONDS": "2", "MLFLOW_MAX_POINTS": str(MAX_POINTS),
+        "PUBLIC_URL": "http://bplab.example:8000"})
+    stack.start()
+    yield stack
+    stack.stop()
+    if url.startswith("postgresql"):
+        drop_postgres_database(url)
+
+
+@pytest.fixture
+def mlflow_api(mlflow_stack):
+    with mlflow_stack.client() as client:
+        yield client
+
+
+def wait_mirror(client: httpx.Client, job_id: int, state: str = "synced", timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["mlflow"]["state"] == state:
+            return job
+        time.sleep(0.2)
+    raise TimeoutError(f"job {job_id} mirror is {job['mlflow']} after {timeout}s")

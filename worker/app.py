@@ -1,4 +1,4 @@
-"""The Celery app: `celery -A worker.app worker`."""
+"""The Celery app: `celery -A worker.app worker` (and `celery -A worker.app beat` for periodic tasks)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ from celery import Celery
 from services.queue import celery_config
 from services.settings import get_settings
 
+settings = get_settings()
 celery_app = Celery("bplab")
-celery_app.conf.update(celery_config(get_settings()))
+celery_app.conf.update(celery_config(settings))
 celery_app.conf.imports = ("worker.tasks",)
+# `celery -A worker.app beat`: the MLflow back-fill for jobs whose mirror fell behind.
+celery_app.conf.beat_schedule = {
+    "mlflow-backfill": {"task": "worker.tasks.mirror_pending", "schedule": settings.mlflow_backfill_seconds,
+                        "options": {"queue": settings.queue, "expires": settings.mlflow_backfill_seconds}},
+}

@@ -14,6 +14,7 @@ from services.db import session_factory
 from services.models import JobStatus
 from services.settings import Settings
 
+from .mlflow_mirror import LiveMirror, mirror_job
 from .recorder import LeaseLost, Recorder
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ def run_job(job_id: int, settings: Settings) -> str:
         return JobStatus.failed.value
     recorder = Recorder(sessions, job_id, lease, settings.flush_seconds)
     try:
-        status, error = _train(trainer, recorder)
+        with LiveMirror(job_id, settings):
+            status, error = _train(trainer, recorder)
     except LeaseLost:
         logger.warning("job %s: lease lost, stopping without writing", job_id)
         return "lease lost"
@@ -52,6 +54,7 @@ def run_job(job_id: int, settings: Settings) -> str:
     with sessions() as session:
         jobs.finish(session, job_id, lease, status, summary=_summary(session, job_id, trainer, started), error=error,
                     model=trainer.model())
+    mirror_job(job_id, settings)  # the job has ended; its run gets the last points, artifacts and status
     return status.value
 
 

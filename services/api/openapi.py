@@ -69,6 +69,11 @@ def _schemas() -> dict[str, Any]:
             "n_params": {"type": "integer"},
             "summary": {"type": ["object", "null"]}, "error": {"type": ["object", "null"]},
             "cancel_requested": {"type": "boolean"},
+            "mlflow": {"type": "object", "description": "the job's MLflow run and how far its mirror got", "properties": {
+                "experiment_id": {"type": ["string", "null"]}, "run_id": {"type": ["string", "null"]},
+                "run_url": {"type": ["string", "null"]},
+                "state": {"type": "string", "enum": ["pending", "synced", "failed", "disabled"]},
+                "error": {"type": ["string", "null"]}, "points": {"type": "integer"}}},
             "links": {"type": "object", "additionalProperties": {"type": "string"}},
             "spec": {"type": "object"},
         },

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import url_for
+from flask import current_app, url_for
 
 from services.models import Job
 
@@ -16,6 +16,14 @@ def _time(value: datetime | None) -> str | None:
     if value.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
         value = value.replace(tzinfo=timezone.utc)
     return value.isoformat()
+
+
+def mlflow_run_url(job: Job) -> str | None:
+    """A link to the run in the MLflow UI, opening the classic runs view (not the GenAI one)."""
+    base = current_app.config["SETTINGS"].mlflow_ui_url
+    if not (base and job.mlflow_experiment_id and job.mlflow_run_id):
+        return None
+    return f"{base.rstrip('/')}/#/experiments/{job.mlflow_experiment_id}/runs/{job.mlflow_run_id}?workflowType=machine_learning"
 
 
 def job_links(job_id: int) -> dict[str, str]:
@@ -45,6 +53,10 @@ def job_json(job: Job, with_spec: bool = True) -> dict[str, Any]:
         "summary": job.summary,
         "error": job.error,
         "cancel_requested": job.cancel_requested,
+        "mlflow": {
+            "experiment_id": job.mlflow_experiment_id, "run_id": job.mlflow_run_id,
+            "run_url": mlflow_run_url(job), "state": job.mirror_state, "error": job.mirror_error, "points": job.mirror_points,
+        },
         "links": job_links(job.id),
     }
     if with_spec:

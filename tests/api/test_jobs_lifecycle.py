@@ -116,7 +116,7 @@ def test_list_filters_and_cursor_pages(api):
 
 
 def test_cancel_running_job_stops_within_a_second_and_keeps_points(api):
-    slow = moons(epochs=20000, batch_size=1, record={"every": 1, "gradients": "none"})
+    slow = moons(epochs=10000, batch_size=1, record={"every": 1, "gradients": "none"})
     job = api.post("/api/v1/jobs", json=slow).json()
     wait_status(api, job["id"], {"running"})
     wait_status_step = lambda: api.get(f"/api/v1/jobs/{job['id']}").json()["progress"]["step"] > 0  # noqa: E731
@@ -173,7 +173,7 @@ def test_events_stream_status_and_progress_until_the_end(api):
 
 
 def test_model_before_the_end_is_a_conflict(api):
-    job = api.post("/api/v1/jobs", json=moons(epochs=20000, batch_size=1)).json()
+    job = api.post("/api/v1/jobs", json=moons(epochs=10000, batch_size=1)).json()
     try:
         wait_status(api, job["id"], {"running"})
         response = api.get(f"/api/v1/jobs/{job['id']}/model")

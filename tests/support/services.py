@@ -117,6 +117,7 @@ class Stack:
     redis_url: str
     env_overrides: dict[str, str] = field(default_factory=dict)
     workers: int = 1
+    beat: bool = False
     queue: str = field(default_factory=lambda: f"bplab-test-{uuid.uuid4().hex[:8]}")
     logdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bplab-stack-")))
 
@@ -130,7 +131,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(DATABASE_URL=self.database_url, REDIS_URL=self.redis_url, BPLAB_QUEUE=self.queue, PYTHONPATH=str(ROOT),
-                   FLUSH_SECONDS="0.2", MLFLOW_TRACKING_URI="")
+                   FLUSH_SECONDS="0.2", MLFLOW_TRACKING_URI="", MLFLOW_UI_URL="")
         env.update(self.env_overrides)
         return env
 
@@ -144,6 +145,11 @@ class Stack:
             cwd=ROOT, env=self.env, stdout=open(self.logdir / "api.log", "w"), stderr=subprocess.STDOUT)
         for _ in range(self.workers):
             self.start_worker()
+        if self.beat:
+            self.beat_proc = subprocess.Popen(
+                [str(BIN / "celery"), "-A", "worker.app", "beat", "--loglevel", "INFO", "--schedule", str(self.logdir / "beat-schedule")],
+                cwd=ROOT, env=self.env, stdout=open(self.logdir / "beat.log", "w"), stderr=subprocess.STDOUT)
+            self.worker_procs.append(self.beat_proc)
         wait_for(self._healthy, 30, what=f"API at {self.url}")
         return self
 
@@ -181,3 +187,40 @@ class Stack:
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.logdir.glob("*.log")))
+
+
+class MlflowServer:
+    """A real `mlflow server` process (SQLite backend store, local artifacts) that can be stopped and
+    started again on the same port and store."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="bplab-mlflow-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "MlflowServer":
+        self.process = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}", "--artifacts-destination", str(self.dir / "artifacts")],
+            stdout=open(self.dir / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self._healthy, 90, interval=0.3, what="mlflow server")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {(self.dir / 'server.log').read_text()[-3000:]}")
+        try:
+            return httpx.get(self.url + "/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        wait_for(lambda: not port_open("127.0.0.1", self.port), 20, what="mlflow server to stop")
