@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from .models import TERMINAL, Job, JobStatus, JobTag, utcnow
+from .models import TERMINAL, Job, JobPayload, JobStatus, JobTag, utcnow
 
 
 def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_params: int, name: str | None = None,
                experiment: str = "default", tags: dict[str, str] | None = None, sweep_id: int | None = None) -> Job:
     """Insert a queued job (the caller commits)."""
-    job = Job(spec=spec, name=name, experiment=experiment or "default", sweep_id=sweep_id, status=JobStatus.queued.value,
+    job = Job(payload=JobPayload(spec=spec), name=name, experiment=experiment or "default", sweep_id=sweep_id, status=JobStatus.queued.value,
               total_steps=total_steps, n_params=n_params, created_at=utcnow())
     job.tags = [JobTag(key=k, value=v) for k, v in sorted((tags or {}).items())]
     session.add(job)
@@ -97,8 +97,10 @@ def finish(session: Session, job_id: int, lease: str, status: JobStatus, *, summ
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.lease == lease, Job.status == JobStatus.running.value)
-        .values(status=status.value, summary=summary, error=error, model=model, finished_at=utcnow(), lease=None)
+        .values(status=status.value, summary=summary, error=error, finished_at=utcnow(), lease=None)
     )
+    if result.rowcount == 1 and model is not None:
+        session.execute(update(JobPayload).where(JobPayload.job_id == job_id).values(model=model))
     session.commit()
     return result.rowcount == 1
 

@@ -57,7 +57,6 @@ class Job(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     experiment: Mapped[str] = mapped_column(String(200), index=True, default="default")
     sweep_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), index=True, default=JobStatus.queued.value)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     lease: Mapped[str | None] = mapped_column(String(36))
@@ -72,7 +71,6 @@ class Job(Base):
     last_loss: Mapped[float | None] = mapped_column()
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    model: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     # The MLflow mirror: where it writes, how far it got (points per key), and who is writing.
     mlflow_experiment_id: Mapped[str | None] = mapped_column(String(64))
@@ -85,6 +83,27 @@ class Job(Base):
     mirror_lock_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     tags: Mapped[list["JobTag"]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="JobTag.key")
+    payload: Mapped["JobPayload"] = relationship(cascade="all, delete-orphan", lazy="select", uselist=False)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.payload.spec
+
+    @property
+    def model(self) -> dict[str, Any] | None:
+        """Final weights and biases (once the job has ended)."""
+        return self.payload.model
+
+
+class JobPayload(Base):
+    """The job's spec and trained model, kept out of the jobs row: they can be megabytes (inline
+    data, big weight matrices), and SQLite rewrites a whole row on every progress update."""
+
+    __tablename__ = "job_payloads"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    model: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class JobTag(Base):

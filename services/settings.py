@@ -30,6 +30,8 @@ class Settings:
     mlflow_ui_url: str = field(default_factory=lambda: os.environ.get("MLFLOW_UI_URL") or os.environ.get("MLFLOW_TRACKING_URI", ""))
     mlflow_max_points: int = field(default_factory=lambda: _int("MLFLOW_MAX_POINTS", 10_000))
     mlflow_flush_seconds: float = field(default_factory=lambda: float(os.environ.get("MLFLOW_FLUSH_SECONDS", "1.0")))
+    # Points per second the live mirror sends while a job trains (0: no limit); the rest follows at its end.
+    mlflow_live_points_per_second: int = field(default_factory=lambda: _int("MLFLOW_LIVE_POINTS_PER_SECOND", 1000))
     mlflow_backfill_seconds: float = field(default_factory=lambda: float(os.environ.get("MLFLOW_BACKFILL_SECONDS", "15")))
     public_url: str = field(default_factory=lambda: os.environ.get("PUBLIC_URL", ""))
     # Limits, enforced before anything is queued (each reported in the 4xx answer).

@@ -112,8 +112,19 @@ def run_tags(job: Job, settings: Settings) -> dict[str, str]:
     return tags
 
 
+_STRIDES: dict[tuple[str, int], tuple[int, int]] = {}
+
+
 def strides(job: Job, max_points: int) -> tuple[int, int]:
-    """Send every k-th point so a key never exceeds `max_points` in MLflow: (step keys, epoch keys)."""
+    """Send every k-th point so a key never exceeds `max_points` in MLflow: (step keys, epoch keys).
+    Computed once per job and process: parsing a spec with inline data costs more than a mirror pass."""
+    cache_key = (job_key(job), max_points)
+    if cache_key not in _STRIDES:
+        _STRIDES[cache_key] = _compute_strides(job, max_points)
+    return _STRIDES[cache_key]
+
+
+def _compute_strides(job: Job, max_points: int) -> tuple[int, int]:
     sizes = plan(parse_spec(job.spec))
     every = job.spec.get("record", {}).get("every", 1)
     step_points = sum(1 for _ in range(0, sizes.total_steps, every)) + (0 if (sizes.total_steps - 1) % every == 0 else 1)
@@ -165,14 +176,24 @@ def _mirror(session, job_id: int, token: str, settings: Settings) -> str:
     sent = job.mirror_points
     timestamp = created_ms(job)  # fixed per job: a point sent twice is stored once
     step_stride, epoch_stride = strides(job, settings.mlflow_max_points)
+    pending = mirror.points_after(session, job_id, cursor)
+    # While the job trains, send at most a budget of points per pass, shared across keys, so the
+    # mirror (and an MLflow server on the same cores) never slows training; the rest follows at the end.
+    per_key = None
+    if not ended and settings.mlflow_live_points_per_second > 0 and pending:
+        per_key = max(1, int(settings.mlflow_live_points_per_second * settings.mlflow_flush_seconds) // len(pending))
     batch: list[Metric] = []
     advanced: dict[str, int] = {}
-    for key, (first, steps, values) in mirror.points_after(session, job_id, cursor).items():
+    for key, (first, steps, values) in pending.items():
         stride = epoch_stride if key in EPOCH_KEYS else step_stride
+        taken = 0
         for offset, (step, value) in enumerate(zip(steps.tolist(), values.tolist())):
+            if per_key is not None and taken == per_key:
+                break
             index = first + offset
             if index % stride == 0:
                 batch.append(Metric(key, value, timestamp, step))
+                taken += 1
             advanced[key] = index + 1
             if len(batch) == MAX_METRICS_PER_BATCH:
                 client.log_batch(job.mlflow_run_id, metrics=batch)

@@ -29,13 +29,13 @@ def run_job(job_id: int, settings: Settings) -> str:
             job = jobs.get_job(session, job_id)
             return f"not started: job is {job.status if job else 'missing'}"
         spec = jobs.get_job(session, job_id).spec
-    started = time.monotonic()
     try:
         trainer = Trainer(spec)
     except SpecError as exc:
         with sessions() as session:
             jobs.finish(session, job_id, lease, JobStatus.failed, error={"reason": "invalid_spec", "message": str(exc)})
         return JobStatus.failed.value
+    started = time.monotonic()  # duration_seconds: the training loop with its recording
     recorder = Recorder(sessions, job_id, lease, settings.flush_seconds)
     try:
         with LiveMirror(job_id, settings):
