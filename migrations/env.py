@@ -15,6 +15,13 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+# Our own version table: Optuna keeps its study tables (and its own `alembic_version`) in the same database.
+VERSION_TABLE = "bplab_alembic_version"
+
+
+def _ours(name, type_, parent_names) -> bool:
+    """Autogenerate compares only our tables, not Optuna's."""
+    return type_ != "table" or name in target_metadata.tables
 
 
 def database_url() -> str:
@@ -23,7 +30,7 @@ def database_url() -> str:
 
 def run_migrations_offline() -> None:
     context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True, compare_type=True,
-                      render_as_batch=True)
+                      render_as_batch=True, version_table=VERSION_TABLE, include_name=_ours)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -32,7 +39,7 @@ def run_migrations_online() -> None:
     engine = get_engine(database_url())
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, compare_type=True,
-                          render_as_batch=connection.dialect.name == "sqlite")
+                          render_as_batch=connection.dialect.name == "sqlite", version_table=VERSION_TABLE, include_name=_ours)
         with context.begin_transaction():
             context.run_migrations()
 

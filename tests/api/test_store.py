@@ -22,11 +22,14 @@ both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"
 def test_migrations_upgrade_and_downgrade(database_url):
     upgrade(database_url)
     tables = set(inspect(get_engine(database_url)).get_table_names())
-    assert {"jobs", "job_tags", "metric_chunks", "step_arrays", "alembic_version"} <= tables
+    assert {"jobs", "job_payloads", "job_tags", "metric_chunks", "step_arrays", "bplab_alembic_version"} <= tables
+    config_check = Config(str(ROOT / "alembic.ini"))
+    config_check.attributes["database_url"] = database_url
+    command.check(config_check)  # the models and the migrations agree
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["database_url"] = database_url
     command.downgrade(config, "base")
-    assert set(inspect(get_engine(database_url)).get_table_names()) <= {"alembic_version"}
+    assert set(inspect(get_engine(database_url)).get_table_names()) <= {"bplab_alembic_version"}
     upgrade(database_url)
 
 
