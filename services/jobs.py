@@ -19,9 +19,11 @@ from .models import TERMINAL, Job, JobPayload, JobStatus, JobTag, utcnow
 
 
 def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_params: int, name: str | None = None,
-               experiment: str = "default", tags: dict[str, str] | None = None, sweep_id: int | None = None) -> Job:
+               experiment: str = "default", tags: dict[str, str] | None = None, sweep_id: int | None = None,
+               sweep_trial: int | None = None, sweep_seed: int | None = None, sweep_params: dict | None = None) -> Job:
     """Insert a queued job (the caller commits)."""
-    job = Job(payload=JobPayload(spec=spec), name=name, experiment=experiment or "default", sweep_id=sweep_id, status=JobStatus.queued.value,
+    job = Job(payload=JobPayload(spec=spec), name=name, experiment=experiment or "default", sweep_id=sweep_id,
+              sweep_trial=sweep_trial, sweep_seed=sweep_seed, sweep_params=sweep_params, status=JobStatus.queued.value,
               total_steps=total_steps, n_params=n_params, created_at=utcnow())
     job.tags = [JobTag(key=k, value=v) for k, v in sorted((tags or {}).items())]
     session.add(job)

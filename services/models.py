@@ -56,7 +56,10 @@ class Job(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str | None] = mapped_column(String(200))
     experiment: Mapped[str] = mapped_column(String(200), index=True, default="default")
-    sweep_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    sweep_id: Mapped[int | None] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    sweep_trial: Mapped[int | None] = mapped_column(Integer)  # the Optuna trial (one point of the search space)
+    sweep_seed: Mapped[int | None] = mapped_column(Integer)  # which replica of the point (0 .. seeds-1)
+    sweep_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the point: dotted path -> value
     status: Mapped[str] = mapped_column(String(16), index=True, default=JobStatus.queued.value)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     lease: Mapped[str | None] = mapped_column(String(36))
@@ -139,3 +142,28 @@ class StepArray(Base):
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
+
+
+class Sweep(Base):
+    """A set of jobs exploring a search space; Optuna's study (in this database) decides the points."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    experiment: Mapped[str] = mapped_column(String(200), default="default")
+    strategy: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running | finished | cancelled
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    n_trials: Mapped[int] = mapped_column(Integer)
+    seeds: Mapped[int] = mapped_column(Integer, default=1)
+    max_parallel: Mapped[int] = mapped_column(Integer)
+    trials_created: Mapped[int] = mapped_column(Integer, default=0)
+    objective_metric: Mapped[str] = mapped_column(String(250))
+    objective_goal: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    importance: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    mlflow_parent_run_id: Mapped[str | None] = mapped_column(String(64))
+    lock: Mapped[str | None] = mapped_column(String(36))
+    lock_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -38,6 +38,7 @@ class Settings:
     max_params: int = field(default_factory=lambda: _int("MAX_PARAMS", 5_000_000))
     max_steps: int = field(default_factory=lambda: _int("MAX_STEPS", 1_000_000))
     max_samples: int = field(default_factory=lambda: _int("MAX_SAMPLES", 200_000))
+    max_sweep_jobs: int = field(default_factory=lambda: _int("MAX_SWEEP_JOBS", 500))
     max_request_bytes: int = field(default_factory=lambda: _int("MAX_REQUEST_BYTES", 32 * 1024 * 1024))
     # The worker writes buffered points this often; each write also reads the cancel flag, so a
     # cancelled job stops within this interval (plus one step).

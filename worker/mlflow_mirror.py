@@ -16,6 +16,7 @@ import math
 import os
 import tempfile
 import threading
+import time
 from datetime import timezone
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,13 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
+from sqlalchemy import select, update  # noqa: E402
 
 from engine.problem import build_problem, plan  # noqa: E402
 from engine.spec import parse_spec  # noqa: E402
 from services import metrics, mirror, step_arrays  # noqa: E402
 from services.db import session_factory  # noqa: E402
-from services.models import TERMINAL, Job, JobStatus  # noqa: E402
+from services.models import TERMINAL, Job, JobStatus, Sweep  # noqa: E402
 from services.settings import Settings  # noqa: E402
 
 from . import plots  # noqa: E402
@@ -168,7 +170,7 @@ def _mirror(session, job_id: int, token: str, settings: Settings) -> str:
     job = session.get(Job, job_id)
     session.refresh(job)
     if job.mlflow_run_id is None:
-        experiment_id, run_id = _ensure_run(client, job, settings)
+        experiment_id, run_id = _ensure_run(client, session, job, settings)
         mirror.save(session, job_id, token, mlflow_experiment_id=experiment_id, mlflow_run_id=run_id)
         session.refresh(job)
     ended = job.status in {s.value for s in TERMINAL}
@@ -216,19 +218,76 @@ def _mirror(session, job_id: int, token: str, settings: Settings) -> str:
     return state
 
 
-def _ensure_run(client: MlflowClient, job: Job, settings: Settings) -> tuple[str, str]:
-    """The job's run, created once: found by its job_key tag if an earlier attempt created it."""
-    experiment = client.get_experiment_by_name(job.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(job.experiment)
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else client.create_experiment(name)
+
+
+def _ensure_run(client: MlflowClient, session, job: Job, settings: Settings) -> tuple[str, str]:
+    """The job's run, created once: found by its job_key tag if an earlier attempt created it.
+    A sweep's jobs are nested under the sweep's parent run."""
+    experiment_id = _experiment_id(client, job.experiment)
     found = client.search_runs([experiment_id], f"tags.job_key = '{job_key(job)}'", max_results=1)
     if found:
         return experiment_id, found[0].info.run_id
     tags = run_tags(job, settings)
+    if job.sweep_id is not None:
+        tags["mlflow.parentRunId"] = _ensure_sweep_run(client, session, job.sweep_id)
     run = client.create_run(experiment_id, run_name=tags["mlflow.runName"], tags=tags)
     params = [Param(k, v) for k, v in run_params(job).items()]
     for i in range(0, len(params), MAX_PARAMS_TAGS_PER_BATCH):
         client.log_batch(run.info.run_id, params=params[i:i + MAX_PARAMS_TAGS_PER_BATCH])
     return experiment_id, run.info.run_id
+
+
+def _sweep_key(sweep: Sweep) -> str:
+    created = sweep.created_at if sweep.created_at.tzinfo else sweep.created_at.replace(tzinfo=timezone.utc)
+    return f"sweep-{sweep.id}-{int(created.timestamp() * 1000)}"
+
+
+def _ensure_sweep_run(client: MlflowClient, session, sweep_id: int) -> str:
+    """The sweep's parent run (created once, found again by its sweep_key tag)."""
+    sweep = session.get(Sweep, sweep_id)
+    if sweep.mlflow_parent_run_id:
+        return sweep.mlflow_parent_run_id
+    experiment_id = _experiment_id(client, sweep.experiment)
+    found = client.search_runs([experiment_id], f"tags.sweep_key = '{_sweep_key(sweep)}'", max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+    else:
+        run = client.create_run(experiment_id, run_name=sweep.name or f"sweep-{sweep.id}",
+                                tags={"sweep_id": str(sweep.id), "sweep_key": _sweep_key(sweep), "kind": "sweep"})
+        run_id = run.info.run_id
+        request = sweep.request
+        params = {"strategy": sweep.strategy, "objective": f"{sweep.objective_goal} {sweep.objective_metric}",
+                  "seeds": str(sweep.seeds), "trials": str(sweep.n_trials), "max_parallel": str(sweep.max_parallel),
+                  "space": json.dumps(request["space"])[:MAX_PARAM_VALUE]}
+        client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+    session.execute(update(Sweep).where(Sweep.id == sweep_id).values(mlflow_parent_run_id=run_id))
+    session.commit()
+    return run_id
+
+
+def finish_sweep_run(sweep_id: int, settings: Settings) -> None:
+    """Log the finished sweep's importance and leaderboard to its parent run, and close it."""
+    from services import sweeps
+
+    with session_factory(settings.database_url)() as session:
+        try:
+            client = MlflowClient(settings.mlflow_tracking_uri)
+            run_id = _ensure_sweep_run(client, session, sweep_id)
+            sweep = session.get(Sweep, sweep_id)
+            sweep_jobs = list(session.scalars(select(Job).where(Job.sweep_id == sweep_id)))
+            board = sweeps.leaderboard(sweep, sweep_jobs)
+            now = int(time.time() * 1000)
+            metrics_out = [Metric(f"importance/{k}", v, now, 0) for k, v in (sweep.importance or {}).items()]
+            if board and board[0]["objective_mean"] is not None:
+                metrics_out.append(Metric(f"best/{sweep.objective_metric}", board[0]["objective_mean"], now, 0))
+            client.log_batch(run_id, metrics=metrics_out)
+            client.log_dict(run_id, {"leaderboard": board, "importance": sweep.importance}, "leaderboard.json")
+            client.set_terminated(run_id, "FINISHED" if sweep.status == "finished" else "KILLED")
+        except (MlflowException, OSError) as exc:
+            logger.warning("sweep %s: could not finish its MLflow run: %s", sweep_id, exc)
 
 
 def _finish_run(client: MlflowClient, session, job: Job) -> None:

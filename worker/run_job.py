@@ -15,6 +15,7 @@ from services.models import JobStatus
 from services.settings import Settings
 
 from .mlflow_mirror import LiveMirror, mirror_job
+from .sweep_glue import EarlyStopping, advance_sweep_and_mirror
 from .recorder import LeaseLost, Recorder
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,9 @@ def run_job(job_id: int, settings: Settings) -> str:
         if lease is None:
             job = jobs.get_job(session, job_id)
             return f"not started: job is {job.status if job else 'missing'}"
-        spec = jobs.get_job(session, job_id).spec
+        job = jobs.get_job(session, job_id)
+        spec, sweep_id = job.spec, job.sweep_id
+        pruning = EarlyStopping.for_job(session, job, settings)
     try:
         trainer = Trainer(spec)
     except SpecError as exc:
@@ -39,7 +42,7 @@ def run_job(job_id: int, settings: Settings) -> str:
     recorder = Recorder(sessions, job_id, lease, settings.flush_seconds)
     try:
         with LiveMirror(job_id, settings):
-            status, error = _train(trainer, recorder)
+            status, error = _train(trainer, recorder, pruning)
     except LeaseLost:
         logger.warning("job %s: lease lost, stopping without writing", job_id)
         return "lease lost"
@@ -55,12 +58,18 @@ def run_job(job_id: int, settings: Settings) -> str:
         jobs.finish(session, job_id, lease, status, summary=_summary(session, job_id, trainer, started), error=error,
                     model=trainer.model())
     mirror_job(job_id, settings)  # the job has ended; its run gets the last points, artifacts and status
+    if sweep_id is not None:
+        advance_sweep_and_mirror(sweep_id, settings)
     return status.value
 
 
-def _train(trainer: Trainer, recorder: Recorder) -> tuple[JobStatus, dict[str, Any] | None]:
+def _train(trainer: Trainer, recorder: Recorder, pruning: "EarlyStopping | None") -> tuple[JobStatus, dict[str, Any] | None]:
     for record in trainer:
         recorder.add(record)
+        if pruning is not None and pruning.metric in record.metrics and pruning.should_stop(record.step, record.metrics[pruning.metric]):
+            recorder.flush()
+            return JobStatus.cancelled, {"reason": "early_stopped", "message": f"stopped early by the sweep's "
+                                         f"{pruning.rule} rule at step {record.step}"}
         if recorder.due() and recorder.flush().cancel_requested:
             return JobStatus.cancelled, {"reason": "cancelled", "message": f"cancelled at step {trainer.step}"}
     recorder.flush()

@@ -6,12 +6,16 @@ from celery.utils.log import get_task_logger
 
 from services.settings import get_settings
 
+from sqlalchemy import select
+
 from services import mirror
 from services.db import session_factory
+from services.models import Sweep
 
 from .app import celery_app
 from .mlflow_mirror import mirror_job
 from .run_job import run_job
+from .sweep_glue import advance_sweep_and_mirror
 
 logger = get_task_logger(__name__)
 
@@ -33,3 +37,14 @@ def mirror_pending() -> dict[int, str]:
     with session_factory(settings.database_url)() as session:
         job_ids = mirror.jobs_to_backfill(session)
     return {job_id: mirror_job(job_id, settings) for job_id in job_ids}
+
+
+@celery_app.task(name="worker.tasks.advance_sweeps")
+def advance_sweeps() -> list[int]:
+    """Top up running sweeps (a safety net: workers advance a sweep whenever one of its jobs ends)."""
+    settings = get_settings()
+    with session_factory(settings.database_url)() as session:
+        running = list(session.scalars(select(Sweep.id).where(Sweep.status == "running")))
+    for sweep_id in running:
+        advance_sweep_and_mirror(sweep_id, settings)
+    return running

@@ -9,7 +9,7 @@ from flask import Flask
 
 from services.settings import Settings, get_settings
 
-from . import docs, health, jobs
+from . import docs, health, jobs, sweeps
 from .errors import register_error_handlers
 from .store import close_db
 
@@ -22,7 +22,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.json.sort_keys = False
     app.teardown_appcontext(close_db)
-    for blueprint in (jobs.bp, docs.bp, health.bp):
+    for blueprint in (jobs.bp, sweeps.bp, docs.bp, health.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     logging.basicConfig(level=logging.INFO)

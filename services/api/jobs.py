@@ -225,3 +225,46 @@ def _event_stream(sessions, job_id: int, poll: float, timeout: float) -> Iterato
             yield ": keep-alive\n\n"  # a comment line keeps proxies from closing an idle stream
             last_sent = time.monotonic()
         time.sleep(poll)
+
+
+def _architecture(job: Job) -> list:
+    from engine.problem import plan
+
+    return [plan(parse_spec(job.spec)).n_inputs] + [[layer["units"], layer["activation"]] for layer in job.spec["model"]["layers"]]
+
+
+@bp.get("/<int:job_a>/diff/<int:job_b>")
+def diff(job_a: int, job_b: int):
+    """Two runs of the same architecture, step by step: the first recorded step where the loss, a
+    gradient statistic or a weight norm differ by more than `tolerance` (relative), and the final weights."""
+    a, b = _job_or_404(job_a), _job_or_404(job_b)
+    tolerance = request.args.get("tolerance", "1e-9")
+    try:
+        tol = float(tolerance)
+        if not tol >= 0:
+            raise ValueError
+    except ValueError:
+        raise ApiError(400, "Bad request", f"tolerance: must be a number >= 0, got {tolerance!r}", kind="bad-query", field="tolerance") from None
+    arch_a, arch_b = _architecture(a), _architecture(b)
+    if arch_a != arch_b:
+        raise ApiError(422, "Different architectures", f"job {a.id} is {arch_a}, job {b.id} is {arch_b}", kind="different-architectures")
+    series_a, series_b = metrics.read(db(), a.id), metrics.read(db(), b.id)
+    keys = sorted(k for k in set(series_a) & set(series_b)
+                  if k == "loss" or k.startswith(("grad_norm/", "grad_max/", "weight_norm/", "update_ratio/")))
+    first, compared = None, set()
+    for key in keys:
+        (steps_a, values_a), (steps_b, values_b) = series_a[key], series_b[key]
+        common, ia, ib = np.intersect1d(steps_a, steps_b, return_indices=True)
+        compared.update(common.tolist())
+        va, vb = values_a[ia], values_b[ib]
+        rel = np.abs(va - vb) / np.maximum(np.maximum(np.abs(va), np.abs(vb)), 1e-300)
+        bad = np.flatnonzero(rel > tol)
+        if bad.size and (first is None or common[bad[0]] < first["step"]):
+            i = int(bad[0])
+            first = {"step": int(common[i]), "key": key, "a": float(va[i]), "b": float(vb[i]), "relative_difference": float(rel[i])}
+    body: dict[str, Any] = {"a": a.id, "b": b.id, "tolerance": tol, "architecture": arch_a, "keys_compared": keys,
+                            "steps_compared": len(compared), "first_difference": first, "identical": first is None}
+    if a.model and b.model:
+        per_layer = [float(np.max(np.abs(np.array(wa) - np.array(wb)))) for wa, wb in zip(a.model["weights"], b.model["weights"])]
+        body["final_weights"] = {"max_abs_difference": max(per_layer), "per_layer": per_layer}
+    return body
