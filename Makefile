@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: up test bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[local,test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[local,test]' -e ./client
 	touch $(STAMP)
 
 up: $(STAMP)

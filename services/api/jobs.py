@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from engine.inference import predict as engine_predict
 from engine.spec import SpecError, parse_spec
+from engine.trace import format_trace_table
 from services import jobs, metrics, step_arrays
 from services.db import session_factory
 from services.jobs import JobFilter
@@ -159,8 +160,12 @@ def get_gradients(job_id: int):
 
 @bp.get("/<int:job_id>/trace")
 def get_trace(job_id: int):
+    """The trace as JSON, or with `Accept: text/plain` as the post's trace table."""
     _, _, data = _step_array(job_id, "trace")
-    return step_arrays.decode_trace(data)
+    trace = step_arrays.decode_trace(data)
+    if request.accept_mimetypes.best_match(["application/json", "text/plain"]) == "text/plain":
+        return Response(format_trace_table(trace) + "\n", mimetype="text/plain")
+    return trace
 
 
 def _model_or_409(job: Job) -> dict:

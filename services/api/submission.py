@@ -14,7 +14,7 @@ from services.settings import Settings
 from .errors import ApiError
 
 META_FIELDS = ("name", "experiment", "tags")
-NAME_RE = re.compile(r"^[\w.\- :/+=@]{1,200}$")
+NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")  # printable, 1-200 characters
 
 
 @dataclass
@@ -56,9 +56,9 @@ def _meta(body: dict[str, Any]) -> tuple[str | None, str, dict[str, str]]:
     errors = []
     name, experiment, tags = body.get("name"), body.get("experiment", "default"), body.get("tags", {})
     if name is not None and not (isinstance(name, str) and NAME_RE.match(name)):
-        errors.append(("name", "must be 1-200 characters: letters, digits, spaces and . - _ : / + = @"))
+        errors.append(("name", "must be 1-200 printable characters"))
     if not (isinstance(experiment, str) and NAME_RE.match(experiment)):
-        errors.append(("experiment", "must be 1-200 characters: letters, digits, spaces and . - _ : / + = @"))
+        errors.append(("experiment", "must be 1-200 printable characters"))
     if not isinstance(tags, dict) or len(tags) > 50:
         errors.append(("tags", "must be an object of at most 50 string tags, e.g. {\"team\": \"vision\"}"))
     else:

@@ -28,7 +28,7 @@ BAD_SPECS = [
     ("batch too big", {**SEED, "batch_size": 7}, "batch_size", "larger than the 1 training samples"),
     ("weights shape", {**SEED, "model": {**SEED["model"], "weights": [[[0.5, -0.2], [0.3, 0.8]], [[0.6], [-0.4]]]}},
      "model.weights[1]", "expected 1×2"),
-    ("bad name", {**SEED, "name": ""}, "name", "1-200 characters"),
+    ("bad name", {**SEED, "name": ""}, "name", "1-200 printable characters"),
     ("bad tags", {**SEED, "tags": ["a"]}, "tags", "object"),
     ("bad tag value", {**SEED, "tags": {"a": 1}}, "tags.a", "strings"),
     ("missing loss", {k: v for k, v in SEED.items() if k != "loss"}, "loss", "Field required"),

@@ -1,0 +1,214 @@
+"""`Client`: the REST API as Python calls, returning plain data (dicts and lists)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Iterator
+
+import httpx
+
+from .errors import ApiError, ConnectionFailed, error_for
+from .progress import ProgressBar
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+TERMINAL = {"succeeded", "diverged", "failed", "cancelled"}
+
+
+class Metrics(dict):
+    """`{key: {"steps": [...], "values": [...]}}`, with `as_dataframe()` when pandas is installed."""
+
+    def as_dataframe(self):
+        import pandas as pd
+
+        frames = [pd.Series(v["values"], index=v["steps"], name=k) for k, v in self.items()]
+        frame = pd.concat(frames, axis=1) if frames else pd.DataFrame()
+        frame.index.name = "step"
+        return frame
+
+
+class Client:
+    """A connection to a Backprop Lab service. Transient connection errors are retried with backoff."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0, retries: int = 4,
+                 transport: httpx.BaseTransport | None = None):
+        self.url = (url or os.environ.get("BPLAB_URL") or DEFAULT_URL).rstrip("/")
+        headers = {"Accept": "application/json"}
+        token = token or os.environ.get("BPLAB_TOKEN")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.retries = retries
+        # No pooled keep-alive connections: a connection the server closed must not fail a later call.
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport,
+                                  limits=httpx.Limits(max_keepalive_connections=0))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                if attempt == self.retries:
+                    raise ConnectionFailed(f"cannot reach {self.url}: {exc}") from exc
+            else:
+                if response.status_code == 503 and attempt < self.retries:
+                    pass  # the service says it is briefly unavailable: retry
+                elif response.status_code >= 400:
+                    raise error_for(response.status_code, _problem(response))
+                else:
+                    return response
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        raise error_for(response.status_code, _problem(response))
+
+    def _json(self, method: str, path: str, **kwargs) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    # -- jobs -------------------------------------------------------------------------------------
+    def submit(self, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
+        """Submit a job spec (plus `name`, `experiment`, `tags`); returns the queued job."""
+        return self._json("POST", "/api/v1/jobs", json={**spec, **meta})
+
+    def get(self, job_id: int) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/jobs/{job_id}")
+
+    def jobs(self, status: str | None = None, experiment: str | None = None, tag: str | None = None,
+             sweep_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"status": status, "experiment": experiment, "tag": tag, "sweep_id": sweep_id}.items() if v is not None}
+        out, cursor = [], None
+        while len(out) < limit:
+            page = self._json("GET", "/api/v1/jobs", params={**params, "limit": min(500, limit - len(out)),
+                                                              **({"cursor": cursor} if cursor else {})})
+            out += page["jobs"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        return out
+
+    def wait(self, job_id: int, progress: bool | None = None, poll: float = 0.5, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the job ends; a progress bar on a terminal (`progress=None`: only when stderr is one)."""
+        show = sys.stderr.isatty() if progress is None else progress
+        bar = ProgressBar(sys.stderr) if show else None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if bar:
+                bar.update(job["progress"]["step"], job["progress"]["total_steps"], job["progress"]["loss"], job["status"])
+            if job["status"] in TERMINAL:
+                if bar:
+                    bar.close()
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job['status']}")
+            time.sleep(poll)
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/jobs/{job_id}/cancel")
+
+    def metrics(self, job_id: int, keys: list[str] | str | None = None, max_points: int | None = None,
+                start: int | None = None, end: int | None = None) -> Metrics:
+        params: dict[str, Any] = {}
+        if keys:
+            params["keys"] = keys if isinstance(keys, str) else ",".join(keys)
+        for name, value in (("max_points", max_points), ("start", start), ("end", end)):
+            if value is not None:
+                params[name] = value
+        return Metrics(self._json("GET", f"/api/v1/jobs/{job_id}/metrics", params=params))
+
+    def metrics_csv(self, job_id: int, keys: list[str] | str | None = None, max_points: int | None = None) -> str:
+        params: dict[str, Any] = {"keys": keys if isinstance(keys, str) else ",".join(keys)} if keys else {}
+        if max_points is not None:
+            params["max_points"] = max_points
+        return self._request("GET", f"/api/v1/jobs/{job_id}/metrics", params=params, headers={"Accept": "text/csv"}).text
+
+    def metric_keys(self, job_id: int) -> list[str]:
+        return self._json("GET", f"/api/v1/jobs/{job_id}/metrics/keys")["keys"]
+
+    def gradients(self, job_id: int, step: int) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/jobs/{job_id}/gradients", params={"step": step})["gradients"]
+
+    def trace(self, job_id: int, step: int) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/jobs/{job_id}/trace", params={"step": step})
+
+    def trace_table(self, job_id: int, step: int) -> str:
+        """The backward-pass trace of a step as the post's table (plain text)."""
+        return self._request("GET", f"/api/v1/jobs/{job_id}/trace", params={"step": step}, headers={"Accept": "text/plain"}).text
+
+    def model(self, job_id: int) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/jobs/{job_id}/model")
+
+    def predict(self, job_id: int, X: list[list[float]]) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/jobs/{job_id}/predict", json={"X": X})
+
+    def diff(self, job_a: int, job_b: int, tolerance: float = 1e-9) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/jobs/{job_a}/diff/{job_b}", params={"tolerance": tolerance})
+
+    def events(self, job_id: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The job's Server-Sent Events as (event, data) pairs, until the job ends."""
+        with self._http.stream("GET", f"/api/v1/jobs/{job_id}/events", headers={"Accept": "text/event-stream"},
+                               timeout=httpx.Timeout(30.0, read=None)) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise error_for(response.status_code, _problem(response))
+            event = "message"
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    yield event, json.loads(line[6:])
+                    if event == "end":
+                        return
+
+    # -- sweeps -----------------------------------------------------------------------------------
+    def sweep(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Create a sweep (`base`, `space`, `strategy`, `seeds`, `objective`, ...); returns it with its first jobs."""
+        return self._json("POST", "/api/v1/sweeps", json=request)
+
+    def get_sweep(self, sweep_id: int) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/sweeps/{sweep_id}")
+
+    def leaderboard(self, sweep_id: int) -> list[dict[str, Any]]:
+        return self.get_sweep(sweep_id)["leaderboard"]
+
+    def leaderboard_csv(self, sweep_id: int) -> str:
+        return self._request("GET", f"/api/v1/sweeps/{sweep_id}", headers={"Accept": "text/csv"}).text
+
+    def importance(self, sweep_id: int) -> dict[str, float]:
+        return self._json("GET", f"/api/v1/sweeps/{sweep_id}/importance")["importance"]
+
+    def cancel_sweep(self, sweep_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/sweeps/{sweep_id}/cancel")
+
+    def wait_sweep(self, sweep_id: int, progress: bool | None = None, poll: float = 1.0) -> dict[str, Any]:
+        show = sys.stderr.isatty() if progress is None else progress
+        bar = ProgressBar(sys.stderr) if show else None
+        while True:
+            sweep = self.get_sweep(sweep_id)
+            done = sum(n for s, n in sweep["progress"]["by_state"].items() if s in TERMINAL)
+            if bar:
+                bar.update(done, sweep["progress"]["planned_jobs"], None, sweep["status"], unit="jobs")
+            if sweep["status"] != "running":
+                if bar:
+                    bar.close()
+                return sweep
+            time.sleep(poll)
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+        return body if isinstance(body, dict) else {"detail": str(body)}
+    except ValueError:
+        return {"title": response.reason_phrase, "detail": response.text[:500]}
