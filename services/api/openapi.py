@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.spec import JobSpec
 from services.models import JobStatus
+from services.sweeps import SweepRequest
 
 REF = "#/components/schemas/{model}"
 
@@ -25,6 +26,7 @@ def _json(schema: dict, description: str = "OK") -> dict:
 
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+SWEEP_ID = {"name": "sweep_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 STEP = {"name": "step", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}}
 ERRORS = {"404": _problem_response("No such job"), "503": _problem_response("Database unavailable")}
 
@@ -85,6 +87,14 @@ def _schemas() -> dict[str, Any]:
     schemas["MetricSeries"] = {"type": "object", "additionalProperties": {
         "type": "object", "properties": {"steps": {"type": "array", "items": {"type": "integer"}}, "values": NUMBER_LIST},
         "required": ["steps", "values"]}}
+    sweep_schema = SweepRequest.model_json_schema(ref_template=REF)
+    schemas.update(sweep_schema.pop("$defs", {}))
+    schemas["SweepRequest"] = sweep_schema
+    schemas["Sweep"] = {"type": "object", "properties": {
+        "id": {"type": "integer"}, "name": {"type": ["string", "null"]}, "status": {"type": "string", "enum": ["running", "finished", "cancelled"]},
+        "strategy": {"type": "string"}, "progress": {"type": "object"}, "leaderboard": {"type": "array", "items": {"type": "object"}},
+        "importance": {"type": ["object", "null"]}, "jobs": {"type": "array", "items": _ref("Job")}, "links": {"type": "object"}},
+        "required": ["id", "status", "progress", "leaderboard"]}
     return schemas
 
 
@@ -160,6 +170,36 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Server-Sent Events: status, progress, end", "operationId": "jobEvents", "parameters": [JOB_ID],
                 "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                               **ERRORS}}},
+            "/api/v1/jobs/{job_a}/diff/{job_b}": {"get": {
+                "summary": "Compare two runs of the same architecture step by step", "operationId": "diffJobs",
+                "parameters": [{"name": "job_a", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
+                               {"name": "job_b", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
+                               {"name": "tolerance", "in": "query", "schema": {"type": "number", "minimum": 0}}],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "first_difference": {"type": ["object", "null"]}, "identical": {"type": "boolean"},
+                    "steps_compared": {"type": "integer"}, "final_weights": {"type": "object"}}}),
+                    "400": _problem_response("Bad query"), "422": _problem_response("Different architectures"), **ERRORS}}},
+            "/api/v1/sweeps": {
+                "post": {"summary": "Create a sweep", "operationId": "createSweep",
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("SweepRequest")}}},
+                         "responses": {"202": _json(_ref("Sweep"), "Started"), "400": _problem_response("Malformed request"),
+                                       "422": _problem_response("Invalid sweep, invalid point or over a limit"), "503": ERRORS["503"]}},
+                "get": {"summary": "List sweeps, newest first", "operationId": "listSweeps",
+                        "responses": {"200": _json({"type": "object", "properties": {"sweeps": {"type": "array"}}})}},
+            },
+            "/api/v1/sweeps/{sweep_id}": {"get": {
+                "summary": "Progress by state and the leaderboard (CSV with Accept: text/csv)", "operationId": "getSweep",
+                "parameters": [SWEEP_ID],
+                "responses": {"200": {"description": "The sweep", "content": {"application/json": {"schema": _ref("Sweep")},
+                                                                               "text/csv": {"schema": {"type": "string"}}}},
+                              **ERRORS}}},
+            "/api/v1/sweeps/{sweep_id}/cancel": {"post": {
+                "summary": "Cancel a sweep and its unfinished jobs", "operationId": "cancelSweep", "parameters": [SWEEP_ID],
+                "responses": {"202": _json(_ref("Sweep")), "409": _problem_response("Already ended"), **ERRORS}}},
+            "/api/v1/sweeps/{sweep_id}/importance": {"get": {
+                "summary": "Parameter importance for the objective (Optuna)", "operationId": "sweepImportance", "parameters": [SWEEP_ID],
+                "responses": {"200": _json({"type": "object", "properties": {"importance": {"type": "object"}}}),
+                              "409": _problem_response("Not enough results"), **ERRORS}}},
             "/healthz": {"get": {"summary": "Liveness and database reachability", "operationId": "health",
                                  "responses": {"200": _json({"type": "object"}), "503": ERRORS["503"]}}},
         },
