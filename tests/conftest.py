@@ -44,18 +44,25 @@ def database_url(request, tmp_path_factory):
         drop_postgres_database(url)
 
 
+def _running_stack(backend: str, redis_url: str, tmp_path_factory, **kwargs):
+    """A started Stack on a fresh database of `backend`; stopped and dropped afterwards."""
+    url = _database(backend, tmp_path_factory)
+    stack = Stack(url, redis_url, **kwargs)
+    stack.backend = backend
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        if url.startswith("postgresql"):
+            drop_postgres_database(url)
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def stack(request, redis_server, tmp_path_factory):
     """API + one worker on SQLite and on PostgreSQL (session-wide: starting processes is slow)."""
-    url = _database(request.param, tmp_path_factory)
-    stack = Stack(url, redis_server.url, env_overrides={"MAX_PARAMS": "200000", "MAX_STEPS": "2000000", "MAX_SAMPLES": "20000",
-                                                        "MAX_REQUEST_BYTES": "2000000"})
-    stack.backend = request.param
-    stack.start()
-    yield stack
-    stack.stop()
-    if url.startswith("postgresql"):
-        drop_postgres_database(url)
+    yield from _running_stack(request.param, redis_server.url, tmp_path_factory, env_overrides={
+        "MAX_PARAMS": "200000", "MAX_STEPS": "2000000", "MAX_SAMPLES": "20000", "MAX_REQUEST_BYTES": "2000000"})
 
 
 @pytest.fixture
@@ -89,16 +96,10 @@ def mlflow_server():
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def mlflow_stack(request, redis_server, mlflow_server, tmp_path_factory):
     """API, worker and Celery beat mirroring into the real MLflow server."""
-    url = _database(request.param, tmp_path_factory)
-    stack = Stack(url, redis_server.url, beat=True, env_overrides={
+    yield from _running_stack(request.param, redis_server.url, tmp_path_factory, beat=True, env_overrides={
         "MLFLOW_TRACKING_URI": mlflow_server.url, "MLFLOW_UI_URL": "http://mlflow.example:5000",
         "MLFLOW_FLUSH_SECONDS": "0.5", "MLFLOW_BACKFILL_SECONDS": "2", "MLFLOW_MAX_POINTS": str(MAX_POINTS),
         "PUBLIC_URL": "http://bplab.example:8000"})
-    stack.start()
-    yield stack
-    stack.stop()
-    if url.startswith("postgresql"):
-        drop_postgres_database(url)
 
 
 @pytest.fixture

