@@ -212,7 +212,7 @@ def _build_network(spec: JobSpec, n_inputs: int, rng: np.random.Generator, dtype
     return Network(layers, dropout=spec.model.dropout)
 
 
-def traced_steps(spec: JobSpec, total_steps: int) -> set[int] | bool:
+def traced_steps(spec: JobSpec) -> set[int] | bool:
     """Steps whose full trace is recorded: True means every recorded step."""
     trace = spec.record.trace
     return set(trace) if isinstance(trace, list) else trace

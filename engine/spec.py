@@ -8,6 +8,7 @@ size) live in `engine.problem`, which raises the same error type.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -232,13 +233,13 @@ def _join(base: str, sub: str) -> str:
     return base + sub if sub.startswith("[") else f"{base}.{sub}"
 
 
-# Pydantic tags some union members in error locations; they are not part of the document.
-_UNION_TAGS = {"int", "float", "bool", "str", "list[float]", "list[int]", "function-after[_alpha_fits(), Layer]",
-               "constrained-int", "literal['full']", "list[constrained-int]", "list[constrained-int[ge=0]]"}
+# Pydantic names the union member in error locations (`int`, `list[float]`, `function-after[...]`,
+# a model's class name); those are not fields of the document.
+_UNION_TAG = re.compile(r"^(int|float|bool|str|none|constrained-int|[a-z-]+\[.*\]|[A-Z][A-Za-z]+)$")
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(p for p in loc if not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p or "(" in p)))
+    return tuple(p for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p)))
 
 
 def errors_from_validation(exc: ValidationError, prefix: str = "") -> list[tuple[str, str]]:

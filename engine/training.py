@@ -63,7 +63,7 @@ class Trainer:
         self.batch_index = 0  # next batch within the epoch
         self.order: np.ndarray | None = None  # this epoch's sample order (None: data order)
         self.divergence: Divergence | None = None
-        self._traced = traced_steps(self.spec, p.total_steps)
+        self._traced = traced_steps(self.spec)
         self._epoch_X, self._epoch_Y = p.X_train, p.Y_train
         # Running sums over the epoch's batches: train_loss and train_accuracy cost no extra pass.
         self._epoch_sums = [0.0, 0, 0, 0]  # loss x samples, samples, right, counted

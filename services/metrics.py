@@ -74,15 +74,6 @@ def last_points(session: Session, job_id: int) -> dict[str, tuple[int, float]]:
     return {key: (int(np.frombuffer(steps, "<i4")[-1]), float(np.frombuffer(values, "<f8")[-1])) for key, steps, values in rows}
 
 
-def load_chunks(session: Session, job_id: int) -> dict[str, Chunk]:
-    """The last chunk of every key, to continue recording after a restart."""
-    out: dict[str, Chunk] = {}
-    rows = session.execute(select(MetricChunk).where(MetricChunk.job_id == job_id).order_by(MetricChunk.key, MetricChunk.chunk))
-    for (row,) in rows:
-        out[row.key] = Chunk(row.key, row.chunk, np.frombuffer(row.steps, "<i4").tolist(), np.frombuffer(row.values, "<f8").tolist())
-    return out
-
-
 def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
     """At most `max_points` points: the series cut into equal buckets, each keeping its first, min,
     max and last point, so spikes survive."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,9 +43,6 @@ class Settings:
     # The worker writes buffered points this often; each write also reads the cancel flag, so a
     # cancelled job stops within this interval (plus one step).
     flush_seconds: float = field(default_factory=lambda: float(os.environ.get("FLUSH_SECONDS", "0.5")))
-
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def get_settings() -> Settings:
