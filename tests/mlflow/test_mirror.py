@@ -118,3 +118,26 @@ def test_long_series_are_thinned_in_mlflow_but_whole_in_the_store(mlflow_api, ml
     assert len(mirrored) <= MAX_POINTS + 1
     assert mirrored == [p for i, p in enumerate(stored) if i % 3 == 0 or i == 299]
     assert mirrored[-1][0] == 299
+
+
+def test_a_sweep_is_a_parent_run_with_its_jobs_nested(mlflow_api, mlflow_server):
+    experiment = f"nested-{uuid.uuid4().hex[:6]}"
+    body = {"name": "nested", "experiment": experiment, "base": moons(epochs=2), "strategy": "grid",
+            "space": {"optimizer.lr": [0.01, 0.1, 1.0]}, "objective": {"metric": "val_loss", "goal": "minimize"}, "max_parallel": 3}
+    sweep = mlflow_api.post("/api/v1/sweeps", json=body).json()
+    from tests.sweeps.test_sweeps_api import wait_sweep
+
+    done = wait_sweep(mlflow_api, sweep["id"])
+    client = MlflowClient(mlflow_server.url)
+    run_ids = [wait_mirror(mlflow_api, row["jobs"][0])["mlflow"]["run_id"] for row in done["leaderboard"]]
+    parents = {client.get_run(r).data.tags["mlflow.parentRunId"] for r in run_ids}
+    assert len(parents) == 1
+    parent_id = parents.pop()
+    from tests.support.services import wait_for
+
+    wait_for(lambda: client.get_run(parent_id).info.status == "FINISHED", 30, what="the sweep's parent run to finish")
+    parent = client.get_run(parent_id)
+    assert parent.data.tags["sweep_id"] == str(sweep["id"]) and parent.data.params["strategy"] == "grid"
+    importance = mlflow_api.get(f"/api/v1/sweeps/{sweep['id']}/importance").json()["importance"]
+    assert parent.data.metrics["importance/optimizer.lr"] == importance["optimizer.lr"]
+    assert parent.info.status == "FINISHED"
