@@ -61,14 +61,15 @@ class Plan:
     steps_per_epoch: int
 
 
-def plan(spec: JobSpec) -> Plan:
-    """How big a job is, so limits can be enforced before building anything."""
+def plan(spec: JobSpec, n_samples: int | None = None) -> Plan:
+    """How big a job is, so limits can be enforced before building anything. `n_samples` overrides
+    the inline data's length (for callers that parsed a copy without the rows)."""
     data = spec.data
     if data.builtin is not None:
         n = dataset_size(data.builtin, data.n_samples)
         n_inputs = BUILTIN_INPUTS[data.builtin]
     else:
-        n, n_inputs = len(data.X), len(data.X[0])
+        n, n_inputs = n_samples or len(data.X), len(data.X[0])
     widths = [n_inputs] + [layer.units for layer in spec.model.layers]
     n_params = sum(widths[i] * widths[i + 1] + widths[i + 1] for i in range(len(widths) - 1))
     n_train = n - int(round(n * data.validation_split)) if data.validation_split else n

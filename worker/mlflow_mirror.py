@@ -32,8 +32,8 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from sqlalchemy import select, update  # noqa: E402
 
-from engine.problem import build_problem, plan  # noqa: E402
-from engine.spec import parse_spec  # noqa: E402
+from engine.problem import Plan, build_problem, plan  # noqa: E402
+from engine.spec import JobSpec, parse_spec  # noqa: E402
 from services import metrics, mirror, step_arrays  # noqa: E402
 from services.db import session_factory  # noqa: E402
 from services.models import TERMINAL, Job, JobStatus, Sweep  # noqa: E402
@@ -76,17 +76,36 @@ def flatten(value: Any, prefix: str = "") -> dict[str, str]:
     return {prefix: json.dumps(value) if isinstance(value, (list, bool)) or value is None else str(value)}
 
 
+_PARSED: dict[str, tuple[JobSpec, Plan]] = {}
+
+
+def parsed(job: Job) -> tuple[JobSpec, Plan]:
+    """The job's spec and sizes, parsed once per process from a copy without the inline rows and
+    explicit weights: validating megabytes of numbers again would stall training for a second."""
+    key = job_key(job)
+    if key not in _PARSED:
+        raw = job.spec
+        light = dict(raw)
+        n_samples = None
+        if raw["data"].get("X") is not None:
+            n_samples = len(raw["data"]["X"])
+            light["data"] = {**raw["data"], "X": raw["data"]["X"][:1], "y": raw["data"]["y"][:1]}
+        light["model"] = {k: v for k, v in raw["model"].items() if k not in ("weights", "biases")}
+        spec = parse_spec(light)
+        _PARSED[key] = (spec, plan(spec, n_samples))
+    return _PARSED[key]
+
+
 def run_params(job: Job) -> dict[str, str]:
     """Headline params with stable names (for the compare view), then every other spec field."""
-    spec = parse_spec(job.spec)
-    sizes = plan(spec)
+    spec, sizes = parsed(job)
     data = job.spec["data"]
     dataset = data.get("builtin") or f"inline({sizes.n_samples}x{sizes.n_inputs})"
     params = flatten(spec.model_dump(mode="json", exclude_none=True))
     params.update({
         "lr": str(spec.optimizer.lr), "batch_size": str(spec.batch_size), "optimizer": spec.optimizer.name,
         "loss": spec.loss, "architecture": architecture(job.spec, sizes.n_inputs), "hidden_layers": str(len(spec.model.layers) - 1),
-        "init": "explicit" if spec.model.weights is not None else spec.model.init, "seed": str(spec.seed), "dtype": spec.dtype,
+        "init": "explicit" if job.spec["model"].get("weights") is not None else spec.model.init, "seed": str(spec.seed), "dtype": spec.dtype,
         "dataset": dataset, "n_params": str(sizes.n_params),
     })
     params["epochs" if spec.steps is None else "steps"] = str(spec.epochs if spec.steps is None else spec.steps)
@@ -114,21 +133,10 @@ def run_tags(job: Job, settings: Settings) -> dict[str, str]:
     return tags
 
 
-_STRIDES: dict[tuple[str, int], tuple[int, int]] = {}
-
-
 def strides(job: Job, max_points: int) -> tuple[int, int]:
-    """Send every k-th point so a key never exceeds `max_points` in MLflow: (step keys, epoch keys).
-    Computed once per job and process: parsing a spec with inline data costs more than a mirror pass."""
-    cache_key = (job_key(job), max_points)
-    if cache_key not in _STRIDES:
-        _STRIDES[cache_key] = _compute_strides(job, max_points)
-    return _STRIDES[cache_key]
-
-
-def _compute_strides(job: Job, max_points: int) -> tuple[int, int]:
-    sizes = plan(parse_spec(job.spec))
-    every = job.spec.get("record", {}).get("every", 1)
+    """Send every k-th point so a key never exceeds `max_points` in MLflow: (step keys, epoch keys)."""
+    spec, sizes = parsed(job)
+    every = spec.record.every
     step_points = sum(1 for _ in range(0, sizes.total_steps, every)) + (0 if (sizes.total_steps - 1) % every == 0 else 1)
     epoch_points = math.ceil(sizes.total_steps / sizes.steps_per_epoch)
     return max(1, math.ceil(step_points / max_points)), max(1, math.ceil(epoch_points / max_points))
