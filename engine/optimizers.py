@@ -19,8 +19,6 @@ from .spec import Schedule
 
 
 class Optimizer:
-    state_names: tuple[str, ...] = ()
-
     def __init__(self, spec: OptimizerSpec, param: np.ndarray):
         self.spec = spec
         self.t = 0  # optimizer steps taken

@@ -13,11 +13,6 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax")
-INITS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros")
-LOSSES = ("bce", "mse", "cross_entropy")
-OPTIMIZERS = ("sgd", "rmsprop", "adam", "adamw")
-BUILTIN_DATASETS = ("seed", "xor", "moons", "circles", "spiral", "blobs", "iris", "breast_cancer", "digits")
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 # Options each optimizer accepts besides name, lr, weight_decay and clip_norm (PyTorch's names).
@@ -270,9 +265,3 @@ def parse_spec(document: Any) -> JobSpec:
         return JobSpec.model_validate(document)
     except ValidationError as exc:
         raise SpecError(errors_from_validation(exc)) from None
-
-
-def spec_json_schema() -> dict[str, Any]:
-    """The JSON Schema of the job spec, published in the API's OpenAPI document."""
-    return JobSpec.model_json_schema(ref_template="#/components/schemas/{model}")
-

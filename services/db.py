@@ -38,6 +38,3 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
 
-
-def is_postgres(url: str) -> bool:
-    return url.startswith("postgresql")

@@ -107,16 +107,6 @@ def finish(session: Session, job_id: int, lease: str, status: JobStatus, *, summ
     return result.rowcount == 1
 
 
-def fail_unclaimed(session: Session, job_id: int, error: dict) -> bool:
-    """queued -> failed, for a job that cannot even start (its spec no longer builds)."""
-    result = session.execute(
-        update(Job).where(Job.id == job_id, Job.status == JobStatus.queued.value)
-        .values(status=JobStatus.failed.value, error=error, finished_at=utcnow())
-    )
-    session.commit()
-    return result.rowcount == 1
-
-
 def cancel(session: Session, job_id: int) -> str:
     """Cancel: a queued job at once (it never starts), a running one by flag (its worker stops
     within a second and keeps what it recorded). Returns the job's status afterwards."""

@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from .models import CHUNK_POINTS, TERMINAL, Job, MetricChunk, utcnow
+from .models import CHUNK_POINTS, TERMINAL_VALUES, Job, MetricChunk, utcnow
 
 LOCK_SECONDS = 120
 
@@ -73,7 +73,7 @@ def points_after(session: Session, job_id: int, cursor: dict[str, int]) -> dict[
 def jobs_to_backfill(session: Session, limit: int = 50) -> list[int]:
     """Ended jobs whose mirror is behind and not being written right now."""
     now = utcnow()
-    query = (select(Job.id).where(Job.mirror_state == "pending", Job.status.in_([s.value for s in TERMINAL]),
+    query = (select(Job.id).where(Job.mirror_state == "pending", Job.status.in_(sorted(TERMINAL_VALUES)),
                                   or_(Job.mirror_lock.is_(None), Job.mirror_lock_until < now))
              .order_by(Job.id).limit(limit))
     return list(session.scalars(query))

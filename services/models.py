@@ -42,12 +42,9 @@ class JobStatus(str, enum.Enum):
     failed = "failed"
     cancelled = "cancelled"
 
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL
-
 
 TERMINAL = {JobStatus.succeeded, JobStatus.diverged, JobStatus.failed, JobStatus.cancelled}
+TERMINAL_VALUES = frozenset(s.value for s in TERMINAL)  # as stored in jobs.status
 
 
 class Job(Base):

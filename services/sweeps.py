@@ -25,10 +25,9 @@ from sqlalchemy.orm import Session
 from engine.spec import SpecError, errors_from_validation
 
 from . import jobs
-from .models import TERMINAL, Job, JobStatus, Sweep, utcnow
+from .models import TERMINAL_VALUES, Job, JobStatus, Sweep, utcnow
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-TERMINAL_VALUES = {s.value for s in TERMINAL}
 PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 
 
@@ -176,7 +175,7 @@ def corner_points(request: SweepRequest) -> list[dict[str, Any]]:
     points = []
     for path, dim in request.space.items():
         values = dim if isinstance(dim, list) else dim.choice if isinstance(dim, Choice) else list(
-            getattr(dim, "log_uniform", None) or getattr(dim, "uniform", None) or getattr(dim, "int"))
+            getattr(dim, "log_uniform", None) or getattr(dim, "uniform", None) or dim.int)
         points += [{path: v} for v in values]
     return points
 
@@ -285,7 +284,7 @@ def advance(session: Session, sweep_id: int, database_url: str, enqueue: Callabl
                 session.commit()
             all_jobs = session.scalar(select(func.count()).select_from(Job).where(Job.sweep_id == sweep_id))
             ended = session.scalar(select(func.count()).select_from(Job).where(Job.sweep_id == sweep_id,
-                                                                               Job.status.in_(TERMINAL_VALUES)))
+                                                                               Job.status.in_(sorted(TERMINAL_VALUES))))
             if sweep.trials_created >= sweep.n_trials and ended == all_jobs:
                 sweep.status, sweep.finished_at = "finished", utcnow()
                 sweep.importance = importance(study)
@@ -337,7 +336,7 @@ def report(database_url: str, sweep: Sweep, trial_number: int, step: int, value:
 def cancel(session: Session, sweep_id: int) -> None:
     session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == "running").values(status="cancelled", finished_at=utcnow()))
     session.commit()
-    for job_id in session.scalars(select(Job.id).where(Job.sweep_id == sweep_id, Job.status.notin_(TERMINAL_VALUES))):
+    for job_id in session.scalars(select(Job.id).where(Job.sweep_id == sweep_id, Job.status.notin_(sorted(TERMINAL_VALUES)))):
         jobs.cancel(session, job_id)
 
 

@@ -36,7 +36,7 @@ from engine.problem import Plan, build_problem, plan  # noqa: E402
 from engine.spec import JobSpec, parse_spec  # noqa: E402
 from services import metrics, mirror, step_arrays  # noqa: E402
 from services.db import session_factory  # noqa: E402
-from services.models import TERMINAL, Job, JobStatus, Sweep  # noqa: E402
+from services.models import TERMINAL_VALUES, Job, JobStatus, Sweep  # noqa: E402
 from services.settings import Settings  # noqa: E402
 
 from . import plots  # noqa: E402
@@ -181,7 +181,7 @@ def _mirror(session, job_id: int, token: str, settings: Settings) -> str:
         experiment_id, run_id = _ensure_run(client, session, job, settings)
         mirror.save(session, job_id, token, mlflow_experiment_id=experiment_id, mlflow_run_id=run_id)
         session.refresh(job)
-    ended = job.status in {s.value for s in TERMINAL}
+    ended = job.status in TERMINAL_VALUES
     cursor = dict(job.mirror_cursor or {})
     sent = job.mirror_points
     timestamp = created_ms(job)  # fixed per job: a point sent twice is stored once

@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import httpx
 
-from .errors import ApiError, ConnectionFailed, error_for
+from .errors import ConnectionFailed, error_for
 from .progress import ProgressBar
 
 DEFAULT_URL = "http://127.0.0.1:8000"

@@ -30,7 +30,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.url_map.converters["id"] = IdConverter
     settings: Settings = (config or {}).get("SETTINGS") or get_settings()
-    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_request_bytes, JSON_SORT_KEYS=False)
+    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_request_bytes)
     app.config.update(config or {})
     app.json.sort_keys = False
     app.teardown_appcontext(close_db)

@@ -17,7 +17,7 @@ from engine.trace import format_trace_table
 from services import jobs, metrics, step_arrays
 from services.db import session_factory
 from services.jobs import JobFilter
-from services.models import TERMINAL, Job, JobStatus
+from services.models import TERMINAL_VALUES, Job, JobStatus
 from services.queue import enqueue_training
 
 from .errors import ApiError
@@ -107,7 +107,7 @@ def get_job(job_id: int):
 def cancel_job(job_id: int):
     """A queued job never starts; a running one stops within a second and keeps its points."""
     job = _job_or_404(job_id)
-    if job.status in {s.value for s in TERMINAL}:
+    if job.status in TERMINAL_VALUES:
         raise ApiError(409, "Conflict", f"job {job_id} already ended ({job.status})", kind="already-ended", status_now=job.status)
     jobs.cancel(db(), job_id)
     db().expire_all()
@@ -221,7 +221,7 @@ def _event_stream(sessions, job_id: int, poll: float, timeout: float) -> Iterato
         with sessions() as session:
             job = session.get(Job, job_id)
             status, step, total, loss = job.status, job.step, job.total_steps, job.last_loss
-            final = job_json(job, with_spec=False) if status in {s.value for s in TERMINAL} else None
+            final = job_json(job, with_spec=False) if status in TERMINAL_VALUES else None
         if status != last_status:
             yield _sse("status", {"id": job_id, "status": status})
             last_status, last_sent = status, time.monotonic()
