@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from .models import MetricChunk
+from .models import CHUNK_POINTS, MetricChunk
 from .upsert import upsert
 
 
@@ -32,6 +32,27 @@ class Chunk:
 def write_chunks(session: Session, job_id: int, chunks: list[Chunk]) -> None:
     """Insert or replace chunks (the caller commits)."""
     upsert(session, MetricChunk, [c.row(job_id) for c in chunks if c.steps], ["job_id", "key", "chunk"])
+
+
+def truncate(session: Session, job_id: int, step: int) -> list[Chunk]:
+    """Forget the points at or after `step`, and return each key's last chunk as it now stands, for
+    recording to go on filling it (the caller commits)."""
+    session.execute(delete(MetricChunk).where(MetricChunk.job_id == job_id, MetricChunk.first_step >= step))
+    last = (select(MetricChunk.key, func.max(MetricChunk.chunk).label("chunk")).where(MetricChunk.job_id == job_id)
+            .group_by(MetricChunk.key).subquery())
+    rows = session.execute(select(MetricChunk.key, MetricChunk.chunk, MetricChunk.steps, MetricChunk.values).join(
+        last, (MetricChunk.key == last.c.key) & (MetricChunk.chunk == last.c.chunk)).where(MetricChunk.job_id == job_id))
+    tails = []
+    for key, index, steps_raw, values_raw in rows:
+        steps = np.frombuffer(steps_raw, "<i4")
+        keep = int(np.searchsorted(steps, step))  # steps ascend within a chunk
+        chunk = Chunk(key, index, steps[:keep].tolist(), np.frombuffer(values_raw, "<f8")[:keep].tolist())
+        if keep < steps.size:
+            write_chunks(session, job_id, [chunk])
+        if len(chunk.steps) == CHUNK_POINTS:
+            chunk = Chunk(key, index + 1)
+        tails.append(chunk)
+    return tails
 
 
 def keys(session: Session, job_id: int) -> list[str]:

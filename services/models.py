@@ -24,6 +24,7 @@ NAMING_CONVENTION = {
 }
 
 CHUNK_POINTS = 1000
+LOCAL_OWNER = "local"  # the owner of everything while AUTH=off
 
 
 def utcnow() -> datetime:
@@ -57,14 +58,20 @@ class Job(Base):
     sweep_trial: Mapped[int | None] = mapped_column(Integer)  # the Optuna trial (one point of the search space)
     sweep_seed: Mapped[int | None] = mapped_column(Integer)  # which replica of the point (0 .. seeds-1)
     sweep_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the point: dotted path -> value
+    owner: Mapped[str] = mapped_column(String(200), index=True, default=LOCAL_OWNER, server_default=LOCAL_OWNER)
     status: Mapped[str] = mapped_column(String(16), index=True, default=JobStatus.queued.value)
-    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)  # attempts started (the reaper requeues up to MAX_ATTEMPTS)
     lease: Mapped[str | None] = mapped_column(String(36))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempt_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # Seconds of training per attempt: past the soft limit the worker stops the job, past the hard
+    # limit the reaper ends it even if its worker is stuck.
+    soft_time_limit: Mapped[int | None] = mapped_column(Integer)
+    hard_time_limit: Mapped[int | None] = mapped_column(Integer)
     step: Mapped[int] = mapped_column(Integer, default=0)  # optimizer steps done (progress)
     total_steps: Mapped[int] = mapped_column(Integer)
     n_params: Mapped[int] = mapped_column(Integer)
@@ -140,6 +147,56 @@ class StepArray(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class Dispatch(Base):
+    """The outbox: a queued job to hand to the broker. Written in the transaction that queues the job,
+    deleted in the one that claims it, so a job queued while Redis is down (or whose message a
+    restarted Redis lost) is sent again until a worker has it."""
+
+    __tablename__ = "dispatches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # last handed to the broker
+
+
+class Checkpoint(Base):
+    """A running job's full training state (an .npz, no pickle) after `step` steps; its points up to
+    that step are stored with it in one transaction, so a retry resumes exactly there."""
+
+    __tablename__ = "checkpoints"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as its SHA-256; `owner` owns what is submitted with it."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` an owner used: the request it came with (a hash) and what it created."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path and canonical JSON body
+    resource: Mapped[str] = mapped_column(String(16))  # "job" | "sweep"
+    resource_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
 
 class Sweep(Base):
     """A set of jobs exploring a search space; Optuna's study (in this database) decides the points."""
@@ -148,6 +205,7 @@ class Sweep(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(200), index=True, default=LOCAL_OWNER, server_default=LOCAL_OWNER)
     experiment: Mapped[str] = mapped_column(String(200), default="default")
     strategy: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running | finished | cancelled

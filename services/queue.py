@@ -33,15 +33,31 @@ def celery_config(settings: Settings) -> dict:
     }
 
 
+def maintenance_queue(settings: Settings) -> str:
+    """Periodic work (reaper, outbox, back-fill) has its own queue, so it never waits behind training."""
+    return f"{settings.queue}.maintenance"
+
+
 @functools.lru_cache(maxsize=4)
 def producer(settings: Settings | None = None) -> Celery:
-    """A Celery app used only to send tasks by name (the API never imports task code)."""
-    app = Celery("bplab-api")
+    """A Celery app used only to send tasks by name (the API never imports task code).
+
+    It fails fast when the broker is down (one quick reconnect, no publish retries): the job is
+    already safe in the outbox, and a request must not hang on Redis."""
+    app = Celery("bplab-producer")
     app.conf.update(celery_config(settings or get_settings()))
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "max_retries": 1, "interval_start": 0,
+                                         "interval_step": 0.2, "socket_connect_timeout": 2, "socket_timeout": 5}
     return app
 
 
-def enqueue_training(job_id: int, settings: Settings | None = None) -> None:
-    """Hand `train_job(job_id)` to the broker."""
-    settings = settings or get_settings()
-    producer(settings).send_task(TRAIN_TASK, args=[job_id], queue=settings.queue)
+def enqueue_training(job_id: int, settings: Settings, hard_time_limit: int | None = None) -> None:
+    """Hand `train_job(job_id)` to the broker once; raises if the broker does not take it."""
+    options = {"time_limit": hard_time_limit} if hard_time_limit else {}
+    producer(settings).send_task(TRAIN_TASK, args=[job_id], queue=settings.queue, retry=False, **options)
+
+
+def queued_messages(settings: Settings) -> int:
+    """Messages waiting in the training queue (not those a worker holds)."""
+    with producer(settings).connection_for_write() as conn:
+        return conn.default_channel.queue_declare(queue=settings.queue, durable=True, auto_delete=False).message_count

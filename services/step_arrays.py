@@ -8,7 +8,7 @@ import zlib
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .models import StepArray
@@ -47,3 +47,8 @@ def read(session: Session, job_id: int, kind: str, step: int) -> bytes | None:
 
 def steps(session: Session, job_id: int, kind: str) -> list[int]:
     return list(session.scalars(select(StepArray.step).where(StepArray.job_id == job_id, StepArray.kind == kind).order_by(StepArray.step)))
+
+
+def truncate(session: Session, job_id: int, step: int) -> None:
+    """Forget what was recorded at or after `step` (a retry records it again)."""
+    session.execute(delete(StepArray).where(StepArray.job_id == job_id, StepArray.step >= step))

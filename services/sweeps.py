@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 from engine.spec import SpecError, errors_from_validation
 
 from . import jobs
-from .models import TERMINAL_VALUES, Job, JobStatus, Sweep, utcnow
+from .models import LOCAL_OWNER, TERMINAL_VALUES, Job, JobStatus, Sweep, utcnow
+from .time_limits import TimeLimits, TimeLimitsRequest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
@@ -76,6 +77,7 @@ class SweepRequest(_Strict):
     max_parallel: int = Field(default=4, ge=1, le=1000)
     early_stop: EarlyStop | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    time_limits: TimeLimitsRequest | None = None  # for each of its jobs
 
     @model_validator(mode="after")
     def _fits_strategy(self) -> "SweepRequest":
@@ -226,9 +228,12 @@ def load_study(sweep: Sweep, database_url: str) -> optuna.Study:
                                direction=request.objective.goal, load_if_exists=True)
 
 
-def create_sweep(session: Session, request: SweepRequest) -> Sweep:
-    sweep = Sweep(name=request.name, experiment=request.experiment, strategy=request.strategy, status="running",
-                  request=request.model_dump(mode="json"), n_trials=request.n_trials, seeds=request.seeds,
+def create_sweep(session: Session, request: SweepRequest, time_limits: TimeLimits, owner: str = LOCAL_OWNER) -> Sweep:
+    """Insert a running sweep whose jobs will get `time_limits` (the caller commits)."""
+    stored = request.model_dump(mode="json")
+    stored["time_limits"] = {"soft_seconds": time_limits.soft, "hard_seconds": time_limits.hard}
+    sweep = Sweep(name=request.name, owner=owner, experiment=request.experiment, strategy=request.strategy, status="running",
+                  request=stored, n_trials=request.n_trials, seeds=request.seeds,
                   max_parallel=request.max_parallel, objective_metric=request.objective.metric,
                   objective_goal=request.objective.goal, created_at=utcnow(), trials_created=0)
     session.add(sweep)
@@ -376,7 +381,9 @@ def job_factory(session: Session) -> Callable[..., Job]:
     def create(spec: dict, *, sweep: Sweep, trial: int, seed_index: int, params: dict) -> Job:
         sizes = plan(parse_spec(spec))
         request = sweep.request
-        return jobs.create_job(session, spec, total_steps=sizes.total_steps, n_params=sizes.n_params,
+        limits = request.get("time_limits")
+        return jobs.create_job(session, spec, total_steps=sizes.total_steps, n_params=sizes.n_params, owner=sweep.owner,
+                               time_limits=TimeLimits(limits["soft_seconds"], limits["hard_seconds"]) if limits else None,
                                name=f"{sweep.name or f'sweep-{sweep.id}'}-t{trial}-s{seed_index}", experiment=sweep.experiment,
                                tags=request.get("tags") or {}, sweep_id=sweep.id, sweep_trial=trial, sweep_seed=seed_index,
                                sweep_params=params)

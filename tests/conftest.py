@@ -58,6 +58,12 @@ def _running_stack(backend: str, redis_url: str, tmp_path_factory, **kwargs):
             drop_postgres_database(url)
 
 
+def fault_backend() -> str:
+    """The store the fault tests run on: PostgreSQL (as in production, and always in CI), or SQLite
+    where this machine has no PostgreSQL (said in the test's id)."""
+    return "postgresql" if postgres_available() or os.environ.get("REQUIRE_POSTGRES") == "1" else "sqlite"
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def stack(request, redis_server, tmp_path_factory):
     """API + one worker on SQLite and on PostgreSQL (session-wide: starting processes is slow)."""

@@ -1,19 +1,30 @@
-"""The Celery app: `celery -A worker.app worker` (and `celery -A worker.app beat` for periodic tasks)."""
+"""The Celery apps.
+
+`celery -A worker.app worker` trains jobs (the training queue). `celery -A worker.maintenance
+worker -B` runs Celery beat and the periodic work it schedules on a queue of its own, so the reaper
+and the outbox never wait behind training.
+"""
 
 from __future__ import annotations
 
 from celery import Celery
 
-from services.queue import celery_config
+from services.queue import celery_config, maintenance_queue
 from services.settings import get_settings
 
 settings = get_settings()
 celery_app = Celery("bplab")
 celery_app.conf.update(celery_config(settings))
 celery_app.conf.imports = ("worker.tasks",)
-# `celery -A worker.app beat`: the MLflow back-fill for jobs whose mirror fell behind, and a sweep top-up.
+
+
+def _periodic(task: str, seconds: float) -> dict:
+    # `expires`: a tick that waited longer than its period is dropped; the next one does the same work.
+    return {"task": task, "schedule": seconds, "options": {"queue": maintenance_queue(settings), "expires": seconds}}
+
+
 celery_app.conf.beat_schedule = {
-    "mlflow-backfill": {"task": "worker.tasks.mirror_pending", "schedule": settings.mlflow_backfill_seconds,
-                        "options": {"queue": settings.queue, "expires": settings.mlflow_backfill_seconds}},
-    "sweeps": {"task": "worker.tasks.advance_sweeps", "schedule": 30.0, "options": {"queue": settings.queue, "expires": 30}},
+    "reaper-and-outbox": _periodic("worker.tasks.reap_and_dispatch", settings.reaper_seconds),
+    "mlflow-backfill": _periodic("worker.tasks.mirror_pending", settings.mlflow_backfill_seconds),
+    "sweeps": _periodic("worker.tasks.advance_sweeps", 30.0),
 }

@@ -1,20 +1,24 @@
 """Buffers the trainer's step records and writes them to the store in batches.
 
-A flush is one transaction: the changed metric chunks, any full gradients and traces, and the
-job's progress, fenced by the job's lease. A worker that lost its lease writes nothing.
+A flush is one transaction: the changed metric chunks, any full gradients and traces, the job's
+progress and (every CHECKPOINT_EVERY steps) the trainer's checkpoint, fenced by the job's lease. A
+worker that lost its lease writes nothing. So the store always holds exactly the points up to the
+last checkpoint or beyond; a retry cuts them back to the checkpoint's step and records on from there.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.training import StepRecord
-from services import jobs, metrics, step_arrays
+from services import checkpoints, jobs, metrics, step_arrays
 from services.metrics import Chunk
 from services.models import CHUNK_POINTS
+from services.retry import retry_db
 
 
 class LeaseLost(RuntimeError):
@@ -27,9 +31,10 @@ class FlushResult:
 
 
 class Recorder:
-    def __init__(self, sessions: sessionmaker[Session], job_id: int, lease: str, flush_seconds: float):
+    def __init__(self, sessions: sessionmaker[Session], job_id: int, lease: str, flush_seconds: float,
+                 db_retry_seconds: float = 60.0):
         self.sessions, self.job_id, self.lease = sessions, job_id, lease
-        self.flush_seconds = flush_seconds
+        self.flush_seconds, self.db_retry_seconds = flush_seconds, db_retry_seconds
         self.current: dict[str, Chunk] = {}
         self.full: list[Chunk] = []
         self.dirty: set[str] = set()
@@ -61,12 +66,35 @@ class Recorder:
     def due(self) -> bool:
         return time.monotonic() - self.last_flush >= self.flush_seconds
 
-    def flush(self) -> FlushResult:
-        """Write what is buffered and the progress, in one transaction fenced by the lease."""
+    def resume(self, step: int) -> None:
+        """Continue a job an earlier attempt recorded: drop its points at or after `step` (where the
+        checkpoint, or the start, puts training back) and carry on filling its last chunks."""
+        retry_db(lambda: self._resume(step), self.db_retry_seconds, f"job {self.job_id}: resume")
+
+    def _resume(self, step: int) -> None:
+        with self.sessions() as session:
+            if jobs.progress(session, self.job_id, self.lease, step, None) is None:
+                session.rollback()
+                raise LeaseLost(f"job {self.job_id} is no longer leased to this worker")
+            self.current = {chunk.key: chunk for chunk in metrics.truncate(session, self.job_id, step)}
+            self.dirty = set()
+            step_arrays.truncate(session, self.job_id, step)
+            session.commit()
+        self.step = step
+
+    def flush(self, checkpoint: dict[str, Any] | None = None) -> FlushResult:
+        """Write what is buffered, the progress and `checkpoint` (a trainer's state after the last
+        added step), in one transaction fenced by the lease; retried while the database is away."""
+        return retry_db(lambda: self._flush(checkpoint), self.db_retry_seconds, f"job {self.job_id}: flush")
+
+    def _flush(self, checkpoint: dict[str, Any] | None) -> FlushResult:
         chunks = self.full + [self.current[k] for k in self.dirty]
         with self.sessions() as session:
             metrics.write_chunks(session, self.job_id, chunks)
             step_arrays.write(session, self.job_id, self.arrays)
+            if checkpoint is not None:
+                assert checkpoint["step"] == self.step, "a checkpoint goes with the points up to its step"
+                checkpoints.save(session, self.job_id, checkpoint)
             cancel = jobs.progress(session, self.job_id, self.lease, self.step, self.last_loss)
             if cancel is None:
                 session.rollback()

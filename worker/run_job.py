@@ -1,19 +1,27 @@
-"""The glue between the store and the engine: claim a job, train it, record it, finish it."""
+"""The glue between the store and the engine: claim a job, train it, record it, finish it.
+
+A retried job (its earlier worker vanished) resumes from its checkpoint, after the recorder has cut
+the stored points back to the checkpoint's step, so the points and weights equal those of one
+uninterrupted run.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 from engine.spec import SpecError
 from engine.training import Trainer, summarize
-from services import jobs, metrics
+from services import checkpoints, jobs, metrics
 from services.db import session_factory
 from services.models import JobStatus
+from services.retry import retry_db
 from services.settings import Settings
 
+from .heartbeat import Heartbeat
 from .mlflow_mirror import LiveMirror, mirror_job
 from .sweep_glue import EarlyStopping, advance_sweep_and_mirror
 from .recorder import LeaseLost, Recorder
@@ -24,25 +32,33 @@ logger = logging.getLogger(__name__)
 def run_job(job_id: int, settings: Settings) -> str:
     """Train job `job_id` if it is queued. Returns the final status (or why nothing was done)."""
     sessions = session_factory(settings.database_url)
+    lease = retry_db(lambda: _claim(sessions, job_id), settings.db_retry_seconds, f"job {job_id}: claim")
     with sessions() as session:
-        lease = jobs.claim(session, job_id)
-        if lease is None:
+        if lease is None:  # a duplicate delivery, or a job that ended or was cancelled while queued
             job = jobs.get_job(session, job_id)
             return f"not started: job is {job.status if job else 'missing'}"
         job = jobs.get_job(session, job_id)
-        spec, sweep_id = job.spec, job.sweep_id
+        spec, sweep_id, attempt, soft_limit = job.spec, job.sweep_id, job.attempt, job.soft_time_limit
         pruning = EarlyStopping.for_job(session, job, settings)
+        checkpoint = checkpoints.load(session, job_id) if attempt > 1 else None
     try:
         trainer = Trainer(spec)
     except SpecError as exc:
         with sessions() as session:
             jobs.finish(session, job_id, lease, JobStatus.failed, error={"reason": "invalid_spec", "message": str(exc)})
         return JobStatus.failed.value
+    if checkpoint is not None:
+        trainer.load_state_dict(checkpoint)
+        logger.info("job %s: attempt %s resumes from its checkpoint at step %s", job_id, attempt, trainer.step)
     started = time.monotonic()  # duration_seconds: the training loop with its recording
-    recorder = Recorder(sessions, job_id, lease, settings.flush_seconds)
+    recorder = Recorder(sessions, job_id, lease, settings.flush_seconds, settings.db_retry_seconds)
+    limits = Limits(settings.checkpoint_every, soft_limit, started)
     try:
-        with LiveMirror(job_id, settings):
-            status, error = _train(trainer, recorder, pruning)
+        with Heartbeat(sessions, job_id, lease, settings.heartbeat_seconds):
+            if attempt > 1:
+                recorder.resume(trainer.step)
+            with LiveMirror(job_id, settings):
+                status, error = _train(trainer, recorder, pruning, limits)
     except LeaseLost:
         logger.warning("job %s: lease lost, stopping without writing", job_id)
         return "lease lost"
@@ -54,18 +70,46 @@ def run_job(job_id: int, settings: Settings) -> str:
             recorder.flush()
         except Exception:  # noqa: BLE001 - keep the original failure
             logger.exception("job %s: could not flush after failure", job_id)
-    with sessions() as session:
-        jobs.finish(session, job_id, lease, status, summary=_summary(session, job_id, trainer, started), error=error,
-                    model=trainer.model())
+    def finish() -> bool:
+        with sessions() as session:
+            return jobs.finish(session, job_id, lease, status, summary=_summary(session, job_id, trainer, started), error=error,
+                               model=trainer.model())
+
+    if not retry_db(finish, settings.db_retry_seconds, f"job {job_id}: finish"):
+        logger.warning("job %s: lease lost before it could finish", job_id)
+        return "lease lost"
     mirror_job(job_id, settings)  # the job has ended; its run gets the last points, artifacts and status
     if sweep_id is not None:
         advance_sweep_and_mirror(sweep_id, settings)
     return status.value
 
 
-def _train(trainer: Trainer, recorder: Recorder, pruning: "EarlyStopping | None") -> tuple[JobStatus, dict[str, Any] | None]:
+def _claim(sessions, job_id: int) -> str | None:
+    with sessions() as session:
+        return jobs.claim(session, job_id)
+
+
+@dataclass(frozen=True)
+class Limits:
+    checkpoint_every: int
+    soft_seconds: int | None
+    started: float  # time.monotonic() when this attempt began training
+
+    def soft_limit_passed(self) -> bool:
+        return self.soft_seconds is not None and time.monotonic() - self.started > self.soft_seconds
+
+
+def _train(trainer: Trainer, recorder: Recorder, pruning: "EarlyStopping | None",
+           limits: Limits) -> tuple[JobStatus, dict[str, Any] | None]:
     for record in trainer:
         recorder.add(record)
+        if trainer.step % limits.checkpoint_every == 0 and trainer.step < trainer.total_steps:
+            if recorder.flush(checkpoint=trainer.state_dict()).cancel_requested:
+                return JobStatus.cancelled, {"reason": "cancelled", "message": f"cancelled at step {trainer.step}"}
+        if limits.soft_limit_passed():
+            recorder.flush()
+            return JobStatus.failed, {"reason": "time_limit", "limit": "soft", "seconds": limits.soft_seconds, "step": trainer.step,
+                                      "message": f"soft time limit of {limits.soft_seconds} s exceeded at step {trainer.step}"}
         if pruning is not None and pruning.metric in record.metrics and pruning.should_stop(record.step, record.metrics[pruning.metric]):
             recorder.flush()
             return JobStatus.cancelled, {"reason": "early_stopped", "message": f"stopped early by the sweep's "

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from services import sweeps
+from services import dispatch, sweeps
 from services.db import session_factory
 from services.models import Job, Sweep
-from services.queue import enqueue_training
 from services.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -43,7 +42,8 @@ class EarlyStopping:
 def advance_sweep_and_mirror(sweep_id: int, settings: Settings) -> None:
     """Tell Optuna what ended, queue new points; when the sweep is over, log it to its parent run."""
     with session_factory(settings.database_url)() as session:
-        sweep = sweeps.advance_sweep(session, sweep_id, settings.database_url, lambda job_id: enqueue_training(job_id, settings))
+        sweep = sweeps.advance_sweep(session, sweep_id, settings.database_url, 
+                                     lambda job_id: dispatch.send(session, [job_id], settings))
         finished = sweep.status == "finished"
     if finished and settings.mlflow_tracking_uri:
         from .mlflow_mirror import finish_sweep_run

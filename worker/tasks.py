@@ -8,7 +8,7 @@ from services.settings import get_settings
 
 from sqlalchemy import select
 
-from services import mirror
+from services import dispatch, jobs, mirror
 from services.db import session_factory
 from services.models import Sweep
 
@@ -48,3 +48,17 @@ def advance_sweeps() -> list[int]:
     for sweep_id in running:
         advance_sweep_and_mirror(sweep_id, settings)
     return running
+
+
+@celery_app.task(name="worker.tasks.reap_and_dispatch")
+def reap_and_dispatch() -> dict:
+    """Requeue or end jobs whose worker vanished or that overran their hard time limit, then hand the
+    outbox's jobs to the broker (run every REAPER_SECONDS by Celery beat)."""
+    settings = get_settings()
+    with session_factory(settings.database_url)() as session:
+        reaped = jobs.reap(session, settings)
+        for job_id, action in reaped.items():
+            logger.warning("reaper: job %s %s", job_id, action)
+        requeued = [job_id for job_id, action in reaped.items() if action == jobs.REQUEUED]
+        sent = dispatch.send(session, requeued, settings) + dispatch.send_pending(session, settings)
+    return {"reaped": {str(k): v for k, v in reaped.items()}, "sent": sent}

@@ -11,7 +11,9 @@ from werkzeug.routing import IntegerConverter
 from services.settings import Settings, get_settings
 
 from . import docs, health, jobs, sweeps
+from .auth import init_auth
 from .errors import register_error_handlers
+from .limits import init_limits
 from .store import close_db
 
 
@@ -34,6 +36,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.json.sort_keys = False
     app.teardown_appcontext(close_db)
+    init_auth(app)  # before the limiter: it counts per authenticated owner
+    init_limits(app)
     for blueprint in (jobs.bp, sweeps.bp, docs.bp, health.bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)

@@ -1,9 +1,11 @@
-"""/healthz: the API is up and can reach its database."""
+"""/healthz: the API is up and can reach its database; how many jobs wait in the outbox."""
 
 from __future__ import annotations
 
 from flask import Blueprint
 from sqlalchemy import text
+
+from services import dispatch
 
 from .store import db
 
@@ -13,4 +15,5 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def health():
     db().execute(text("SELECT 1"))
-    return {"status": "ok", "database": "ok"}
+    # outbox: queued jobs no worker has claimed yet (those not yet handed to the broker among them)
+    return {"status": "ok", "database": "ok", "outbox": dispatch.pending(db())}

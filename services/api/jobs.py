@@ -14,13 +14,15 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 from engine.inference import predict as engine_predict
 from engine.spec import SpecError, parse_spec
 from engine.trace import format_trace_table
-from services import jobs, metrics, step_arrays
+from services import dispatch, jobs, metrics, step_arrays
 from services.db import session_factory
 from services.jobs import JobFilter
 from services.models import TERMINAL_VALUES, Job, JobStatus
-from services.queue import enqueue_training
 
+from .auth import owner
 from .errors import ApiError
+from .idempotent import created, replay_or_none
+from .limits import submission_limit
 from .serialize import job_json
 from .store import db
 from .submission import check_submission, invalid
@@ -43,7 +45,8 @@ def _json_body() -> Any:
 
 
 def _job_or_404(job_id: int) -> Job:
-    job = jobs.get_job(db(), job_id)
+    """The job, if it exists and is the caller's (another owner's job is as absent as a missing one)."""
+    job = jobs.get_job(db(), job_id, owner())
     if job is None:
         raise ApiError(404, "Not found", f"no job {job_id}", kind="not-found")
     return job
@@ -65,18 +68,33 @@ def _int_arg(name: str, default: int | None = None, minimum: int | None = None) 
     return value
 
 
-@bp.post("")
-def submit_job():
-    """Validate, store (queued) and enqueue a job; 202 with the job and its Location."""
-    submission = check_submission(_json_body(), _settings())
-    session = db()
-    job = jobs.create_job(session, submission.spec, total_steps=submission.plan.total_steps, n_params=submission.plan.n_params,
-                          name=submission.name, experiment=submission.experiment, tags=submission.tags)
-    session.commit()
-    enqueue_training(job.id, _settings())
+def _job_response(job: Job, replayed: bool = False) -> Response:
     response = Response(json.dumps(job_json(job)), status=202, mimetype="application/json")
     response.headers["Location"] = url_for("jobs.get_job", job_id=job.id)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+@bp.post("")
+@submission_limit
+def submit_job():
+    """Validate, then store the queued job with its outbox row in one transaction; hand it to the
+    broker (if Redis is down it stays in the outbox and starts later). 202 with the job and its Location."""
+    body = _json_body()
+    prior = replay_or_none(body, "job")
+    if prior is not None:
+        return _job_response(_job_or_404(prior), replayed=True)
+    submission = check_submission(body, _settings())
+    session = db()
+    job = jobs.create_job(session, submission.spec, total_steps=submission.plan.total_steps, n_params=submission.plan.n_params,
+                          owner=owner(), name=submission.name, experiment=submission.experiment, tags=submission.tags,
+                          time_limits=submission.time_limits)
+    prior = created(body, "job", job.id)  # commits the job, its outbox row and the key together
+    if prior is not None:
+        return _job_response(_job_or_404(prior), replayed=True)
+    dispatch.send(session, [job.id], _settings())
+    return _job_response(job)
 
 
 @bp.get("")
@@ -87,7 +105,7 @@ def list_jobs():
         raise ApiError(400, "Bad request", f"status: must be one of {', '.join(STATUSES)}", kind="bad-query", field="status")
     limit = min(_int_arg("limit", 50, minimum=1), 500)
     flt = JobFilter(status=status, experiment=request.args.get("experiment"), tag=request.args.get("tag"),
-                    sweep_id=_int_arg("sweep_id"))
+                    sweep_id=_int_arg("sweep_id"), owner=owner())
     page = jobs.list_jobs(db(), flt, limit + 1, before_id=_int_arg("cursor"))
     body: dict[str, Any] = {"jobs": [job_json(j, with_spec=False) for j in page[:limit]], "next_cursor": None, "links": {}}
     if len(page) > limit:

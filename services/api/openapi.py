@@ -9,6 +9,7 @@ from typing import Any
 from engine.spec import JobSpec
 from services.models import JobStatus
 from services.sweeps import SweepRequest
+from services.time_limits import TimeLimitsRequest
 
 REF = "#/components/schemas/{model}"
 
@@ -30,6 +31,12 @@ JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "
 SWEEP_ID = {"name": "sweep_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}}
 STEP = {"name": "step", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT}}
 ERRORS = {"404": _problem_response("No such job"), "503": _problem_response("Database unavailable")}
+IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
+                   "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+                   "description": "the same key and body return the resource the first request created; another body is a 409"}
+SUBMIT_ERRORS = {"409": _problem_response("Idempotency-Key reused with a different request"),
+                 "429": {**_problem_response("Too many submissions (see Retry-After)"),
+                         "headers": {"Retry-After": {"schema": {"type": "string"}}}}}
 
 NUMBER_LIST = {"type": "array", "items": {"type": "number"}}
 
@@ -45,8 +52,10 @@ def _schemas() -> dict[str, Any]:
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
         "experiment": {"type": "string", "minLength": 1, "maxLength": 200, "default": "default"},
         "tags": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 500}, "maxProperties": 50},
+        "time_limits": _ref("TimeLimitsRequest"),
     })
     schemas["JobSubmission"] = submission
+    schemas["TimeLimitsRequest"] = TimeLimitsRequest.model_json_schema(ref_template=REF)
     schemas["Problem"] = {
         "type": "object",
         "description": "RFC 9457 problem details; `field` names the offending input.",
@@ -99,9 +108,26 @@ def _schemas() -> dict[str, Any]:
     return schemas
 
 
+PUBLIC = {"/healthz"}  # besides the document itself and /docs
+
+
 @functools.lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     """The whole document (built once per process)."""
+    document = _document()
+    document["components"]["securitySchemes"] = {"bearer": {
+        "type": "http", "scheme": "bearer", "description": "a token from `flask --app services.api tokens create NAME` (not needed with AUTH=off)"}}
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if path in PUBLIC:
+                operation["security"] = []
+            else:
+                operation["security"] = [{"bearer": []}]
+                operation["responses"]["401"] = _problem_response("Missing, unknown or revoked token")
+    return document
+
+
+def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Backprop Lab API", "version": "1.0.0",
@@ -109,11 +135,11 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/api/v1/jobs": {
                 "post": {
-                    "summary": "Submit a job", "operationId": "submitJob",
+                    "summary": "Submit a job", "operationId": "submitJob", "parameters": [IDEMPOTENCY_KEY],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("JobSubmission")}}},
                     "responses": {"202": {**_json(_ref("Job"), "Queued"), "headers": {"Location": {"schema": {"type": "string"}}}},
                                   "400": _problem_response("Malformed request"), "413": _problem_response("Request too large"),
-                                  "422": _problem_response("Invalid spec or over a limit"), "503": ERRORS["503"]},
+                                  "422": _problem_response("Invalid spec or over a limit"), "503": ERRORS["503"], **SUBMIT_ERRORS},
                 },
                 "get": {
                     "summary": "List jobs, newest first", "operationId": "listJobs",
@@ -187,10 +213,11 @@ def openapi_document() -> dict[str, Any]:
                     "steps_compared": {"type": "integer"}, "final_weights": {"type": "object"}}}),
                     "400": _problem_response("Bad query"), "422": _problem_response("Different architectures"), **ERRORS}}},
             "/api/v1/sweeps": {
-                "post": {"summary": "Create a sweep", "operationId": "createSweep",
+                "post": {"summary": "Create a sweep", "operationId": "createSweep", "parameters": [IDEMPOTENCY_KEY],
                          "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("SweepRequest")}}},
                          "responses": {"202": _json(_ref("Sweep"), "Started"), "400": _problem_response("Malformed request"),
-                                       "422": _problem_response("Invalid sweep, invalid point or over a limit"), "503": ERRORS["503"]}},
+                                       "422": _problem_response("Invalid sweep, invalid point or over a limit"), "503": ERRORS["503"],
+                                       **SUBMIT_ERRORS}},
                 "get": {"summary": "List sweeps, newest first", "operationId": "listSweeps",
                         "responses": {"200": _json({"type": "object", "properties": {"sweeps": {"type": "array"}}})}},
             },

