@@ -33,8 +33,10 @@ class TimeLimits:
 
 def resolve(requested: Any, settings: Settings, field: str = "time_limits") -> TimeLimits:
     """The limits a job gets; SpecError naming the field when the request is malformed or too high."""
+    if requested is not None and not isinstance(requested, dict):
+        raise SpecError([(field, "must be an object like {\"soft_seconds\": 600, \"hard_seconds\": 900}")])
     try:
-        req = TimeLimitsRequest.model_validate(requested if requested is not None else {})
+        req = TimeLimitsRequest.model_validate(requested or {})
     except ValidationError as exc:
         raise SpecError(errors_from_validation(exc, prefix=field)) from None
     errors = []

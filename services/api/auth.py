@@ -70,13 +70,17 @@ def _host(bind: str) -> str:
         return bind.rsplit(":", 1)[0]
 
 
+class RefusedToStart(RuntimeError):
+    """AUTH=off on an address others can reach."""
+
+
 def check_binds(auth: str, binds: list[str]) -> None:
     """Refuse to serve without authentication on anything but loopback (or a unix socket)."""
     if auth != "off":
         return
     exposed = [b for b in binds if not b.startswith(("unix:", "fd://")) and not is_loopback(_host(b))]
     if exposed:
-        raise SystemExit(f"refusing to start: AUTH=off while listening on {', '.join(exposed)}; "
+        raise RefusedToStart(f"refusing to start: AUTH=off while listening on {', '.join(exposed)}; "
                          "set AUTH=on (and create tokens) or listen on 127.0.0.1 only")
 
 

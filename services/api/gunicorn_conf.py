@@ -1,9 +1,12 @@
 """gunicorn settings hook (`gunicorn -c python:services.api.gunicorn_conf ...`): check the real
 listening addresses before serving, so AUTH=off never listens beyond loopback."""
 
-from services.api.auth import check_binds
+from services.api.auth import RefusedToStart, check_binds
 from services.settings import get_settings
 
 
 def on_starting(server) -> None:
-    check_binds(get_settings().auth, list(server.cfg.bind))
+    try:
+        check_binds(get_settings().auth, list(server.cfg.bind))
+    except RefusedToStart as exc:
+        raise SystemExit(str(exc)) from None

@@ -16,7 +16,7 @@ def _submit_rate() -> str:
     return current_app.config["SETTINGS"].submit_rate_limit
 
 
-submission_limit = limiter.limit(_submit_rate, key_func=owner, scope="submissions")
+submission_limit = limiter.shared_limit(_submit_rate, scope="submissions", key_func=owner)  # jobs and sweeps share it
 
 
 def init_limits(app: Flask) -> None:

@@ -79,6 +79,8 @@ def _schemas() -> dict[str, Any]:
                 "step": {"type": "integer"}, "total_steps": {"type": "integer"}, "fraction": {"type": "number"},
                 "loss": {"type": ["number", "null"]}}},
             "n_params": {"type": "integer"},
+            "time_limits": {"type": "object", "description": "seconds of training per attempt", "properties": {
+                "soft_seconds": {"type": ["integer", "null"]}, "hard_seconds": {"type": ["integer", "null"]}}},
             "summary": {"type": ["object", "null"]}, "error": {"type": ["object", "null"]},
             "cancel_requested": {"type": "boolean"},
             "mlflow": {"type": "object", "description": "the job's MLflow run and how far its mirror got", "properties": {

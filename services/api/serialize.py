@@ -50,6 +50,7 @@ def job_json(job: Job, with_spec: bool = True) -> dict[str, Any]:
         "finished_at": _time(job.finished_at),
         "progress": {"step": job.step, "total_steps": job.total_steps, "fraction": round(fraction, 6), "loss": job.last_loss},
         "n_params": job.n_params,
+        "time_limits": {"soft_seconds": job.soft_time_limit, "hard_seconds": job.hard_time_limit},
         "summary": job.summary,
         "error": job.error,
         "cancel_requested": job.cancel_requested,
