@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from typing import Any, Iterator
 
 import httpx
@@ -77,9 +78,12 @@ class Client:
         return self._request(method, path, **kwargs).json()
 
     # -- jobs -------------------------------------------------------------------------------------
-    def submit(self, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
-        """Submit a job spec (plus `name`, `experiment`, `tags`); returns the queued job."""
-        return self._json("POST", "/api/v1/jobs", json={**spec, **meta})
+    def submit(self, spec: dict[str, Any], idempotency_key: str | None = None, **meta: Any) -> dict[str, Any]:
+        """Submit a job spec (plus `name`, `experiment`, `tags`, `time_limits`); returns the queued job.
+
+        Sent with an `Idempotency-Key` (a new UUID unless given), so a retry after a lost answer
+        returns the same job instead of queueing it twice."""
+        return self._json("POST", "/api/v1/jobs", json={**spec, **meta}, headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
 
     def get(self, job_id: int) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/jobs/{job_id}")
@@ -172,9 +176,10 @@ class Client:
                         return
 
     # -- sweeps -----------------------------------------------------------------------------------
-    def sweep(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Create a sweep (`base`, `space`, `strategy`, `seeds`, `objective`, ...); returns it with its first jobs."""
-        return self._json("POST", "/api/v1/sweeps", json=request)
+    def sweep(self, request: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        """Create a sweep (`base`, `space`, `strategy`, `seeds`, `objective`, ...); returns it with its first jobs.
+        Retried safely, like `submit`."""
+        return self._json("POST", "/api/v1/sweeps", json=request, headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
 
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/sweeps/{sweep_id}")
@@ -209,6 +214,10 @@ class Client:
 def _problem(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
-        return body if isinstance(body, dict) else {"detail": str(body)}
+        problem = body if isinstance(body, dict) else {"detail": str(body)}
     except ValueError:
-        return {"title": response.reason_phrase, "detail": response.text[:500]}
+        problem = {"title": response.reason_phrase, "detail": response.text[:500]}
+    retry_after = response.headers.get("Retry-After")
+    if retry_after and retry_after.isdigit():
+        problem.setdefault("retry_after", int(retry_after))
+    return problem

@@ -31,6 +31,10 @@ class BadRequest(ApiError):
     """400 / 413: the request itself was malformed or too large."""
 
 
+class Unauthorized(ApiError):
+    """401: no token, or an unknown or revoked one (set BPLAB_TOKEN or pass token=)."""
+
+
 class NotFound(ApiError):
     """404."""
 
@@ -44,7 +48,7 @@ class ValidationFailed(ApiError):
 
 
 class RateLimited(ApiError):
-    """429; `retry_after` seconds."""
+    """429; `retry_after`: seconds to wait (from the Retry-After header)."""
 
     @property
     def retry_after(self) -> float | None:
@@ -57,7 +61,7 @@ class ServerError(ApiError):
 
 
 def error_for(status: int, problem: dict[str, Any]) -> ApiError:
-    cls = {400: BadRequest, 413: BadRequest, 404: NotFound, 409: Conflict, 422: ValidationFailed, 429: RateLimited}.get(status)
+    cls = {400: BadRequest, 413: BadRequest, 401: Unauthorized, 404: NotFound, 409: Conflict, 422: ValidationFailed, 429: RateLimited}.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else ApiError
     return cls(status, problem)

@@ -18,7 +18,7 @@ from tests.conftest import BACKENDS, _running_stack, wait_status
 from tests.support.services import ROOT, Stack, free_port, port_open, wait_for
 
 BIN = Path(sys.executable).parent
-RATE = 5  # submissions per minute per owner in this stack
+RATE = 8  # submissions per minute per owner in this stack
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -152,3 +152,18 @@ def test_auth_off_is_refused_unless_the_api_listens_on_loopback(tmp_path, auth, 
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_python_client_with_tokens(auth_stack, tokens):
+    from bplab import Client
+    from bplab.errors import NotFound, Unauthorized
+
+    with Client(auth_stack.url, token=tokens["alice"]) as alice, Client(auth_stack.url, token=tokens["bob"]) as bob, \
+            Client(auth_stack.url, token="bpl_wrong") as nobody:
+        job = alice.submit(moons(), idempotency_key="alice-once")
+        assert alice.submit(moons(), idempotency_key="alice-once")["id"] == job["id"]
+        assert bob.submit(moons(), idempotency_key="alice-once")["id"] != job["id"]  # keys are per owner
+        with pytest.raises(NotFound):
+            bob.get(job["id"])
+        with pytest.raises(Unauthorized):
+            nobody.jobs()
