@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from .models import LOCAL_OWNER, TERMINAL, Checkpoint, Dispatch, Job, JobPayload, JobStatus, JobTag, utcnow
@@ -175,26 +175,30 @@ def reap(session: Session, settings: Settings) -> dict[int, str]:
                                      Job.hard_time_limit, Job.step).where(Job.status == JobStatus.running.value)).all()
     for job_id, lease, attempt, attempt_started, beat, hard, step in running:
         fence = (Job.id == job_id, Job.lease == lease, Job.status == JobStatus.running.value)
-        if hard and _aware(attempt_started) + timedelta(seconds=hard) < now:
+        if hard and attempt_started is not None and _aware(attempt_started) + timedelta(seconds=hard) < now:
             error = {"reason": "time_limit", "limit": "hard", "seconds": hard, "step": step,
                      "message": f"hard time limit of {hard} s exceeded at step {step} (attempt {attempt})"}
             if _end(session, job_id, fence, error, now):
                 done[job_id] = "failed: hard time limit"
-        elif _aware(beat) < silent_since:
+        elif beat is None or _aware(beat) < silent_since:
             if attempt >= settings.max_attempts:
                 error = {"reason": "worker_lost", "attempts": attempt, "step": step,
                          "message": f"its worker stopped responding (no heartbeat for {settings.heartbeat_timeout:g} s) "
                                     f"on each of {attempt} attempts (MAX_ATTEMPTS={settings.max_attempts})"}
-                if _end(session, job_id, (*fence, Job.heartbeat_at < silent_since), error, now):
+                if _end(session, job_id, (*fence, _silent(silent_since)), error, now):
                     done[job_id] = "failed: worker lost"
             else:
-                requeued = session.execute(update(Job).where(*fence, Job.heartbeat_at < silent_since)
+                requeued = session.execute(update(Job).where(*fence, _silent(silent_since))
                                            .values(status=JobStatus.queued.value, lease=None))
                 if requeued.rowcount == 1:
                     session.add(Dispatch(job_id=job_id, created_at=now))
                     done[job_id] = REQUEUED
         session.commit()
     return done
+
+
+def _silent(since: datetime):
+    return or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < since)
 
 
 def _end(session: Session, job_id: int, fence: tuple, error: dict, now: datetime) -> bool:

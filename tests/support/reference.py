@@ -10,7 +10,7 @@ import httpx
 from engine.training import run
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=8)
 def _clean(spec_json: str) -> dict:
     return run(json.loads(spec_json))
 

@@ -249,16 +249,6 @@ class MlflowServer:
         wait_for(self._healthy, 90, interval=0.3, what="mlflow server")
         return self
 
-    def start_maintenance(self) -> subprocess.Popen:
-        """Celery beat with the worker of the periodic tasks (reaper and outbox, MLflow back-fill)."""
-        self.beat_proc = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "worker.maintenance", "worker", "-B", "--concurrency", "1", "--loglevel", "INFO",
-             "--schedule", str(self.logdir / "beat-schedule"), "--hostname", f"maintenance-{uuid.uuid4().hex[:6]}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.env, stdout=open(self.logdir / "maintenance.log", "a"), stderr=subprocess.STDOUT)
-        self.worker_procs.append(self.beat_proc)
-        return self.beat_proc
-
     def _healthy(self) -> bool:
         return answers(self.process, self.url + "/health", self.dir / "server.log")
 
