@@ -36,3 +36,12 @@ def test_compose_has_the_services_with_health_checks():
         assert "healthcheck" in services[name], name
     assert "ports" not in services["worker"]  # scalable: docker compose up --scale worker=4
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_runs_with_auth_on_and_one_maintenance_worker():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    env, services = compose["x-app-env"], compose["services"]
+    assert env["AUTH"] == "on" and env["API_HOST"] == "0.0.0.0"  # AUTH=off would be refused on 0.0.0.0
+    maintenance = services["maintenance"]["command"]
+    assert maintenance[:4] == ["celery", "-A", "worker.maintenance", "worker"] and "-B" in maintenance
+    assert "beat" not in services  # beat runs inside the one maintenance worker
