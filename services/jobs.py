@@ -89,7 +89,7 @@ def claim(session: Session, job_id: int) -> str | None:
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.queued.value)
         .values(status=JobStatus.running.value, lease=lease, attempt=Job.attempt + 1, attempt_started_at=now,
-                heartbeat_at=now, cancel_requested=False)
+                heartbeat_at=now)
     )
     if result.rowcount == 1:
         session.execute(update(Job).where(Job.id == job_id, Job.started_at.is_(None)).values(started_at=now))
@@ -172,8 +172,9 @@ def reap(session: Session, settings: Settings) -> dict[int, str]:
     silent_since = now - timedelta(seconds=settings.heartbeat_timeout)
     done: dict[int, str] = {}
     running = session.execute(select(Job.id, Job.lease, Job.attempt, Job.attempt_started_at, Job.heartbeat_at,
-                                     Job.hard_time_limit, Job.step).where(Job.status == JobStatus.running.value)).all()
-    for job_id, lease, attempt, attempt_started, beat, hard, step in running:
+                                     Job.hard_time_limit, Job.step, Job.cancel_requested)
+                              .where(Job.status == JobStatus.running.value)).all()
+    for job_id, lease, attempt, attempt_started, beat, hard, step, cancel_requested in running:
         fence = (Job.id == job_id, Job.lease == lease, Job.status == JobStatus.running.value)
         if hard and attempt_started is not None and _aware(attempt_started) + timedelta(seconds=hard) < now:
             error = {"reason": "time_limit", "limit": "hard", "seconds": hard, "step": step,
@@ -181,7 +182,11 @@ def reap(session: Session, settings: Settings) -> dict[int, str]:
             if _end(session, job_id, fence, error, now):
                 done[job_id] = "failed: hard time limit"
         elif beat is None or _aware(beat) < silent_since:
-            if attempt >= settings.max_attempts:
+            if cancel_requested:  # its user wanted it stopped anyway
+                error = {"reason": "cancelled", "step": step, "message": f"cancelled at step {step} (its worker had stopped responding)"}
+                if _end(session, job_id, (*fence, _silent(silent_since)), error, now, JobStatus.cancelled):
+                    done[job_id] = "cancelled"
+            elif attempt >= settings.max_attempts:
                 error = {"reason": "worker_lost", "attempts": attempt, "step": step,
                          "message": f"its worker stopped responding (no heartbeat for {settings.heartbeat_timeout:g} s) "
                                     f"on each of {attempt} attempts (MAX_ATTEMPTS={settings.max_attempts})"}
@@ -201,9 +206,9 @@ def _silent(since: datetime):
     return or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < since)
 
 
-def _end(session: Session, job_id: int, fence: tuple, error: dict, now: datetime) -> bool:
-    result = session.execute(update(Job).where(*fence).values(status=JobStatus.failed.value, error=error, finished_at=now,
-                                                              lease=None))
+def _end(session: Session, job_id: int, fence: tuple, error: dict, now: datetime,
+         status: JobStatus = JobStatus.failed) -> bool:
+    result = session.execute(update(Job).where(*fence).values(status=status.value, error=error, finished_at=now, lease=None))
     if result.rowcount == 1:
         session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
     return result.rowcount == 1

@@ -18,7 +18,7 @@ from engine.training import Trainer, summarize
 from services import checkpoints, jobs, metrics
 from services.db import session_factory
 from services.models import JobStatus
-from services.retry import retry_db
+from services.retry import TRANSIENT, retry_db
 from services.settings import Settings
 
 from .heartbeat import Heartbeat
@@ -62,6 +62,9 @@ def run_job(job_id: int, settings: Settings) -> str:
     except LeaseLost:
         logger.warning("job %s: lease lost, stopping without writing", job_id)
         return "lease lost"
+    except TRANSIENT:  # the database stayed away longer than DB_RETRY_SECONDS: not the job's fault
+        logger.exception("job %s: database unavailable; the reaper will requeue it from its checkpoint", job_id)
+        return "database unavailable"
     except Exception as exc:  # the job fails, the worker lives on
         logger.exception("job %s failed", job_id)
         status, error = JobStatus.failed, {"reason": "exception", "message": f"{type(exc).__name__}: {exc}",
@@ -70,6 +73,7 @@ def run_job(job_id: int, settings: Settings) -> str:
             recorder.flush()
         except Exception:  # noqa: BLE001 - keep the original failure
             logger.exception("job %s: could not flush after failure", job_id)
+
     def finish() -> bool:
         with sessions() as session:
             return jobs.finish(session, job_id, lease, status, summary=_summary(session, job_id, trainer, started), error=error,
@@ -91,6 +95,8 @@ def _claim(sessions, job_id: int) -> str | None:
 
 @dataclass(frozen=True)
 class Limits:
+    """When the training loop checkpoints, and when it must stop."""
+
     checkpoint_every: int
     soft_seconds: int | None
     started: float  # time.monotonic() when this attempt began training

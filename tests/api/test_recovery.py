@@ -181,3 +181,19 @@ def test_resume_without_the_lease_writes_nothing(database_url):
         jobs.claim(s, job_id)
     with pytest.raises(LeaseLost):
         Recorder(sessions, job_id, "not-the-lease", 0.05).resume(0)
+
+
+@both_databases
+def test_a_job_cancelled_while_its_worker_was_gone_ends_cancelled_not_requeued(database_url):
+    upgrade(database_url)
+    sessions, settings = session_factory(database_url), _settings(database_url)
+    job_id = _queued_job(sessions)
+    with sessions() as s:
+        jobs.claim(s, job_id)
+        assert jobs.cancel(s, job_id) == "running"  # asked of a running job: its worker would stop at its next flush
+    _silence(sessions, job_id)
+    with sessions() as s:
+        assert jobs.reap(s, settings) == {job_id: "cancelled"}
+        job = s.get(Job, job_id)
+        assert job.status == "cancelled" and job.error["reason"] == "cancelled"
+        assert s.scalar(select(func.count()).select_from(Dispatch).where(Dispatch.job_id == job_id)) == 0
