@@ -125,4 +125,5 @@ def _revoke(name: str) -> None:
 def _list() -> None:
     with _session() as session:
         for t in tokens.listing(session):
-            click.echo(f"{t.name}\t{t.owner}\t{t.created_at:%Y-%m-%d %H:%M}\t{'revoked ' + f'{t.revoked_at:%Y-%m-%d %H:%M}' if t.revoked_at else 'live'}")
+            state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "live"
+            click.echo(f"{t.name}\t{t.owner}\tcreated {t.created_at:%Y-%m-%d %H:%M}\t{state}")
