@@ -42,7 +42,7 @@ class EarlyStopping:
 def advance_sweep_and_mirror(sweep_id: int, settings: Settings) -> None:
     """Tell Optuna what ended, queue new points; when the sweep is over, log it to its parent run."""
     with session_factory(settings.database_url)() as session:
-        sweep = sweeps.advance_sweep(session, sweep_id, settings.database_url, 
+        sweep = sweeps.advance_sweep(session, sweep_id, settings.database_url,
                                      lambda job_id: dispatch.send(session, [job_id], settings))
         finished = sweep.status == "finished"
     if finished and settings.mlflow_tracking_uri:
