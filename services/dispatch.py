@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from .models import Dispatch, Job, JobStatus, utcnow
@@ -53,7 +53,7 @@ def send_pending(session: Session, settings: Settings, limit: int = 1000) -> int
     """Send outbox rows never sent, and again those whose message the broker evidently lost."""
     now = utcnow()
     # Rows of jobs that are no longer queued (cancelled while waiting) have nothing left to do.
-    session.execute(delete(Dispatch).where(Dispatch.job_id.in_(select(Job.id).where(Job.status != JobStatus.queued.value))))
+    session.execute(delete(Dispatch).where(exists().where(Job.id == Dispatch.job_id, Job.status != JobStatus.queued.value)))
     lost = Dispatch.sent_at.is_(None)
     stale = Dispatch.sent_at <= now - timedelta(seconds=settings.resend_after)
     if session.scalar(select(func.count()).select_from(Dispatch).where(stale)) and _queue_is_empty(settings):
