@@ -21,7 +21,7 @@ from .idempotent import created, replay_or_none
 from .limits import submission_limit
 from .serialize import job_json
 from .store import db
-from .submission import check_submission, invalid
+from .submission import META_FIELDS, check_submission, invalid
 
 bp = Blueprint("sweeps", __name__, url_prefix="/api/v1/sweeps")
 
@@ -88,6 +88,9 @@ def create_sweep():
         if planned > settings.max_sweep_jobs:
             raise ApiError(422, "Over a limit", f"the sweep needs {planned:,} jobs, over the limit of {settings.max_sweep_jobs:,} (MAX_SWEEP_JOBS)",
                            kind="over-limit", field="space", limit={"name": "MAX_SWEEP_JOBS", "value": settings.max_sweep_jobs, "requested": planned})
+        misplaced = [key for key in META_FIELDS if key in req.base]
+        if misplaced:  # the sweep's own name, experiment, tags and time_limits apply to its jobs
+            raise SpecError([(f"base.{key}", f"set {key} on the sweep, not in its base spec") for key in misplaced])
         for point in sweeps.corner_points(req):
             spec = sweeps.job_spec(req, point, 0)
             try:

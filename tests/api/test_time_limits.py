@@ -43,3 +43,12 @@ def test_bad_time_limits_are_422_naming_the_field(api, limits, field, reason):
     assert problem["field"] == field and reason in problem["detail"], problem
     sweep = api.post("/api/v1/sweeps", json={"base": moons(), "space": {"optimizer.lr": [0.1]}, "time_limits": limits})
     assert sweep.status_code == 422 and sweep.json()["field"] == field, sweep.text
+
+
+def test_a_sweeps_base_spec_cannot_carry_job_metadata(api):
+    for key, value in (("time_limits", {"soft_seconds": 5}), ("name", "x"), ("tags", {"a": "b"})):
+        response = api.post("/api/v1/sweeps", json={"base": {**moons(), key: value}, "space": {"optimizer.lr": [0.1]}})
+        assert response.status_code == 422 and response.json()["field"] == f"base.{key}", response.text
+    sweep = api.post("/api/v1/sweeps", json={"base": moons(), "space": {"optimizer.lr": [0.1]}, "time_limits": {"soft_seconds": 5}})
+    job = api.get("/api/v1/jobs", params={"sweep_id": sweep.json()["id"]}).json()["jobs"][0]
+    assert job["time_limits"] == {"soft_seconds": 5, "hard_seconds": 3900}
