@@ -40,7 +40,6 @@ class Recorder:
         self.dirty: set[str] = set()
         self.arrays: list[tuple[str, int, bytes]] = []
         self.last_flush = time.monotonic()
-        self.points = 0
         self.step = 0
         self.last_loss: float | None = None
 
@@ -57,7 +56,6 @@ class Recorder:
                 self.full.append(chunk)
                 self.current[key] = Chunk(key, chunk.index + 1)
                 self.dirty.discard(key)
-        self.points += len(record.metrics)
         if record.gradients is not None:
             self.arrays.append(("gradients", record.step, step_arrays.encode_gradients(record.gradients)))
         if record.trace is not None:

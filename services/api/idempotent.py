@@ -7,10 +7,11 @@ concurrent request with the same key won the race, its resource is the answer.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from flask import request
+from flask import Response, request
 from sqlalchemy.exc import IntegrityError
 
 from services import idempotency
@@ -70,3 +71,13 @@ def created(body: Any, resource: str, resource_id: int) -> int | None:
             raise
         return _same_request(prior, body, resource)
     return None
+
+
+def accepted(body: dict[str, Any], location: str | None = None, replayed: bool = False) -> Response:
+    """A 202 with the resource, its Location, and whether it answers a repeated Idempotency-Key."""
+    response = Response(json.dumps(body), status=202, mimetype="application/json")
+    if location:
+        response.headers["Location"] = location
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response

@@ -21,7 +21,7 @@ from services.models import TERMINAL_VALUES, Job, JobStatus
 
 from .auth import owner
 from .errors import ApiError
-from .idempotent import created, replay_or_none
+from .idempotent import accepted, created, replay_or_none
 from .limits import submission_limit
 from .serialize import job_json
 from .store import db
@@ -69,11 +69,7 @@ def _int_arg(name: str, default: int | None = None, minimum: int | None = None) 
 
 
 def _job_response(job: Job, replayed: bool = False) -> Response:
-    response = Response(json.dumps(job_json(job)), status=202, mimetype="application/json")
-    response.headers["Location"] = url_for("jobs.get_job", job_id=job.id)
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+    return accepted(job_json(job), url_for("jobs.get_job", job_id=job.id), replayed)
 
 
 @bp.post("")
@@ -129,7 +125,7 @@ def cancel_job(job_id: int):
         raise ApiError(409, "Conflict", f"job {job_id} already ended ({job.status})", kind="already-ended", status_now=job.status)
     jobs.cancel(db(), job_id)
     db().expire_all()
-    return Response(json.dumps(job_json(_job_or_404(job_id))), status=202, mimetype="application/json")
+    return accepted(job_json(_job_or_404(job_id)))
 
 
 @bp.get("/<id:job_id>/metrics/keys")

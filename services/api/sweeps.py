@@ -17,7 +17,7 @@ from services.time_limits import resolve as resolve_time_limits
 
 from .auth import owner
 from .errors import ApiError
-from .idempotent import created, replay_or_none
+from .idempotent import accepted, created, replay_or_none
 from .limits import submission_limit
 from .serialize import job_json
 from .store import db
@@ -63,11 +63,7 @@ def sweep_json(sweep: Sweep, sweep_jobs: list[Job], with_jobs: bool = True) -> d
 
 
 def _sweep_response(sweep: Sweep, replayed: bool = False) -> Response:
-    response = Response(json.dumps(sweep_json(sweep, _jobs(sweep.id))), status=202, mimetype="application/json")
-    response.headers["Location"] = url_for("sweeps.get_sweep", sweep_id=sweep.id)
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+    return accepted(sweep_json(sweep, _jobs(sweep.id)), url_for("sweeps.get_sweep", sweep_id=sweep.id), replayed)
 
 
 @bp.post("")
@@ -141,7 +137,7 @@ def cancel_sweep(sweep_id: int):
         raise ApiError(409, "Conflict", f"sweep {sweep_id} already ended ({sweep.status})", kind="already-ended")
     sweeps.cancel(db(), sweep_id)
     db().expire_all()
-    return Response(json.dumps(sweep_json(_sweep_or_404(sweep_id), _jobs(sweep_id))), status=202, mimetype="application/json")
+    return accepted(sweep_json(_sweep_or_404(sweep_id), _jobs(sweep_id)))
 
 
 @bp.get("/<id:sweep_id>/importance")
