@@ -15,6 +15,7 @@ up: $(STAMP)
 	$(PY) -m services.up
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

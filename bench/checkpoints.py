@@ -19,15 +19,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_vs_torch import CASES, case_data, engine_spec, time_engine  # noqa: E402
+from engine_vs_torch import CASES, case_data, engine_spec, time_engine
 
-from engine.problem import plan  # noqa: E402
-from engine.spec import parse_spec  # noqa: E402
-from engine.training import Trainer  # noqa: E402
-from services import checkpoints, jobs  # noqa: E402
-from services.db import session_factory  # noqa: E402
-from services.migrate import upgrade  # noqa: E402
-from tests.support.services import create_postgres_database, drop_postgres_database, postgres_available  # noqa: E402
+from engine.problem import plan
+from engine.spec import parse_spec
+from engine.training import Trainer
+from services.migrate import upgrade
+from services.store import checkpoints, jobs
+from services.store.db import session_factory
+from tests.support.services import create_postgres_database, drop_postgres_database, postgres_available
 
 
 def adam(spec: dict) -> dict:

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.training import Trainer  # noqa: E402
+from engine.training import Trainer
 
 CASES = {
     "a": dict(sizes=[2, 2, 1], n=5, batch=5, hidden="relu"),
@@ -144,9 +144,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run, noisier figures)")
     parser.add_argument("--cases", default="abcd")
     args = parser.parse_args()
-    from threadpoolctl import threadpool_info
-
     import torch
+    from threadpoolctl import threadpool_info
 
     torch.set_num_threads(os.cpu_count() or 1)
     blas = next((info for info in threadpool_info() if info.get("user_api") == "blas"), {})

@@ -1,6 +1,6 @@
 """Metric storage: our chunked layout against one row per point, on PostgreSQL (and SQLite).
 
-Writes KEYS x STEPS points for one job through `services.metrics.write_chunks` (the worker's path)
+Writes KEYS x STEPS points for one job through `services.store.metrics.write_chunks` (the worker's path)
 and, as the reference, the same points as one row per point (PostgreSQL COPY); prints ingest rate,
 bytes per point on disk and the time to read one key back.
 
@@ -21,13 +21,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from services import jobs, metrics  # noqa: E402
-from services.db import get_engine, session_factory  # noqa: E402
-from services.metrics import Chunk  # noqa: E402
-from services.migrate import upgrade  # noqa: E402
-from services.models import CHUNK_POINTS  # noqa: E402
+from services.migrate import upgrade
+from services.store import jobs, metrics
+from services.store.db import get_engine, session_factory
+from services.store.metrics import Chunk
+from services.store.models import CHUNK_POINTS
 
 
 def chunked(url: str, keys: int, steps: int) -> dict:

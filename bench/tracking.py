@@ -20,20 +20,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_vs_torch import CASES, case_data, engine_spec, time_engine  # noqa: E402
+from engine_vs_torch import CASES, case_data, engine_spec, time_engine
 
-from engine.problem import plan  # noqa: E402
-from engine.spec import parse_spec  # noqa: E402
-from services import jobs  # noqa: E402
-from services.db import session_factory  # noqa: E402
-from services.migrate import upgrade  # noqa: E402
-from services.settings import Settings  # noqa: E402
-from tests.support.services import MlflowServer  # noqa: E402
+from engine.problem import plan
+from engine.spec import parse_spec
+from services.migrate import upgrade
+from services.settings import Settings
+from services.store import jobs
+from services.store.db import session_factory
+from tests.support.services import MlflowServer
 
 
 def recorded_run(spec: dict, settings: Settings) -> tuple[float, dict]:
     """µs per step of the worker's own path (engine + recorder + live MLflow mirror), and the job."""
-    from worker.run_job import run_job
+    from worker.training import train
 
     sessions = session_factory(settings.database_url)
     sizes = plan(parse_spec(spec))
@@ -41,7 +41,7 @@ def recorded_run(spec: dict, settings: Settings) -> tuple[float, dict]:
         job = jobs.create_job(s, spec, total_steps=sizes.total_steps, n_params=sizes.n_params, experiment="bench-tracking")
         s.commit()
         job_id = job.id
-    run_job(job_id, settings)
+    train(job_id, settings)
     with sessions() as s:
         job = jobs.get_job(s, job_id)
         return job.summary["duration_seconds"] / sizes.total_steps * 1e6, {"mirror": job.mirror_state, "points": job.mirror_points}

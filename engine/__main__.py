@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from importlib import resources
+from pathlib import Path
 
 from .spec import SpecError
 from .trace import format_trace_table
@@ -23,7 +24,7 @@ def _load(args: argparse.Namespace) -> dict:
         return json.loads(resources.files("engine.examples").joinpath(f"{args.example}.json").read_text())
     if args.spec is None:
         raise SpecError([("", "give a spec file (or - for stdin) or --example NAME")])
-    text = sys.stdin.read() if args.spec == "-" else open(args.spec, encoding="utf-8").read()
+    text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text(encoding="utf-8")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -1,7 +1,8 @@
 """Activation functions, each with its derivative written beside it.
 
-`forward(Z)` returns A; `backward(Z, A, dA)` returns dL/dZ given dL/dA. Shapes are `(batch, units)`.
-The `out` arguments let the network reuse its buffers on the hot path.
+`forward(Z)` returns A; `derivative(Z, A)` is f'(z) elementwise; `backward(Z, A, dA)` returns dL/dZ
+given dL/dA (for elementwise activations, dA × f'(z)). Shapes are `(batch, units)`. The `out`
+arguments let the network reuse its buffers on the hot path.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ class Activation:
     def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return Z  # identity: no copy; callers keep the returned array, not `out`
 
+    def derivative(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
+        return np.ones_like(Z)  # d/dz z = 1
+
     def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
-        return dA  # d/dz z = 1
+        return dA  # × 1
 
 
 class ReLU(Activation):
@@ -28,9 +32,12 @@ class ReLU(Activation):
     def forward(self, Z, out=None):
         return np.maximum(Z, 0, out=out)
 
-    def backward(self, Z, A, dA):
+    def derivative(self, Z, A):
         # relu'(z) = 1 if z > 0 else 0 (0 at z = 0, as in PyTorch)
-        dA *= Z > 0
+        return (Z > 0).astype(Z.dtype)
+
+    def backward(self, Z, A, dA):
+        dA *= Z > 0  # × relu'(z), in place: the hot path of most networks
         return dA
 
 
@@ -44,9 +51,12 @@ class LeakyReLU(Activation):
     def forward(self, Z, out=None):
         return np.where(Z > 0, Z, self.alpha * Z) if out is None else _write(out, np.where(Z > 0, Z, self.alpha * Z))
 
-    def backward(self, Z, A, dA):
+    def derivative(self, Z, A):
         # leaky'(z) = 1 if z > 0 else alpha
-        return np.where(Z > 0, dA, self.alpha * dA)
+        return np.where(Z > 0, 1.0, self.alpha).astype(Z.dtype)
+
+    def backward(self, Z, A, dA):
+        return dA * self.derivative(Z, A)
 
 
 class ELU(Activation):
@@ -60,9 +70,12 @@ class ELU(Activation):
         A = np.where(Z > 0, Z, self.alpha * np.expm1(np.minimum(Z, 0)))
         return A if out is None else _write(out, A)
 
-    def backward(self, Z, A, dA):
+    def derivative(self, Z, A):
         # elu'(z) = 1 if z > 0 else alpha * exp(z) = elu(z) + alpha
-        return np.where(Z > 0, dA, dA * (A + self.alpha))
+        return np.where(Z > 0, 1.0, A + self.alpha).astype(Z.dtype)
+
+    def backward(self, Z, A, dA):
+        return dA * self.derivative(Z, A)
 
 
 class Sigmoid(Activation):
@@ -76,9 +89,12 @@ class Sigmoid(Activation):
         out += 1
         return np.reciprocal(out, out=out)
 
-    def backward(self, Z, A, dA):
+    def derivative(self, Z, A):
         # s'(z) = s(z) (1 - s(z))
-        return dA * A * (1 - A)
+        return A * (1 - A)
+
+    def backward(self, Z, A, dA):
+        return dA * self.derivative(Z, A)
 
 
 class Tanh(Activation):
@@ -87,9 +103,12 @@ class Tanh(Activation):
     def forward(self, Z, out=None):
         return np.tanh(Z, out=out)
 
-    def backward(self, Z, A, dA):
+    def derivative(self, Z, A):
         # tanh'(z) = 1 - tanh(z)^2
-        return dA * (1 - A * A)
+        return 1 - A * A
+
+    def backward(self, Z, A, dA):
+        return dA * self.derivative(Z, A)
 
 
 class Softmax(Activation):
@@ -100,6 +119,9 @@ class Softmax(Activation):
         out = np.exp(shifted, out=out)
         out /= out.sum(axis=1, keepdims=True)
         return out
+
+    def derivative(self, Z, A):
+        raise ValueError("softmax is not elementwise: its derivative is a Jacobian (see backward)")
 
     def backward(self, Z, A, dA):
         # Jacobian-vector product: dZ_k = a_k (dA_k - sum_j dA_j a_j)

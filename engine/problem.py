@@ -72,7 +72,7 @@ def plan(spec: JobSpec, n_samples: int | None = None) -> Plan:
         n, n_inputs = n_samples or len(data.X), len(data.X[0])
     widths = [n_inputs] + [layer.units for layer in spec.model.layers]
     n_params = sum(widths[i] * widths[i + 1] + widths[i + 1] for i in range(len(widths) - 1))
-    n_train = n - int(round(n * data.validation_split)) if data.validation_split else n
+    n_train = n - round(n * data.validation_split) if data.validation_split else n
     batch = max(1, n_train if spec.batch_size == "full" else min(spec.batch_size, max(n_train, 1)))
     per_epoch = math.ceil(max(n_train, 1) / batch)
     total = spec.steps if spec.steps is not None else spec.epochs * per_epoch
@@ -151,7 +151,7 @@ def _targets(spec: JobSpec, raw_y: list, n: int, field: str) -> np.ndarray:
         if units < 2:
             raise SpecError([(out_field, "cross_entropy needs at least 2 output units")])
         if Y.ndim == 1:
-            bad = np.flatnonzero((Y != np.round(Y)) | (Y < 0) | (Y >= units))
+            bad = np.flatnonzero((np.round(Y) != Y) | (Y < 0) | (units <= Y))
             if bad.size:
                 i = int(bad[0])
                 raise SpecError([(f"{field}[{i}]" if field == "data.y" else field,
@@ -175,9 +175,10 @@ def _split(spec: JobSpec, X: np.ndarray, Y: np.ndarray, rng: np.random.Generator
     if fraction == 0:
         return X, Y, None, None
     n = X.shape[0]
-    n_val = int(round(n * fraction))
+    n_val = round(n * fraction)
     if n_val < 1 or n_val >= n:
-        raise SpecError([("data.validation_split", f"{fraction} of {n} samples leaves {n - n_val} to train and {n_val} to validate; both need at least 1")])
+        raise SpecError([("data.validation_split", f"{fraction} of {n} samples leaves {n - n_val} to train and {n_val} "
+                          "to validate; both need at least 1")])
     order = rng.permutation(n)
     train, val = order[: n - n_val], order[n - n_val:]
     return X[train], Y[train], X[val], Y[val]

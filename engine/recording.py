@@ -13,7 +13,6 @@ import numpy as np
 
 from .network import Network
 
-
 STAT_FAMILIES = ("grad_norm", "grad_mean", "grad_std", "grad_max", "weight_norm", "update_ratio")
 
 

@@ -9,11 +9,12 @@ size) live in `engine.problem`, which raises the same error type.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+SEED_MAX = 2**63 - 1  # seeds feed numpy's SeedSequence; a signed 64-bit integer keeps them portable
 
 # Options each optimizer accepts besides name, lr, weight_decay and clip_norm (PyTorch's names).
 OPTIMIZER_OPTIONS = {
@@ -57,7 +58,7 @@ class Layer(_Strict):
     alpha: FiniteFloat | None = Field(default=None, description="negative slope (leaky_relu, default 0.01) or scale (elu, default 1.0)")
 
     @model_validator(mode="after")
-    def _alpha_fits(self) -> "Layer":
+    def _alpha_fits(self) -> Layer:
         if self.alpha is not None and self.activation not in ("leaky_relu", "elu"):
             raise _FieldError("alpha", f"only leaky_relu and elu take alpha, not {self.activation!r}")
         if self.alpha is None and self.activation in ("leaky_relu", "elu"):
@@ -73,7 +74,7 @@ class Model(_Strict):
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
-    def _softmax_last(self) -> "Model":
+    def _softmax_last(self) -> Model:
         for i, layer in enumerate(self.layers[:-1]):
             if layer.activation == "softmax":
                 raise _FieldError(f"layers[{i}].activation", "'softmax' is only allowed on the output layer")
@@ -94,7 +95,7 @@ class Schedule(_Strict):
     eta_min: FiniteFloat = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
-    def _step_needs_size(self) -> "Schedule":
+    def _step_needs_size(self) -> Schedule:
         if self.name == "step" and self.step_size is None:
             raise _FieldError("step_size", "required by the 'step' schedule")
         return self
@@ -116,7 +117,7 @@ class Optimizer(_Strict):
     schedule: Schedule = Field(default_factory=Schedule)
 
     @model_validator(mode="after")
-    def _options_fit(self) -> "Optimizer":
+    def _options_fit(self) -> Optimizer:
         allowed = OPTIMIZER_OPTIONS[self.name]
         for option in ("momentum", "dampening", "nesterov", "alpha", "eps", "centered", "betas", "amsgrad"):
             if getattr(self, option) is not None and option not in allowed:
@@ -135,7 +136,7 @@ class Optimizer(_Strict):
 
 class Data(_Strict):
     X: list[list[FiniteFloat]] | None = Field(default=None, description="inline inputs, one row per sample")
-    y: list[Union[FiniteFloat, list[FiniteFloat]]] | None = Field(default=None, description="inline targets")
+    y: list[FiniteFloat | list[FiniteFloat]] | None = Field(default=None, description="inline targets")
     builtin: Literal["seed", "xor", "moons", "circles", "spiral", "blobs", "iris", "breast_cancer", "digits"] | None = None
     n_samples: int | None = Field(default=None, ge=1, le=10_000_000)
     noise: FiniteFloat | None = Field(default=None, ge=0)
@@ -143,7 +144,7 @@ class Data(_Strict):
     standardize: bool = False
 
     @model_validator(mode="after")
-    def _one_source(self) -> "Data":
+    def _one_source(self) -> Data:
         inline = self.X is not None or self.y is not None
         if inline and self.builtin is not None:
             raise _FieldError("builtin", "give either inline X/y or a builtin dataset, not both")
@@ -168,7 +169,7 @@ class Data(_Strict):
 class Record(_Strict):
     every: int = Field(default=1, ge=1, description="record every N optimizer steps (and always the last)")
     gradients: Literal["none", "summary", "full"] = "summary"
-    trace: Union[bool, list[Annotated[int, Field(ge=0)]]] = False
+    trace: bool | list[Annotated[int, Field(ge=0)]] = False
     max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0, description="budget for full gradient arrays and traces")
 
 
@@ -179,11 +180,11 @@ class JobSpec(_Strict):
     loss: Literal["bce", "mse", "cross_entropy"]
     data: Data
     optimizer: Optimizer = Field(default_factory=Optimizer)
-    batch_size: Union[Annotated[int, Field(ge=1)], Literal["full"]] = "full"
+    batch_size: Annotated[int, Field(ge=1)] | Literal["full"] = "full"
     epochs: int | None = Field(default=None, ge=1)
     steps: int | None = Field(default=None, ge=1)
     shuffle: bool = True
-    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
     dtype: Literal["float64", "float32"] = "float64"
     record: Record = Field(default_factory=Record)
 
@@ -195,7 +196,7 @@ class JobSpec(_Strict):
         raise ValueError(f"must be a positive integer or 'full', got {value!r}")
 
     @model_validator(mode="after")
-    def _epochs_or_steps(self) -> "JobSpec":
+    def _epochs_or_steps(self) -> JobSpec:
         if self.epochs is not None and self.steps is not None:
             raise _FieldError("steps", "give epochs or steps, not both")
         if self.epochs is None and self.steps is None:

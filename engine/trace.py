@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from .activations import make_activation
+
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 _DERIVATIVE = {"relu": "ReLU′", "leaky_relu": "LeakyReLU′", "elu": "ELU′", "sigmoid": "σ′", "tanh": "tanh′",
                "linear": "1", "softmax": "softmax′"}
@@ -24,18 +28,9 @@ def _num(x: float, digits: int = 4) -> str:
     return text.replace("-", "−") if text not in ("-0",) else "0"
 
 
-def _derivative(activation: str, z: float, a: float, alpha: float | None = None) -> float:
-    if activation == "relu":
-        return 1.0 if z > 0 else 0.0
-    if activation == "leaky_relu":
-        return 1.0 if z > 0 else (alpha if alpha is not None else 0.01)
-    if activation == "sigmoid":
-        return a * (1 - a)
-    if activation == "tanh":
-        return 1 - a * a
-    if activation == "elu":
-        return 1.0 if z > 0 else a + (alpha if alpha is not None else 1.0)
-    return 1.0
+def _derivative(layer: dict[str, Any], z: float, a: float) -> float:
+    """f'(z) of a hidden unit, by the engine's own activation."""
+    return float(make_activation(layer["activation"], layer.get("alpha")).derivative(np.array([z]), np.array([a]))[0])
 
 
 def trace_rows(trace: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
@@ -52,44 +47,45 @@ def trace_rows(trace: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             rows.append(("Output error signal", sym, "ŷ − y", f"{_num(yhat)} − {_num(y)}", _num(d)))
         elif single:
             rows.append(("Output error signal", sym, "∂L/∂z", "", _num(d)))
-    for l in range(L, 0, -1):
-        layer = layers[l - 1]
-        inputs = trace["X"][0] if l == 1 else layers[l - 2]["A"][0]
-        in_name = "x" if l == 1 else f"a{l - 1}"
+    for n in range(L, 0, -1):
+        layer = layers[n - 1]
+        inputs = trace["X"][0] if n == 1 else layers[n - 2]["A"][0]
+        in_name = "x" if n == 1 else f"a{n - 1}"
         n_out, n_in = len(layer["dW"]), len(layer["dW"][0])
         for j in range(n_out):
-            delta_sym = f"δ{l}{_sub(j + 1)}" if n_out > 1 else f"δ{_sub(l)}"
+            delta_sym = f"δ{n}{_sub(j + 1)}" if n_out > 1 else f"δ{_sub(n)}"
             for k in range(n_in):
-                sym = f"∂L/∂W{l}" + (_sub(j + 1, k + 1) if n_out > 1 else _sub(k + 1))
+                sym = f"∂L/∂W{n}" + (_sub(j + 1, k + 1) if n_out > 1 else _sub(k + 1))
                 if single:
-                    rows.append((f"Layer {l} weight grad", sym, f"{delta_sym} × {in_name}{_sub(k + 1)}",
+                    rows.append((f"Layer {n} weight grad", sym, f"{delta_sym} × {in_name}{_sub(k + 1)}",
                                  f"{_num(layer['delta'][0][j])} × {_num(inputs[k])}", _num(layer["dW"][j][k])))
                 else:
-                    rows.append((f"Layer {l} weight grad", sym, f"mean over batch of {delta_sym} × {in_name}{_sub(k + 1)}", "", _num(layer["dW"][j][k])))
-            rows.append((f"Layer {l} bias grad", f"∂L/∂b{l}" + (_sub(j + 1) if n_out > 1 else ""), f"{delta_sym} × 1",
+                    rows.append((f"Layer {n} weight grad", sym, f"mean over batch of {delta_sym} × {in_name}{_sub(k + 1)}", "",
+                                 _num(layer["dW"][j][k])))
+            rows.append((f"Layer {n} bias grad", f"∂L/∂b{n}" + (_sub(j + 1) if n_out > 1 else ""), f"{delta_sym} × 1",
                          f"{_num(layer['delta'][0][j])} × 1" if single else "", _num(layer["db"][j])))
-        if l > 1:
-            prev = layers[l - 2]
+        if n > 1:
+            prev = layers[n - 2]
             deriv = _DERIVATIVE.get(prev["activation"], "f′")
             for k in range(len(prev["db"])):
-                sym = f"δ{l - 1}{_sub(k + 1)}"
+                sym = f"δ{n - 1}{_sub(k + 1)}"
                 if single and n_out == 1:
                     w, d, z, a = layer["W"][0][k], layer["delta"][0][0], prev["Z"][0][k], prev["A"][0][k]
-                    rows.append((f"Hidden error signal {k + 1}", sym, f"W{l}{_sub(k + 1)} × δ{_sub(l)} × {deriv}(Z{l - 1}{_sub(k + 1)})",
-                                 f"{_num(w)} × {_num(d)} × {_num(_derivative(prev['activation'], z, a))}", _num(prev["delta"][0][k])))
+                    rows.append((f"Hidden error signal {k + 1}", sym, f"W{n}{_sub(k + 1)} × δ{_sub(n)} × {deriv}(Z{n - 1}{_sub(k + 1)})",
+                                 f"{_num(w)} × {_num(d)} × {_num(_derivative(prev, z, a))}", _num(prev["delta"][0][k])))
                 elif single:
-                    rows.append((f"Hidden error signal {k + 1}", sym, f"Σⱼ W{l}ⱼ{_sub(k + 1)} δ{l}ⱼ × {deriv}(Z{l - 1}{_sub(k + 1)})",
+                    rows.append((f"Hidden error signal {k + 1}", sym, f"Σⱼ W{n}ⱼ{_sub(k + 1)} δ{n}ⱼ × {deriv}(Z{n - 1}{_sub(k + 1)})",
                                  "", _num(prev["delta"][0][k])))
     lr = trace["lr"]
-    for l in range(L, 0, -1):
-        layer = layers[l - 1]
+    for n in range(L, 0, -1):
+        layer = layers[n - 1]
         n_out = len(layer["W"])
         for j in range(n_out):
             for k in range(len(layer["W"][j])):
-                sym = f"W{l}" + (_sub(j + 1, k + 1) if n_out > 1 else _sub(k + 1))
+                sym = f"W{n}" + (_sub(j + 1, k + 1) if n_out > 1 else _sub(k + 1))
                 rows.append(("Update", sym, _update_formula(trace, lr, layer["dW"][j][k]),
                              f"{_num(layer['W'][j][k])} → ", _num(layer["W_new"][j][k])))
-            sym = f"b{l}" + (_sub(j + 1) if n_out > 1 else "")
+            sym = f"b{n}" + (_sub(j + 1) if n_out > 1 else "")
             rows.append(("Update", sym, _update_formula(trace, lr, layer["db"][j]), f"{_num(layer['b'][j])} → ", _num(layer["b_new"][j])))
     return rows
 

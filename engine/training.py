@@ -9,8 +9,9 @@ capture everything needed to resume bit for bit.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,7 @@ class Trainer:
         start = self.batch_index * p.batch_size
         X, Y = self._epoch_X[start:start + p.batch_size], self._epoch_Y[start:start + p.batch_size]
         recorded = is_recorded(step, self.spec.record.every, p.total_steps)
-        traced = self._traced is True and recorded or (isinstance(self._traced, set) and step in self._traced)
+        traced = (self._traced is True and recorded) or (isinstance(self._traced, set) and step in self._traced)
 
         net.forward(X, self.rng if net.dropout > 0 else None)
         loss = p.loss.value(net.A[-1], net.Z[-1], Y)
@@ -197,7 +198,7 @@ class Trainer:
         for i, (name, layer) in enumerate(zip(net.names, net.layers)):
             layers.append({
                 "name": name,
-                "activation": layer.activation.name,
+                "activation": layer.activation.name, "alpha": getattr(layer.activation, "alpha", None),
                 "W": before[2 * i].tolist(), "b": before[2 * i + 1].tolist(),
                 "Z": net.Z[i].tolist(), "A": net.A[i].tolist(), "delta": net.deltas[i].tolist(),
                 "dW": net.dW[i].tolist(), "db": net.db[i].tolist(),

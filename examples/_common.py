@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "client"))
 
-from bplab import Client  # noqa: E402
+from bplab import Client
 
 POST_NETWORK = {
     "layers": [{"units": 2, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}],

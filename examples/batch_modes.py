@@ -15,5 +15,5 @@ for row in sorted(sweep["leaderboard"], key=lambda r: str(r["params"]["batch_siz
     loss = client.metrics(job["id"], ["loss"])["loss"]["values"][-50:]
     mean = sum(loss) / len(loss)
     std = (sum((v - mean) ** 2 for v in loss) / len(loss)) ** 0.5
-    print(f"{str(row['params']['batch_size']):>6} | {job['progress']['total_steps']:>7} | {job['summary']['final_train_loss']:16.4f} | "
+    print(f"{row['params']['batch_size']!s:>6} | {job['progress']['total_steps']:>7} | {job['summary']['final_train_loss']:16.4f} | "
           f"{job['summary']['final_val_loss']:8.4f} | {std:24.4f}")

@@ -1,4 +1,4 @@
-"""Alembic environment: metadata from services.models, URL from the service's settings."""
+"""Alembic environment: metadata from services.store.models, URL from the service's settings."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from services.db import get_engine
-from services.models import Base
 from services.settings import get_settings
+from services.store.db import get_engine
+from services.store.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -1,80 +1,143 @@
-"""One typed settings object, read from the environment once (the API and the worker share it)."""
+"""One typed settings object, read from the environment (the API, the workers and `make up` share it).
+
+Every field is read from the environment variable of the same name in capitals (`flush_seconds`
+from `FLUSH_SECONDS`); an empty variable means the default. A bad value stops start-up with the
+variable's name and the reason (`SettingsError`). `python -m services.settings` prints the
+configuration table that docs/operating.md carries (a test keeps the two equal).
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+import sys
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
+VAR = ROOT / "var"
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
+class SettingsError(ValueError):
+    """A configuration variable with a value the service cannot run with."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'bplab.db'}")
-    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
-    queue: str = field(default_factory=lambda: os.environ.get("BPLAB_QUEUE") or "bplab")
-    # MLflow mirror: off when MLFLOW_TRACKING_URI is empty. MLFLOW_UI_URL is the address users open
-    # (it differs from the tracking URI inside docker compose).
-    mlflow_tracking_uri: str = field(default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI", ""))
-    mlflow_ui_url: str = field(default_factory=lambda: os.environ.get("MLFLOW_UI_URL") or os.environ.get("MLFLOW_TRACKING_URI", ""))
-    mlflow_max_points: int = field(default_factory=lambda: _int("MLFLOW_MAX_POINTS", 10_000))
-    mlflow_flush_seconds: float = field(default_factory=lambda: float(os.environ.get("MLFLOW_FLUSH_SECONDS", "1.0")))
-    # Points per second the live mirror sends while a job trains (0: no limit); the rest follows at its end.
-    mlflow_live_points_per_second: int = field(default_factory=lambda: _int("MLFLOW_LIVE_POINTS_PER_SECOND", 1000))
-    mlflow_backfill_seconds: float = field(default_factory=lambda: float(os.environ.get("MLFLOW_BACKFILL_SECONDS", "15")))
-    public_url: str = field(default_factory=lambda: os.environ.get("PUBLIC_URL", ""))
-    # Limits, enforced before anything is queued (each reported in the 4xx answer).
-    max_params: int = field(default_factory=lambda: _int("MAX_PARAMS", 5_000_000))
-    max_steps: int = field(default_factory=lambda: _int("MAX_STEPS", 1_000_000))
-    max_samples: int = field(default_factory=lambda: _int("MAX_SAMPLES", 200_000))
-    max_sweep_jobs: int = field(default_factory=lambda: _int("MAX_SWEEP_JOBS", 500))
-    max_request_bytes: int = field(default_factory=lambda: _int("MAX_REQUEST_BYTES", 32 * 1024 * 1024))
-    # The worker writes buffered points this often; each write also reads the cancel flag, so a
-    # cancelled job stops within this interval (plus one step).
-    flush_seconds: float = field(default_factory=lambda: float(os.environ.get("FLUSH_SECONDS", "0.5")))
-    # Reliability: a running job heartbeats; the reaper (Celery beat, every REAPER_SECONDS) requeues
-    # one silent for HEARTBEAT_TIMEOUT seconds, up to MAX_ATTEMPTS, and hands queued jobs still in
-    # the outbox to the broker. A retry resumes from the last checkpoint (every CHECKPOINT_EVERY steps).
-    heartbeat_seconds: float = field(default_factory=lambda: float(os.environ.get("HEARTBEAT_SECONDS", "2")))
-    heartbeat_timeout: float = field(default_factory=lambda: float(os.environ.get("HEARTBEAT_TIMEOUT", "30")))
-    reaper_seconds: float = field(default_factory=lambda: float(os.environ.get("REAPER_SECONDS", "5")))
-    # An unclaimed job sent this long ago while the queue is empty lost its message (a Redis restarted
-    # without persistence): the outbox sends it again.
-    resend_after: float = field(default_factory=lambda: float(os.environ.get("RESEND_AFTER", "60")))
-    # How long a worker keeps retrying its writes while the database is away before giving up the attempt.
-    db_retry_seconds: float = field(default_factory=lambda: float(os.environ.get("DB_RETRY_SECONDS", "60")))
-    max_attempts: int = field(default_factory=lambda: _int("MAX_ATTEMPTS", 3))
-    checkpoint_every: int = field(default_factory=lambda: _int("CHECKPOINT_EVERY", 1000))
-    # Seconds of training per attempt; a submission may ask for less, never more.
-    soft_time_limit: int = field(default_factory=lambda: _int("JOB_SOFT_TIME_LIMIT", 3600))
-    hard_time_limit: int = field(default_factory=lambda: _int("JOB_HARD_TIME_LIMIT", 3900))
-    # Who may see what: AUTH=on requires `Authorization: Bearer <token>`; AUTH=off (everything owned
-    # by "local") is refused unless the API listens on loopback (API_HOST).
-    auth: str = field(default_factory=lambda: (os.environ.get("AUTH") or "off").lower())
-    api_host: str = field(default_factory=lambda: os.environ.get("API_HOST") or "127.0.0.1")
-    # Submissions (POST /jobs, POST /sweeps) per token, in Flask-Limiter's notation; counted in Redis.
-    submit_rate_limit: str = field(default_factory=lambda: os.environ.get("SUBMIT_RATE_LIMIT") or "600/minute;50/second")
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_ignore_empty=True, frozen=True, extra="ignore")
 
-    def __post_init__(self):
-        if self.auth not in ("on", "off"):
-            raise ValueError(f"AUTH must be 'on' or 'off', got {self.auth!r}")
-        if self.max_attempts < 1 or self.checkpoint_every < 1:
-            raise ValueError("MAX_ATTEMPTS and CHECKPOINT_EVERY must be at least 1")
-        if not 0 < self.soft_time_limit <= self.hard_time_limit:
-            raise ValueError(f"need 0 < JOB_SOFT_TIME_LIMIT <= JOB_HARD_TIME_LIMIT, got {self.soft_time_limit} and {self.hard_time_limit}")
+    # -- where things are ---------------------------------------------------------------------
+    database_url: str = Field(default=f"sqlite:///{VAR / 'bplab.db'}",
+                              description="the store: SQLite (WAL mode) or `postgresql://…`")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0",
+                           description="the Celery broker (`make up` without it: an embedded Redis on EMBEDDED_REDIS_PORT)")
+    bplab_queue: str = Field(default="bplab", min_length=1,
+                             description="the training queue; periodic work uses `<queue>.maintenance`")
+    public_url: str = Field(default="", description="the API's address as users reach it (links in MLflow runs)")
+    api_host: str = Field(default="127.0.0.1", description="the address the API listens on; AUTH=off needs loopback")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="`make up`: the API's port")
+    mlflow_port: int = Field(default=5000, ge=1, le=65535, description="`make up`: the MLflow server's port")
+    embedded_redis_port: int = Field(default=6399, ge=1, le=65535, description="`make up` without REDIS_URL: the embedded Redis's port")
+
+    # -- MLflow ------------------------------------------------------------------------------
+    mlflow_tracking_uri: str = Field(default="", description="the MLflow mirror's server (off when empty; `make up` starts one)")
+    mlflow_ui_url: str = Field(default="", description="the MLflow address users open (default: MLFLOW_TRACKING_URI)")
+    mlflow_max_points: int = Field(default=10_000, ge=1, description="points per metric key sent to MLflow (thinned evenly beyond)")
+    mlflow_flush_seconds: float = Field(default=1.0, gt=0, description="how often a running job's new points are mirrored")
+    mlflow_live_points_per_second: int = Field(default=1000, ge=0,
+                                               description="points per second mirrored while a job trains (0: no limit)")
+    mlflow_backfill_seconds: float = Field(default=15.0, gt=0, description="how often ended jobs and sweeps behind in MLflow are completed")
+
+    # -- size limits, checked before anything is queued -----------------------------------------
+    max_params: int = Field(default=5_000_000, ge=1, description="parameters per job")
+    max_steps: int = Field(default=1_000_000, ge=1, description="optimizer steps per job")
+    max_samples: int = Field(default=200_000, ge=1, description="samples per job")
+    max_sweep_jobs: int = Field(default=500, ge=1, description="jobs per sweep (points × seeds)")
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="request body size")
+
+    # -- training and recording ---------------------------------------------------------------
+    flush_seconds: float = Field(default=0.5, gt=0,
+                                 description="how often a worker writes its buffered points (and sees a cancel)")
+    checkpoint_every: int = Field(default=1000, ge=1, description="steps between checkpoints (a retry resumes from the last)")
+    job_soft_time_limit: int = Field(default=3600, ge=1,
+                                     description="seconds of training per attempt before the worker stops a job")
+    job_hard_time_limit: int = Field(default=3900, ge=1,
+                                     description="seconds per attempt before the reaper ends a job even if its worker is stuck")
+
+    # -- reliability --------------------------------------------------------------------------
+    heartbeat_seconds: float = Field(default=2.0, gt=0, description="how often a running job's worker says it is alive")
+    heartbeat_timeout: float = Field(default=30.0, gt=0, description="silence after which the reaper requeues a running job")
+    reaper_seconds: float = Field(default=5.0, gt=0, description="how often the reaper and the outbox run")
+    max_attempts: int = Field(default=3, ge=1, description="attempts before a job whose worker keeps vanishing fails")
+    resend_after: float = Field(default=60.0, gt=0,
+                                description="seconds after which an unclaimed job is sent again while the queue is empty")
+    db_retry_seconds: float = Field(default=60.0, ge=0,
+                                    description="how long a worker retries its writes while the database is away")
+
+    # -- access ---------------------------------------------------------------------------------
+    auth: Literal["on", "off"] = Field(default="off",
+                                       description="`on`: every request needs `Authorization: Bearer <token>`; "
+                                                   "`off`: everything is owned by `local`, allowed on loopback only")
+    submit_rate_limit: str = Field(default="600/minute;50/second",
+                                   description="submissions (jobs and sweeps) per owner, in Flask-Limiter's notation")
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ui_defaults_to_tracking_uri(cls, data: object) -> object:
+        if isinstance(data, dict) and not data.get("mlflow_ui_url") and data.get("mlflow_tracking_uri"):
+            return {**data, "mlflow_ui_url": data["mlflow_tracking_uri"]}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.job_soft_time_limit > self.job_hard_time_limit:
+            raise ValueError(f"JOB_SOFT_TIME_LIMIT ({self.job_soft_time_limit}) must not exceed "
+                             f"JOB_HARD_TIME_LIMIT ({self.job_hard_time_limit})")
+        return self
+
+    @property
+    def maintenance_queue(self) -> str:
+        """Periodic work (reaper, outbox, sweep top-up) has a queue of its own, so it never waits behind training."""
+        return f"{self.bplab_queue}.maintenance"
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed, validated like the original."""
+        return Settings(**{**self.model_dump(), **changes})
 
 
 def get_settings() -> Settings:
-    """Settings from the current environment."""
-    return Settings()
+    """Settings from the current environment; `SettingsError` names each bad variable and why."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """Pydantic's errors, one line per variable, named as the environment spells it."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        reason = err["msg"].removeprefix("Value error, ")
+        if err["loc"]:
+            reason = f"{'_'.join(str(p) for p in err['loc']).upper()}: {reason} (got {err['input']!r})"
+        lines.append(reason)
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def configuration_table() -> str:
+    """The Markdown table of every variable, its default and its meaning (docs/operating.md)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "(empty)" if default == "" else str(default).replace(str(ROOT), ".")
+        rows.append(f"| `{name.upper()}` | `{shown}` | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(configuration_table() + "\n")

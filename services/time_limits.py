@@ -15,14 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.spec import SpecError, errors_from_validation
 
 from .settings import Settings
+from .store.models import MAX_INT32
 
 
 class TimeLimitsRequest(BaseModel):
     """`time_limits` in a job submission or sweep: seconds per attempt, at most the server's."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    soft_seconds: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    hard_seconds: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    soft_seconds: int | None = Field(default=None, ge=1, le=MAX_INT32)
+    hard_seconds: int | None = Field(default=None, ge=1, le=MAX_INT32)
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,14 @@ def resolve(requested: Any, settings: Settings, field: str = "time_limits") -> T
     except ValidationError as exc:
         raise SpecError(errors_from_validation(exc, prefix=field)) from None
     errors = []
-    if req.soft_seconds is not None and req.soft_seconds > settings.soft_time_limit:
-        errors.append((f"{field}.soft_seconds", f"at most {settings.soft_time_limit} (JOB_SOFT_TIME_LIMIT)"))
-    if req.hard_seconds is not None and req.hard_seconds > settings.hard_time_limit:
-        errors.append((f"{field}.hard_seconds", f"at most {settings.hard_time_limit} (JOB_HARD_TIME_LIMIT)"))
+    if req.soft_seconds is not None and req.soft_seconds > settings.job_soft_time_limit:
+        errors.append((f"{field}.soft_seconds", f"at most {settings.job_soft_time_limit} (JOB_SOFT_TIME_LIMIT)"))
+    if req.hard_seconds is not None and req.hard_seconds > settings.job_hard_time_limit:
+        errors.append((f"{field}.hard_seconds", f"at most {settings.job_hard_time_limit} (JOB_HARD_TIME_LIMIT)"))
     if req.soft_seconds is not None and req.hard_seconds is not None and req.soft_seconds > req.hard_seconds:
         errors.append((f"{field}.soft_seconds", "must not exceed hard_seconds"))
     if errors:
         raise SpecError(errors)
-    hard = req.hard_seconds or settings.hard_time_limit
-    soft = req.soft_seconds or min(settings.soft_time_limit, hard)
+    hard = req.hard_seconds or settings.job_hard_time_limit
+    soft = req.soft_seconds or min(settings.job_soft_time_limit, hard)
     return TimeLimits(soft=soft, hard=hard)

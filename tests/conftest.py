@@ -1,16 +1,18 @@
-"""Fixtures shared by the service tests: real Redis, SQLite and PostgreSQL, live API + workers."""
+"""Fixtures shared by the tests that need services: real Redis, SQLite and PostgreSQL databases,
+live stacks (gunicorn + Celery workers) and a real MLflow tracking server."""
 
 from __future__ import annotations
 
 import os
-import time
+import uuid
 
-import httpx
 import pytest
 
+from services.settings import Settings
 from tests.support.services import MlflowServer, Redis, Stack, create_postgres_database, drop_postgres_database, postgres_available
 
 BACKENDS = ["sqlite", "postgresql"]
+MAX_POINTS = 100  # MLFLOW_MAX_POINTS of the MLflow stacks, so thinning shows on small jobs
 
 
 def pytest_report_header(config):
@@ -24,7 +26,8 @@ def redis_server():
     server.stop()
 
 
-def _database(backend: str, tmp_path_factory) -> str:
+def new_database(backend: str, tmp_path_factory) -> str:
+    """A fresh empty database of `backend` (PostgreSQL skipped with the reason when absent, unless REQUIRE_POSTGRES=1)."""
     if backend == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'bplab.db'}"
     if not postgres_available():
@@ -35,18 +38,32 @@ def _database(backend: str, tmp_path_factory) -> str:
     return create_postgres_database()
 
 
-@pytest.fixture
-def database_url(request, tmp_path_factory):
-    """A fresh empty database of the parametrized backend."""
-    url = _database(request.param, tmp_path_factory)
-    yield url
+def drop_database(url: str) -> None:
     if url.startswith("postgresql"):
         drop_postgres_database(url)
 
 
-def _running_stack(backend: str, redis_url: str, tmp_path_factory, **kwargs):
+@pytest.fixture
+def database_url(request, tmp_path_factory):
+    """A fresh empty database of the parametrized backend (`indirect=True`)."""
+    url = new_database(request.param, tmp_path_factory)
+    yield url
+    drop_database(url)
+
+
+both_databases = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
+
+
+def settings_for(database_url: str, redis_url: str = "redis://127.0.0.1:1/0", **overrides) -> Settings:
+    """Settings for code run inside the test process: its own queue, no MLflow, quick flushes."""
+    values = {"database_url": database_url, "redis_url": redis_url, "bplab_queue": f"bplab-test-{uuid.uuid4().hex[:8]}",
+              "mlflow_tracking_uri": "", "mlflow_ui_url": "", "flush_seconds": 0.05, **overrides}
+    return Settings(**values)
+
+
+def running_stack(backend: str, redis_url: str, tmp_path_factory, **kwargs):
     """A started Stack on a fresh database of `backend`; stopped and dropped afterwards."""
-    url = _database(backend, tmp_path_factory)
+    url = new_database(backend, tmp_path_factory)
     stack = Stack(url, redis_url, **kwargs)
     stack.backend = backend
     stack.start()
@@ -54,8 +71,7 @@ def _running_stack(backend: str, redis_url: str, tmp_path_factory, **kwargs):
         yield stack
     finally:
         stack.stop()
-        if url.startswith("postgresql"):
-            drop_postgres_database(url)
+        drop_database(url)
 
 
 def fault_backend() -> str:
@@ -67,7 +83,7 @@ def fault_backend() -> str:
 @pytest.fixture(scope="session", params=BACKENDS)
 def stack(request, redis_server, tmp_path_factory):
     """API + one worker on SQLite and on PostgreSQL (session-wide: starting processes is slow)."""
-    yield from _running_stack(request.param, redis_server.url, tmp_path_factory, env_overrides={
+    yield from running_stack(request.param, redis_server.url, tmp_path_factory, env_overrides={
         "MAX_PARAMS": "200000", "MAX_STEPS": "2000000", "MAX_SAMPLES": "20000", "MAX_REQUEST_BYTES": "2000000"})
 
 
@@ -77,21 +93,6 @@ def api(stack):
         yield client
 
 
-def wait_status(client: httpx.Client, job_id: int, statuses: set[str], timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/jobs/{job_id}").json()
-        if job["status"] in statuses:
-            return job
-        time.sleep(0.05)
-    raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")
-
-
-# -- MLflow ---------------------------------------------------------------------------------------
-
-MAX_POINTS = 100  # MLFLOW_MAX_POINTS for these tests, so thinning shows on small jobs
-
-
 @pytest.fixture(scope="session")
 def mlflow_server():
     server = MlflowServer().start()
@@ -99,10 +100,10 @@ def mlflow_server():
     server.stop()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session", params=BACKENDS)
 def mlflow_stack(request, redis_server, mlflow_server, tmp_path_factory):
     """API, worker and Celery beat mirroring into the real MLflow server."""
-    yield from _running_stack(request.param, redis_server.url, tmp_path_factory, beat=True, env_overrides={
+    yield from running_stack(request.param, redis_server.url, tmp_path_factory, beat=True, env_overrides={
         "MLFLOW_TRACKING_URI": mlflow_server.url, "MLFLOW_UI_URL": "http://mlflow.example:5000",
         "MLFLOW_FLUSH_SECONDS": "0.5", "MLFLOW_BACKFILL_SECONDS": "2", "MLFLOW_MAX_POINTS": str(MAX_POINTS),
         "PUBLIC_URL": "http://bplab.example:8000"})
@@ -112,13 +113,3 @@ def mlflow_stack(request, redis_server, mlflow_server, tmp_path_factory):
 def mlflow_api(mlflow_stack):
     with mlflow_stack.client() as client:
         yield client
-
-
-def wait_mirror(client: httpx.Client, job_id: int, state: str = "synced", timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/v1/jobs/{job_id}").json()
-        if job["mlflow"]["state"] == state:
-            return job
-        time.sleep(0.2)
-    raise TimeoutError(f"job {job_id} mirror is {job['mlflow']} after {timeout}s")

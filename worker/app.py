@@ -1,4 +1,4 @@
-"""The Celery apps.
+"""The Celery app the workers run.
 
 `celery -A worker.app worker` trains jobs (the training queue). `celery -A worker.maintenance
 worker -B` runs Celery beat and the periodic work it schedules on a queue of its own, so the reaper
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from services.queue import celery_config, maintenance_queue
+from services.celery_config import celery_config
 from services.settings import get_settings
 
 settings = get_settings()
@@ -20,11 +20,12 @@ celery_app.conf.imports = ("worker.tasks",)
 
 def _periodic(task: str, seconds: float) -> dict:
     # `expires`: a tick that waited longer than its period is dropped; the next one does the same work.
-    return {"task": task, "schedule": seconds, "options": {"queue": maintenance_queue(settings), "expires": seconds}}
+    return {"task": task, "schedule": seconds, "options": {"queue": settings.maintenance_queue, "expires": seconds}}
 
 
+SWEEP_TOP_UP_SECONDS = 30.0
 celery_app.conf.beat_schedule = {
     "reaper-and-outbox": _periodic("worker.tasks.reap_and_dispatch", settings.reaper_seconds),
     "mlflow-backfill": _periodic("worker.tasks.mirror_pending", settings.mlflow_backfill_seconds),
-    "sweeps": _periodic("worker.tasks.advance_sweeps", 30.0),
+    "sweeps": _periodic("worker.tasks.advance_sweeps", SWEEP_TOP_UP_SECONDS),
 }

@@ -11,7 +11,7 @@ import threading
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from services import jobs
+from services.store import jobs
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 
@@ -33,8 +33,9 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.wait(self.every):
             try:
-                with self.sessions() as session:
-                    if not jobs.heartbeat(session, self.job_id, self.lease):
-                        return  # the job was taken away; the training loop finds out at its next flush
-            except Exception:  # noqa: BLE001 - a database hiccup: try again next beat
+                with self.sessions.begin() as session:
+                    alive = jobs.heartbeat(session, self.job_id, self.lease)
+                if not alive:
+                    return  # the job was taken away; the training loop finds out at its next flush
+            except Exception:
                 logger.warning("job %s: heartbeat failed", self.job_id, exc_info=True)

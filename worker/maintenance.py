@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from services.queue import maintenance_queue
-
 from .app import celery_app, settings
 
-celery_app.conf.task_default_queue = maintenance_queue(settings)
+celery_app.conf.task_default_queue = settings.maintenance_queue
 app = celery_app

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.training import StepRecord
-from services import checkpoints, jobs, metrics, step_arrays
-from services.metrics import Chunk
-from services.models import CHUNK_POINTS
-from services.retry import retry_db
+from services.store import checkpoints, jobs, metrics, step_arrays
+from services.store.metrics import Chunk
+from services.store.models import CHUNK_POINTS
+from services.store.retry import retry_db
 
 
 class LeaseLost(RuntimeError):
@@ -70,14 +70,12 @@ class Recorder:
         retry_db(lambda: self._resume(step), self.db_retry_seconds, f"job {self.job_id}: resume")
 
     def _resume(self, step: int) -> None:
-        with self.sessions() as session:
+        with self.sessions.begin() as session:
             if jobs.progress(session, self.job_id, self.lease, step, None) is None:
-                session.rollback()
-                raise LeaseLost(f"job {self.job_id} is no longer leased to this worker")
+                raise LeaseLost(f"job {self.job_id} is no longer leased to this worker")  # rolls the transaction back
             self.current = {chunk.key: chunk for chunk in metrics.truncate(session, self.job_id, step)}
             self.dirty = set()
             step_arrays.truncate(session, self.job_id, step)
-            session.commit()
         self.step = step
 
     def flush(self, checkpoint: dict[str, Any] | None = None) -> FlushResult:
@@ -87,17 +85,16 @@ class Recorder:
 
     def _flush(self, checkpoint: dict[str, Any] | None) -> FlushResult:
         chunks = self.full + [self.current[k] for k in self.dirty]
-        with self.sessions() as session:
+        if checkpoint is not None and checkpoint["step"] != self.step:
+            raise ValueError(f"a checkpoint goes with the points up to its step: {checkpoint['step']} != {self.step}")
+        with self.sessions.begin() as session:
             metrics.write_chunks(session, self.job_id, chunks)
             step_arrays.write(session, self.job_id, self.arrays)
             if checkpoint is not None:
-                assert checkpoint["step"] == self.step, "a checkpoint goes with the points up to its step"
                 checkpoints.save(session, self.job_id, checkpoint)
             cancel = jobs.progress(session, self.job_id, self.lease, self.step, self.last_loss)
             if cancel is None:
-                session.rollback()
-                raise LeaseLost(f"job {self.job_id} is no longer leased to this worker")
-            session.commit()
+                raise LeaseLost(f"job {self.job_id} is no longer leased to this worker")  # rolls the transaction back
         self.full, self.dirty, self.arrays = [], set(), []
         self.last_flush = time.monotonic()
         return FlushResult(cancel_requested=cancel)

@@ -7,8 +7,8 @@ import functools
 from typing import Any
 
 from engine.spec import JobSpec
-from services.models import JobStatus
-from services.sweeps import SweepRequest
+from services.store.models import MAX_INT32, JobStatus, MirrorState, SweepStatus
+from services.sweeps.request import SweepRequest
 from services.time_limits import TimeLimitsRequest
 
 REF = "#/components/schemas/{model}"
@@ -26,10 +26,10 @@ def _json(schema: dict, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-MAX_INT = 2**31 - 1  # ids, steps and cursors
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}}
-SWEEP_ID = {"name": "sweep_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}}
-STEP = {"name": "step", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT}}
+
+JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT32}}
+SWEEP_ID = {"name": "sweep_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT32}}
+STEP = {"name": "step", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT32}}
 ERRORS = {"404": _problem_response("No such job"), "503": _problem_response("Database unavailable")}
 IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": False,
                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
@@ -86,7 +86,7 @@ def _schemas() -> dict[str, Any]:
             "mlflow": {"type": "object", "description": "the job's MLflow run and how far its mirror got", "properties": {
                 "experiment_id": {"type": ["string", "null"]}, "run_id": {"type": ["string", "null"]},
                 "run_url": {"type": ["string", "null"]},
-                "state": {"type": "string", "enum": ["pending", "synced", "failed", "disabled"]},
+                "state": {"type": "string", "enum": [s.value for s in MirrorState]},
                 "error": {"type": ["string", "null"]}, "points": {"type": "integer"}}},
             "links": {"type": "object", "additionalProperties": {"type": "string"}},
             "spec": {"type": "object"},
@@ -103,7 +103,7 @@ def _schemas() -> dict[str, Any]:
     schemas.update(sweep_schema.pop("$defs", {}))
     schemas["SweepRequest"] = sweep_schema
     schemas["Sweep"] = {"type": "object", "properties": {
-        "id": {"type": "integer"}, "name": {"type": ["string", "null"]}, "status": {"type": "string", "enum": ["running", "finished", "cancelled"]},
+        "id": {"type": "integer"}, "name": {"type": ["string", "null"]}, "status": {"type": "string", "enum": [s.value for s in SweepStatus]},
         "strategy": {"type": "string"}, "progress": {"type": "object"}, "leaderboard": {"type": "array", "items": {"type": "object"}},
         "importance": {"type": ["object", "null"]}, "jobs": {"type": "array", "items": _ref("Job")}, "links": {"type": "object"}},
         "required": ["id", "status", "progress", "leaderboard"]}
@@ -149,9 +149,9 @@ def _document() -> dict[str, Any]:
                         {"name": "status", "in": "query", "schema": {"type": "string", "enum": [s.value for s in JobStatus]}},
                         {"name": "experiment", "in": "query", "schema": {"type": "string"}},
                         {"name": "tag", "in": "query", "schema": {"type": "string"}, "description": "key or key:value"},
-                        {"name": "sweep_id", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+                        {"name": "sweep_id", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT32}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT32}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT32},
                          "description": "page size; more than 500 gives 500"},
                     ],
                     "responses": {"200": _json(_ref("JobList")), "400": _problem_response("Bad query"), "503": ERRORS["503"]},
@@ -167,9 +167,9 @@ def _document() -> dict[str, Any]:
                 "summary": "Recorded metrics, optionally downsampled (first/min/max/last per bucket)", "operationId": "getMetrics",
                 "parameters": [JOB_ID,
                                {"name": "keys", "in": "query", "schema": {"type": "string"}, "description": "comma-separated keys"},
-                               {"name": "start", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT}},
-                               {"name": "end", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT}},
-                               {"name": "max_points", "in": "query", "schema": {"type": "integer", "minimum": 4, "maximum": MAX_INT}}],
+                               {"name": "start", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT32}},
+                               {"name": "end", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT32}},
+                               {"name": "max_points", "in": "query", "schema": {"type": "integer", "minimum": 4, "maximum": MAX_INT32}}],
                 "responses": {"200": {"description": "Series per key",
                                       "content": {"application/json": {"schema": _ref("MetricSeries")},
                                                   "text/csv": {"schema": {"type": "string"}}}},
@@ -207,8 +207,8 @@ def _document() -> dict[str, Any]:
                               **ERRORS}}},
             "/api/v1/jobs/{job_a}/diff/{job_b}": {"get": {
                 "summary": "Compare two runs of the same architecture step by step", "operationId": "diffJobs",
-                "parameters": [{"name": "job_a", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}},
-                               {"name": "job_b", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}},
+                "parameters": [{"name": "job_a", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT32}},
+                               {"name": "job_b", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT32}},
                                {"name": "tolerance", "in": "query", "schema": {"type": "number", "minimum": 0}}],
                 "responses": {"200": _json({"type": "object", "properties": {
                     "first_difference": {"type": ["object", "null"]}, "identical": {"type": "boolean"},

@@ -1,5 +1,5 @@
 """Checking a submitted job before anything is stored or queued: the spec (through the engine's
-one validator), the service's limits, and the job's metadata."""
+one validator), the service's size limits (MAX_PARAMS, MAX_STEPS, MAX_SAMPLES), and the job's metadata."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 from engine.problem import Plan, build_problem, plan
 from engine.spec import JobSpec, SpecError, parse_spec
 from services.settings import Settings
-from services.time_limits import TimeLimits, resolve as resolve_time_limits
+from services.time_limits import TimeLimits
+from services.time_limits import resolve as resolve_time_limits
 
 from .errors import ApiError
 
@@ -50,7 +51,7 @@ def check_submission(body: Any, settings: Settings) -> Submission:
     except SpecError as exc:
         raise invalid(exc.errors) from None
     sizes = plan(parsed)
-    _check_limits(parsed, sizes, settings)
+    _check_size_limits(parsed, sizes, settings)
     try:
         build_problem(parsed)
     except SpecError as exc:
@@ -76,7 +77,7 @@ def _meta(body: dict[str, Any]) -> tuple[str | None, str, dict[str, str]]:
     return name, experiment, dict(tags)
 
 
-def _check_limits(spec: JobSpec, sizes: Plan, settings: Settings) -> None:
+def _check_size_limits(spec: JobSpec, sizes: Plan, settings: Settings) -> None:
     checks = [
         ("model.layers", sizes.n_params, settings.max_params, "MAX_PARAMS", "parameters"),
         ("steps" if spec.steps is not None else "epochs", sizes.total_steps, settings.max_steps, "MAX_STEPS", "optimizer steps"),

@@ -1,4 +1,4 @@
-"""Bad input is refused before anything is queued, as problem+json naming the field."""
+"""Bad input is refused before anything is queued, as problem+json naming the field (the app in-process)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,8 @@ import json
 
 import pytest
 
-from tests.api.test_jobs_lifecycle import SEED, moons
-
-
-def assert_problem(response, status: int, field: str | None = None, words: str = ""):
-    assert response.status_code == status, response.text[:500]
-    assert response.headers["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status and body["type"].startswith("https://") and body["title"] and body["detail"]
-    if field is not None:
-        assert body["field"] == field, body
-    assert words in body["detail"], body
-    return body
-
+from tests.support.problems import assert_problem
+from tests.support.specs import SEED, moons
 
 BAD_SPECS = [
     ("softmax hidden", {**SEED, "model": {**SEED["model"], "layers": [{"units": 2, "activation": "softmax"}, {"units": 1, "activation": "sigmoid"}]}},
@@ -36,11 +25,11 @@ BAD_SPECS = [
 
 
 @pytest.mark.parametrize("body, field, words", [c[1:] for c in BAD_SPECS], ids=[c[0] for c in BAD_SPECS])
-def test_invalid_submission_is_422_naming_the_field(api, body, field, words):
-    before = api.get("/api/v1/jobs", params={"limit": 1}).json()["jobs"]
-    problem = assert_problem(api.post("/api/v1/jobs", json=body), 422, field, words)
+def test_invalid_submission_is_422_naming_the_field(client, body, field, words):
+    before = client.get("/api/v1/jobs", params={"limit": 1}).json()["jobs"]
+    problem = assert_problem(client.post("/api/v1/jobs", json=body), 422, field, words)
     assert problem["errors"][0]["field"] == field
-    assert api.get("/api/v1/jobs", params={"limit": 1}).json()["jobs"] == before  # nothing stored or queued
+    assert client.get("/api/v1/jobs", params={"limit": 1}).json()["jobs"] == before  # nothing stored or queued
 
 
 @pytest.mark.parametrize("spec, field, limit", [
@@ -50,52 +39,50 @@ def test_invalid_submission_is_422_naming_the_field(api, body, field, words):
     (moons(steps=3_000_000, epochs=None), "steps", "MAX_STEPS"),
     (moons(data={"builtin": "moons", "n_samples": 50000}), "data.n_samples", "MAX_SAMPLES"),
 ])
-def test_limits_are_enforced_before_queueing_and_reported(api, spec, field, limit):
+def test_limits_are_enforced_before_queueing_and_reported(client, spec, field, limit):
     spec = {k: v for k, v in spec.items() if v is not None}
-    body = assert_problem(api.post("/api/v1/jobs", json=spec), 422, field, limit)
+    body = assert_problem(client.post("/api/v1/jobs", json=spec), 422, field, limit)
     assert body["limit"]["name"] == limit and body["limit"]["requested"] > body["limit"]["value"]
 
 
-def test_request_over_the_size_limit_is_413(api):
+def test_request_over_the_size_limit_is_413(client):
     X = [[0.1] * 300] * 2000  # ~2.4 MB of JSON
     body = {**SEED, "model": {"layers": [{"units": 1, "activation": "sigmoid"}]}, "data": {"X": X, "y": [0] * 2000}}
-    problem = assert_problem(api.post("/api/v1/jobs", content=json.dumps(body), headers={"Content-Type": "application/json"}), 413,
+    problem = assert_problem(client.post("/api/v1/jobs", content=json.dumps(body), headers={"Content-Type": "application/json"}), 413,
                              words="MAX_REQUEST_BYTES")
     assert problem["limit"]["value"] == 2_000_000
 
 
 @pytest.mark.parametrize("content, words", [("{not json", "must be JSON"), ("[1, 2]", "JSON object"), ("", "must be JSON")])
-def test_malformed_body_is_400(api, content, words):
-    assert_problem(api.post("/api/v1/jobs", content=content, headers={"Content-Type": "application/json"}), 400, words=words)
+def test_malformed_body_is_400(client, content, words):
+    assert_problem(client.post("/api/v1/jobs", content=content, headers={"Content-Type": "application/json"}), 400, words=words)
 
 
-def test_unknown_job_and_route_and_method(api):
-    assert_problem(api.get("/api/v1/jobs/999999"), 404, words="no job 999999")
-    assert_problem(api.get("/api/v1/nothing"), 404)
-    assert_problem(api.delete("/api/v1/jobs"), 405)
-    assert_problem(api.get("/api/v1/jobs", params={"limit": "many"}), 400, "limit", "integer")
-    job = api.post("/api/v1/jobs", json=SEED).json()
-    assert_problem(api.get(f"/api/v1/jobs/{job['id']}/metrics", params={"max_points": 2}), 400, "max_points", "at least 4")
+def test_unknown_job_and_route_and_method(client):
+    assert_problem(client.get("/api/v1/jobs/999999"), 404, words="no job 999999")
+    assert_problem(client.get("/api/v1/nothing"), 404)
+    assert_problem(client.delete("/api/v1/jobs"), 405)
+    assert_problem(client.get("/api/v1/jobs", params={"limit": "many"}), 400, "limit", "integer")
+    job = client.post("/api/v1/jobs", json=SEED).json()
+    assert_problem(client.get(f"/api/v1/jobs/{job['id']}/metrics", params={"max_points": 2}), 400, "max_points", "at least 4")
 
 
-def test_predict_rejects_bad_rows(api):
-    from tests.conftest import wait_status
-
-    job = api.post("/api/v1/jobs", json=SEED).json()
-    wait_status(api, job["id"], {"succeeded"})
-    assert_problem(api.post(f"/api/v1/jobs/{job['id']}/predict", json={"X": [[1, 2, 3]]}), 422, "X", "rows of 2 numbers")
-    assert_problem(api.post(f"/api/v1/jobs/{job['id']}/predict", json={"rows": []}), 422, "X", "required")
-    assert_problem(api.post(f"/api/v1/jobs/{job['id']}/predict", json={"X": "abc"}), 422, "X")
+def test_predict_rejects_bad_rows(client, train):
+    job = client.post("/api/v1/jobs", json=SEED).json()
+    assert train(job["id"]) == "succeeded"
+    assert_problem(client.post(f"/api/v1/jobs/{job['id']}/predict", json={"X": [[1, 2, 3]]}), 422, "X", "rows of 2 numbers")
+    assert_problem(client.post(f"/api/v1/jobs/{job['id']}/predict", json={"rows": []}), 422, "X", "required")
+    assert_problem(client.post(f"/api/v1/jobs/{job['id']}/predict", json={"X": "abc"}), 422, "X")
 
 
-def test_openapi_document_and_docs_page(api):
-    doc = api.get("/api/v1/openapi.json").json()
+def test_openapi_document_and_docs_page(client):
+    doc = client.get("/api/v1/openapi.json").json()
     assert doc["openapi"].startswith("3.1")
     assert {"/api/v1/jobs", "/api/v1/jobs/{job_id}/metrics", "/api/v1/jobs/{job_id}/events"} <= set(doc["paths"])
     spec_schema = doc["components"]["schemas"]["JobSpec"]
     assert spec_schema["additionalProperties"] is False and "model" in spec_schema["required"]
     assert "Layer" in doc["components"]["schemas"]
-    page = api.get("/docs")
+    page = client.get("/docs")
     assert page.status_code == 200 and "swagger-ui" in page.text
-    asset = api.get("/docs/assets/swagger-ui-bundle.js")
+    asset = client.get("/docs/assets/swagger-ui-bundle.js")
     assert asset.status_code == 200 and len(asset.content) > 100_000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _running_stack
+from tests.conftest import running_stack
 
 BIN = Path(sys.executable).parent
 
@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def small_stack(redis_server, tmp_path_factory):
     """Its own stack with small limits, so generated jobs stay tiny and leave the shared worker alone."""
-    yield from _running_stack("sqlite", redis_server.url, tmp_path_factory, env_overrides={
+    yield from running_stack("sqlite", redis_server.url, tmp_path_factory, env_overrides={
         "MAX_PARAMS": "5000", "MAX_STEPS": "500", "MAX_SAMPLES": "500", "MAX_SWEEP_JOBS": "20", "MAX_REQUEST_BYTES": "200000",
         "SUBMIT_RATE_LIMIT": "1000000/minute"})
 

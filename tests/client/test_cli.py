@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.test_jobs_lifecycle import SEED, moons
 from tests.support.services import free_port
+from tests.support.specs import SEED, moons
 
 ROOT = Path(__file__).parents[2]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import statistics
 
 import pytest
-from bplab import Client, ConnectionFailed, Conflict, NotFound, ValidationFailed
 
-from tests.api.test_jobs_lifecycle import SEED, moons
+from bplab import Client, Conflict, ConnectionFailed, NotFound, ValidationFailed
 from tests.support.services import free_port
+from tests.support.specs import SEED, moons
 
 
 @pytest.fixture
@@ -55,9 +55,8 @@ def test_api_errors_are_typed_with_problem_fields(client):
 
 
 def test_connection_errors_are_retried_then_raised():
-    with Client(f"http://127.0.0.1:{free_port()}", retries=2) as dead:
-        with pytest.raises(ConnectionFailed):
-            dead.get(1)
+    with Client(f"http://127.0.0.1:{free_port()}", retries=2) as dead, pytest.raises(ConnectionFailed):
+        dead.get(1)
 
 
 def test_a_sweep_of_30_jobs_with_seeds_and_its_leaderboard(client):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 
-from tests.api.test_jobs_lifecycle import moons
-from tests.conftest import MAX_POINTS, wait_mirror, wait_status
-from tests.mlflow.test_mirror import mlflow_series, rest_series
+from tests.conftest import MAX_POINTS
+from tests.support.runs import mlflow_series, rest_series
 from tests.support.services import wait_for
+from tests.support.specs import moons
+from tests.support.waiting import wait_mirror, wait_status
 
 
-def test_mlflow_outage_during_a_job(mlflow_api, mlflow_server):  
+def test_mlflow_outage_during_a_job(mlflow_api, mlflow_server):
     spec = moons(epochs=40, batch_size=1, record={"every": 4, "gradients": "summary"})  # 3,200 steps, a few seconds
     baseline = mlflow_api.post("/api/v1/jobs", json=spec).json()
     baseline = wait_status(mlflow_api, baseline["id"], {"succeeded"}, timeout=120)

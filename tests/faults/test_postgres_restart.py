@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _running_stack, fault_backend
+from tests.conftest import fault_backend, running_stack
 from tests.support.reference import clean_run, stored_series
 from tests.support.services import port_open, wait_for
 
@@ -36,7 +36,7 @@ def pg_stack(redis_server, tmp_path_factory):
         if os.environ.get("REQUIRE_POSTGRES") == "1":
             pytest.fail(reason + " and REQUIRE_POSTGRES=1")
         pytest.skip(reason)
-    yield from _running_stack("postgresql", redis_server.url, tmp_path_factory, beat=True,
+    yield from running_stack("postgresql", redis_server.url, tmp_path_factory, beat=True,
                               env_overrides={"REAPER_SECONDS": "1", "HEARTBEAT_TIMEOUT": "30", "DB_RETRY_SECONDS": "60"})
 
 

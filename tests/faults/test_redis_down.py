@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import _running_stack, fault_backend
+from tests.conftest import fault_backend, running_stack
 from tests.support.reference import clean_run, point_faults, stored_series
 from tests.support.services import Redis
 
@@ -25,7 +25,7 @@ def private_redis():
 
 @pytest.fixture(scope="module")
 def redis_stack(private_redis, tmp_path_factory):
-    yield from _running_stack(fault_backend(), private_redis.url, tmp_path_factory, beat=True, env_overrides=FAST)
+    yield from running_stack(fault_backend(), private_redis.url, tmp_path_factory, beat=True, env_overrides=FAST)
 
 
 def spec_for(i: int) -> dict:

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import _running_stack, fault_backend
+from tests.conftest import fault_backend, running_stack
 from tests.support.reference import clean_run, point_faults, stored_series
 
 JOBS, CLIENTS = 300, 10
@@ -31,7 +31,7 @@ def spec_for(i: int) -> dict:
 
 @pytest.fixture(scope="module")
 def kill_stack(redis_server, tmp_path_factory):
-    yield from _running_stack(fault_backend(), redis_server.url, tmp_path_factory, workers=2, beat=True, env_overrides=FAST_RECOVERY)
+    yield from running_stack(fault_backend(), redis_server.url, tmp_path_factory, workers=2, beat=True, env_overrides=FAST_RECOVERY)
 
 
 @pytest.mark.timeout(900)

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +124,7 @@ def create_postgres_database() -> str:
 def drop_postgres_database(url: str) -> None:
     import psycopg
 
-    from services.db import get_engine
+    from services.store.db import get_engine
 
     get_engine.cache_clear()
     name = url.rsplit("/", 1)[1]
@@ -158,7 +158,7 @@ class Stack:
         env.update(self.env_overrides)
         return env
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         from services.migrate import upgrade
 
         upgrade(self.database_url)
@@ -187,10 +187,8 @@ class Stack:
 
     def kill_worker(self, proc: subprocess.Popen) -> None:
         """SIGKILL a worker and its pool processes, as a machine loss would."""
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(10)
 
     def start_maintenance(self) -> subprocess.Popen:
@@ -213,10 +211,8 @@ class Stack:
     def stop(self) -> None:
         for proc in self.worker_procs:
             if proc.poll() is None:
-                try:
+                with suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         for proc in [*self.worker_procs, self.api]:
             if proc and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -241,7 +237,7 @@ class MlflowServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "MlflowServer":
+    def start(self) -> MlflowServer:
         self.process = subprocess.Popen(
             [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}", "--artifacts-destination", str(self.dir / "artifacts")],

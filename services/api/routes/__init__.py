@@ -1,0 +1,7 @@
+"""One blueprint per resource; `BLUEPRINTS` is what the app registers."""
+
+from __future__ import annotations
+
+from . import diff, docs, events, health, jobs, metrics, recorded_steps, sweeps, trained_model
+
+BLUEPRINTS = [jobs.bp, metrics.bp, recorded_steps.bp, trained_model.bp, events.bp, diff.bp, sweeps.bp, docs.bp, health.bp]

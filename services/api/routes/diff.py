@@ -1,0 +1,73 @@
+"""/api/v1/jobs/{a}/diff/{b}: where two runs of one architecture part, step by step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, request
+
+from engine.problem import plan
+from engine.spec import parse_spec
+from services.store import metrics
+from services.store.models import Job
+
+from ..errors import ApiError
+from ..owned import job_or_404
+from ..request_session import db
+
+bp = Blueprint("diff", __name__, url_prefix="/api/v1/jobs")
+COMPARED_FAMILIES = ("grad_norm/", "grad_max/", "weight_norm/", "update_ratio/")
+
+Series = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _architecture(job: Job) -> list:
+    return [plan(parse_spec(job.spec)).n_inputs] + [[layer["units"], layer["activation"]] for layer in job.spec["model"]["layers"]]
+
+
+def _tolerance() -> float:
+    raw = request.args.get("tolerance", "1e-9")
+    try:
+        tol = float(raw)
+    except ValueError:
+        tol = -1.0
+    if not tol >= 0:
+        raise ApiError(400, "Bad request", f"tolerance: must be a number >= 0, got {raw!r}", kind="bad-query", field="tolerance")
+    return tol
+
+
+def first_difference(series_a: Series, series_b: Series, tolerance: float) -> tuple[list[str], int, dict[str, Any] | None]:
+    """(keys compared, steps compared, the first recorded step where a key differs by more than
+    `tolerance` relative, or None)."""
+    keys = sorted(k for k in set(series_a) & set(series_b) if k == "loss" or k.startswith(COMPARED_FAMILIES))
+    first, compared = None, set()
+    for key in keys:
+        (steps_a, values_a), (steps_b, values_b) = series_a[key], series_b[key]
+        common, ia, ib = np.intersect1d(steps_a, steps_b, return_indices=True)
+        compared.update(common.tolist())
+        va, vb = values_a[ia], values_b[ib]
+        rel = np.abs(va - vb) / np.maximum(np.maximum(np.abs(va), np.abs(vb)), 1e-300)
+        bad = np.flatnonzero(rel > tolerance)
+        if bad.size and (first is None or common[bad[0]] < first["step"]):
+            i = int(bad[0])
+            first = {"step": int(common[i]), "key": key, "a": float(va[i]), "b": float(vb[i]), "relative_difference": float(rel[i])}
+    return keys, len(compared), first
+
+
+@bp.get("/<id:job_a>/diff/<id:job_b>")
+def diff(job_a: int, job_b: int):
+    """Two runs of the same architecture, step by step: the first recorded step where the loss, a
+    gradient statistic or a weight norm differ by more than `tolerance` (relative), and the final weights."""
+    a, b = job_or_404(job_a), job_or_404(job_b)
+    tol = _tolerance()
+    arch_a, arch_b = _architecture(a), _architecture(b)
+    if arch_a != arch_b:
+        raise ApiError(422, "Different architectures", f"job {a.id} is {arch_a}, job {b.id} is {arch_b}", kind="different-architectures")
+    keys, steps, first = first_difference(metrics.read(db(), a.id), metrics.read(db(), b.id), tol)
+    body: dict[str, Any] = {"a": a.id, "b": b.id, "tolerance": tol, "architecture": arch_a, "keys_compared": keys,
+                            "steps_compared": steps, "first_difference": first, "identical": first is None}
+    if a.model and b.model:
+        per_layer = [float(np.max(np.abs(np.array(wa) - np.array(wb)))) for wa, wb in zip(a.model["weights"], b.model["weights"])]
+        body["final_weights"] = {"max_abs_difference": max(per_layer), "per_layer": per_layer}
+    return body

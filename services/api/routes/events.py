@@ -1,0 +1,58 @@
+"""/api/v1/jobs/{id}/events: Server-Sent Events of a job's status and progress until it ends."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, stream_with_context
+
+from services.store.db import session_factory
+from services.store.models import TERMINAL, Job
+
+from ..owned import job_or_404
+from ..representations import job_json
+
+bp = Blueprint("events", __name__, url_prefix="/api/v1/jobs")
+KEEPALIVE_SECONDS = 2.0
+
+
+@bp.get("/<id:job_id>/events")
+def job_events(job_id: int):
+    """Server-Sent Events: `status` on every change, `progress` (step, loss) as it moves, then `end`."""
+    job_or_404(job_id)
+    sessions = session_factory(current_app.config["SETTINGS"].database_url)
+    poll = current_app.config.get("EVENTS_POLL_SECONDS", 0.25)
+    timeout = current_app.config.get("EVENTS_MAX_SECONDS", 3600)
+    return Response(stream_with_context(_event_stream(sessions, job_id, poll, timeout)), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _event_stream(sessions, job_id: int, poll: float, timeout: float) -> Iterator[str]:
+    last_status, last_step, started = None, None, time.monotonic()
+    last_sent = started
+    while time.monotonic() - started < timeout:
+        with sessions() as session:
+            job = session.get(Job, job_id)
+            status, step, total, loss = job.status, job.step, job.total_steps, job.last_loss
+            final = job_json(job, with_spec=False) if status in TERMINAL else None
+        if status != last_status:
+            yield _sse("status", {"id": job_id, "status": status.value})
+            last_status, last_sent = status, time.monotonic()
+        if step != last_step:
+            yield _sse("progress", {"id": job_id, "step": step, "total_steps": total, "loss": loss})
+            last_step, last_sent = step, time.monotonic()
+        if final is not None:
+            yield _sse("end", final)
+            return
+        if time.monotonic() - last_sent > KEEPALIVE_SECONDS:
+            # A comment line keeps proxies from closing an idle stream, and lets the server notice a
+            # client that left (a write fails), so the thread serving it is freed within seconds.
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()
+        time.sleep(poll)

@@ -1,0 +1,172 @@
+"""Jobs in the store: create, read, list, and every status transition.
+
+The job's state machine: queued -> running -> succeeded | diverged | failed | cancelled (and
+queued -> cancelled, and running -> queued when the reaper requeues a job whose worker vanished).
+Each transition is one conditional UPDATE here; nothing else writes `status`. A running job holds
+a lease token: the worker's writes are fenced by it, so a worker that lost its job (requeued after
+a crash) cannot write over the new attempt. A queued job has a row in the outbox until a worker
+claims it. Like every store function, none of these commits: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from ..time_limits import TimeLimits
+from . import outbox
+from .columns import utcnow
+from .models import LOCAL_OWNER, TERMINAL, Checkpoint, Job, JobPayload, JobStatus, JobTag
+
+
+def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_params: int, time_limits: TimeLimits | None = None,
+               owner: str = LOCAL_OWNER, name: str | None = None, experiment: str = "default", tags: dict[str, str] | None = None,
+               sweep_id: int | None = None, sweep_trial: int | None = None, sweep_seed: int | None = None,
+               sweep_params: dict | None = None) -> Job:
+    """Insert a queued job and its outbox row."""
+    job = Job(payload=JobPayload(spec=spec), owner=owner, name=name, experiment=experiment or "default", sweep_id=sweep_id,
+              sweep_trial=sweep_trial, sweep_seed=sweep_seed, sweep_params=sweep_params, status=JobStatus.queued,
+              total_steps=total_steps, n_params=n_params, created_at=utcnow(),
+              soft_time_limit=time_limits and time_limits.soft, hard_time_limit=time_limits and time_limits.hard)
+    job.tags = [JobTag(key=k, value=v) for k, v in sorted((tags or {}).items())]
+    session.add(job)
+    session.flush()
+    outbox.add(session, job.id)
+    return job
+
+
+def get_job(session: Session, job_id: int, owner: str | None = None) -> Job | None:
+    """The job, or None when there is none (or it belongs to someone other than `owner`)."""
+    job = session.get(Job, job_id)
+    if job is None or (owner is not None and job.owner != owner):
+        return None
+    return job
+
+
+@dataclass
+class JobFilter:
+    status: JobStatus | None = None
+    experiment: str | None = None
+    tag: str | None = None  # "key" or "key:value"
+    sweep_id: int | None = None
+    owner: str | None = None
+
+
+def list_jobs(session: Session, flt: JobFilter, limit: int, before_id: int | None = None) -> list[Job]:
+    """Newest first; `before_id` is the cursor (the last id of the previous page)."""
+    query = select(Job).order_by(Job.id.desc()).limit(limit)
+    if flt.owner is not None:
+        query = query.where(Job.owner == flt.owner)
+    if flt.status:
+        query = query.where(Job.status == flt.status)
+    if flt.experiment:
+        query = query.where(Job.experiment == flt.experiment)
+    if flt.sweep_id is not None:
+        query = query.where(Job.sweep_id == flt.sweep_id)
+    if flt.tag:
+        key, _, value = flt.tag.partition(":")
+        cond = (JobTag.job_id == Job.id) & (JobTag.key == key)
+        if value:
+            cond &= JobTag.value == value
+        query = query.where(exists().where(cond))
+    if before_id is not None:
+        query = query.where(Job.id < before_id)
+    return list(session.scalars(query))
+
+
+# -- transitions -----------------------------------------------------------------------------------
+
+def claim(session: Session, job_id: int) -> str | None:
+    """queued -> running with a new lease (and out of the outbox); the lease token, or None if the
+    job is not queued (a duplicate delivery, or a job that ended or another worker holds)."""
+    lease = str(uuid.uuid4())
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(status=JobStatus.running, lease=lease, attempt=Job.attempt + 1, attempt_started_at=now, heartbeat_at=now)
+    )
+    if result.rowcount != 1:
+        return None
+    session.execute(update(Job).where(Job.id == job_id, Job.started_at.is_(None)).values(started_at=now))
+    outbox.remove(session, job_id)
+    return lease
+
+
+def _leased(job_id: int, lease: str) -> tuple[ColumnElement[bool], ...]:
+    return Job.id == job_id, Job.lease == lease, Job.status == JobStatus.running
+
+
+def heartbeat(session: Session, job_id: int, lease: str) -> bool:
+    """The worker is alive; False when the lease was lost."""
+    return session.execute(update(Job).where(*_leased(job_id, lease)).values(heartbeat_at=utcnow())).rowcount == 1
+
+
+def progress(session: Session, job_id: int, lease: str, step: int, last_loss: float | None) -> bool | None:
+    """Record progress under the lease. Returns whether a cancel was requested, or None when the lease was lost."""
+    result = session.execute(update(Job).where(*_leased(job_id, lease)).values(step=step, last_loss=last_loss, heartbeat_at=utcnow()))
+    if result.rowcount != 1:
+        return None
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def finish(session: Session, job_id: int, lease: str, status: JobStatus, *, summary: dict | None = None,
+           error: dict | None = None, model: dict | None = None) -> bool:
+    """running -> a terminal status, under the lease; False if the lease was lost."""
+    if status not in TERMINAL:
+        raise ValueError(f"{status} is not a terminal status")
+    if not _end(session, _leased(job_id, lease), job_id, status, error, summary=summary):
+        return False
+    if model is not None:
+        session.execute(update(JobPayload).where(JobPayload.job_id == job_id).values(model=model))
+    return True
+
+
+def cancel(session: Session, job_id: int) -> JobStatus:
+    """Cancel: a queued job at once (it never starts), a running one by flag (its worker stops
+    within a second and keeps what it recorded). Returns the job's status afterwards."""
+    queued = (Job.id == job_id, Job.status == JobStatus.queued)
+    if _end(session, queued, job_id, JobStatus.cancelled, {"reason": "cancelled", "message": "cancelled before it started"}):
+        outbox.remove(session, job_id)
+    else:
+        session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.running).values(cancel_requested=True))
+    return session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+def silent(since: datetime) -> ColumnElement[bool]:
+    """No heartbeat since `since` (or none at all)."""
+    return or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < since)
+
+
+def requeue(session: Session, job_id: int, lease: str, silent_since: datetime) -> bool:
+    """running -> queued (with a new outbox row) for a job whose worker went silent, fenced by the lease seen."""
+    result = session.execute(update(Job).where(*_leased(job_id, lease), silent(silent_since))
+                             .values(status=JobStatus.queued, lease=None))
+    if result.rowcount != 1:
+        return False
+    outbox.add(session, job_id)
+    return True
+
+
+def end_abandoned(session: Session, job_id: int, lease: str, status: JobStatus, error: dict,
+                  silent_since: datetime | None = None) -> bool:
+    """running -> failed | cancelled, decided by the reaper for a job its worker cannot finish
+    (over its hard time limit; or silent since `silent_since`), fenced by the lease it saw."""
+    fence = _leased(job_id, lease) + ((silent(silent_since),) if silent_since is not None else ())
+    return _end(session, fence, job_id, status, error)
+
+
+def _end(session: Session, fence: tuple[ColumnElement[bool], ...], job_id: int, status: JobStatus, error: dict | None,
+         summary: dict | None = None) -> bool:
+    """The one UPDATE that ends a job; its checkpoint goes with it (a job that ended is never resumed)."""
+    result = session.execute(update(Job).where(*fence).values(status=status, error=error, summary=summary, finished_at=utcnow(),
+                                                              lease=None))
+    if result.rowcount != 1:
+        return False
+    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
+    return True

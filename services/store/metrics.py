@@ -1,0 +1,114 @@
+"""Metric points in chunks: write (idempotent upserts), read, downsample.
+
+A chunk holds up to CHUNK_POINTS consecutive points of one key; its steps are '<i4' and its values
+'<f8', packed. Rewriting a chunk (a partial one growing, or a re-sent flush) replaces its row.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from .models import CHUNK_POINTS, MetricChunk
+from .upsert import upsert
+
+
+@dataclass
+class Chunk:
+    key: str
+    index: int
+    steps: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+
+    def row(self, job_id: int) -> dict:
+        return {"job_id": job_id, "key": self.key, "chunk": self.index, "first_step": self.steps[0], "last_step": self.steps[-1],
+                "n": len(self.steps), "steps": np.asarray(self.steps, dtype="<i4").tobytes(),
+                "values": np.asarray(self.values, dtype="<f8").tobytes()}
+
+
+def write_chunks(session: Session, job_id: int, chunks: list[Chunk]) -> None:
+    """Insert or replace chunks (the caller commits)."""
+    upsert(session, MetricChunk, [c.row(job_id) for c in chunks if c.steps], ["job_id", "key", "chunk"])
+
+
+def truncate(session: Session, job_id: int, step: int) -> list[Chunk]:
+    """Forget the points at or after `step`, and return each key's last chunk as it now stands, for
+    recording to go on filling it (the caller commits)."""
+    session.execute(delete(MetricChunk).where(MetricChunk.job_id == job_id, MetricChunk.first_step >= step))
+    last = (select(MetricChunk.key, func.max(MetricChunk.chunk).label("chunk")).where(MetricChunk.job_id == job_id)
+            .group_by(MetricChunk.key).subquery())
+    rows = session.execute(select(MetricChunk.key, MetricChunk.chunk, MetricChunk.steps, MetricChunk.values).join(
+        last, (MetricChunk.key == last.c.key) & (MetricChunk.chunk == last.c.chunk)).where(MetricChunk.job_id == job_id))
+    tails = []
+    for key, index, steps_raw, values_raw in rows:
+        steps = np.frombuffer(steps_raw, "<i4")
+        keep = int(np.searchsorted(steps, step))  # steps ascend within a chunk
+        chunk = Chunk(key, index, steps[:keep].tolist(), np.frombuffer(values_raw, "<f8")[:keep].tolist())
+        if keep < steps.size:
+            write_chunks(session, job_id, [chunk])
+        if len(chunk.steps) == CHUNK_POINTS:
+            chunk = Chunk(key, index + 1)
+        tails.append(chunk)
+    return tails
+
+
+def keys(session: Session, job_id: int) -> list[str]:
+    return list(session.scalars(select(MetricChunk.key).where(MetricChunk.job_id == job_id).distinct().order_by(MetricChunk.key)))
+
+
+def read(session: Session, job_id: int, wanted: list[str] | None = None, start: int | None = None,
+         end: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`{key: (steps, values)}` for steps in [start, end]."""
+    query = select(MetricChunk.key, MetricChunk.steps, MetricChunk.values).where(MetricChunk.job_id == job_id)
+    if wanted:
+        query = query.where(MetricChunk.key.in_(wanted))
+    if start is not None:
+        query = query.where(MetricChunk.last_step >= start)
+    if end is not None:
+        query = query.where(MetricChunk.first_step <= end)
+    parts: dict[str, tuple[list, list]] = {}
+    for key, steps, values in session.execute(query.order_by(MetricChunk.key, MetricChunk.chunk)):
+        s, v = parts.setdefault(key, ([], []))
+        s.append(np.frombuffer(steps, dtype="<i4"))
+        v.append(np.frombuffer(values, dtype="<f8"))
+    out = {}
+    for key, (s, v) in parts.items():
+        steps, values = np.concatenate(s), np.concatenate(v)
+        keep = np.ones(steps.size, dtype=bool)
+        if start is not None:
+            keep &= steps >= start
+        if end is not None:
+            keep &= steps <= end
+        out[key] = (steps[keep], values[keep])
+    return out
+
+
+def last_points(session: Session, job_id: int) -> dict[str, tuple[int, float]]:
+    """The last recorded (step, value) of every key."""
+    last = (select(MetricChunk.key, func.max(MetricChunk.chunk).label("chunk")).where(MetricChunk.job_id == job_id)
+            .group_by(MetricChunk.key).subquery())
+    rows = session.execute(select(MetricChunk.key, MetricChunk.steps, MetricChunk.values).join(
+        last, (MetricChunk.key == last.c.key) & (MetricChunk.chunk == last.c.chunk)).where(MetricChunk.job_id == job_id))
+    return {key: (int(np.frombuffer(steps, "<i4")[-1]), float(np.frombuffer(values, "<f8")[-1])) for key, steps, values in rows}
+
+
+def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most `max_points` points: the series cut into equal buckets, each keeping its first, min,
+    max and last point, so spikes survive."""
+    n = steps.size
+    if n <= max_points:
+        return steps, values
+    buckets = max(1, max_points // 4)
+    bounds = np.linspace(0, n, buckets + 1).astype(np.int64)
+    keep = []
+    for lo, hi in itertools.pairwise(bounds):
+        if hi <= lo:
+            continue
+        chunk = values[lo:hi]
+        keep += [lo, lo + int(np.argmin(chunk)), lo + int(np.argmax(chunk)), hi - 1]
+    idx = np.unique(np.array(keep, dtype=np.int64))
+    return steps[idx], values[idx]

@@ -1,0 +1,134 @@
+"""A sweep's life: created with its first points, advanced whenever one of its jobs ends (and by the
+periodic top-up), cancelled on request.
+
+Advancing tells Optuna the trials whose jobs all ended, then starts new points while fewer than
+`max_parallel` jobs are queued or running. One process advances a sweep at a time (its lock). A
+point's jobs (one per seed) and the count of started points are written in one transaction, so a
+crash never leaves a point short of jobs; a trial Optuna handed out whose jobs were never committed
+(a crash between the two) gets its jobs on the next advance instead of a new trial.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.problem import plan
+from engine.spec import parse_spec
+
+from ..settings import Settings
+from ..store import jobs, locks, outbox
+from ..store.columns import utcnow
+from ..store.models import LOCAL_OWNER, TERMINAL, Job, JobStatus, Sweep, SweepStatus
+from ..time_limits import TimeLimits
+from . import study as studies
+from .leaderboard import objective_value
+from .request import SweepRequest, job_spec
+
+
+def create_sweep(session: Session, request: SweepRequest, time_limits: TimeLimits, owner: str = LOCAL_OWNER) -> Sweep:
+    """Insert a running sweep whose jobs will get `time_limits`."""
+    stored = request.model_dump(mode="json")
+    stored["time_limits"] = {"soft_seconds": time_limits.soft, "hard_seconds": time_limits.hard}
+    sweep = Sweep(name=request.name, owner=owner, experiment=request.experiment, strategy=request.strategy,
+                  status=SweepStatus.running, request=stored, n_trials=request.n_trials, seeds=request.seeds,
+                  max_parallel=request.max_parallel, objective_metric=request.objective.metric,
+                  objective_goal=request.objective.goal, created_at=utcnow(), trials_created=0)
+    session.add(sweep)
+    session.flush()
+    return sweep
+
+
+def advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings) -> bool:
+    """Tell Optuna what ended and start new points; False when another process is advancing it."""
+    with sessions.begin() as session:
+        token = locks.acquire(session, Sweep.lock, Sweep.lock_until, sweep_id)
+    if token is None:
+        return False
+    try:
+        _advance(sessions, sweep_id, settings)
+    finally:
+        with sessions.begin() as session:
+            locks.release(session, Sweep.lock, Sweep.lock_until, sweep_id, token)
+    return True
+
+
+def _advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings) -> None:
+    with sessions() as session:
+        sweep = session.get(Sweep, sweep_id)
+        by_trial = _jobs_by_trial(session, sweep_id)
+    study = studies.load_study(sweep, settings.database_url)
+    _tell_finished(study, sweep, by_trial)
+    if sweep.status != SweepStatus.running:
+        return
+    request = SweepRequest.model_validate(sweep.request)
+    active = sum(1 for trial_jobs in by_trial.values() for j in trial_jobs if j.status not in TERMINAL)
+    started = len(by_trial)
+    unstarted = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) if t.number not in by_trial]
+    dists = studies.distributions(request)
+    while started < sweep.n_trials and active + sweep.seeds <= max(sweep.max_parallel, sweep.seeds):
+        trial = unstarted.pop(0) if unstarted else study.ask(dists)
+        params = studies.decode_params(trial.params)
+        with sessions.begin() as session:
+            job_ids = [_create_job(session, sweep, request, trial.number, seed_index, params) for seed_index in range(sweep.seeds)]
+            session.execute(update(Sweep).where(Sweep.id == sweep_id).values(trials_created=Sweep.trials_created + 1))
+        with sessions.begin() as session:
+            outbox.send(session, job_ids, settings)
+        by_trial[trial.number] = []
+        started += 1
+        active += sweep.seeds
+    with sessions.begin() as session:
+        if started >= sweep.n_trials and _all_ended(session, sweep_id):
+            session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.running)
+                            .values(status=SweepStatus.finished, finished_at=utcnow(), importance=studies.importance(study)))
+
+
+def _jobs_by_trial(session: Session, sweep_id: int) -> dict[int, list[Job]]:
+    by_trial: dict[int, list[Job]] = {}
+    for job in session.scalars(select(Job).where(Job.sweep_id == sweep_id)):
+        by_trial.setdefault(job.sweep_trial, []).append(job)
+    return by_trial
+
+
+def _all_ended(session: Session, sweep_id: int) -> bool:
+    unfinished = select(func.count()).select_from(Job).where(Job.sweep_id == sweep_id, Job.status.notin_(TERMINAL))
+    return session.scalar(unfinished) == 0
+
+
+def _create_job(session: Session, sweep: Sweep, request: SweepRequest, trial: int, seed_index: int, params: dict[str, Any]) -> int:
+    """The queued job of one seed of one point (its outbox row with it)."""
+    spec = job_spec(request, params, seed_index)
+    sizes = plan(parse_spec(spec))
+    limits = sweep.request.get("time_limits")
+    job = jobs.create_job(session, spec, total_steps=sizes.total_steps, n_params=sizes.n_params, owner=sweep.owner,
+                          time_limits=TimeLimits(limits["soft_seconds"], limits["hard_seconds"]) if limits else None,
+                          name=f"{sweep.name or f'sweep-{sweep.id}'}-t{trial}-s{seed_index}", experiment=sweep.experiment,
+                          tags=request.tags, sweep_id=sweep.id, sweep_trial=trial, sweep_seed=seed_index, sweep_params=params)
+    return job.id
+
+
+def _tell_finished(study: optuna.Study, sweep: Sweep, by_trial: dict[int, list[Job]]) -> None:
+    """Tell Optuna each trial whose seeds all ended: the mean objective, pruned, or failed."""
+    told = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    for number, trial_jobs in by_trial.items():
+        if number in told or len(trial_jobs) < sweep.seeds or any(j.status not in TERMINAL for j in trial_jobs):
+            continue
+        values = [objective_value(j, sweep.objective_metric) for j in trial_jobs if j.status == JobStatus.succeeded]
+        values = [v for v in values if v is not None]
+        if any((j.error or {}).get("reason") == "early_stopped" for j in trial_jobs):
+            study.tell(number, state=optuna.trial.TrialState.PRUNED)
+        elif values:
+            study.tell(number, sum(values) / len(values))
+        else:
+            study.tell(number, state=optuna.trial.TrialState.FAIL)
+
+
+def cancel(session: Session, sweep_id: int) -> None:
+    """running -> cancelled, and every unfinished job of it cancelled."""
+    session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.running)
+                    .values(status=SweepStatus.cancelled, finished_at=utcnow()))
+    for job_id in session.scalars(select(Job.id).where(Job.sweep_id == sweep_id, Job.status.notin_(TERMINAL))).all():
+        jobs.cancel(session, job_id)

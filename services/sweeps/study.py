@@ -1,0 +1,110 @@
+"""The sweep's Optuna study, kept in our own database: distributions of the space, the sampler and
+pruner its request names, intermediate reports for pruning, and parameter importance.
+
+Optuna's storage (an engine and its schema check) is built once per process and database, not on
+every call: pruning reports arrive from inside the training loop. Only Optuna's public storage API
+is used.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import optuna
+
+from ..store.db import sqlalchemy_url
+from ..store.models import Sweep
+from .request import Choice, IntRange, LogUniform, SweepRequest, Uniform
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+JSON_PREFIX = "json:"
+
+
+@functools.lru_cache(maxsize=16)
+def storage(database_url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage in the service's database, one per process."""
+    return optuna.storages.RDBStorage(sqlalchemy_url(database_url), engine_kwargs={"pool_pre_ping": True})
+
+
+def study_name(sweep_id: int) -> str:
+    return f"bplab-sweep-{sweep_id}"
+
+
+def distributions(request: SweepRequest) -> dict[str, optuna.distributions.BaseDistribution]:
+    out = {}
+    for path, dim in request.space.items():
+        if isinstance(dim, list):
+            out[path] = optuna.distributions.CategoricalDistribution(_categories(dim))
+        elif isinstance(dim, LogUniform):
+            out[path] = optuna.distributions.FloatDistribution(*dim.log_uniform, log=True)
+        elif isinstance(dim, Uniform):
+            out[path] = optuna.distributions.FloatDistribution(*dim.uniform)
+        elif isinstance(dim, IntRange):
+            out[path] = optuna.distributions.IntDistribution(*dim.int)
+        elif isinstance(dim, Choice):
+            out[path] = optuna.distributions.CategoricalDistribution(_categories(dim.choice))
+    return out
+
+
+def _categories(values: list[Any]) -> tuple:
+    """Optuna's categories must be None, bool, int, float or str: other values travel as JSON text."""
+    return tuple(v if v is None or isinstance(v, (bool, int, float, str)) else JSON_PREFIX + json.dumps(v) for v in values)
+
+
+def decode_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's params as the spec takes them (JSON-encoded categories decoded)."""
+    return {k: json.loads(v[len(JSON_PREFIX):]) if isinstance(v, str) and v.startswith(JSON_PREFIX) else v for k, v in params.items()}
+
+
+class _AskTellGridSampler(optuna.samplers.GridSampler):
+    """GridSampler stops the study when the grid is exhausted, which only works inside
+    `study.optimize`; with ask-and-tell we count the points ourselves."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None
+
+
+def load_study(sweep: Sweep, database_url: str) -> optuna.Study:
+    """The sweep's study with the sampler and pruner its request asks for (created on first use)."""
+    request = SweepRequest.model_validate(sweep.request)
+    seed = request.base_seed % 2**32  # the samplers' generators take 32-bit seeds; job seeds go to 2**63 - 1
+    if request.strategy == "grid":
+        sampler: optuna.samplers.BaseSampler = _AskTellGridSampler(
+            {p: list(d.choices) for p, d in distributions(request).items()}, seed=seed)
+    elif request.strategy == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(2, request.n_trials // 4)))
+    pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
+    if request.early_stop is not None:
+        grace = request.early_stop.grace_steps
+        pruner = (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=grace) if request.early_stop.rule == "median"
+                  else optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, grace)))
+    return optuna.create_study(storage=storage(database_url), study_name=study_name(sweep.id), sampler=sampler, pruner=pruner,
+                               direction=request.objective.goal, load_if_exists=True)
+
+
+def trial_id(study: optuna.Study, database_url: str, trial_number: int) -> int:
+    """Optuna's id of the study's trial `trial_number`."""
+    store = storage(database_url)
+    return store.get_trial_id_from_study_id_trial_number(store.get_study_id_from_name(study.study_name), trial_number)
+
+
+def report(study: optuna.Study, database_url: str, trial: int, step: int, value: float) -> bool:
+    """Report a job's objective at `step` for trial id `trial`; True when the pruner says stop."""
+    store = storage(database_url)
+    store.set_trial_intermediate_value(trial, step, value)
+    return study.pruner.prune(study, store.get_trial(trial))
+
+
+def importance(study: optuna.Study) -> dict[str, float] | None:
+    """Optuna's parameter importances (fANOVA) for the objective, once two points have values."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < 2 or not any(len({repr(t.params.get(k)) for t in complete}) > 1 for k in complete[0].params):
+        return None
+    try:
+        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+    except (RuntimeError, ValueError):
+        return None

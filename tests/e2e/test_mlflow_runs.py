@@ -1,0 +1,133 @@
+"""Every job becomes an MLflow run holding exactly what the REST API returns."""
+
+from __future__ import annotations
+
+import uuid
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import MAX_POINTS
+from tests.support.runs import mlflow_series, rest_series
+from tests.support.specs import SEED, moons
+from tests.support.waiting import wait_mirror, wait_status, wait_sweep
+
+
+def test_job_run_holds_the_same_points_params_and_tags(mlflow_api, mlflow_server):
+    experiment = f"mirror-{uuid.uuid4().hex[:6]}"
+    body = {**moons(), "name": "moons-adam", "experiment": experiment, "tags": {"team": "lab"}}
+    job = mlflow_api.post("/api/v1/jobs", json=body).json()
+    wait_status(mlflow_api, job["id"], {"succeeded"})
+    job = wait_mirror(mlflow_api, job["id"])
+    info = job["mlflow"]
+    assert info["run_url"] == f"http://mlflow.example:5000/#/experiments/{info['experiment_id']}/runs/{info['run_id']}?workflowType=machine_learning"
+    client = MlflowClient(mlflow_server.url)
+    run = client.get_run(info["run_id"])
+    assert run.info.status == "FINISHED" and run.info.run_name == "moons-adam"
+    assert client.get_experiment(info["experiment_id"]).name == experiment
+    params = run.data.params
+    assert params["lr"] == "0.02" and params["batch_size"] == "10" and params["optimizer"] == "adam" and params["epochs"] == "5"
+    assert params["loss"] == "bce" and params["architecture"] == "2-8(relu)-1(sigmoid)" and params["hidden_layers"] == "1"
+    assert params["init"] == "he_normal" and params["seed"] == "1" and params["dtype"] == "float64"
+    assert params["dataset"] == "moons" and params["n_params"] == str(job["n_params"]) == "33"
+    assert params["data.validation_split"] == "0.2" and params["model.layers.0.units"] == "8" and params["optimizer.betas"] == "[0.9, 0.999]"
+    tags = run.data.tags
+    assert tags["job_id"] == str(job["id"]) and tags["status"] == "succeeded" and tags["team"] == "lab"
+    assert tags["job_url"] == f"http://bplab.example:8000/api/v1/jobs/{job['id']}"
+
+    series = rest_series(mlflow_api, job["id"])
+    assert "grad_norm/dense_1.weight" in series and "val_loss" in series
+    for key, points in series.items():
+        assert mlflow_series(client, info["run_id"], key) == points, key
+    assert run.data.metrics["summary/final_loss"] == job["summary"]["final_loss"]
+
+    artifacts = {a.path for a in client.list_artifacts(info["run_id"])} | {
+        a.path for a in client.list_artifacts(info["run_id"], "plots")}
+    assert {"spec.json", "model.npz", "predict_example.json", "plots/loss.png", "plots/gradient_norms.png",
+            "plots/dead_units.png", "plots/decision_boundary.png"} <= artifacts
+
+    found = client.search_runs([info["experiment_id"]], "params.lr = '0.02'")
+    assert [r.info.run_id for r in found] == [info["run_id"]]
+
+
+def test_full_gradients_and_traces_become_artifacts(mlflow_api, mlflow_server):
+    job = mlflow_api.post("/api/v1/jobs", json={**SEED, "experiment": f"seed-{uuid.uuid4().hex[:6]}"}).json()
+    wait_status(mlflow_api, job["id"], {"succeeded"})
+    run_id = wait_mirror(mlflow_api, job["id"])["mlflow"]["run_id"]
+    client = MlflowClient(mlflow_server.url)
+    assert [a.path for a in client.list_artifacts(run_id, "gradients")] == ["gradients/step_0.npz"]
+    assert [a.path for a in client.list_artifacts(run_id, "trace")] == ["trace/step_0.json"]
+    assert client.get_run(run_id).data.params["dataset"] == "inline(1x2)"
+    assert client.get_run(run_id).data.params["init"] == "explicit"
+
+
+def test_a_sweep_of_jobs_is_one_row_per_job_in_search_runs(mlflow_api, mlflow_server):
+    experiment = f"sweep-{uuid.uuid4().hex[:6]}"
+    lrs = [0.001, 0.01, 0.1, 1.0]
+    ids = [mlflow_api.post("/api/v1/jobs", json={**moons(epochs=2, optimizer={"name": "sgd", "lr": lr}), "experiment": experiment}).json()["id"]
+           for lr in lrs]
+    for job_id in ids:
+        wait_status(mlflow_api, job_id, {"succeeded"})
+        wait_mirror(mlflow_api, job_id)
+    mlflow.set_tracking_uri(mlflow_server.url)
+    runs = mlflow.search_runs(experiment_names=[experiment])
+    assert len(runs) == 4
+    assert sorted(float(v) for v in runs["params.lr"]) == lrs
+    assert set(runs["tags.job_id"]) == {str(i) for i in ids}
+    assert runs["metrics.loss"].notna().all() and (runs["params.architecture"] == "2-8(relu)-1(sigmoid)").all()
+
+
+@pytest.mark.parametrize("spec, job_status, run_status", [
+    ({"model": {"layers": [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "linear"}]}, "loss": "mse",
+      "data": {"builtin": "seed"}, "optimizer": {"name": "sgd", "lr": 1e6}, "steps": 60, "seed": 1}, "diverged", "FAILED"),
+])
+def test_run_status_mirrors_the_job(mlflow_api, mlflow_server, spec, job_status, run_status):
+    job = mlflow_api.post("/api/v1/jobs", json=spec).json()
+    wait_status(mlflow_api, job["id"], {job_status})
+    run_id = wait_mirror(mlflow_api, job["id"])["mlflow"]["run_id"]
+    run = MlflowClient(mlflow_server.url).get_run(run_id)
+    assert run.info.status == run_status and run.data.tags["status"] == job_status
+
+
+def test_cancelled_job_run_is_killed(mlflow_api, mlflow_server):
+    job = mlflow_api.post("/api/v1/jobs", json=moons(epochs=10000, batch_size=1)).json()
+    wait_status(mlflow_api, job["id"], {"running"})
+    mlflow_api.post(f"/api/v1/jobs/{job['id']}/cancel")
+    wait_status(mlflow_api, job["id"], {"cancelled"})
+    run_id = wait_mirror(mlflow_api, job["id"])["mlflow"]["run_id"]
+    assert MlflowClient(mlflow_server.url).get_run(run_id).info.status == "KILLED"
+
+
+def test_long_series_are_thinned_in_mlflow_but_whole_in_the_store(mlflow_api, mlflow_server):
+    spec = moons(epochs=30, record={"every": 1, "gradients": "none"}, data={"builtin": "moons", "n_samples": 100})
+    job = mlflow_api.post("/api/v1/jobs", json=spec).json()  # 300 steps: stride 3 for MAX_POINTS=100
+    wait_status(mlflow_api, job["id"], {"succeeded"})
+    run_id = wait_mirror(mlflow_api, job["id"])["mlflow"]["run_id"]
+    stored = rest_series(mlflow_api, job["id"])["loss"]
+    assert len(stored) == 300
+    mirrored = mlflow_series(MlflowClient(mlflow_server.url), run_id, "loss")
+    assert len(mirrored) <= MAX_POINTS + 1
+    assert mirrored == [p for i, p in enumerate(stored) if i % 3 == 0 or i == 299]
+    assert mirrored[-1][0] == 299
+
+
+def test_a_sweep_is_a_parent_run_with_its_jobs_nested(mlflow_api, mlflow_server):
+    experiment = f"nested-{uuid.uuid4().hex[:6]}"
+    body = {"name": "nested", "experiment": experiment, "base": moons(epochs=2), "strategy": "grid",
+            "space": {"optimizer.lr": [0.01, 0.1, 1.0]}, "objective": {"metric": "val_loss", "goal": "minimize"}, "max_parallel": 3}
+    sweep = mlflow_api.post("/api/v1/sweeps", json=body).json()
+    done = wait_sweep(mlflow_api, sweep["id"])
+    client = MlflowClient(mlflow_server.url)
+    run_ids = [wait_mirror(mlflow_api, row["jobs"][0])["mlflow"]["run_id"] for row in done["leaderboard"]]
+    parents = {client.get_run(r).data.tags["mlflow.parentRunId"] for r in run_ids}
+    assert len(parents) == 1
+    parent_id = parents.pop()
+    from tests.support.services import wait_for
+
+    wait_for(lambda: client.get_run(parent_id).info.status == "FINISHED", 30, what="the sweep's parent run to finish")
+    parent = client.get_run(parent_id)
+    assert parent.data.tags["sweep_id"] == str(sweep["id"]) and parent.data.params["strategy"] == "grid"
+    importance = mlflow_api.get(f"/api/v1/sweeps/{sweep['id']}/importance").json()["importance"]
+    assert parent.data.metrics["importance/optimizer.lr"] == importance["optimizer.lr"]
+    assert parent.info.status == "FINISHED"

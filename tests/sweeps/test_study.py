@@ -1,0 +1,48 @@
+"""The sweep's Optuna study: its storage is built once per process, however often a running job
+reports to the pruner, and only Optuna's public API is used."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from services.migrate import upgrade
+from services.store import jobs
+from services.store.db import session_factory
+from services.store.models import Job, Sweep
+from services.sweeps import advance, study
+from services.sweeps.request import parse_request
+from services.time_limits import TimeLimits
+from tests.conftest import both_databases, settings_for
+from tests.support.specs import small
+from worker.sweep_hooks import EarlyStopping
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@both_databases
+def test_reports_from_a_training_job_reuse_one_storage(database_url):
+    upgrade(database_url)
+    sessions, settings = session_factory(database_url), settings_for(database_url)
+    body = {"base": small(), "space": {"optimizer.lr": [0.01, 0.02, 0.03]}, "max_parallel": 3,
+            "early_stop": {"rule": "median", "grace_steps": 0}}
+    with sessions.begin() as s:
+        sweep_id = advance.create_sweep(s, parse_request(body), TimeLimits(60, 120)).id
+    advance.advance(sessions, sweep_id, settings)
+    built = study.storage.cache_info().misses
+    with sessions() as s:
+        job = s.query(Job).filter(Job.sweep_id == sweep_id, Job.sweep_trial == 0).one()
+        hook = EarlyStopping.for_job(s, job, settings)
+    stops = [hook.should_stop(step, 1.0 / (step + 1)) for step in range(50)]
+    assert study.storage.cache_info().misses == built  # 50 reports, no new storage
+    assert stops == [False] * 50  # the first trial: nothing to compare it with yet
+    with sessions() as s:
+        trial = study.load_study(s.get(Sweep, sweep_id), database_url).get_trials(deepcopy=False)[0]
+    assert trial.intermediate_values == {step: 1.0 / (step + 1) for step in range(50)}
+    assert jobs.get_job(session_factory(database_url)(), job.id).sweep_trial == trial.number
+
+
+def test_no_code_reaches_into_optunas_private_storage():
+    offenders = [str(p.relative_to(ROOT)) for folder in ("services", "worker") for p in (ROOT / folder).rglob("*.py")
+                 if re.search(r"\._storage\b|\._study_id\b|\._trial_id\b", p.read_text())]
+    assert offenders == []

@@ -1,0 +1,106 @@
+"""The MLflow mirror's own code in this process against a real `mlflow server`: a job with many keys
+and chunks mirrors completely on SQLite; parallel mirrors create one parent run per sweep; a sweep
+whose parent run could not be finished (MLflow down) is finished by the back-fill."""
+
+from __future__ import annotations
+
+import threading
+
+from mlflow import MlflowClient
+from sqlalchemy import update
+
+from services.migrate import upgrade
+from services.store import jobs, metrics
+from services.store.db import session_factory
+from services.store.models import Job, JobStatus, MirrorState, Sweep, SweepStatus
+from services.sweeps import advance
+from services.sweeps.request import parse_request
+from services.time_limits import TimeLimits
+from tests.conftest import both_databases, settings_for
+from tests.store.test_mirror_cursor import CHUNKS, KEYS, write_series
+from tests.support.services import free_port
+from tests.support.specs import moons, small
+from worker.mlflow.mirror import mirror_job
+from worker.mlflow.sweep_runs import SweepRunBusy, ensure_sweep_run, finish_pending_sweeps, finish_sweep_run, sweep_key
+
+
+@both_databases
+def test_a_job_of_41_keys_over_27_chunks_mirrors_completely(database_url, mlflow_server):
+    upgrade(database_url)
+    steps = CHUNKS * 1000 - 734
+    sessions = session_factory(database_url)
+    settings = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url, mlflow_max_points=100)
+    spec = moons(steps=steps, epochs=None, record={"every": 1, "gradients": "none"})
+    with sessions.begin() as s:
+        job_id = jobs.create_job(s, {k: v for k, v in spec.items() if v is not None}, total_steps=steps, n_params=33).id
+    keys = [f"grad_norm/dense_{i}.weight" for i in range(KEYS)]
+    write_series(sessions, job_id, keys, steps)
+    with sessions.begin() as s:
+        lease = jobs.claim(s, job_id)
+    with sessions.begin() as s:
+        jobs.finish(s, job_id, lease, JobStatus.cancelled, error={"reason": "cancelled"})
+    assert mirror_job(job_id, settings) == "synced"
+    with sessions() as s:
+        job, last = s.get(Job, job_id), metrics.last_points(s, job_id)
+    client = MlflowClient(mlflow_server.url)
+    run = client.get_run(job.mlflow_run_id)
+    assert run.info.status == "KILLED" and job.mirror_error is None
+    for key in keys:
+        history = client.get_metric_history(job.mlflow_run_id, key)
+        assert len(history) == 101 and max(m.step for m in history) == last[key][0] == steps - 1  # thinned, ending on the last
+
+
+@both_databases
+def test_parallel_mirrors_create_one_parent_run_per_sweep(database_url, mlflow_server):
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    with sessions.begin() as s:
+        sweep_id = advance.create_sweep(s, parse_request({"base": small(), "space": {"optimizer.lr": [0.1]},
+                                                          "experiment": f"parents-{free_port()}"}), TimeLimits(60, 120)).id
+    client = MlflowClient(mlflow_server.url)
+    found: list[str] = []
+    busy: list[int] = []
+    start = threading.Barrier(6)
+
+    def mirror() -> None:
+        start.wait()
+        try:
+            found.append(ensure_sweep_run(client, sessions, sweep_id))
+        except SweepRunBusy:
+            busy.append(1)  # its job's mirror stays pending and tries again on the next pass
+    threads = [threading.Thread(target=mirror) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    found.append(ensure_sweep_run(client, sessions, sweep_id))  # the next pass
+    assert len(set(found)) == 1 and len(found) + len(busy) == 7
+    with sessions() as s:
+        sweep = s.get(Sweep, sweep_id)
+        assert sweep.mlflow_parent_run_id == found[0] and sweep.mirror_lock is None
+        experiment = client.get_experiment_by_name(sweep.experiment).experiment_id
+        runs = client.search_runs([experiment], f"tags.sweep_key = '{sweep_key(sweep)}'")
+    assert [r.info.run_id for r in runs] == found[:1]
+
+
+@both_databases
+def test_a_sweep_run_left_unfinished_by_an_outage_is_finished_by_the_backfill(database_url, mlflow_server):
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    with sessions.begin() as s:
+        sweep_id = advance.create_sweep(s, parse_request({"base": small(), "space": {"optimizer.lr": [0.1]}}), TimeLimits(60, 120)).id
+    down = settings_for(database_url, mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")
+    up = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url)
+    assert finish_sweep_run(sweep_id, up) is None  # still running: nothing to finish
+    with sessions.begin() as s:
+        s.execute(update(Sweep).where(Sweep.id == sweep_id).values(status=SweepStatus.cancelled))
+    assert finish_sweep_run(sweep_id, down) is MirrorState.pending
+    with sessions() as s:
+        sweep = s.get(Sweep, sweep_id)
+        assert sweep.mirror_state is MirrorState.pending and "Connection" in sweep.mirror_error and sweep.mirror_lock is None
+    assert finish_pending_sweeps(up) == {sweep_id: MirrorState.synced}
+    assert finish_pending_sweeps(up) == {}  # done once
+    with sessions() as s:
+        sweep = s.get(Sweep, sweep_id)
+    assert sweep.mirror_state is MirrorState.synced and sweep.mirror_error is None
+    assert MlflowClient(mlflow_server.url).get_run(sweep.mlflow_parent_run_id).info.status == "KILLED"

@@ -1,0 +1,14 @@
+"""The MLflow mirror: the only code that imports `mlflow`.
+
+- `mirror`: one pass bringing a job's run up to date with the store (points after the cursor,
+  artifacts and final status once it ended), the periodic back-fill, the live mirror of a running job;
+- `run_content`: what a run holds (params, tags, point strides, artifacts);
+- `sweep_runs`: a sweep's parent run, created once and finished once the sweep has ended;
+- `plots`: the PNGs among the artifacts.
+"""
+
+import os
+
+# Fail fast instead of MLflow's default minutes of retries: the back-fill retries later.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")

@@ -1,0 +1,58 @@
+"""What a worker does for sweeps: report a job's objective to Optuna's pruner as it trains, and
+advance the sweep (tell results, queue new points) when one of its jobs ends."""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+from sqlalchemy.orm import Session
+
+from services.settings import Settings
+from services.store.db import session_factory
+from services.store.models import Job, Sweep
+from services.sweeps import advance, study
+
+logger = logging.getLogger(__name__)
+
+
+class EarlyStopping:
+    """Reports the objective metric of the first seed of a point; the pruner may stop the job.
+    The study is loaded once per job, not at every report."""
+
+    def __init__(self, sweep: Sweep, trial_number: int, settings: Settings):
+        self.sweep_id, self.database_url = sweep.id, settings.database_url
+        self.metric = sweep.request["objective"]["metric"]
+        self.rule = sweep.request["early_stop"]["rule"]
+        self.study: optuna.Study = study.load_study(sweep, settings.database_url)
+        self.trial = study.trial_id(self.study, settings.database_url, trial_number)
+
+    @classmethod
+    def for_job(cls, session: Session, job: Job, settings: Settings) -> EarlyStopping | None:
+        if job.sweep_id is None or job.sweep_seed != 0:
+            return None
+        sweep = session.get(Sweep, job.sweep_id)
+        if sweep is None or not sweep.request.get("early_stop"):
+            return None
+        try:
+            return cls(sweep, job.sweep_trial, settings)
+        except Exception:
+            logger.exception("sweep %s: no early stopping for job %s", sweep.id, job.id)
+            return None
+
+    def should_stop(self, step: int, value: float) -> bool:
+        try:
+            return study.report(self.study, self.database_url, self.trial, step, value)
+        except Exception:
+            logger.exception("sweep %s: could not report trial %s", self.sweep_id, self.trial)
+            return False
+
+
+def after_job_ended(sweep_id: int, settings: Settings) -> None:
+    """Tell Optuna what ended and queue new points; once the sweep is over, finish its MLflow parent run."""
+    sessions = session_factory(settings.database_url)
+    advance.advance(sessions, sweep_id, settings)
+    if settings.mlflow_tracking_uri:
+        from .mlflow.sweep_runs import finish_sweep_run
+
+        finish_sweep_run(sweep_id, settings)

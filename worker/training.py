@@ -1,0 +1,159 @@
+"""The glue between the store and the engine: claim a job, train it, record it, finish it.
+
+A retried job (its earlier worker vanished) resumes from its checkpoint, after the recorder has cut
+the stored points back to the checkpoint's step, so the points and weights equal those of one
+uninterrupted run. A job that cannot even start (a spec the engine refuses, a checkpoint that
+cannot be read) ends `failed` at once with the reason, instead of waiting for the reaper.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.spec import SpecError
+from engine.training import Trainer, summarize
+from services.settings import Settings
+from services.store import checkpoints, jobs, metrics
+from services.store.db import session_factory
+from services.store.models import JobStatus
+from services.store.retry import TRANSIENT, retry_db
+
+from .heartbeat import Heartbeat
+from .mlflow.mirror import LiveMirror, mirror_job
+from .recorder import LeaseLost, Recorder
+from .sweep_hooks import EarlyStopping, after_job_ended
+
+logger = logging.getLogger(__name__)
+
+
+def train(job_id: int, settings: Settings) -> str:
+    """Train job `job_id` if it is queued. Returns the final status (or why nothing was done)."""
+    sessions = session_factory(settings.database_url)
+    lease = retry_db(lambda: _claim(sessions, job_id), settings.db_retry_seconds, f"job {job_id}: claim")
+    with sessions() as session:
+        job = jobs.get_job(session, job_id)
+        if lease is None:  # a duplicate delivery, or a job that ended or was cancelled while queued
+            return f"not started: job is {job.status.value if job else 'missing'}"
+        spec, sweep_id, attempt, soft_limit = job.spec, job.sweep_id, job.attempt, job.soft_time_limit
+        pruning = EarlyStopping.for_job(session, job, settings)
+    try:
+        trainer = _trainer(sessions, job_id, spec, attempt)
+    except Exception as exc:
+        logger.exception("job %s could not start", job_id)
+        error = {"reason": "invalid_spec", "message": str(exc)} if isinstance(exc, SpecError) else _exception(exc, "could not start: ")
+        retry_db(lambda: _finish(sessions, job_id, lease, JobStatus.failed, error=error), settings.db_retry_seconds,
+                 f"job {job_id}: finish")
+        return JobStatus.failed.value
+    started = time.monotonic()  # duration_seconds: the training loop with its recording
+    recorder = Recorder(sessions, job_id, lease, settings.flush_seconds, settings.db_retry_seconds)
+    rules = StopRules(settings.checkpoint_every, soft_limit, started)
+    try:
+        with Heartbeat(sessions, job_id, lease, settings.heartbeat_seconds):
+            if attempt > 1:
+                recorder.resume(trainer.step)
+            with LiveMirror(job_id, settings):
+                status, error = _train(trainer, recorder, pruning, rules)
+    except LeaseLost:
+        logger.warning("job %s: lease lost, stopping without writing", job_id)
+        return "lease lost"
+    except TRANSIENT:  # the database stayed away longer than DB_RETRY_SECONDS: not the job's fault
+        logger.exception("job %s: database unavailable; the reaper will requeue it from its checkpoint", job_id)
+        return "database unavailable"
+    except Exception as exc:
+        logger.exception("job %s failed", job_id)
+        status, error = JobStatus.failed, _exception(exc)
+        try:
+            recorder.flush()
+        except Exception:
+            logger.exception("job %s: could not flush after failure", job_id)
+
+    def finish() -> bool:
+        return _finish(sessions, job_id, lease, status, error=error, trainer=trainer, started=started)
+
+    if not retry_db(finish, settings.db_retry_seconds, f"job {job_id}: finish"):
+        logger.warning("job %s: lease lost before it could finish", job_id)
+        return "lease lost"
+    mirror_job(job_id, settings)  # the job has ended; its run gets the last points, artifacts and status
+    if sweep_id is not None:
+        after_job_ended(sweep_id, settings)
+    return status.value
+
+
+def _claim(sessions: sessionmaker[Session], job_id: int) -> str | None:
+    with sessions.begin() as session:
+        return jobs.claim(session, job_id)
+
+
+def _trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attempt: int) -> Trainer:
+    """The engine's trainer for the spec, restored from the job's checkpoint on a retry."""
+    trainer = Trainer(spec)
+    if attempt > 1:
+        with sessions() as session:
+            checkpoint = checkpoints.load(session, job_id)
+        if checkpoint is not None:
+            trainer.load_state_dict(checkpoint)
+            logger.info("job %s: attempt %s resumes from its checkpoint at step %s", job_id, attempt, trainer.step)
+    return trainer
+
+
+def _exception(exc: BaseException, prefix: str = "") -> dict[str, str]:
+    return {"reason": "exception", "message": f"{prefix}{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
+
+
+def _finish(sessions: sessionmaker[Session], job_id: int, lease: str, status: JobStatus, *, error: dict | None,
+            trainer: Trainer | None = None, started: float | None = None) -> bool:
+    with sessions.begin() as session:
+        summary = _summary(session, job_id, trainer, started) if trainer is not None else None
+        return jobs.finish(session, job_id, lease, status, summary=summary, error=error,
+                           model=trainer.model() if trainer is not None else None)
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """When the training loop checkpoints, and when it must stop (the soft time limit)."""
+
+    checkpoint_every: int
+    soft_seconds: int | None
+    started: float  # time.monotonic() when this attempt began training
+
+    def soft_limit_passed(self) -> bool:
+        return self.soft_seconds is not None and time.monotonic() - self.started > self.soft_seconds
+
+
+def _train(trainer: Trainer, recorder: Recorder, pruning: EarlyStopping | None,
+           rules: StopRules) -> tuple[JobStatus, dict[str, Any] | None]:
+    for record in trainer:
+        recorder.add(record)
+        checkpoint_due = trainer.step % rules.checkpoint_every == 0 and trainer.step < trainer.total_steps
+        if checkpoint_due and recorder.flush(checkpoint=trainer.state_dict()).cancel_requested:
+            return JobStatus.cancelled, {"reason": "cancelled", "message": f"cancelled at step {trainer.step}"}
+        if rules.soft_limit_passed():
+            recorder.flush()
+            return JobStatus.failed, {"reason": "time_limit", "limit": "soft", "seconds": rules.soft_seconds, "step": trainer.step,
+                                      "message": f"soft time limit of {rules.soft_seconds} s exceeded at step {trainer.step}"}
+        if pruning is not None and pruning.metric in record.metrics and pruning.should_stop(record.step, record.metrics[pruning.metric]):
+            recorder.flush()
+            return JobStatus.cancelled, {"reason": "early_stopped", "message": f"stopped early by the sweep's "
+                                         f"{pruning.rule} rule at step {record.step}"}
+        if recorder.due() and recorder.flush().cancel_requested:
+            return JobStatus.cancelled, {"reason": "cancelled", "message": f"cancelled at step {trainer.step}"}
+    recorder.flush()
+    if trainer.divergence is not None:
+        return JobStatus.diverged, {"reason": "diverged", **trainer.divergence.as_dict()}
+    return JobStatus.succeeded, None
+
+
+def _summary(session: Session, job_id: int, trainer: Trainer, started: float) -> dict[str, Any]:
+    """Final and best loss and the last epoch's figures, from the points as stored."""
+    wanted = ["loss", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+    series = {k: [[int(s), float(v)] for s, v in zip(*pair)] for k, pair in metrics.read(session, job_id, wanted).items()}
+    summary = summarize(series)
+    summary.update(steps_completed=trainer.step, total_steps=trainer.total_steps,
+                   duration_seconds=round(time.monotonic() - started, 3))
+    return summary
