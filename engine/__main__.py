@@ -1,4 +1,5 @@
-"""`python -m engine run SPEC.json` — train one job spec and print its result as JSON.
+"""`python -m engine run SPEC.json` — train one job spec and print its result as JSON;
+`python -m engine fields` — the reference table of the job spec's fields.
 
 Exit codes: 0 trained (status succeeded or diverged, see the result), 2 bad input (the error,
 naming the field, on stderr).
@@ -12,7 +13,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from .spec import SpecError
+from .spec import SpecError, field_table
 from .trace import format_trace_table
 from .training import run
 
@@ -39,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--example", choices=EXAMPLES, help="run a shipped example instead of a file")
     run_p.add_argument("--table", action="store_true", help="print recorded traces as tables instead of JSON")
     run_p.add_argument("--indent", type=int, default=None, help="indent the JSON output")
+    sub.add_parser("fields", help="print the reference table of every job spec field (Markdown)")
     args = parser.parse_args(argv)
+    if args.command == "fields":
+        print(field_table())
+        return 0
     try:
         result = run(_load(args))
     except SpecError as exc:

@@ -8,8 +8,10 @@ size) live in `engine.problem`, which raises the same error type.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -53,8 +55,9 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Layer(_Strict):
-    units: int = Field(ge=1, le=100_000)
-    activation: Literal["linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax"]
+    units: int = Field(ge=1, le=100_000, description="units of the layer (the input width comes from the data)")
+    activation: Literal["linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softmax"] = Field(
+        description="the layer's activation; softmax on the output layer only")
     alpha: FiniteFloat | None = Field(default=None, description="negative slope (leaky_relu, default 0.01) or scale (elu, default 1.0)")
 
     @model_validator(mode="after")
@@ -67,11 +70,12 @@ class Layer(_Strict):
 
 
 class Model(_Strict):
-    layers: list[Layer] = Field(min_length=1, max_length=1000)
-    init: Literal["he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros"] = "he_normal"
-    weights: list[list[list[FiniteFloat]]] | None = None
-    biases: list[list[FiniteFloat]] | None = None
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    layers: list[Layer] = Field(min_length=1, max_length=1000, description="the layers, input side first (any depth)")
+    init: Literal["he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros"] = Field(
+        default="he_normal", description="seeded weight initialisation (PyTorch's kaiming/xavier); biases start at zero")
+    weights: list[list[list[FiniteFloat]]] | None = Field(default=None, description="explicit weights, `(out, in)` per layer")
+    biases: list[list[FiniteFloat]] | None = Field(default=None, description="explicit biases, one list per layer (with `weights`)")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="inverted dropout on hidden layers, training only")
 
     @model_validator(mode="after")
     def _softmax_last(self) -> Model:
@@ -88,11 +92,11 @@ class Model(_Strict):
 
 
 class Schedule(_Strict):
-    name: Literal["constant", "step", "cosine"] = "constant"
+    name: Literal["constant", "step", "cosine"] = Field(default="constant", description="learning-rate schedule, advanced per step")
     step_size: int | None = Field(default=None, ge=1, description="step: multiply lr by gamma every step_size steps")
-    gamma: FiniteFloat = Field(default=0.1, gt=0)
+    gamma: FiniteFloat = Field(default=0.1, gt=0, description="step: the factor")
     t_max: int | None = Field(default=None, ge=1, description="cosine: steps of the half period (default: all steps)")
-    eta_min: FiniteFloat = Field(default=0.0, ge=0)
+    eta_min: FiniteFloat = Field(default=0.0, ge=0, description="cosine: the lowest learning rate")
 
     @model_validator(mode="after")
     def _step_needs_size(self) -> Schedule:
@@ -102,19 +106,19 @@ class Schedule(_Strict):
 
 
 class Optimizer(_Strict):
-    name: Literal["sgd", "rmsprop", "adam", "adamw"] = "sgd"
+    name: Literal["sgd", "rmsprop", "adam", "adamw"] = Field(default="sgd", description="update rule (PyTorch's, with its defaults)")
     lr: FiniteFloat | None = Field(default=None, description="learning rate, > 0 (default: PyTorch's)")
-    weight_decay: FiniteFloat | None = Field(default=None, ge=0)
-    momentum: FiniteFloat | None = Field(default=None, ge=0)
-    dampening: FiniteFloat | None = Field(default=None, ge=0, le=1)
-    nesterov: bool | None = None
-    alpha: FiniteFloat | None = Field(default=None, gt=0, lt=1)
-    eps: FiniteFloat | None = Field(default=None, gt=0)
-    centered: bool | None = None
-    betas: tuple[FiniteFloat, FiniteFloat] | None = None
-    amsgrad: bool | None = None
+    weight_decay: FiniteFloat | None = Field(default=None, ge=0, description="L2 penalty (decoupled for adamw)")
+    momentum: FiniteFloat | None = Field(default=None, ge=0, description="sgd, rmsprop")
+    dampening: FiniteFloat | None = Field(default=None, ge=0, le=1, description="sgd")
+    nesterov: bool | None = Field(default=None, description="sgd: Nesterov momentum (needs momentum > 0, dampening 0)")
+    alpha: FiniteFloat | None = Field(default=None, gt=0, lt=1, description="rmsprop: smoothing constant")
+    eps: FiniteFloat | None = Field(default=None, gt=0, description="rmsprop, adam, adamw: added to the denominator")
+    centered: bool | None = Field(default=None, description="rmsprop: normalise by the centred second moment")
+    betas: tuple[FiniteFloat, FiniteFloat] | None = Field(default=None, description="adam, adamw: moment decay rates, each in [0, 1)")
+    amsgrad: bool | None = Field(default=None, description="adam, adamw: the AMSGrad variant")
     clip_norm: FiniteFloat | None = Field(default=None, gt=0, description="clip the global gradient L2 norm")
-    schedule: Schedule = Field(default_factory=Schedule)
+    schedule: Schedule = Field(default_factory=Schedule, description="the learning-rate schedule")
 
     @model_validator(mode="after")
     def _options_fit(self) -> Optimizer:
@@ -137,11 +141,12 @@ class Optimizer(_Strict):
 class Data(_Strict):
     X: list[list[FiniteFloat]] | None = Field(default=None, description="inline inputs, one row per sample")
     y: list[FiniteFloat | list[FiniteFloat]] | None = Field(default=None, description="inline targets")
-    builtin: Literal["seed", "xor", "moons", "circles", "spiral", "blobs", "iris", "breast_cancer", "digits"] | None = None
-    n_samples: int | None = Field(default=None, ge=1, le=10_000_000)
-    noise: FiniteFloat | None = Field(default=None, ge=0)
-    validation_split: float = Field(default=0.0, ge=0.0, lt=1.0)
-    standardize: bool = False
+    builtin: Literal["seed", "xor", "moons", "circles", "spiral", "blobs", "iris", "breast_cancer", "digits"] | None = Field(
+        default=None, description="a builtin dataset instead of inline X/y (`seed`: the post's five samples)")
+    n_samples: int | None = Field(default=None, ge=1, le=10_000_000, description="samples of a synthetic builtin dataset")
+    noise: FiniteFloat | None = Field(default=None, ge=0, description="noise of a synthetic builtin dataset")
+    validation_split: float = Field(default=0.0, ge=0.0, lt=1.0, description="a seeded random part held out for val_loss and val_accuracy")
+    standardize: bool = Field(default=False, description="standardise inputs with the training part's statistics")
 
     @model_validator(mode="after")
     def _one_source(self) -> Data:
@@ -168,25 +173,29 @@ class Data(_Strict):
 
 class Record(_Strict):
     every: int = Field(default=1, ge=1, description="record every N optimizer steps (and always the last)")
-    gradients: Literal["none", "summary", "full"] = "summary"
-    trace: bool | list[Annotated[int, Field(ge=0)]] = False
+    gradients: Literal["none", "summary", "full"] = Field(
+        default="summary", description="`summary`: per-tensor statistics; `full`: the arrays too; `none`: the loss only")
+    trace: bool | list[Annotated[int, Field(ge=0)]] = Field(
+        default=False, description="the backward-pass trace: of every recorded step (`true`) or of the listed steps")
     max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0, description="budget for full gradient arrays and traces")
 
 
 class JobSpec(_Strict):
     """A training job: network, loss, data, optimizer and what to record."""
 
-    model: Model
-    loss: Literal["bce", "mse", "cross_entropy"]
-    data: Data
-    optimizer: Optimizer = Field(default_factory=Optimizer)
-    batch_size: Annotated[int, Field(ge=1)] | Literal["full"] = "full"
-    epochs: int | None = Field(default=None, ge=1)
-    steps: int | None = Field(default=None, ge=1)
-    shuffle: bool = True
-    seed: int = Field(default=0, ge=0, le=SEED_MAX)
-    dtype: Literal["float64", "float32"] = "float64"
-    record: Record = Field(default_factory=Record)
+    model: Model = Field(description="the network")
+    loss: Literal["bce", "mse", "cross_entropy"] = Field(
+        description="mean over the batch (and outputs for mse, bce); sigmoid+bce and softmax+cross_entropy use the fused gradient")
+    data: Data = Field(description="inline `X`/`y` or a builtin dataset")
+    optimizer: Optimizer = Field(default_factory=Optimizer, description="how parameters are updated")
+    batch_size: Annotated[int, Field(ge=1)] | Literal["full"] = Field(
+        default="full", description="samples per step: an integer (1 = online learning) or `full`")
+    epochs: int | None = Field(default=None, ge=1, description="passes over the training data (default 1; or give `steps`)")
+    steps: int | None = Field(default=None, ge=1, description="optimizer steps across epochs (instead of `epochs`)")
+    shuffle: bool = Field(default=True, description="reshuffle every epoch from the seeded generator; `false`: data order")
+    seed: int = Field(default=0, ge=0, le=SEED_MAX, description="the same spec and seed give bit-identical results")
+    dtype: Literal["float64", "float32"] = Field(default="float64", description="kept end to end")
+    record: Record = Field(default_factory=Record, description="what every recorded step stores")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -266,3 +275,52 @@ def parse_spec(document: Any) -> JobSpec:
         return JobSpec.model_validate(document)
     except ValidationError as exc:
         raise SpecError(errors_from_validation(exc)) from None
+
+
+def _type_name(annotation: Any) -> str:
+    """A field's type as the reference table shows it: `int`, `"a" \\| "b"`, `list of Layer`, …"""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " \\| ".join(f"`{a!r}`".replace("'", '"') for a in args)
+    if origin in (Union, UnionType):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (", optional" if type(None) in args else "")
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin in (list, tuple):
+        inner = _type_name(args[0]) if args else "any"
+        inner = f"({inner})" if " or " in inner else inner
+        return f"list of {inner}" if origin is list else f"{len(args)} × {inner}"
+    return {float: "number", int: "integer", bool: "boolean", str: "string"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _submodel(annotation: Any) -> tuple[type[BaseModel], str] | None:
+    """The model a field holds (directly or as a list of them), with the path suffix to reach its fields."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, "."
+    if get_origin(annotation) is list and get_args(annotation) and isinstance(get_args(annotation)[0], type) \
+            and issubclass(get_args(annotation)[0], BaseModel):
+        return get_args(annotation)[0], "[]."
+    return None
+
+
+def field_table() -> str:
+    """The Markdown table of every field of the job spec (docs/job-spec.md carries it; a test keeps them equal)."""
+    rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            sub = _submodel(field.annotation)
+            if field.is_required():
+                default = "required"
+            elif sub is not None or field.default_factory is not None:
+                default = "see below"
+            else:
+                default = f"`{json.dumps(field.default)}`"
+            kind = _type_name(field.annotation) if sub is None else ("list of " if sub[1] == "[]." else "") + sub[0].__name__
+            rows.append(f"| `{prefix}{name}` | {kind} | {default} | {field.description or ''} |")
+            if sub is not None:
+                walk(sub[0], f"{prefix}{name}{sub[1]}")
+
+    walk(JobSpec, "")
+    return "\n".join(rows)

@@ -134,8 +134,8 @@ def configuration_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         default = field.default
-        shown = "(empty)" if default == "" else str(default).replace(str(ROOT), ".")
-        rows.append(f"| `{name.upper()}` | `{shown}` | {field.description} |")
+        shown = "(empty)" if default == "" else f"`{str(default).replace(str(ROOT), '.')}`"
+        rows.append(f"| `{name.upper()}` | {shown} | {field.description} |")
     return "\n".join(rows)
 
 

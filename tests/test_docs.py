@@ -1,0 +1,37 @@
+"""The documentation matches the code: the generated reference tables are the ones in docs/, every
+module is in the layout, every link from the README leads somewhere."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from engine.spec import field_table
+from services.settings import configuration_table
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def test_the_job_spec_table_is_the_one_the_models_print():
+    assert field_table() in (DOCS / "job-spec.md").read_text(), "run `python -m engine fields` and paste it into docs/job-spec.md"
+
+
+def test_the_configuration_table_is_the_one_the_settings_print():
+    assert configuration_table() in (DOCS / "operating.md").read_text(), \
+        "run `python -m services.settings` and paste it into docs/operating.md"
+
+
+def test_every_module_is_in_the_layout():
+    layout = (DOCS / "development.md").read_text()
+    modules = [p for folder in ("engine", "services", "worker", "client/bplab") for p in (ROOT / folder).rglob("*.py")
+               if p.name != "__init__.py"]
+    missing = [str(p.relative_to(ROOT)) for p in modules if not re.search(rf"^\s+{re.escape(p.name)}\s", layout, re.M)]
+    assert missing == []
+
+
+def test_the_readme_links_to_documents_that_exist_and_shows_the_two_commands():
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(((?:docs/)[^)#]+)", readme)
+    assert links and all((ROOT / link).is_file() for link in links), links
+    assert "make up" in readme and "make test" in readme
