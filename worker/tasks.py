@@ -11,7 +11,7 @@ from services.store.db import session_factory
 from services.store.models import Sweep, SweepStatus
 
 from .app import celery_app
-from .mlflow.mirror import backfill
+from .mlflow.mirror import mirror_pass
 from .sweep_hooks import after_job_ended
 from .training import train
 
@@ -26,11 +26,11 @@ def train_job(job_id: int) -> str:
     return outcome
 
 
-@celery_app.task(name="worker.tasks.mirror_pending")
-def mirror_pending() -> dict[int, str]:
-    """Back-fill MLflow for ended jobs and sweeps whose mirror is behind (run periodically by Celery beat)."""
-    settings = get_settings()
-    return backfill(settings) if settings.mlflow_tracking_uri else {}
+@celery_app.task(name="worker.tasks.mirror_to_mlflow")
+def mirror_to_mlflow() -> dict[int, str]:
+    """One pass of the MLflow worker: runs of ended jobs, new points of running ones, parent runs of
+    ended sweeps (every MLFLOW_FLUSH_SECONDS, on the MLflow queue)."""
+    return mirror_pass(get_settings())
 
 
 @celery_app.task(name="worker.tasks.advance_sweeps")

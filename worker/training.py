@@ -1,4 +1,5 @@
-"""The glue between the store and the engine: claim a job, train it, record it, finish it.
+"""The glue between the store and the engine: claim a job, train it, record it, finish it. The task
+ends when the job's points and final state are committed; MLflow is the MLflow worker's business.
 
 A retried job (its earlier worker vanished) resumes from its checkpoint, after the recorder has cut
 the stored points back to the checkpoint's step, so the points and weights equal those of one
@@ -25,7 +26,6 @@ from services.store.models import JobStatus
 from services.store.retry import TRANSIENT, retry_db
 
 from .heartbeat import Heartbeat
-from .mlflow.mirror import LiveMirror, mirror_job
 from .recorder import LeaseLost, Recorder
 from .sweep_hooks import EarlyStopping, after_job_ended
 
@@ -57,8 +57,7 @@ def train(job_id: int, settings: Settings) -> str:
         with Heartbeat(sessions, job_id, lease, settings.heartbeat_seconds):
             if attempt > 1:
                 recorder.resume(trainer.step)
-            with LiveMirror(job_id, settings):
-                status, error = _train(trainer, recorder, pruning, rules)
+            status, error = _train(trainer, recorder, pruning, rules)
     except LeaseLost:
         logger.warning("job %s: lease lost, stopping without writing", job_id)
         return "lease lost"
@@ -79,7 +78,6 @@ def train(job_id: int, settings: Settings) -> str:
     if not retry_db(finish, settings.db_retry_seconds, f"job {job_id}: finish"):
         logger.warning("job %s: lease lost before it could finish", job_id)
         return "lease lost"
-    mirror_job(job_id, settings)  # the job has ended; its run gets the last points, artifacts and status
     if sweep_id is not None:
         after_job_ended(sweep_id, settings)
     return status.value

@@ -21,16 +21,17 @@ from sqlalchemy.orm import Session
 from ..time_limits import TimeLimits
 from . import outbox
 from .columns import utcnow
-from .models import LOCAL_OWNER, TERMINAL, Checkpoint, Job, JobPayload, JobStatus, JobTag
+from .models import LOCAL_OWNER, TERMINAL, Checkpoint, Job, JobPayload, JobStatus, JobTag, MirrorState
 
 
 def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_params: int, time_limits: TimeLimits | None = None,
                owner: str = LOCAL_OWNER, name: str | None = None, experiment: str = "default", tags: dict[str, str] | None = None,
                sweep_id: int | None = None, sweep_trial: int | None = None, sweep_seed: int | None = None,
-               sweep_params: dict | None = None) -> Job:
-    """Insert a queued job and its outbox row."""
+               sweep_params: dict | None = None, mirrored: bool = True) -> Job:
+    """Insert a queued job and its outbox row; `mirrored`: an MLflow worker will write its run."""
     job = Job(payload=JobPayload(spec=spec), owner=owner, name=name, experiment=experiment or "default", sweep_id=sweep_id,
               sweep_trial=sweep_trial, sweep_seed=sweep_seed, sweep_params=sweep_params, status=JobStatus.queued,
+              mirror_state=MirrorState.pending if mirrored else MirrorState.disabled,
               total_steps=total_steps, n_params=n_params, created_at=utcnow(),
               soft_time_limit=time_limits and time_limits.soft, hard_time_limit=time_limits and time_limits.hard)
     job.tags = [JobTag(key=k, value=v) for k, v in sorted((tags or {}).items())]

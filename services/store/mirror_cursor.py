@@ -1,11 +1,14 @@
 """The MLflow mirror's bookkeeping in the store: a lock per job, the cursor (points sent per key),
 and the state users see (`pending`, `synced`, `failed` with the reason, `disabled`).
 
-The mirror (worker/mlflow/) reads points from the store after the cursor, sends them, then advances
-the cursor here; MLflow being down only leaves the cursor where it is.
+The MLflow worker (worker/mlflow/) claims a batch of jobs whose runs are behind, reads their points
+after the cursor, sends them, then advances the cursor here; MLflow being down only leaves the
+cursor where it is.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import numpy as np
 from sqlalchemy import case, or_, select, update
@@ -13,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from . import locks
 from .columns import utcnow
-from .models import CHUNK_POINTS, TERMINAL, Job, MetricChunk, MirrorState
+from .models import CHUNK_POINTS, Job, JobStatus, MetricChunk, MirrorState
 
 KEYS_PER_QUERY = 400  # keeps each query's bound parameters (two per key) far below SQLite's limit
 
@@ -30,6 +33,21 @@ def save(session: Session, job_id: int, token: str, **values: object) -> bool:
 
 def release(session: Session, job_id: int, token: str) -> None:
     locks.release(session, Job.mirror_lock, Job.mirror_lock_until, job_id, token)
+
+
+def claim_behind(session: Session, token: str, limit: int) -> list[int]:
+    """Lock up to `limit` started jobs whose runs are behind, ended ones first (oldest first), with
+    one token for the batch; their ids. Jobs another mirror holds are left to it."""
+    now = utcnow()
+    free = or_(Job.mirror_lock.is_(None), Job.mirror_lock_until < now)
+    running_last = case((Job.status == JobStatus.running, 1), else_=0)
+    ids = list(session.scalars(select(Job.id).where(Job.mirror_state == MirrorState.pending, Job.status != JobStatus.queued, free)
+                               .order_by(running_last, Job.id).limit(limit)))
+    if not ids:
+        return []
+    session.execute(update(Job).where(Job.id.in_(ids), free)
+                    .values(mirror_lock=token, mirror_lock_until=now + timedelta(seconds=locks.LOCK_SECONDS)))
+    return list(session.scalars(select(Job.id).where(Job.id.in_(ids), Job.mirror_lock == token).order_by(running_last, Job.id)))
 
 
 def set_state(session: Session, job_id: int, state: MirrorState, error: str | None = None) -> None:
@@ -64,11 +82,3 @@ def points_after(session: Session, job_id: int, cursor: dict[str, int]) -> dict[
         if steps.size > skip:
             out[key] = (first + skip, steps[skip:], values[skip:])
     return out
-
-
-def jobs_to_backfill(session: Session, limit: int = 50) -> list[int]:
-    """Ended jobs whose mirror is behind and not being written right now."""
-    query = (select(Job.id).where(Job.mirror_state == MirrorState.pending, Job.status.in_(TERMINAL),
-                                  or_(Job.mirror_lock.is_(None), Job.mirror_lock_until < utcnow()))
-             .order_by(Job.id).limit(limit))
-    return list(session.scalars(query))

@@ -12,7 +12,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, LargeBinary, MetaData, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .columns import UTCDateTime, enum_column, utcnow
@@ -65,6 +65,7 @@ class MirrorState(enum.StrEnum):
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_owner_id", "owner", "id"),)  # an owner's jobs, newest first, a page at a time
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -97,6 +98,9 @@ class Job(Base):
     # The MLflow mirror: where it writes, how far it got (points per key), and who is writing.
     mlflow_experiment_id: Mapped[str | None] = mapped_column(String(64))
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    # Set just before the run is created: a mirror that finds it without a run id looks the run up
+    # (by its job_key tag) instead of creating a second one after a crash in between.
+    mlflow_run_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     mirror_state: Mapped[MirrorState] = mapped_column(enum_column(MirrorState), default=MirrorState.pending, server_default="pending",
                                                       index=True)
     mirror_error: Mapped[str | None] = mapped_column(String(2000))

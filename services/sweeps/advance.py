@@ -22,21 +22,23 @@ from engine.spec import parse_spec
 from ..settings import Settings
 from ..store import jobs, locks, outbox
 from ..store.columns import utcnow
-from ..store.models import LOCAL_OWNER, TERMINAL, Job, JobStatus, Sweep, SweepStatus
+from ..store.models import LOCAL_OWNER, TERMINAL, Job, JobStatus, MirrorState, Sweep, SweepStatus
 from ..time_limits import TimeLimits
 from . import study as studies
 from .leaderboard import objective_value
 from .request import SweepRequest, job_spec
 
 
-def create_sweep(session: Session, request: SweepRequest, time_limits: TimeLimits, owner: str = LOCAL_OWNER) -> Sweep:
-    """Insert a running sweep whose jobs will get `time_limits`."""
+def create_sweep(session: Session, request: SweepRequest, time_limits: TimeLimits, owner: str = LOCAL_OWNER,
+                 mirrored: bool = True) -> Sweep:
+    """Insert a running sweep whose jobs will get `time_limits` (`mirrored`: it will have an MLflow parent run)."""
     stored = request.model_dump(mode="json")
     stored["time_limits"] = {"soft_seconds": time_limits.soft, "hard_seconds": time_limits.hard}
     sweep = Sweep(name=request.name, owner=owner, experiment=request.experiment, strategy=request.strategy,
                   status=SweepStatus.running, request=stored, n_trials=request.n_trials, seeds=request.seeds,
                   max_parallel=request.max_parallel, objective_metric=request.objective.metric,
-                  objective_goal=request.objective.goal, created_at=utcnow(), trials_created=0)
+                  objective_goal=request.objective.goal, created_at=utcnow(), trials_created=0,
+                  mirror_state=MirrorState.pending if mirrored else MirrorState.disabled)
     session.add(sweep)
     session.flush()
     return sweep
@@ -73,7 +75,8 @@ def _advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings)
         trial = unstarted.pop(0) if unstarted else study.ask(dists)
         params = studies.decode_params(trial.params)
         with sessions.begin() as session:
-            job_ids = [_create_job(session, sweep, request, trial.number, seed_index, params) for seed_index in range(sweep.seeds)]
+            job_ids = [_create_job(session, sweep, request, trial.number, seed_index, params, settings)
+                       for seed_index in range(sweep.seeds)]
             session.execute(update(Sweep).where(Sweep.id == sweep_id).values(trials_created=Sweep.trials_created + 1))
         with sessions.begin() as session:
             outbox.send(session, job_ids, settings)
@@ -98,7 +101,8 @@ def _all_ended(session: Session, sweep_id: int) -> bool:
     return session.scalar(unfinished) == 0
 
 
-def _create_job(session: Session, sweep: Sweep, request: SweepRequest, trial: int, seed_index: int, params: dict[str, Any]) -> int:
+def _create_job(session: Session, sweep: Sweep, request: SweepRequest, trial: int, seed_index: int, params: dict[str, Any],
+                settings: Settings) -> int:
     """The queued job of one seed of one point (its outbox row with it)."""
     spec = job_spec(request, params, seed_index)
     sizes = plan(parse_spec(spec))
@@ -106,7 +110,8 @@ def _create_job(session: Session, sweep: Sweep, request: SweepRequest, trial: in
     job = jobs.create_job(session, spec, total_steps=sizes.total_steps, n_params=sizes.n_params, owner=sweep.owner,
                           time_limits=TimeLimits(limits["soft_seconds"], limits["hard_seconds"]) if limits else None,
                           name=f"{sweep.name or f'sweep-{sweep.id}'}-t{trial}-s{seed_index}", experiment=sweep.experiment,
-                          tags=request.tags, sweep_id=sweep.id, sweep_trial=trial, sweep_seed=seed_index, sweep_params=params)
+                          tags=request.tags, sweep_id=sweep.id, sweep_trial=trial, sweep_seed=seed_index, sweep_params=params,
+                          mirrored=bool(settings.mlflow_tracking_uri))
     return job.id
 
 

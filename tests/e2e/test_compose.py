@@ -31,10 +31,12 @@ def test_compose_file_validates():
 def test_compose_has_the_services_with_health_checks():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"api", "worker", "redis", "postgres", "mlflow"} <= set(services)
-    for name in ("api", "worker", "redis", "postgres", "mlflow"):
+    assert {"api", "worker", "mlflow-worker", "redis", "postgres", "mlflow"} <= set(services)
+    for name in ("api", "worker", "mlflow-worker", "redis", "postgres", "mlflow"):
         assert "healthcheck" in services[name], name
-    assert "ports" not in services["worker"]  # scalable: docker compose up --scale worker=4
+    for scalable in ("worker", "mlflow-worker"):  # docker compose up --scale worker=4 --scale mlflow-worker=2
+        assert "ports" not in services[scalable]
+    assert "--concurrency" not in services["worker"]["command"]  # one training process per core
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 

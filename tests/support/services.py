@@ -141,6 +141,7 @@ class Stack:
     env_overrides: dict[str, str] = field(default_factory=dict)
     workers: int = 1
     beat: bool = False
+    mirror: bool = False  # an MLflow worker (`worker.mirror_worker`); its passes are scheduled by beat
     queue: str = field(default_factory=lambda: f"bplab-test-{uuid.uuid4().hex[:8]}")
     logdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bplab-stack-")))
 
@@ -172,6 +173,8 @@ class Stack:
             self.start_worker()
         if self.beat:
             self.start_maintenance()
+        if self.mirror:
+            self.start_mirror()
         wait_for(self._healthy, 30, what=f"API at {self.url}")
         return self
 
@@ -200,6 +203,15 @@ class Stack:
             cwd=ROOT, env=self.env, stdout=open(self.logdir / "maintenance.log", "a"), stderr=subprocess.STDOUT)
         self.worker_procs.append(self.beat_proc)
         return self.beat_proc
+
+    def start_mirror(self) -> subprocess.Popen:
+        """The MLflow worker: every run written from the store, on its own queue."""
+        proc = subprocess.Popen(
+            [str(BIN / "celery"), "-A", "worker.mirror_worker", "worker", "--concurrency", "1", "--loglevel", "INFO",
+             "--hostname", f"mirror-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=self.env, stdout=open(self.logdir / "mirror.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.worker_procs.append(proc)
+        return proc
 
     def _healthy(self) -> bool:
         return answers(self.api, self.url + "/healthz", self.logdir / "api.log")
@@ -244,6 +256,15 @@ class MlflowServer:
             stdout=open(self.dir / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(self._healthy, 90, interval=0.3, what="mlflow server")
         return self
+
+    def start_mirror(self) -> subprocess.Popen:
+        """The MLflow worker: every run written from the store, on its own queue."""
+        proc = subprocess.Popen(
+            [str(BIN / "celery"), "-A", "worker.mirror_worker", "worker", "--concurrency", "1", "--loglevel", "INFO",
+             "--hostname", f"mirror-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=self.env, stdout=open(self.logdir / "mirror.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.worker_procs.append(proc)
+        return proc
 
     def _healthy(self) -> bool:
         return answers(self.process, self.url + "/health", self.dir / "server.log")

@@ -1,6 +1,6 @@
-"""The MLflow mirror's own code in this process against a real `mlflow server`: a job with many keys
-and chunks mirrors completely on SQLite; parallel mirrors create one parent run per sweep; a sweep
-whose parent run could not be finished (MLflow down) is finished by the back-fill."""
+"""The MLflow worker's own code in this process against a real `mlflow server`: a job of 60 keys over
+30,000 steps mirrors completely; parallel mirrors create one parent run per sweep; a sweep whose
+parent run could not be finished (MLflow down) is finished by a later pass."""
 
 from __future__ import annotations
 
@@ -17,37 +17,39 @@ from services.sweeps import advance
 from services.sweeps.request import parse_request
 from services.time_limits import TimeLimits
 from tests.conftest import both_databases, settings_for
-from tests.store.test_mirror_cursor import CHUNKS, KEYS, write_series
+from tests.store.test_mirror_cursor import write_series
 from tests.support.services import free_port
 from tests.support.specs import moons, small
-from worker.mlflow.mirror import mirror_job
+from worker.mlflow.mirror import mirror_pass
 from worker.mlflow.sweep_runs import SweepRunBusy, ensure_sweep_run, finish_pending_sweeps, finish_sweep_run, sweep_key
 
 
 @both_databases
-def test_a_job_of_41_keys_over_27_chunks_mirrors_completely(database_url, mlflow_server):
+def test_a_job_of_60_keys_over_30000_steps_mirrors_completely(database_url, mlflow_server):
     upgrade(database_url)
-    steps = CHUNKS * 1000 - 734
+    steps, n_keys = 30_000, 60
     sessions = session_factory(database_url)
     settings = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url, mlflow_max_points=100)
     spec = moons(steps=steps, epochs=None, record={"every": 1, "gradients": "none"})
     with sessions.begin() as s:
         job_id = jobs.create_job(s, {k: v for k, v in spec.items() if v is not None}, total_steps=steps, n_params=33).id
-    keys = [f"grad_norm/dense_{i}.weight" for i in range(KEYS)]
+    keys = [f"grad_norm/dense_{i}.weight" for i in range(n_keys)]
     write_series(sessions, job_id, keys, steps)
     with sessions.begin() as s:
         lease = jobs.claim(s, job_id)
     with sessions.begin() as s:
         jobs.finish(s, job_id, lease, JobStatus.cancelled, error={"reason": "cancelled"})
-    assert mirror_job(job_id, settings) == "synced"
+    assert mirror_pass(settings) == {job_id: "synced"}  # the MLflow worker's pass
     with sessions() as s:
         job, last = s.get(Job, job_id), metrics.last_points(s, job_id)
     client = MlflowClient(mlflow_server.url)
     run = client.get_run(job.mlflow_run_id)
     assert run.info.status == "KILLED" and job.mirror_error is None
+    assert run.info.start_time == int(job.started_at.timestamp() * 1000) and run.info.end_time == int(job.finished_at.timestamp() * 1000)
     for key in keys:
         history = client.get_metric_history(job.mlflow_run_id, key)
         assert len(history) == 101 and max(m.step for m in history) == last[key][0] == steps - 1  # thinned, ending on the last
+    assert mirror_pass(settings) == {}  # nothing left behind
 
 
 @both_databases

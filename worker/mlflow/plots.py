@@ -1,4 +1,7 @@
-"""PNG plots of a job for its MLflow run: loss curves, gradient norms, dead units, decision boundary."""
+"""PNG plots of a job for its MLflow run: loss curves, gradient norms, dead units, decision boundary.
+
+Long series are downsampled first (each bucket keeps its first, min, max and last point, so spikes
+stay), and legends are drawn only while they stay readable."""
 
 from __future__ import annotations
 
@@ -10,7 +13,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from services.store.metrics import downsample
+
 Series = dict[str, tuple[np.ndarray, np.ndarray]]
+MAX_PLOTTED_POINTS = 2000
+MAX_LEGEND_ENTRIES = 12
+
+
+def _points(series: Series, key: str) -> tuple[np.ndarray, np.ndarray]:
+    return downsample(*series[key], MAX_PLOTTED_POINTS)
 
 
 def loss_curves(series: Series, path: Path) -> bool:
@@ -18,7 +29,7 @@ def loss_curves(series: Series, path: Path) -> bool:
     drawn = False
     for key, style in (("loss", {"alpha": 0.5, "lw": 0.8}), ("train_loss", {"marker": "o", "ms": 3}), ("val_loss", {"marker": "s", "ms": 3})):
         if key in series and series[key][0].size:
-            ax.plot(*series[key], label=key, **style)
+            ax.plot(*_points(series, key), label=key, **style)
             drawn = True
     ax.set(xlabel="step", ylabel="loss", title="Loss")
     return _save(fig, ax, path, drawn)
@@ -28,7 +39,7 @@ def gradient_norms(series: Series, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(7, 4))
     keys = sorted(k for k in series if k.startswith("grad_norm/") and k.endswith(".weight"))
     for key in keys:
-        steps, values = series[key]
+        steps, values = _points(series, key)
         positive = values > 0
         ax.plot(steps[positive], values[positive], label=key.split("/", 1)[1])
     ax.set_yscale("log")
@@ -40,7 +51,7 @@ def dead_units(series: Series, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(7, 4))
     keys = sorted(k for k in series if k.startswith("dead_fraction/"))
     for key in keys:
-        ax.plot(*series[key], label=key.split("/", 1)[1])
+        ax.plot(*_points(series, key), label=key.split("/", 1)[1])
     ax.set(xlabel="step", ylabel="fraction of units", title="Dead ReLU units (z ≤ 0 on the whole batch)", ylim=(-0.02, 1.02))
     return _save(fig, ax, path, bool(keys))
 
@@ -63,8 +74,8 @@ def decision_boundary(predict, X: np.ndarray, labels: np.ndarray, path: Path) ->
 
 def _save(fig, ax, path: Path, drawn: bool, legend: bool = True) -> bool:
     if drawn:
-        if legend:
-            ax.legend(fontsize=8)
+        if legend and len(ax.get_lines()) <= MAX_LEGEND_ENTRIES:
+            ax.legend(fontsize=8, loc="upper right")
         fig.tight_layout()
         fig.savefig(path, dpi=100)
     plt.close(fig)

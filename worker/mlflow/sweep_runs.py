@@ -36,9 +36,21 @@ class SweepRunBusy(RuntimeError):
     """Another process holds the sweep's mirror lock (it is creating or finishing the parent run)."""
 
 
+_EXPERIMENTS: dict[tuple[str, str], str] = {}
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
-    experiment = client.get_experiment_by_name(name)
-    return experiment.experiment_id if experiment else client.create_experiment(name)
+    """The experiment's id (created on first use), looked up once per process and tracking server."""
+    key = (client.tracking_uri, name)
+    if key not in _EXPERIMENTS:
+        experiment = client.get_experiment_by_name(name)
+        _EXPERIMENTS[key] = experiment.experiment_id if experiment else client.create_experiment(name)
+    return _EXPERIMENTS[key]
+
+
+def forget_experiments() -> None:
+    """Look experiments up again (after a failure: one may have been deleted)."""
+    _EXPERIMENTS.clear()
 
 
 def sweep_key(sweep: Sweep) -> str:

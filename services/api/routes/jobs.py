@@ -39,7 +39,7 @@ def submit_job():
     submission = check_submission(body, settings)
     job = jobs.create_job(db(), submission.spec, total_steps=submission.plan.total_steps, n_params=submission.plan.n_params,
                           owner=owner(), name=submission.name, experiment=submission.experiment, tags=submission.tags,
-                          time_limits=submission.time_limits)
+                          time_limits=submission.time_limits, mirrored=bool(settings.mlflow_tracking_uri))
     prior = commit_with_key(body, "job", job.id)  # the job, its outbox row and the key in one transaction
     if prior is not None:
         return _job_response(job_or_404(prior), replayed=True)

@@ -70,7 +70,7 @@ def create_sweep():
     if prior is not None:
         return _sweep_response(sweep_or_404(prior), replayed=True)
     req, limits = _check(body, settings)
-    sweep = advance.create_sweep(db(), req, limits, owner())
+    sweep = advance.create_sweep(db(), req, limits, owner(), mirrored=bool(settings.mlflow_tracking_uri))
     prior = commit_with_key(body, "sweep", sweep.id)
     if prior is not None:
         return _sweep_response(sweep_or_404(prior), replayed=True)
