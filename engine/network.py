@@ -64,15 +64,15 @@ class Network:
             layer.W, layer.b = W, b
             self.dW.append(self.flat_grads[w_slice].reshape(W.shape))
             self.db.append(self.flat_grads[b_slice])
+        # Names as metric keys use them: layers dense_1, dense_2, …; tensors dense_1.weight, dense_1.bias, …
+        self.names = tuple(f"dense_{i + 1}" for i in range(len(layers)))
+        self.param_names = tuple(f"{name}.{kind}" for name in self.names for kind in ("weight", "bias"))
+        self.hinged = tuple(i for i, layer in enumerate(layers) if layer.activation.hinge_at_zero)  # ReLU-family layers
         self.deltas: list[np.ndarray] | None = None  # filled by backward(keep_deltas=True)
         self._buffers: dict[int, _Buffers] = {}
         self._last: _Buffers | None = None
 
     # -- parameters ---------------------------------------------------------------------------
-    @property
-    def names(self) -> list[str]:
-        """Layer names, as used in metric keys: dense_1, dense_2, ..."""
-        return [f"dense_{i + 1}" for i in range(len(self.layers))]
 
     def params(self) -> list[np.ndarray]:
         """Parameter tensors in a fixed order: W1, b1, W2, b2, ..."""
@@ -86,8 +86,6 @@ class Network:
         """A flat vector laid out like `flat_params`, as one view per parameter tensor."""
         return [flat[s].reshape(p.shape) for s, p in zip(self.slices, self.params())]
 
-    def param_names(self) -> list[str]:
-        return [f"{name}.{kind}" for name in self.names for kind in ("weight", "bias")]
 
     # -- forward and backward -----------------------------------------------------------------
     def _buffers_for(self, n: int) -> _Buffers:

@@ -17,9 +17,9 @@ STAT_FAMILIES = ("grad_norm", "grad_mean", "grad_std", "grad_max", "weight_norm"
 
 
 @functools.lru_cache(maxsize=64)
-def _keys(param_names: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
-    """Metric keys per family and parameter, built once per network shape rather than every step."""
-    return tuple(tuple(f"{family}/{name}" for name in param_names) for family in STAT_FAMILIES)
+def _keys(param_names: tuple[str, ...]) -> tuple[str, ...]:
+    """Metric keys, family by family and parameter by parameter, built once per network shape."""
+    return tuple(f"{family}/{name}" for family in STAT_FAMILIES for name in param_names)
 
 
 # Below this many parameters, per-call overhead dominates: one segmented reduction over the flat
@@ -34,15 +34,16 @@ def segment_sumsq(network: Network, flat: np.ndarray) -> np.ndarray:
     return np.array([float(np.dot(flat[s], flat[s])) for s in network.slices])
 
 
-def _grad_sums_and_extremes(network: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _grad_sums_and_peaks(network: Network) -> tuple[np.ndarray, np.ndarray]:
+    """Per-tensor sum of the gradients and max |g|."""
     g = network.flat_grads
     if g.size <= SEGMENTED_MAX_PARAMS:
         starts = network.starts
-        return np.add.reduceat(g.astype(np.float64, copy=False), starts), np.maximum.reduceat(g, starts), np.minimum.reduceat(g, starts)
+        return np.add.reduceat(g, starts, dtype=np.float64), np.maximum.reduceat(np.abs(g), starts)
     parts = [g[s] for s in network.slices]
     ones = _ones(max(v.size for v in parts), g.dtype)
     return (np.array([float(np.dot(v, ones[: v.size])) for v in parts]),  # a BLAS dot sums ~3x faster than add.reduce
-            np.array([np.maximum.reduce(v) for v in parts]), np.array([np.minimum.reduce(v) for v in parts]))
+            np.array([max(np.maximum.reduce(v), -np.minimum.reduce(v)) for v in parts]))  # no |g| temporary
 
 
 @functools.lru_cache(maxsize=8)
@@ -55,32 +56,38 @@ def gradient_metrics(network: Network, weight_sq: np.ndarray, update_sq: np.ndar
     update_ratio (|update| / |weight|); and vanishing_ratio (first over last layer's weight-gradient norm).
 
     Each statistic takes one pass over the gradients; `weight_sq` / `update_sq` are per-tensor sums of
-    squares of the weights before the update and of the update (see `segment_sumsq`)."""
+    squares of the weights before the update and of the update (see `segment_sumsq`). Runs under the
+    trainer's `np.errstate`: a tensor of zeros makes an inf or nan ratio, which is dropped."""
     sizes = network.sizes
     grad_sq = segment_sumsq(network, network.flat_grads)
-    sums, maxes, mins = _grad_sums_and_extremes(network)
-    mean = sums / sizes
-    std = np.sqrt(np.maximum(grad_sq / sizes - mean * mean, 0.0))
-    gmax = np.maximum(maxes, -mins).astype(np.float64)
-    grad_norm, weight_norm = np.sqrt(grad_sq), np.sqrt(weight_sq)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.sqrt(update_sq) / weight_norm  # inf / nan where a tensor is all zeros: dropped below
-    out: dict[str, float] = {}
-    for keys, values in zip(_keys(tuple(network.param_names())), (grad_norm, mean, std, gmax, weight_norm, ratio)):
-        out.update(zip(keys, values.tolist()))
-    first, last = grad_norm[0], grad_norm[-2]  # dense_1.weight, dense_L.weight
-    if len(sizes) > 2 and last > 0:
-        out["vanishing_ratio"] = float(first / last)
-    return finite_only(out)
+    sums, peaks = _grad_sums_and_peaks(network)
+    stats = np.empty((len(STAT_FAMILIES), sizes.size))  # one row per family, in STAT_FAMILIES' order
+    mean = np.divide(sums, sizes, out=stats[1])
+    np.sqrt(grad_sq, out=stats[0])  # grad_norm
+    variance = grad_sq / sizes - mean * mean
+    np.sqrt(np.maximum(variance, 0.0, out=variance), out=stats[2])  # grad_std
+    stats[3] = peaks  # grad_max
+    weight_norm = np.sqrt(weight_sq, out=stats[4])
+    np.divide(np.sqrt(update_sq), weight_norm, out=stats[5])  # update_ratio; inf / nan where a tensor is all zeros: dropped below
+    values = stats.ravel().tolist()
+    out = dict(zip(_keys(network.param_names), values))
+    first, last = values[0], values[sizes.size - 2]  # grad_norm of dense_1.weight and of dense_L.weight
+    if sizes.size > 2 and last > 0:
+        out["vanishing_ratio"] = first / last
+    return out if all(map(math.isfinite, values)) else finite_only(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _dead_keys(names: tuple[str, ...], hinged: tuple[int, ...]) -> tuple[tuple[int, str], ...]:
+    """(layer index, metric key) of the ReLU-family layers, built once per network shape."""
+    return tuple((i, f"dead_fraction/{names[i]}") for i in hinged)
 
 
 def dead_fractions(network: Network) -> dict[str, float]:
     """For ReLU-family layers: the fraction of units whose pre-activation is <= 0 on the whole batch."""
-    out = {}
-    for name, layer, Z in zip(network.names, network.layers, network.Z):
-        if layer.activation.hinge_at_zero:
-            out[f"dead_fraction/{name}"] = float(np.count_nonzero((Z <= 0).all(axis=0))) / Z.shape[1]
-    return out
+    Zs = network.Z
+    return {key: np.count_nonzero(np.maximum.reduce(Zs[i], axis=0) <= 0) / Zs[i].shape[1]
+            for i, key in _dead_keys(network.names, network.hinged)}
 
 
 def norm(a: np.ndarray) -> float:

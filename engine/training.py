@@ -9,7 +9,7 @@ capture everything needed to resume bit for bit.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +64,11 @@ class Trainer:
         self.batch_index = 0  # next batch within the epoch
         self.order: np.ndarray | None = None  # this epoch's sample order (None: data order)
         self.divergence: Divergence | None = None
-        self._traced = traced_steps(self.spec)
+        traced = traced_steps(self.spec)
+        self._trace_all, self._trace_steps = traced is True, traced if isinstance(traced, set) else set()
+        # The spec's settings the hot loop reads at every step, looked up once.
+        self._every, self._gradients = self.spec.record.every, self.spec.record.gradients
+        self._clip, self._lr, self._schedule = self.spec.optimizer.clip_norm, self.spec.optimizer.lr, self.spec.optimizer.schedule
         self._epoch_X, self._epoch_Y = p.X_train, p.Y_train
         # Running sums over the epoch's batches: train_loss and train_accuracy cost no extra pass.
         self._epoch_sums = [0.0, 0, 0, 0]  # loss x samples, samples, right, counted
@@ -81,8 +85,10 @@ class Trainer:
         return self.problem.total_steps
 
     def __iter__(self) -> Iterator[StepRecord]:
-        while self.step < self.problem.total_steps and self.divergence is None:
-            record = self.train_step()
+        total = self.problem.total_steps
+        while self.step < total and self.divergence is None:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # see train_step
+                record = self._train_step()
             if record is not None:
                 yield record
 
@@ -100,11 +106,12 @@ class Trainer:
 
     def _train_step(self) -> StepRecord | None:
         p, net, step = self.problem, self.network, self.step
-        self._start_epoch_if_needed()
+        if self.batch_index == 0:
+            self._start_epoch_if_needed()
         start = self.batch_index * p.batch_size
         X, Y = self._epoch_X[start:start + p.batch_size], self._epoch_Y[start:start + p.batch_size]
-        recorded = is_recorded(step, self.spec.record.every, p.total_steps)
-        traced = (self._traced is True and recorded) or (isinstance(self._traced, set) and step in self._traced)
+        recorded = is_recorded(step, self._every, p.total_steps)
+        traced = (self._trace_all and recorded) or step in self._trace_steps
 
         net.forward(X, self.rng if net.dropout > 0 else None)
         loss = p.loss.value(net.A[-1], net.Z[-1], Y)
@@ -120,15 +127,15 @@ class Trainer:
             sums[3] += counted
         net.backward(X, Y, p.loss, keep_deltas=traced)
         flat_p, flat_g = net.flat_params, net.flat_grads
-        clip = self.spec.optimizer.clip_norm
+        clip = self._clip
         if clip is not None:
             grad_sq = float(np.dot(flat_g, flat_g))
             if not math.isfinite(grad_sq):
                 return self._diverge(step, "gradient")
             clip_by_global_norm(flat_g, clip, math.sqrt(grad_sq))
 
-        lr = learning_rate(self.spec.optimizer.lr, self.spec.optimizer.schedule, step, p.total_steps)
-        want_grads = recorded and self.spec.record.gradients != "none"
+        lr = learning_rate(self._lr, self._schedule, step, p.total_steps)
+        want_grads = recorded and self._gradients != "none"
         weight_sq = recording.segment_sumsq(net, flat_p) if want_grads else None
         before = [a.copy() for a in net.params()] if traced else None
         update = self.optimizer.compute(flat_p, flat_g, lr)
@@ -145,8 +152,8 @@ class Trainer:
             if want_grads:
                 m.update(recording.gradient_metrics(net, weight_sq, update_sq))
             m.update(recording.dead_fractions(net))
-            if self.spec.record.gradients == "full":
-                record.gradients = {name: g.copy() for name, g in zip(net.param_names(), net.grads())}
+            if self._gradients == "full":
+                record.gradients = {name: g.copy() for name, g in zip(net.param_names, net.grads())}
         if traced:
             record.trace = self._trace(X, Y, loss, lr, before)
 
@@ -163,7 +170,7 @@ class Trainer:
 
     def _diverge(self, step: int, kind: str) -> None:
         """Stop before applying a step whose gradients or update are not finite, naming the first culprit."""
-        names = self.network.param_names()
+        names = self.network.param_names
         for name, g in zip(names, self.network.grads()):
             bad_entries = g[~np.isfinite(g)]
             if bad_entries.size:
@@ -263,7 +270,7 @@ def run(spec: JobSpec | dict) -> dict[str, Any]:
         "n_params": trainer.problem.n_params,
         "model": trainer.model(),
         "metrics": metrics,
-        "summary": summarize(metrics),
+        "summary": summarize({key: [v for _, v in points] for key, points in metrics.items()}),
     }
     if trainer.divergence is not None:
         result["error"] = trainer.divergence.as_dict()
@@ -274,13 +281,16 @@ def run(spec: JobSpec | dict) -> dict[str, Any]:
     return result
 
 
-def summarize(metrics: dict[str, list[list[float]]]) -> dict[str, Any]:
-    """Final and best loss, and the last epoch's validation figures."""
+SUMMARY_KEYS = ("loss", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def summarize(values: dict[str, Sequence[float]]) -> dict[str, Any]:
+    """Final and best loss, and the last epoch's validation figures, from each key's values in step order."""
     summary: dict[str, Any] = {}
-    if metrics.get("loss"):
-        summary["final_loss"] = metrics["loss"][-1][1]
-        summary["best_loss"] = min(v for _, v in metrics["loss"])
-    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-        if metrics.get(key):
-            summary[f"final_{key}"] = metrics[key][-1][1]
+    if len(values.get("loss", ())):
+        summary["final_loss"] = float(values["loss"][-1])
+        summary["best_loss"] = float(min(values["loss"]))
+    for key in SUMMARY_KEYS[1:]:
+        if len(values.get(key, ())):
+            summary[f"final_{key}"] = float(values[key][-1])
     return summary

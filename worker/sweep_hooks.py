@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 
 import optuna
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.settings import Settings
 from services.store.db import session_factory
-from services.store.models import Job, Sweep
+from services.store.jobs import Claimed
+from services.store.models import Sweep
 from services.sweeps import advance, study
 
 logger = logging.getLogger(__name__)
@@ -28,16 +29,18 @@ class EarlyStopping:
         self.trial = study.trial_id(self.study, settings.database_url, trial_number)
 
     @classmethod
-    def for_job(cls, session: Session, job: Job, settings: Settings) -> EarlyStopping | None:
+    def for_job(cls, sessions: sessionmaker[Session], job: Claimed, settings: Settings) -> EarlyStopping | None:
+        """For the first seed of a point of a sweep with an early-stopping rule; None otherwise."""
         if job.sweep_id is None or job.sweep_seed != 0:
             return None
-        sweep = session.get(Sweep, job.sweep_id)
+        with sessions() as session:
+            sweep = session.get(Sweep, job.sweep_id)
         if sweep is None or not sweep.request.get("early_stop"):
             return None
         try:
             return cls(sweep, job.sweep_trial, settings)
-        except Exception:
-            logger.exception("sweep %s: no early stopping for job %s", sweep.id, job.id)
+        except Exception:  # pruning is advice: the job trains without it
+            logger.exception("sweep %s: no early stopping for trial %s", sweep.id, job.sweep_trial)
             return None
 
     def should_stop(self, step: int, value: float) -> bool:

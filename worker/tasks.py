@@ -1,16 +1,19 @@
-"""Thin tasks: take an id, call the code that does the work, log the outcome."""
+"""Thin tasks: take an id, call the code that does the work, log the outcome. Settings are the
+worker's, read once when it started."""
 
 from __future__ import annotations
 
+import functools
+
+import redis
 from celery.utils.log import get_task_logger
 from sqlalchemy import select
 
-from services.settings import get_settings
 from services.store import outbox, reaper
 from services.store.db import session_factory
 from services.store.models import Sweep, SweepStatus
 
-from .app import celery_app
+from .app import celery_app, settings
 from .mlflow.mirror import mirror_pass
 from .sweep_hooks import after_job_ended
 from .training import train
@@ -21,22 +24,32 @@ logger = get_task_logger(__name__)
 @celery_app.task(name="worker.tasks.train_job")
 def train_job(job_id: int) -> str:
     """Train job `job_id` if it is still queued; returns the job's final status."""
-    outcome = train(job_id, get_settings())
+    outcome = train(job_id, settings)
     logger.info("job %s: %s", job_id, outcome)
     return outcome
+
+
+@functools.cache
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url)
+
+
+@celery_app.task(name="worker.tasks.ping")
+def ping(reply_to: str, n: int) -> None:
+    """Does nothing but answer on a Redis list: what any task costs (bench/service.py measures it as the floor)."""
+    _redis().rpush(reply_to, n)
 
 
 @celery_app.task(name="worker.tasks.mirror_to_mlflow")
 def mirror_to_mlflow() -> dict[int, str]:
     """One pass of the MLflow worker: runs of ended jobs, new points of running ones, parent runs of
     ended sweeps (every MLFLOW_FLUSH_SECONDS, on the MLflow queue)."""
-    return mirror_pass(get_settings())
+    return mirror_pass(settings)
 
 
 @celery_app.task(name="worker.tasks.advance_sweeps")
 def advance_sweeps() -> list[int]:
     """Top up running sweeps (a safety net: workers advance a sweep whenever one of its jobs ends)."""
-    settings = get_settings()
     with session_factory(settings.database_url)() as session:
         running = list(session.scalars(select(Sweep.id).where(Sweep.status == SweepStatus.running)))
     for sweep_id in running:
@@ -48,7 +61,6 @@ def advance_sweeps() -> list[int]:
 def reap_and_dispatch() -> dict:
     """Requeue or end jobs whose worker vanished or that overran their hard time limit, then hand the
     outbox's jobs to the broker (run every REAPER_SECONDS by Celery beat)."""
-    settings = get_settings()
     sessions = session_factory(settings.database_url)
     with sessions.begin() as session:
         reaped = reaper.reap(session, settings)

@@ -18,14 +18,14 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.spec import SpecError
-from engine.training import Trainer, summarize
+from engine.training import SUMMARY_KEYS, Trainer, summarize
 from services.settings import Settings
 from services.store import checkpoints, jobs, metrics
 from services.store.db import session_factory
 from services.store.models import JobStatus
 from services.store.retry import TRANSIENT, retry_db
 
-from .heartbeat import Heartbeat
+from .heartbeat import beating
 from .recorder import LeaseLost, Recorder
 from .sweep_hooks import EarlyStopping, after_job_ended
 
@@ -35,15 +35,15 @@ logger = logging.getLogger(__name__)
 def train(job_id: int, settings: Settings) -> str:
     """Train job `job_id` if it is queued. Returns the final status (or why nothing was done)."""
     sessions = session_factory(settings.database_url)
-    lease = retry_db(lambda: _claim(sessions, job_id), settings.db_retry_seconds, f"job {job_id}: claim")
-    with sessions() as session:
-        job = jobs.get_job(session, job_id)
-        if lease is None:  # a duplicate delivery, or a job that ended or was cancelled while queued
-            return f"not started: job is {job.status.value if job else 'missing'}"
-        spec, sweep_id, attempt, soft_limit = job.spec, job.sweep_id, job.attempt, job.soft_time_limit
-        pruning = EarlyStopping.for_job(session, job, settings)
+    job = retry_db(lambda: _claim(sessions, job_id), settings.db_retry_seconds, f"job {job_id}: claim")
+    if job is None:  # a duplicate delivery, or a job that ended or was cancelled while queued
+        with sessions() as session:
+            status = jobs.status_of(session, job_id)
+        return f"not started: job is {status.value if status else 'missing'}"
+    lease, sweep_id, attempt = job.lease, job.sweep_id, job.attempt
+    pruning = EarlyStopping.for_job(sessions, job, settings)
     try:
-        trainer = _trainer(sessions, job_id, spec, attempt)
+        trainer = _trainer(sessions, job_id, job.spec, attempt)
     except Exception as exc:
         logger.exception("job %s could not start", job_id)
         error = {"reason": "invalid_spec", "message": str(exc)} if isinstance(exc, SpecError) else _exception(exc, "could not start: ")
@@ -52,9 +52,9 @@ def train(job_id: int, settings: Settings) -> str:
         return JobStatus.failed.value
     started = time.monotonic()  # duration_seconds: the training loop with its recording
     recorder = Recorder(sessions, job_id, lease, settings.flush_seconds, settings.db_retry_seconds)
-    rules = StopRules(settings.checkpoint_every, soft_limit, started)
+    rules = StopRules(settings.checkpoint_every, job.soft_time_limit, started)
     try:
-        with Heartbeat(sessions, job_id, lease, settings.heartbeat_seconds):
+        with beating(sessions, job_id, lease, settings.heartbeat_seconds):
             if attempt > 1:
                 recorder.resume(trainer.step)
             status, error = _train(trainer, recorder, pruning, rules)
@@ -83,9 +83,9 @@ def train(job_id: int, settings: Settings) -> str:
     return status.value
 
 
-def _claim(sessions: sessionmaker[Session], job_id: int) -> str | None:
+def _claim(sessions: sessionmaker[Session], job_id: int) -> jobs.Claimed | None:
     with sessions.begin() as session:
-        return jobs.claim(session, job_id)
+        return jobs.claim_for_training(session, job_id)
 
 
 def _trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attempt: int) -> Trainer:
@@ -149,9 +149,7 @@ def _train(trainer: Trainer, recorder: Recorder, pruning: EarlyStopping | None,
 
 def _summary(session: Session, job_id: int, trainer: Trainer, started: float) -> dict[str, Any]:
     """Final and best loss and the last epoch's figures, from the points as stored."""
-    wanted = ["loss", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
-    series = {k: [[int(s), float(v)] for s, v in zip(*pair)] for k, pair in metrics.read(session, job_id, wanted).items()}
-    summary = summarize(series)
+    summary = summarize({key: values for key, (_, values) in metrics.read(session, job_id, list(SUMMARY_KEYS)).items()})
     summary.update(steps_completed=trainer.step, total_steps=trainer.total_steps,
                    duration_seconds=round(time.monotonic() - started, 3))
     return summary

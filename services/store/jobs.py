@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..time_limits import TimeLimits
@@ -27,8 +27,9 @@ from .models import LOCAL_OWNER, TERMINAL, Checkpoint, Job, JobPayload, JobStatu
 def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_params: int, time_limits: TimeLimits | None = None,
                owner: str = LOCAL_OWNER, name: str | None = None, experiment: str = "default", tags: dict[str, str] | None = None,
                sweep_id: int | None = None, sweep_trial: int | None = None, sweep_seed: int | None = None,
-               sweep_params: dict | None = None, mirrored: bool = True) -> Job:
-    """Insert a queued job and its outbox row; `mirrored`: an MLflow worker will write its run."""
+               sweep_params: dict | None = None, mirrored: bool = True, publishing: bool = False) -> Job:
+    """Insert a queued job and its outbox row; `mirrored`: an MLflow worker will write its run;
+    `publishing`: the caller publishes it after the commit (see outbox)."""
     job = Job(payload=JobPayload(spec=spec), owner=owner, name=name, experiment=experiment or "default", sweep_id=sweep_id,
               sweep_trial=sweep_trial, sweep_seed=sweep_seed, sweep_params=sweep_params, status=JobStatus.queued,
               mirror_state=MirrorState.pending if mirrored else MirrorState.disabled,
@@ -37,7 +38,7 @@ def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_pa
     job.tags = [JobTag(key=k, value=v) for k, v in sorted((tags or {}).items())]
     session.add(job)
     session.flush()
-    outbox.add(session, job.id)
+    outbox.add(session, job.id, marked_sent=publishing)
     return job
 
 
@@ -82,21 +83,56 @@ def list_jobs(session: Session, flt: JobFilter, limit: int, before_id: int | Non
 
 # -- transitions -----------------------------------------------------------------------------------
 
+# Transitions change rows by their key and never touch loaded objects: the session needs no syncing.
+_PLAIN = {"synchronize_session": False}
+
+
 def claim(session: Session, job_id: int) -> str | None:
     """queued -> running with a new lease (and out of the outbox); the lease token, or None if the
     job is not queued (a duplicate delivery, or a job that ended or another worker holds)."""
-    lease = str(uuid.uuid4())
-    now = utcnow()
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.queued)
-        .values(status=JobStatus.running, lease=lease, attempt=Job.attempt + 1, attempt_started_at=now, heartbeat_at=now)
-    )
-    if result.rowcount != 1:
+    claimed = _claim(session, job_id)
+    return None if claimed is None else claimed[0]
+
+
+def _claim(session: Session, job_id: int, *columns) -> tuple | None:
+    """The claim itself: (lease, *the claimed row's `columns`) or None."""
+    lease, now = str(uuid.uuid4()), utcnow()
+    row = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(status=JobStatus.running, lease=lease, attempt=Job.attempt + 1, attempt_started_at=now, heartbeat_at=now,
+                started_at=func.coalesce(Job.started_at, now))
+        .returning(Job.id, *columns), execution_options=_PLAIN).one_or_none()
+    if row is None:
         return None
-    session.execute(update(Job).where(Job.id == job_id, Job.started_at.is_(None)).values(started_at=now))
     outbox.remove(session, job_id)
-    return lease
+    return (lease, *row[1:])
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a worker needs of the job it has just claimed."""
+
+    lease: str
+    attempt: int
+    spec: dict[str, Any]
+    soft_time_limit: int | None
+    sweep_id: int | None
+    sweep_trial: int | None
+    sweep_seed: int | None
+
+
+def claim_for_training(session: Session, job_id: int) -> Claimed | None:
+    """`claim`, and what training needs of the job, in the same transaction; None if not claimed."""
+    claimed = _claim(session, job_id, Job.attempt, Job.soft_time_limit, Job.sweep_id, Job.sweep_trial, Job.sweep_seed)
+    if claimed is None:
+        return None
+    lease, attempt, soft, sweep_id, trial, seed = claimed
+    spec = session.scalar(select(JobPayload.spec).where(JobPayload.job_id == job_id))
+    return Claimed(lease, attempt, spec, soft, sweep_id, trial, seed)
+
+
+def status_of(session: Session, job_id: int) -> JobStatus | None:
+    return session.scalar(select(Job.status).where(Job.id == job_id))
 
 
 def _leased(job_id: int, lease: str) -> tuple[ColumnElement[bool], ...]:
@@ -105,15 +141,16 @@ def _leased(job_id: int, lease: str) -> tuple[ColumnElement[bool], ...]:
 
 def heartbeat(session: Session, job_id: int, lease: str) -> bool:
     """The worker is alive; False when the lease was lost."""
-    return session.execute(update(Job).where(*_leased(job_id, lease)).values(heartbeat_at=utcnow())).rowcount == 1
+    return session.execute(update(Job).where(*_leased(job_id, lease)).values(heartbeat_at=utcnow()),
+                           execution_options=_PLAIN).rowcount == 1
 
 
 def progress(session: Session, job_id: int, lease: str, step: int, last_loss: float | None) -> bool | None:
     """Record progress under the lease. Returns whether a cancel was requested, or None when the lease was lost."""
-    result = session.execute(update(Job).where(*_leased(job_id, lease)).values(step=step, last_loss=last_loss, heartbeat_at=utcnow()))
-    if result.rowcount != 1:
-        return None
-    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+    cancel_requested = session.execute(update(Job).where(*_leased(job_id, lease))
+                                       .values(step=step, last_loss=last_loss, heartbeat_at=utcnow())
+                                       .returning(Job.cancel_requested), execution_options=_PLAIN).scalar_one_or_none()
+    return None if cancel_requested is None else bool(cancel_requested)
 
 
 def finish(session: Session, job_id: int, lease: str, status: JobStatus, *, summary: dict | None = None,
@@ -124,7 +161,7 @@ def finish(session: Session, job_id: int, lease: str, status: JobStatus, *, summ
     if not _end(session, _leased(job_id, lease), job_id, status, error, summary=summary):
         return False
     if model is not None:
-        session.execute(update(JobPayload).where(JobPayload.job_id == job_id).values(model=model))
+        session.execute(update(JobPayload).where(JobPayload.job_id == job_id).values(model=model), execution_options=_PLAIN)
     return True
 
 
@@ -166,7 +203,7 @@ def _end(session: Session, fence: tuple[ColumnElement[bool], ...], job_id: int, 
          summary: dict | None = None) -> bool:
     """The one UPDATE that ends a job; its checkpoint goes with it (a job that ended is never resumed)."""
     result = session.execute(update(Job).where(*fence).values(status=status, error=error, summary=summary, finished_at=utcnow(),
-                                                              lease=None))
+                                                              lease=None), execution_options=_PLAIN)
     if result.rowcount != 1:
         return False
     session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))

@@ -6,6 +6,11 @@ the broker once (no waiting on a Redis that is down); the reaper's periodic `sen
 rows never sent, and sends again a job whose message the broker lost (a Redis restarted without
 persistence): sent long ago, still unclaimed, and the queue is empty. A message sent twice is
 harmless: a worker's claim is a compare-and-set, so a job trains once.
+
+A submission saves itself a second transaction: its row is written already marked sent, the job is
+`publish`ed right after the commit, and only if the broker refuses is the mark taken back
+(`unmark_sent`), so the reaper sends it at once. (A request that died between its commit and the
+publish leaves a row marked sent: the lost-message rule above sends it.)
 """
 
 from __future__ import annotations
@@ -26,8 +31,25 @@ HARD_LIMIT_GRACE_SECONDS = 10  # Celery kills the task this long after the job's
 FRESH_SECONDS = 2.0  # rows this young are left to the request that wrote them
 
 
-def add(session: Session, job_id: int) -> None:
-    session.add(Dispatch(job_id=job_id, created_at=utcnow()))
+def add(session: Session, job_id: int, marked_sent: bool = False) -> None:
+    """The job's outbox row; `marked_sent`: the caller publishes it itself once it has committed."""
+    now = utcnow()
+    session.add(Dispatch(job_id=job_id, created_at=now, sent_at=now if marked_sent else None))
+
+
+def publish(job_id: int, hard_time_limit: int | None, settings: Settings) -> bool:
+    """Hand one committed job to the broker; False (logged) when the broker does not take it."""
+    try:
+        enqueue_training(job_id, settings, hard_time_limit + HARD_LIMIT_GRACE_SECONDS if hard_time_limit else None)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: the outbox keeps the job
+        logger.warning("broker unavailable (%s: %s); job %s waits in the outbox", type(exc).__name__, exc, job_id)
+        return False
+    return True
+
+
+def unmark_sent(session: Session, job_ids: list[int]) -> None:
+    """Rows marked sent whose publish failed: the reaper sends them."""
+    session.execute(update(Dispatch).where(Dispatch.job_id.in_(job_ids)).values(sent_at=None))
 
 
 def remove(session: Session, job_id: int) -> None:
@@ -44,12 +66,7 @@ def send(session: Session, job_ids: list[int], settings: Settings) -> int:
     limits = dict(session.execute(select(Job.id, Job.hard_time_limit).where(Job.id.in_(job_ids))).all())
     sent: list[int] = []
     for job_id in job_ids:
-        hard = limits.get(job_id)
-        try:
-            enqueue_training(job_id, settings, hard + HARD_LIMIT_GRACE_SECONDS if hard else None)
-        except Exception as exc:  # noqa: BLE001 - any broker failure: the outbox keeps the job
-            logger.warning("broker unavailable (%s: %s); %d job(s) wait in the outbox", type(exc).__name__, exc,
-                           len(job_ids) - len(sent))
+        if not publish(job_id, limits.get(job_id), settings):
             break
         sent.append(job_id)
     if sent:

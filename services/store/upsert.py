@@ -1,19 +1,30 @@
-"""INSERT ... ON CONFLICT DO UPDATE for SQLite and PostgreSQL alike."""
+"""INSERT ... ON CONFLICT DO UPDATE for SQLite and PostgreSQL alike.
+
+One statement per table, dialect and set of columns, built once and run with all the rows as
+parameters (SQLAlchemy batches them into multi-row VALUES), so a flush of many chunks costs no
+SQL compilation.
+"""
 
 from __future__ import annotations
 
+import functools
+
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
-BATCH_ROWS = 500  # SQLite allows 32,766 bound variables per statement
+
+@functools.lru_cache(maxsize=64)
+def _statement(dialect: str, table: Table, columns: tuple[str, ...], key_columns: tuple[str, ...]) -> Insert:
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return stmt.on_conflict_do_update(index_elements=list(key_columns),
+                                      set_={c: stmt.excluded[c] for c in columns if c not in key_columns})
 
 
 def upsert(session: Session, model, rows: list[dict], key_columns: list[str]) -> None:
-    """Insert rows, replacing those whose key already exists."""
+    """Insert rows (all with the same columns), replacing those whose key already exists."""
     if not rows:
         return
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    for i in range(0, len(rows), BATCH_ROWS):
-        stmt = insert(model).values(rows[i:i + BATCH_ROWS])
-        others = {c: stmt.excluded[c] for c in rows[0] if c not in key_columns}
-        session.execute(stmt.on_conflict_do_update(index_elements=key_columns, set_=others))
+    stmt = _statement(session.get_bind().dialect.name, model.__table__, tuple(rows[0]), tuple(key_columns))
+    session.connection().execute(stmt, rows)

@@ -10,6 +10,7 @@ crash never leaves a point short of jobs; a trial Optuna handed out whose jobs w
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import optuna
@@ -28,6 +29,8 @@ from . import study as studies
 from .leaderboard import objective_value
 from .request import SweepRequest, job_spec
 
+WAIT_SECONDS = 10.0  # an advance takes well under a second; a caller waits this long for the one in progress
+
 
 def create_sweep(session: Session, request: SweepRequest, time_limits: TimeLimits, owner: str = LOCAL_OWNER,
                  mirrored: bool = True) -> Sweep:
@@ -44,12 +47,18 @@ def create_sweep(session: Session, request: SweepRequest, time_limits: TimeLimit
     return sweep
 
 
-def advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings) -> bool:
-    """Tell Optuna what ended and start new points; False when another process is advancing it."""
-    with sessions.begin() as session:
-        token = locks.acquire(session, Sweep.lock, Sweep.lock_until, sweep_id)
-    if token is None:
-        return False
+def advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings, wait_seconds: float = WAIT_SECONDS) -> bool:
+    """Tell Optuna what ended and start new points. Another process advancing the sweep may not have
+    seen what ended here, so this waits for its turn (up to `wait_seconds`); False if it never came."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        with sessions.begin() as session:
+            token = locks.acquire(session, Sweep.lock, Sweep.lock_until, sweep_id)
+        if token is not None:
+            break
+        if time.monotonic() >= deadline:
+            return False  # the periodic top-up will see to it
+        time.sleep(0.05)
     try:
         _advance(sessions, sweep_id, settings)
     finally:

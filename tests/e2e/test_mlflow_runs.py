@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -44,8 +45,11 @@ def test_job_run_holds_the_same_points_params_and_tags(mlflow_api, mlflow_server
 
     artifacts = {a.path for a in client.list_artifacts(info["run_id"])} | {
         a.path for a in client.list_artifacts(info["run_id"], "plots")}
-    assert {"spec.json", "model.npz", "predict_example.json", "plots/loss.png", "plots/gradient_norms.png",
-            "plots/dead_units.png", "plots/decision_boundary.png"} <= artifacts
+    plots = {"plots/loss.svg", "plots/gradient_norms.svg", "plots/dead_units.svg", "plots/decision_boundary.svg"}
+    assert {"spec.json", "model.npz", "predict_example.json", *plots} <= artifacts
+    for plot in plots:  # real charts: SVG with a line (or the map's cells) in them
+        svg = Path(client.download_artifacts(info["run_id"], plot)).read_text()
+        assert svg.startswith("<svg") and ("<polyline" in svg or "<rect" in svg), plot
 
     found = client.search_runs([info["experiment_id"]], "params.lr = '0.02'")
     assert [r.info.run_id for r in found] == [info["run_id"]]

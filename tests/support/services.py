@@ -250,10 +250,13 @@ class MlflowServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> MlflowServer:
+        from services.up import MLFLOW_SERVER_ENV
+
         self.process = subprocess.Popen(
             [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}", "--artifacts-destination", str(self.dir / "artifacts")],
-            stdout=open(self.dir / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+            env={**os.environ, **MLFLOW_SERVER_ENV}, stdout=open(self.dir / "server.log", "a"), stderr=subprocess.STDOUT,
+            start_new_session=True)
         wait_for(self._healthy, 90, interval=0.3, what="mlflow server")
         return self
 
@@ -278,3 +281,47 @@ class MlflowServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
         wait_for(lambda: not port_open("127.0.0.1", self.port), 20, what="mlflow server to stop")
+
+
+class MakeUp:
+    """The whole service as `make up` runs it (services/up.py under supervisord), in a folder of its own,
+    on free ports: embedded Redis unless `redis_url`, SQLite unless `database_url`, its own MLflow server."""
+
+    def __init__(self, var: Path, database_url: str | None = None, redis_url: str | None = None, **env: str):
+        self.var = var
+        self.api_port, self.mlflow_port = free_port(), free_port()
+        self.url, self.mlflow_url = f"http://127.0.0.1:{self.api_port}", f"http://127.0.0.1:{self.mlflow_port}"
+        skip = ("REDIS_URL", "DATABASE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_UI_URL", "PUBLIC_URL", "BPLAB_QUEUE")
+        self.env = {k: v for k, v in os.environ.items() if k not in skip}
+        self.env.update(VAR_DIR=str(var), API_PORT=str(self.api_port), MLFLOW_PORT=str(self.mlflow_port),
+                        EMBEDDED_REDIS_PORT=str(free_port()), PYTHONPATH=str(ROOT), **env)
+        if database_url:
+            self.env["DATABASE_URL"] = database_url
+        if redis_url:
+            self.env["REDIS_URL"] = redis_url
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 180) -> MakeUp:
+        self.log = open(self.var / "up.log", "w")
+        self.process = subprocess.Popen([sys.executable, "-m", "services.up"], cwd=ROOT, env=self.env, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: answers(self.process, self.url + "/healthz", self.var / "up.log"), timeout, interval=0.5, what="make up's API")
+        wait_for(lambda: answers(self.process, self.mlflow_url + "/health", self.var / "up.log"), timeout, interval=0.5,
+                 what="make up's MLflow server")
+        return self
+
+    def pid(self, program: str) -> int:
+        """The pid of one of its processes (0 while it is not running)."""
+        done = subprocess.run([str(BIN / "supervisorctl"), "-c", str(self.var / "supervisord.conf"), "pid", program],
+                              capture_output=True, text=True, timeout=30)
+        return int(done.stdout.strip()) if done.stdout.strip().isdigit() else 0
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(90)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.log.close()

@@ -88,7 +88,7 @@ def test_only_one_process_advances_a_sweep_at_a_time(database_url):
 
     with sessions.begin() as s:
         token = locks.acquire(s, Sweep.lock, Sweep.lock_until, sweep_id)
-    assert not advance.advance(sessions, sweep_id, settings) and count_jobs(sessions, sweep_id) == {}
+    assert not advance.advance(sessions, sweep_id, settings, wait_seconds=0.2) and count_jobs(sessions, sweep_id) == {}
     with sessions.begin() as s:
         locks.release(s, Sweep.lock, Sweep.lock_until, sweep_id, token)
     assert advance.advance(sessions, sweep_id, settings) and sum(count_jobs(sessions, sweep_id).values()) == 4

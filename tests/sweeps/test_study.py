@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from sqlalchemy import select
+
 from services.migrate import upgrade
 from services.store import jobs
 from services.store.db import session_factory
@@ -31,15 +33,17 @@ def test_reports_from_a_training_job_reuse_one_storage(database_url):
     advance.advance(sessions, sweep_id, settings)
     built = study.storage.cache_info().misses
     with sessions() as s:
-        job = s.query(Job).filter(Job.sweep_id == sweep_id, Job.sweep_trial == 0).one()
-        hook = EarlyStopping.for_job(s, job, settings)
+        job_id = s.scalar(select(Job.id).where(Job.sweep_id == sweep_id, Job.sweep_trial == 0))
+    with sessions.begin() as s:
+        job = jobs.claim_for_training(s, job_id)
+    hook = EarlyStopping.for_job(sessions, job, settings)
     stops = [hook.should_stop(step, 1.0 / (step + 1)) for step in range(50)]
     assert study.storage.cache_info().misses == built  # 50 reports, no new storage
     assert stops == [False] * 50  # the first trial: nothing to compare it with yet
     with sessions() as s:
         trial = study.load_study(s.get(Sweep, sweep_id), database_url).get_trials(deepcopy=False)[0]
     assert trial.intermediate_values == {step: 1.0 / (step + 1) for step in range(50)}
-    assert jobs.get_job(session_factory(database_url)(), job.id).sweep_trial == trial.number
+    assert job.sweep_trial == trial.number
 
 
 def test_no_code_reaches_into_optunas_private_storage():

@@ -9,6 +9,9 @@
 
 import os
 
-# Fail fast instead of MLflow's default minutes of retries: the back-fill retries later.
+# Fail fast instead of MLflow's default minutes of retries: a later pass tries again.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+# No run links printed (each costs a get_run call) and no usage telemetry from a closed network.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

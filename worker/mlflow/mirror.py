@@ -16,8 +16,11 @@ import json
 import logging
 import math
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -42,6 +45,7 @@ RUN_STATUS = {JobStatus.succeeded: RunStatus.FINISHED, JobStatus.diverged: RunSt
               JobStatus.failed: RunStatus.FAILED, JobStatus.cancelled: RunStatus.KILLED}
 BUSY = "busy"
 BATCH_JOBS = 20  # jobs claimed at a time
+THREADS = 2  # jobs mirrored at once: one's plots are drawn while the server takes another's points (more only contend)
 PASS_SECONDS = 20.0  # a pass keeps taking batches of ended jobs for this long
 
 
@@ -87,18 +91,27 @@ def mirror_pass(settings: Settings, batch: int = BATCH_JOBS, seconds: float = PA
 
 def _mirror_batch(sessions: sessionmaker[Session], client: MlflowClient, job_ids: list[int], token: str, settings: Settings,
                   done: dict[int, str]) -> int:
-    """Mirror each claimed job (releasing it after); raises MlflowDown, releasing the rest, if MLflow is unreachable."""
-    ended = 0
-    for i, job_id in enumerate(job_ids):
-        state, reason = _mirror_one(sessions, client, job_id, token, settings)
-        done[job_id] = state.value
-        ended += state is MirrorState.synced
-        if reason is not None and reason.startswith("MLflow unreachable"):
+    """Mirror the claimed jobs, THREADS at a time so the server ingests one job's points while another's
+    plots are drawn; each job's lock is released after it. Raises MlflowDown (the jobs not yet
+    started released) once MLflow proves unreachable. Returns how many runs it completed."""
+    down = threading.Event()
+
+    def one(job_id: int) -> MirrorState | None:
+        if down.is_set():
             with sessions.begin() as session:
-                for rest in job_ids[i + 1:]:
-                    mirror_cursor.release(session, rest, token)
-            raise MlflowDown(reason)
-    return ended
+                mirror_cursor.release(session, job_id, token)
+            return None
+        state, reason = _mirror_one(sessions, client, job_id, token, settings)
+        if reason is not None and reason.startswith("MLflow unreachable"):
+            down.set()
+        return state
+
+    with ThreadPoolExecutor(THREADS, thread_name_prefix="mlflow-mirror") as pool:
+        states = dict(zip(job_ids, pool.map(one, job_ids)))
+    done.update({job_id: state.value for job_id, state in states.items() if state is not None})
+    if down.is_set():
+        raise MlflowDown("MLflow unreachable")
+    return sum(state is MirrorState.synced for state in states.values())
 
 
 def mirror_job(job_id: int, settings: Settings) -> str:
@@ -143,41 +156,20 @@ def _mirror(sessions: sessionmaker[Session], client: MlflowClient, job_id: int, 
         ended = job.status in TERMINAL
         cursor = dict(job.mirror_cursor or {})
         sent = job.mirror_points
-        timestamp = created_ms(job)
-        step_stride, epoch_stride = strides(job, settings.mlflow_max_points)
-        pending = mirror_cursor.points_after(session, job_id, cursor)
-        last = metrics.last_points(session, job_id) if ended else {}
-    # While the job trains, send at most a budget of points per pass, shared across keys, so a
-    # long job's history reaches MLflow at a steady pace; the rest follows once it has ended.
-    per_key = None
-    if not ended and settings.mlflow_live_points_per_second > 0 and pending:
-        per_key = max(1, int(settings.mlflow_live_points_per_second * settings.mlflow_flush_seconds) // len(pending))
-    batch: list[Metric] = []
-    advanced: dict[str, int] = {}
-    for key, (first, steps, values) in pending.items():
-        stride = epoch_stride if key in EPOCH_KEYS else step_stride
-        taken = 0
-        for offset, (step, value) in enumerate(zip(steps.tolist(), values.tolist())):
-            if per_key is not None and taken == per_key:
-                break
-            index = first + offset
-            if index % stride == 0:
-                batch.append(Metric(key, value, timestamp, step))
-                taken += 1
-            advanced[key] = index + 1
-            if len(batch) == MAX_METRICS_PER_BATCH:
-                client.log_batch(job.mlflow_run_id, metrics=batch)
-                sent += len(batch)
-                batch = []
-                cursor.update(advanced)
-                with sessions.begin() as writer:
-                    mirror_cursor.save(writer, job_id, token, mirror_cursor=dict(cursor), mirror_points=sent)
-    # Thinned keys always end on their last step (a repeat of a sent point is stored once).
-    batch += [Metric(key, value, timestamp, step) for key, (step, value) in last.items()]
-    for i in range(0, len(batch), MAX_METRICS_PER_BATCH):
-        client.log_batch(job.mlflow_run_id, metrics=batch[i:i + MAX_METRICS_PER_BATCH])
-    sent += len(batch)
-    cursor.update(advanced)
+        params = [Param(k, v) for k, v in run_params(job).items()] if sent == 0 else []  # re-sending the same value is harmless
+        points, marks, advanced = _points_to_send(session, job, cursor, ended, settings)
+        extra_metrics, tags = _final_status(session, job) if ended else ([], [])
+    metrics_out = points + extra_metrics
+    done = 0
+    for batch_metrics, batch_params, batch_tags in _batches(metrics_out, params, tags):
+        client.log_batch(job.mlflow_run_id, metrics=batch_metrics, params=batch_params, tags=batch_tags)
+        for key, next_index in marks[done:done + len(batch_metrics)]:
+            cursor[key] = max(cursor.get(key, 0), next_index)
+        done += len(batch_metrics)
+        sent += len(batch_metrics)
+        with sessions.begin() as writer:
+            mirror_cursor.save(writer, job_id, token, mirror_cursor=dict(cursor), mirror_points=sent)
+    cursor.update(advanced)  # points thinned away after the last one sent
     with sessions.begin() as writer:
         mirror_cursor.save(writer, job_id, token, mirror_cursor=cursor, mirror_points=sent)
     if not ended:
@@ -187,9 +179,65 @@ def _mirror(sessions: sessionmaker[Session], client: MlflowClient, job_id: int, 
     return MirrorState.synced
 
 
+def _points_to_send(session: Session, job: Job, cursor: dict[str, int], ended: bool,
+                    settings: Settings) -> tuple[list[Metric], list[tuple[str, int]], dict[str, int]]:
+    """The points after the cursor that MLflow gets (every stride-th), each with the cursor position
+    it completes, and every key's position once all are sent."""
+    timestamp = created_ms(job)  # fixed per job: a point sent twice is stored once
+    step_stride, epoch_stride = strides(job, settings.mlflow_max_points)
+    pending = mirror_cursor.points_after(session, job.id, cursor)
+    # While the job trains, send at most a budget of points per pass, shared across keys, so a
+    # long job's history reaches MLflow at a steady pace; the rest follows once it has ended.
+    per_key = None
+    if not ended and settings.mlflow_live_points_per_second > 0 and pending:
+        per_key = max(1, int(settings.mlflow_live_points_per_second * settings.mlflow_flush_seconds) // len(pending))
+    points: list[Metric] = []
+    marks: list[tuple[str, int]] = []
+    advanced: dict[str, int] = {}
+    for key, (first, steps, values) in pending.items():
+        stride = epoch_stride if key in EPOCH_KEYS else step_stride
+        taken = 0
+        for offset, (step, value) in enumerate(zip(steps.tolist(), values.tolist())):
+            if per_key is not None and taken == per_key:
+                break
+            index = first + offset
+            if index % stride == 0:
+                points.append(Metric(key, value, timestamp, step))
+                marks.append((key, index + 1))
+                taken += 1
+            advanced[key] = index + 1
+    if ended:  # thinned keys always end on their last step; one already sent is not sent again
+        for key, (step, value) in metrics.last_points(session, job.id).items():
+            last_index = advanced.get(key, cursor.get(key, 0)) - 1
+            if last_index % (epoch_stride if key in EPOCH_KEYS else step_stride) != 0:
+                points.append(Metric(key, value, timestamp, step))
+    return points, marks, advanced
+
+
+def _final_status(session: Session, job: Job) -> tuple[list[Metric], list[RunTag]]:
+    """The summary figures and status tags an ended job's run gets with its last points."""
+    tags = [RunTag("status", job.status.value)]
+    if job.error:
+        tags.append(RunTag("error", json.dumps(job.error)[:5000]))
+    summary = [Metric(f"summary/{k}", float(v), created_ms(job), 0)
+               for k, v in (job.summary or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)]
+    return summary, tags
+
+
+def _batches(metrics_out: list[Metric], params: list[Param], tags: list[RunTag]) -> Iterator[tuple[list, list, list]]:
+    """Chunks within MLflow's limits per log_batch: at most 100 params, 100 tags and 1,000 entries in all."""
+    while metrics_out or params or tags:
+        batch_params, params = params[:MAX_PARAMS_TAGS_PER_BATCH], params[MAX_PARAMS_TAGS_PER_BATCH:]
+        batch_tags, tags = tags[:MAX_PARAMS_TAGS_PER_BATCH], tags[MAX_PARAMS_TAGS_PER_BATCH:]
+        room = MAX_METRICS_PER_BATCH - len(batch_params) - len(batch_tags)
+        batch_metrics, metrics_out = metrics_out[:room], metrics_out[room:]
+        yield batch_metrics, batch_params, batch_tags
+
+
 def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job, token: str, settings: Settings) -> tuple[str, str]:
-    """The job's run, created once with the job's start time. Only when an earlier pass asked for it
-    and may have died before storing its id is it looked up (by its job_key tag) first."""
+    """The job's run, created once with the job's start time (its params follow with its first
+    points). Only when an earlier pass asked for it and may have died before storing its id is it
+    looked up (by its job_key tag) first."""
     experiment = experiment_id(client, job.experiment)
     if job.mlflow_run_requested_at is not None:
         found = client.search_runs([experiment], f"tags.job_key = '{job_key(job)}'", max_results=1)
@@ -202,9 +250,6 @@ def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job,
         tags["mlflow.parentRunId"] = ensure_sweep_run(client, sessions, job.sweep_id)
     started = job.started_at or job.created_at
     run = client.create_run(experiment, start_time=int(started.timestamp() * 1000), run_name=tags["mlflow.runName"], tags=tags)
-    params = [Param(k, v) for k, v in run_params(job).items()]
-    for i in range(0, len(params), MAX_PARAMS_TAGS_PER_BATCH):
-        client.log_batch(run.info.run_id, params=params[i:i + MAX_PARAMS_TAGS_PER_BATCH])
     return experiment, run.info.run_id
 
 
@@ -215,12 +260,5 @@ def _finish_run(client: MlflowClient, session: Session, job: Job) -> None:
         folder = Path(tmp)
         write_artifacts(session, job, folder)
         client.log_artifacts(run_id, str(folder))
-    summary = job.summary or {}
-    tags = [RunTag("status", job.status.value)]
-    if job.error:
-        tags.append(RunTag("error", json.dumps(job.error)[:5000]))
-    metrics_final = [Metric(f"summary/{k}", float(v), created_ms(job), 0)
-                     for k, v in summary.items() if isinstance(v, (int, float)) and math.isfinite(v)]
-    client.log_batch(run_id, metrics=metrics_final, tags=tags)
     ended = job.finished_at or utcnow()
     client.set_terminated(run_id, RunStatus.to_string(RUN_STATUS[job.status]), end_time=int(ended.timestamp() * 1000))

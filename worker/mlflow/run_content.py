@@ -14,11 +14,10 @@ from sqlalchemy.orm import Session
 from engine.inference import predict
 from engine.problem import Plan, Problem, build_problem, plan
 from engine.spec import JobSpec, parse_spec
+from services import charts
 from services.settings import Settings
 from services.store import metrics, step_arrays
 from services.store.models import Job
-
-from . import plots
 
 MAX_PARAM_VALUE = 6000
 EPOCH_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -127,11 +126,10 @@ def write_artifacts(session: Session, job: Job, folder: Path) -> None:
     series = metrics.read(session, job.id)
     plot_dir = folder / "plots"
     plot_dir.mkdir()
-    plots.loss_curves(series, plot_dir / "loss.png")
-    plots.gradient_norms(series, plot_dir / "gradient_norms.png")
-    plots.dead_units(series, plot_dir / "dead_units.png")
-    if problem is not None:
-        _boundary(job, problem, plot_dir / "decision_boundary.png")
+    for name, svg in plots(series).items():
+        (plot_dir / f"{name}.svg").write_text(svg)
+    if problem is not None and problem.X_train.shape[1] == 2:
+        (plot_dir / "decision_boundary.svg").write_text(_boundary(job, problem))
     for kind in step_arrays.KINDS:
         steps = step_arrays.steps(session, job.id, kind)
         if steps:
@@ -156,13 +154,28 @@ def _predict_example(job: Job, problem: Problem, folder: Path) -> None:
     (folder / "predict_example.json").write_text(json.dumps(example, indent=2))
 
 
-def _boundary(job: Job, problem: Problem, path: Path) -> None:
-    if problem.X_train.shape[1] != 2:
-        return
+def plots(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, str]:
+    """The run's charts (SVG) by name: loss curves, gradient norms per layer (log scale), dead units."""
+    def having(prefix: str, suffix: str = "") -> dict:
+        return {k.split("/", 1)[1]: v for k, v in sorted(series.items()) if k.startswith(prefix) and k.endswith(suffix)}
+
+    drawn = {
+        "loss": charts.line_chart({k: series[k] for k in ("loss", "train_loss", "val_loss") if k in series}, "Loss", y_label="loss"),
+        "gradient_norms": charts.line_chart(having("grad_norm/", ".weight"), "Gradient norm per layer (log scale)",
+                                            y_label="‖∂L/∂W‖", log_y=True),
+        "dead_units": charts.line_chart(having("dead_fraction/"), "Dead ReLU units (z ≤ 0 on the whole batch)",
+                                        y_label="fraction of units", y_range=(0.0, 1.0)),
+    }
+    return {name: svg for name, svg in drawn.items() if svg is not None}
+
+
+def _boundary(job: Job, problem: Problem, cells: int = 80) -> str:
+    """The decision over a grid around the (raw) training inputs, with them on top."""
+    X = _raw_inputs(problem)
+    pad = 0.5
+    extent = (float(X[:, 0].min()) - pad, float(X[:, 0].max()) + pad, float(X[:, 1].min()) - pad, float(X[:, 1].max()) + pad)
+    gx, gy = np.meshgrid(np.linspace(extent[0], extent[1], cells), np.linspace(extent[2], extent[3], cells))
+    out = predict(problem.spec, job.model, np.column_stack([gx.ravel(), gy.ravel()]).tolist())
+    classes = np.array(out.get("classes", out["outputs"]), dtype=float).reshape(cells * cells, -1)[:, 0].reshape(cells, cells)
     labels = problem.Y_train.argmax(axis=1) if problem.Y_train.shape[1] > 1 else problem.Y_train[:, 0]
-
-    def classes(rows: np.ndarray) -> np.ndarray:
-        out = predict(problem.spec, job.model, rows.tolist())
-        return np.array(out.get("classes", out["outputs"]), dtype=float).reshape(len(rows), -1)[:, 0]
-
-    plots.decision_boundary(classes, _raw_inputs(problem), labels, path)
+    return charts.decision_map(classes, extent, X, labels)

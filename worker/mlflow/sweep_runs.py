@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 
 from mlflow import MlflowClient
@@ -37,15 +38,25 @@ class SweepRunBusy(RuntimeError):
 
 
 _EXPERIMENTS: dict[tuple[str, str], str] = {}
+_EXPERIMENTS_LOCK = threading.Lock()
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
     """The experiment's id (created on first use), looked up once per process and tracking server."""
     key = (client.tracking_uri, name)
-    if key not in _EXPERIMENTS:
-        experiment = client.get_experiment_by_name(name)
-        _EXPERIMENTS[key] = experiment.experiment_id if experiment else client.create_experiment(name)
-    return _EXPERIMENTS[key]
+    with _EXPERIMENTS_LOCK:
+        if key not in _EXPERIMENTS:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                try:
+                    _EXPERIMENTS[key] = client.create_experiment(name)
+                except MlflowException as exc:  # another mirror created it first
+                    if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    _EXPERIMENTS[key] = client.get_experiment_by_name(name).experiment_id
+            else:
+                _EXPERIMENTS[key] = experiment.experiment_id
+        return _EXPERIMENTS[key]
 
 
 def forget_experiments() -> None:

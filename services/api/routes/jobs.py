@@ -39,12 +39,13 @@ def submit_job():
     submission = check_submission(body, settings)
     job = jobs.create_job(db(), submission.spec, total_steps=submission.plan.total_steps, n_params=submission.plan.n_params,
                           owner=owner(), name=submission.name, experiment=submission.experiment, tags=submission.tags,
-                          time_limits=submission.time_limits, mirrored=bool(settings.mlflow_tracking_uri))
+                          time_limits=submission.time_limits, mirrored=bool(settings.mlflow_tracking_uri), publishing=True)
     prior = commit_with_key(body, "job", job.id)  # the job, its outbox row and the key in one transaction
     if prior is not None:
         return _job_response(job_or_404(prior), replayed=True)
-    with transaction() as session:
-        outbox.send(session, [job.id], settings)
+    if not outbox.publish(job.id, job.hard_time_limit, settings):  # Redis down: the reaper sends it later
+        with transaction() as session:
+            outbox.unmark_sent(session, [job.id])
     return _job_response(job)
 
 
