@@ -19,6 +19,9 @@ from .spec import Schedule
 
 
 class Optimizer:
+    # Whether the update is just lr × the gradient (so its size is the gradient's, times lr).
+    scales_gradient = False
+
     def __init__(self, spec: OptimizerSpec, param: np.ndarray):
         self.spec = spec
         self.t = 0  # optimizer steps taken
@@ -61,6 +64,10 @@ class Optimizer:
 
 
 class SGD(Optimizer):
+    def __init__(self, spec: OptimizerSpec, param: np.ndarray):
+        super().__init__(spec, param)
+        self.scales_gradient = not spec.momentum and not spec.weight_decay
+
     def _state_names(self):
         return ["momentum_buffer"] if self.spec.momentum else []
 

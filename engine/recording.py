@@ -34,33 +34,41 @@ def segment_sumsq(network: Network, flat: np.ndarray) -> np.ndarray:
     return np.array([float(np.dot(flat[s], flat[s])) for s in network.slices])
 
 
-def _grad_sums_and_peaks(network: Network) -> tuple[np.ndarray, np.ndarray]:
-    """Per-tensor sum of the gradients and max |g|."""
+def grad_moments(network: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per tensor: the sum of squares, the sum and max |g| of the gradients.
+
+    Small networks: one segmented reduction each over the flat vector. Big ones: each tensor's three
+    while it is in cache, with BLAS where it is fastest (a weight matrix sums as 1ᵀ dW 1, two matrix
+    products that read it once) and no |g| temporary."""
     g = network.flat_grads
     if g.size <= SEGMENTED_MAX_PARAMS:
         starts = network.starts
-        return np.add.reduceat(g, starts, dtype=np.float64), np.maximum.reduceat(np.abs(g), starts)
-    parts = [g[s] for s in network.slices]
-    ones = _ones(max(v.size for v in parts), g.dtype)
-    return (np.array([float(np.dot(v, ones[: v.size])) for v in parts]),  # a BLAS dot sums ~3x faster than add.reduce
-            np.array([max(np.maximum.reduce(v), -np.minimum.reduce(v)) for v in parts]))  # no |g| temporary
+        return (np.add.reduceat(np.square(g, dtype=np.float64), starts), np.add.reduceat(g, starts, dtype=np.float64),
+                np.maximum.reduceat(np.abs(g), starts))
+    sumsq, sums, peaks = [], [], []
+    for v in network.grads():
+        flat = v.reshape(-1)
+        sumsq.append(float(np.dot(flat, flat)))
+        sums.append(float(_ones(v.shape[0], v.dtype) @ v @ _ones(v.shape[1], v.dtype)) if v.ndim == 2 else float(np.add.reduce(v)))
+        peaks.append(max(float(np.maximum.reduce(flat)), -float(np.minimum.reduce(flat))))
+    return np.array(sumsq), np.array(sums), np.array(peaks)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)
 def _ones(n: int, dtype: np.dtype) -> np.ndarray:
     return np.ones(n, dtype=dtype)
 
 
-def gradient_metrics(network: Network, weight_sq: np.ndarray, update_sq: np.ndarray) -> dict[str, float]:
+def gradient_metrics(network: Network, weight_sq: np.ndarray, update_sq: np.ndarray,
+                     moments: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, float]:
     """Per parameter: grad_norm, grad_mean, grad_std (population), grad_max (max |g|), weight_norm,
     update_ratio (|update| / |weight|); and vanishing_ratio (first over last layer's weight-gradient norm).
 
-    Each statistic takes one pass over the gradients; `weight_sq` / `update_sq` are per-tensor sums of
-    squares of the weights before the update and of the update (see `segment_sumsq`). Runs under the
-    trainer's `np.errstate`: a tensor of zeros makes an inf or nan ratio, which is dropped."""
+    `moments` are the gradients' (see `grad_moments`); `weight_sq` / `update_sq` are per-tensor sums
+    of squares of the weights before the update and of the update (see `segment_sumsq`). Runs under
+    the trainer's `np.errstate`: a tensor of zeros makes an inf or nan ratio, which is dropped."""
     sizes = network.sizes
-    grad_sq = segment_sumsq(network, network.flat_grads)
-    sums, peaks = _grad_sums_and_peaks(network)
+    grad_sq, sums, peaks = moments
     stats = np.empty((len(STAT_FAMILIES), sizes.size))  # one row per family, in STAT_FAMILIES' order
     mean = np.divide(sums, sizes, out=stats[1])
     np.sqrt(grad_sq, out=stats[0])  # grad_norm

@@ -136,11 +136,14 @@ class Trainer:
 
         lr = learning_rate(self._lr, self._schedule, step, p.total_steps)
         want_grads = recorded and self._gradients != "none"
-        weight_sq = recording.segment_sumsq(net, flat_p) if want_grads else None
+        if want_grads:
+            weight_sq, moments = recording.segment_sumsq(net, flat_p), recording.grad_moments(net)
         before = [a.copy() for a in net.params()] if traced else None
         update = self.optimizer.compute(flat_p, flat_g, lr)
         # One pass over the update checks the whole step: a non-finite gradient makes the update non-finite.
-        update_sq = recording.segment_sumsq(net, update) if want_grads else None
+        # (Plain SGD's update is lr × g: its size is the gradient's, already measured.)
+        if want_grads:
+            update_sq = moments[0] * (lr * lr) if self.optimizer.scales_gradient else recording.segment_sumsq(net, update)
         if not math.isfinite(float(update_sq.sum()) if want_grads else float(np.dot(update, update))):
             return self._diverge(step, "update")
         self.optimizer.apply(flat_p)
@@ -150,7 +153,7 @@ class Trainer:
             m = record.metrics
             m["loss"] = loss
             if want_grads:
-                m.update(recording.gradient_metrics(net, weight_sq, update_sq))
+                m.update(recording.gradient_metrics(net, weight_sq, update_sq, moments))
             m.update(recording.dead_fractions(net))
             if self._gradients == "full":
                 record.gradients = {name: g.copy() for name, g in zip(net.param_names, net.grads())}

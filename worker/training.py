@@ -72,8 +72,10 @@ def train(job_id: int, settings: Settings) -> str:
         except Exception:
             logger.exception("job %s: could not flush after failure", job_id)
 
+    seconds = time.monotonic() - started  # duration_seconds: the training loop with its recording, to its last flush
+
     def finish() -> bool:
-        return _finish(sessions, job_id, lease, status, error=error, trainer=trainer, started=started)
+        return _finish(sessions, job_id, lease, status, error=error, trainer=trainer, seconds=seconds)
 
     if not retry_db(finish, settings.db_retry_seconds, f"job {job_id}: finish"):
         logger.warning("job %s: lease lost before it could finish", job_id)
@@ -105,9 +107,9 @@ def _exception(exc: BaseException, prefix: str = "") -> dict[str, str]:
 
 
 def _finish(sessions: sessionmaker[Session], job_id: int, lease: str, status: JobStatus, *, error: dict | None,
-            trainer: Trainer | None = None, started: float | None = None) -> bool:
+            trainer: Trainer | None = None, seconds: float | None = None) -> bool:
     with sessions.begin() as session:
-        summary = _summary(session, job_id, trainer, started) if trainer is not None else None
+        summary = _summary(session, job_id, trainer, seconds) if trainer is not None else None
         return jobs.finish(session, job_id, lease, status, summary=summary, error=error,
                            model=trainer.model() if trainer is not None else None)
 
@@ -147,9 +149,9 @@ def _train(trainer: Trainer, recorder: Recorder, pruning: EarlyStopping | None,
     return JobStatus.succeeded, None
 
 
-def _summary(session: Session, job_id: int, trainer: Trainer, started: float) -> dict[str, Any]:
+def _summary(session: Session, job_id: int, trainer: Trainer, seconds: float) -> dict[str, Any]:
     """Final and best loss and the last epoch's figures, from the points as stored."""
     summary = summarize({key: values for key, (_, values) in metrics.read(session, job_id, list(SUMMARY_KEYS)).items()})
     summary.update(steps_completed=trainer.step, total_steps=trainer.total_steps,
-                   duration_seconds=round(time.monotonic() - started, 3))
+                   duration_seconds=round(seconds, 3))
     return summary
