@@ -11,7 +11,9 @@ import math
 
 import numpy as np
 
+from .activations import make_activation
 from .network import Network
+from .spec import JobSpec
 
 STAT_FAMILIES = ("grad_norm", "grad_mean", "grad_std", "grad_max", "weight_norm", "update_ratio")
 
@@ -131,3 +133,25 @@ def accuracy(loss_name: str, outputs: np.ndarray, Y: np.ndarray) -> float | None
         return None
     right, counted = correct(loss_name, outputs, Y)
     return right / counted
+
+
+def metric_keys(spec: JobSpec) -> list[str]:
+    """Every metric key a job of `spec` can record (those of a step that diverged aside), in a stable order.
+
+    Mirrors what the trainer writes: `loss` at recorded steps; the per-tensor families and
+    `vanishing_ratio` (more than one layer) unless `record.gradients` is `none`; `dead_fraction/<layer>`
+    for ReLU-family layers; and at each epoch's end `train_loss`, `train_accuracy` (classification
+    losses) and, with a validation split, `val_loss` and `val_accuracy`."""
+    layers = spec.model.layers
+    names = [f"dense_{i + 1}" for i in range(len(layers))]
+    keys = ["loss"]
+    if spec.record.gradients != "none":
+        keys += _keys(tuple(f"{name}.{kind}" for name in names for kind in ("weight", "bias")))
+        if len(layers) > 1:
+            keys.append("vanishing_ratio")
+    keys += [f"dead_fraction/{name}" for name, layer in zip(names, layers) if make_activation(layer.activation, layer.alpha).hinge_at_zero]
+    classify = spec.loss != "mse"
+    keys += ["train_loss"] + (["train_accuracy"] if classify else [])
+    if spec.data.validation_split > 0:
+        keys += ["val_loss"] + (["val_accuracy"] if classify else [])
+    return keys

@@ -29,8 +29,8 @@ OPTIMIZER_OPTIONS = {
 OPTIMIZER_DEFAULTS = {
     "sgd": {"lr": 1e-3, "weight_decay": 0.0, "momentum": 0.0, "dampening": 0.0, "nesterov": False},
     "rmsprop": {"lr": 1e-2, "weight_decay": 0.0, "alpha": 0.99, "eps": 1e-8, "momentum": 0.0, "centered": False},
-    "adam": {"lr": 1e-3, "weight_decay": 0.0, "betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
-    "adamw": {"lr": 1e-3, "weight_decay": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "amsgrad": False},
+    "adam": {"lr": 1e-3, "weight_decay": 0.0, "betas": [0.9, 0.999], "eps": 1e-8, "amsgrad": False},
+    "adamw": {"lr": 1e-3, "weight_decay": 1e-2, "betas": [0.9, 0.999], "eps": 1e-8, "amsgrad": False},
 }
 
 
@@ -48,7 +48,9 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    """Unknown fields refused, and no coercion: "8" is no number and 1 no boolean."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, strict=True)
 
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -63,7 +65,7 @@ class Layer(_Strict):
     @model_validator(mode="after")
     def _alpha_fits(self) -> Layer:
         if self.alpha is not None and self.activation not in ("leaky_relu", "elu"):
-            raise _FieldError("alpha", f"only leaky_relu and elu take alpha, not {self.activation!r}")
+            raise InvalidField("alpha", f"only leaky_relu and elu take alpha, not {self.activation!r}")
         if self.alpha is None and self.activation in ("leaky_relu", "elu"):
             self.alpha = 0.01 if self.activation == "leaky_relu" else 1.0
         return self
@@ -81,13 +83,13 @@ class Model(_Strict):
     def _softmax_last(self) -> Model:
         for i, layer in enumerate(self.layers[:-1]):
             if layer.activation == "softmax":
-                raise _FieldError(f"layers[{i}].activation", "'softmax' is only allowed on the output layer")
+                raise InvalidField(f"layers[{i}].activation", "'softmax' is only allowed on the output layer")
         if (self.weights is None) != (self.biases is None):
-            raise _FieldError("weights" if self.weights is None else "biases", "weights and biases must be given together")
+            raise InvalidField("weights" if self.weights is None else "biases", "weights and biases must be given together")
         for name in ("weights", "biases"):
             given = getattr(self, name)
             if given is not None and len(given) != len(self.layers):
-                raise _FieldError(name, f"{len(given)} entries for {len(self.layers)} layers")
+                raise InvalidField(name, f"{len(given)} entries for {len(self.layers)} layers")
         return self
 
 
@@ -101,7 +103,7 @@ class Schedule(_Strict):
     @model_validator(mode="after")
     def _step_needs_size(self) -> Schedule:
         if self.name == "step" and self.step_size is None:
-            raise _FieldError("step_size", "required by the 'step' schedule")
+            raise InvalidField("step_size", "required by the 'step' schedule")
         return self
 
 
@@ -115,7 +117,8 @@ class Optimizer(_Strict):
     alpha: FiniteFloat | None = Field(default=None, gt=0, lt=1, description="rmsprop: smoothing constant")
     eps: FiniteFloat | None = Field(default=None, gt=0, description="rmsprop, adam, adamw: added to the denominator")
     centered: bool | None = Field(default=None, description="rmsprop: normalise by the centred second moment")
-    betas: tuple[FiniteFloat, FiniteFloat] | None = Field(default=None, description="adam, adamw: moment decay rates, each in [0, 1)")
+    betas: list[FiniteFloat] | None = Field(default=None, min_length=2, max_length=2,
+                                            description="adam, adamw: the two moment decay rates, each in [0, 1)")
     amsgrad: bool | None = Field(default=None, description="adam, adamw: the AMSGrad variant")
     clip_norm: FiniteFloat | None = Field(default=None, gt=0, description="clip the global gradient L2 norm")
     schedule: Schedule = Field(default_factory=Schedule, description="the learning-rate schedule")
@@ -125,16 +128,16 @@ class Optimizer(_Strict):
         allowed = OPTIMIZER_OPTIONS[self.name]
         for option in ("momentum", "dampening", "nesterov", "alpha", "eps", "centered", "betas", "amsgrad"):
             if getattr(self, option) is not None and option not in allowed:
-                raise _FieldError(option, f"not an option of {self.name!r} (it takes {', '.join(sorted(allowed))})")
+                raise InvalidField(option, f"not an option of {self.name!r} (it takes {', '.join(sorted(allowed))})")
         for option, default in OPTIMIZER_DEFAULTS[self.name].items():
             if getattr(self, option) is None:
-                setattr(self, option, default)
+                setattr(self, option, list(default) if isinstance(default, list) else default)
         if self.lr <= 0:
-            raise _FieldError("lr", f"must be > 0, got {self.lr}")
+            raise InvalidField("lr", f"must be > 0, got {self.lr}")
         if self.betas is not None and not all(0 <= b < 1 for b in self.betas):
-            raise _FieldError("betas", f"each must be in [0, 1), got {list(self.betas)}")
+            raise InvalidField("betas", f"each must be in [0, 1), got {list(self.betas)}")
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
-            raise _FieldError("nesterov", "needs momentum > 0 and dampening 0")
+            raise InvalidField("nesterov", "needs momentum > 0 and dampening 0")
         return self
 
 
@@ -152,22 +155,22 @@ class Data(_Strict):
     def _one_source(self) -> Data:
         inline = self.X is not None or self.y is not None
         if inline and self.builtin is not None:
-            raise _FieldError("builtin", "give either inline X/y or a builtin dataset, not both")
+            raise InvalidField("builtin", "give either inline X/y or a builtin dataset, not both")
         if not inline and self.builtin is None:
-            raise _FieldError("X", "give inline X and y, or a builtin dataset")
+            raise InvalidField("X", "give inline X and y, or a builtin dataset")
         if inline:
             if self.X is None or self.y is None:
-                raise _FieldError("X" if self.X is None else "y", "X and y must be given together")
+                raise InvalidField("X" if self.X is None else "y", "X and y must be given together")
             if len(self.X) == 0:
-                raise _FieldError("X", "no samples")
+                raise InvalidField("X", "no samples")
             if len(self.X) != len(self.y):
-                raise _FieldError("y", f"{len(self.y)} targets for {len(self.X)} samples in X")
+                raise InvalidField("y", f"{len(self.y)} targets for {len(self.X)} samples in X")
             width = len(self.X[0])
             for i, row in enumerate(self.X):
                 if len(row) != width or width == 0:
-                    raise _FieldError(f"X[{i}]", f"row has {len(row)} values, the first row has {width}")
+                    raise InvalidField(f"X[{i}]", f"row has {len(row)} values, the first row has {width}")
             if self.n_samples is not None or self.noise is not None:
-                raise _FieldError("n_samples" if self.n_samples is not None else "noise", "only builtin datasets take it")
+                raise InvalidField("n_samples" if self.n_samples is not None else "noise", "only builtin datasets take it")
         return self
 
 
@@ -207,13 +210,13 @@ class JobSpec(_Strict):
     @model_validator(mode="after")
     def _epochs_or_steps(self) -> JobSpec:
         if self.epochs is not None and self.steps is not None:
-            raise _FieldError("steps", "give epochs or steps, not both")
+            raise InvalidField("steps", "give epochs or steps, not both")
         if self.epochs is None and self.steps is None:
             self.epochs = 1
         return self
 
 
-class _FieldError(ValueError):
+class InvalidField(ValueError):
     """Raised inside validators to point at a sub-field of the model being validated."""
 
     def __init__(self, field: str, reason: str):
@@ -254,7 +257,7 @@ def errors_from_validation(exc: ValidationError, prefix: str = "") -> list[tuple
         loc = _clean_loc(tuple(err["loc"]))
         path = _join(prefix, format_path(loc))
         ctx_error = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _FieldError):
+        if isinstance(ctx_error, InvalidField):
             path, reason = _join(path, ctx_error.field), ctx_error.reason
         else:
             reason = err["msg"].removeprefix("Value error, ")

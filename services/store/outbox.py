@@ -96,5 +96,5 @@ def _queue_is_empty(settings: Settings) -> bool:
 
 
 def pending(session: Session) -> int:
-    """How many queued jobs no worker has claimed yet (shown by /healthz)."""
+    """How many queued jobs no worker has claimed yet (shown by /readyz)."""
     return session.scalar(select(func.count(func.distinct(Dispatch.job_id))))

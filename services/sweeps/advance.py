@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.problem import plan
 from engine.spec import parse_spec
 
+from ..job_metadata import MAX_NAME
 from ..settings import Settings
 from ..store import jobs, locks, outbox
 from ..store.columns import utcnow
@@ -116,9 +117,10 @@ def _create_job(session: Session, sweep: Sweep, request: SweepRequest, trial: in
     spec = job_spec(request, params, seed_index)
     sizes = plan(parse_spec(spec))
     limits = sweep.request.get("time_limits")
+    suffix = f"-t{trial}-s{seed_index}"
     job = jobs.create_job(session, spec, total_steps=sizes.total_steps, n_params=sizes.n_params, owner=sweep.owner,
                           time_limits=TimeLimits(limits["soft_seconds"], limits["hard_seconds"]) if limits else None,
-                          name=f"{sweep.name or f'sweep-{sweep.id}'}-t{trial}-s{seed_index}", experiment=sweep.experiment,
+                          name=(sweep.name or f"sweep-{sweep.id}")[:MAX_NAME - len(suffix)] + suffix, experiment=sweep.experiment,
                           tags=request.tags, sweep_id=sweep.id, sweep_trial=trial, sweep_seed=seed_index, sweep_params=params,
                           mirrored=bool(settings.mlflow_tracking_uri))
     return job.id

@@ -7,31 +7,34 @@ import copy
 import itertools
 import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from engine.spec import SEED_MAX, SpecError, errors_from_validation
+from engine.spec import SEED_MAX, InvalidField, SpecError, errors_from_validation
 
-from ..time_limits import TimeLimitsRequest
+from ..job_metadata import JobMetadata
 
 PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+Bounds = Annotated[list[float], Field(min_length=2, max_length=2)]
 
 
 class LogUniform(_Strict):
-    log_uniform: tuple[float, float]
+    log_uniform: Bounds
 
 
 class Uniform(_Strict):
-    uniform: tuple[float, float]
+    uniform: Bounds
 
 
 class IntRange(_Strict):
-    int: tuple[int, int]
+    int: Annotated[list[int], Field(min_length=2, max_length=2)]
 
 
 class Choice(_Strict):
@@ -51,34 +54,39 @@ class EarlyStop(_Strict):
     grace_steps: int = Field(default=0, ge=0)
 
 
-class SweepRequest(_Strict):
-    name: str | None = Field(default=None, max_length=200)
-    experiment: str = Field(default="default", min_length=1, max_length=200)
-    base: dict[str, Any]
-    strategy: Literal["grid", "random", "tpe"] = "grid"
-    space: dict[str, Dimension] = Field(min_length=1)
-    trials: int | None = Field(default=None, ge=1)
-    seeds: int = Field(default=1, ge=1, le=100)
+class SweepRequest(JobMetadata):
+    """A sweep: a base job spec, the space of values to try at dotted paths in it, and how to search it.
+
+    Its name, experiment, tags and time limits (the job metadata rules) go to each of its jobs."""
+
+    base: dict[str, Any] = Field(description="a job spec (see JobSubmission, without the metadata) that every point starts from; "
+                                             "fields the space sets may be left out")
+    strategy: Literal["grid", "random", "tpe"] = Field(default="grid",
+                                                       description="grid: every combination; random and tpe: `trials` samples (Optuna)")
+    space: dict[str, Dimension] = Field(min_length=1, max_length=32, description="dotted path in the spec (`optimizer.lr`, "
+                                        "`model.layers[0].units`) -> a list of values, or for random/tpe a distribution")
+    trials: int | None = Field(default=None, ge=1, description="points to sample (random, tpe)")
+    seeds: int = Field(default=1, ge=1, le=100, description="seeds per point: `seed`, `seed + 1`, ... of the base spec")
     objective: Objective = Field(default_factory=Objective)
-    max_parallel: int = Field(default=4, ge=1, le=1000)
-    early_stop: EarlyStop | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    time_limits: TimeLimitsRequest | None = None  # for each of its jobs
+    max_parallel: int = Field(default=4, ge=1, le=1000, description="jobs of the sweep queued or running at once")
+    early_stop: EarlyStop | None = Field(default=None, description="prune points that trail the others (Optuna's pruners)")
 
     @model_validator(mode="after")
     def _fits_strategy(self) -> SweepRequest:
         for path, dim in self.space.items():
             if self.strategy == "grid" and not isinstance(dim, list):
-                raise ValueError(f"space.{path}: grid sweeps take lists of values")
+                raise InvalidField(f"space.{path}", "grid sweeps take lists of values")
             if isinstance(dim, list) and not dim:
-                raise ValueError(f"space.{path}: empty list")
+                raise InvalidField(f"space.{path}", "empty list")
             for bounds in (getattr(dim, "log_uniform", None), getattr(dim, "uniform", None), getattr(dim, "int", None)):
                 if bounds is not None and not bounds[0] < bounds[1]:
-                    raise ValueError(f"space.{path}: the low bound must be below the high one")
+                    raise InvalidField(f"space.{path}", "the low bound must be below the high one")
             if isinstance(dim, LogUniform) and dim.log_uniform[0] <= 0:
-                raise ValueError(f"space.{path}: log_uniform bounds must be > 0")
+                raise InvalidField(f"space.{path}", "log_uniform bounds must be > 0")
         if self.strategy != "grid" and self.trials is None:
-            raise ValueError("trials: required by random and tpe sweeps")
+            raise InvalidField("trials", "required by random and tpe sweeps")
+        if self.base_seed + self.seeds - 1 > SEED_MAX:
+            raise InvalidField("seeds", f"seeds {self.base_seed} .. {self.base_seed + self.seeds - 1} go past the largest seed ({SEED_MAX})")
         return self
 
     @property
@@ -100,9 +108,6 @@ def parse_request(body: Any) -> SweepRequest:
         request = SweepRequest.model_validate(body)
     except ValidationError as exc:
         raise SpecError(errors_from_validation(exc)) from None
-    if request.base_seed + request.seeds - 1 > SEED_MAX:
-        last = request.base_seed + request.seeds - 1
-        raise SpecError([("seeds", f"seeds {request.base_seed} .. {last} go past the largest seed ({SEED_MAX})")])
     return request
 
 

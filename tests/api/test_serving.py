@@ -79,3 +79,30 @@ def test_the_tokens_command_line(tmp_path):
     assert "ci\talice" in listed.stdout and created.stdout.strip() not in listed.stdout
     assert flask("revoke", "ci").returncode == 0
     assert "revoked" in flask("list").stdout
+
+
+@pytest.mark.parametrize("worker_class", ["services.api.gunicorn_worker.SyncWorker", "services.api.gunicorn_worker.ThreadWorker"])
+def test_what_gunicorn_refuses_itself_is_problem_json_and_the_access_log_keeps_no_query(tmp_path, worker_class):
+    import httpx
+
+    port = free_port()
+    db = tmp_path / "db.sqlite"
+    upgrade(f"sqlite:///{db}")
+    proc, log = _gunicorn(tmp_path, f"127.0.0.1:{port}", DATABASE_URL=f"sqlite:///{db}", GUNICORN_CMD_ARGS=f"--worker-class {worker_class}")
+    try:
+        wait_for(lambda: port_open("127.0.0.1", port), 30, what="gunicorn")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            long_line = client.get("/api/v1/jobs", params={"experiment": "x" * 5000})
+            big_header = client.get("/healthz", headers={"X-Big": "y" * 9000})
+            secret = client.get("/healthz", params={"token": "bpl_secret_in_the_url"})
+        for answer, status in ((long_line, 414), (big_header, 431)):
+            assert answer.status_code == status and answer.headers["Content-Type"] == "application/problem+json", answer.text
+            body = answer.json()
+            assert body["status"] == status and body["type"].endswith("/docs/problems#" + ("uri-too-long" if status == 414 else
+                                                                                            "request-header-fields-too-large"))
+        assert secret.status_code == 400  # an unknown query parameter; and it never reaches the log
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    text = log.read_text()
+    assert '"GET /healthz HTTP/1.1" 400' in text and "bpl_secret_in_the_url" not in text, text[-2000:]

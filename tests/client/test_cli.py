@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bplab import Client
 from tests.support.services import free_port
 from tests.support.specs import SEED, moons
 
@@ -31,7 +32,9 @@ def test_submit_with_overrides_and_wait(stack, spec_file):
     done = bplab(stack.url, "--json", "submit", spec_file, "--set", "optimizer.lr=0.5", "--set", "record.every=1", "--wait")
     assert done.returncode == 0, done.stderr
     job = json.loads(done.stdout)
-    assert job["status"] == "succeeded" and job["spec"]["optimizer"]["lr"] == 0.5
+    assert job["status"] == "succeeded" and "spec" not in job
+    with Client(stack.url) as client:
+        assert client.spec(job["id"])["optimizer"]["lr"] == 0.5 and client.get(job["id"], include_spec=True)["spec"]["record"]["every"] == 1
     shown = bplab(stack.url, "--json", "show", str(job["id"]))
     assert json.loads(shown.stdout)["id"] == job["id"]
     table = bplab(stack.url, "trace", str(job["id"]), "--step", "0")

@@ -26,7 +26,7 @@ def test_grid_sweep_with_seeds_runs_every_point_and_ranks_them(api):
     # the leaderboard, recomputed from the jobs' own metrics
     by_point: dict[tuple, list[float]] = {}
     for job in jobs:
-        full = api.get(f"/api/v1/jobs/{job['id']}").json()
+        full = api.get(f"/api/v1/jobs/{job['id']}", params={"include": "spec"}).json()
         val = api.get(f"/api/v1/jobs/{job['id']}/metrics", params={"keys": "val_loss"}).json()["val_loss"]["values"][-1]
         point = (full["spec"]["optimizer"]["lr"], full["spec"]["batch_size"])
         by_point.setdefault(point, []).append(val)
@@ -53,8 +53,8 @@ def test_random_and_tpe_sweeps_sample_within_the_space(api):
         assert done["progress"]["jobs"] == 5 and done["progress"]["by_state"] == {"succeeded": 5}
         for row in done["leaderboard"]:
             assert 1e-4 <= row["params"]["optimizer.lr"] <= 1e-1 and 2 <= row["params"]["model.layers[0].units"] <= 16
-            job = api.get(f"/api/v1/jobs/{row['jobs'][0]}").json()
-            assert job["spec"]["model"]["layers"][0]["units"] == row["params"]["model.layers[0].units"]
+            spec = api.get(f"/api/v1/jobs/{row['jobs'][0]}/spec").json()
+            assert spec["model"]["layers"][0]["units"] == row["params"]["model.layers[0].units"]
 
 
 def test_max_parallel_bounds_the_active_jobs(api):

@@ -105,7 +105,7 @@ def test_non_object_spec_is_refused():
 def test_defaults_follow_pytorch():
     spec = parse_spec({"model": {"layers": [{"units": 1, "activation": "sigmoid"}]}, "loss": "bce",
                        "data": {"builtin": "xor"}, "optimizer": {"name": "adamw"}})
-    assert spec.optimizer.lr == 1e-3 and spec.optimizer.weight_decay == 1e-2 and spec.optimizer.betas == (0.9, 0.999)
+    assert spec.optimizer.lr == 1e-3 and spec.optimizer.weight_decay == 1e-2 and spec.optimizer.betas == [0.9, 0.999]
     assert spec.epochs == 1 and spec.batch_size == "full" and spec.dtype == "float64"
     assert spec.record.gradients == "summary" and spec.record.trace is False
     leaky = parse_spec({**BASE, "model": {"layers": [{"units": 2, "activation": "leaky_relu"}, {"units": 1, "activation": "sigmoid"}]}})

@@ -198,3 +198,21 @@ def test_schedules_change_the_learning_rate():
     assert learning_rate(1.0, cosine, 0, 100) == 1.0
     assert learning_rate(1.0, cosine, 50, 100) == pytest.approx(0.5)
     assert learning_rate(1.0, cosine, 100, 100) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"record": {"gradients": "none"}},
+    {"loss": "mse", "data": {"builtin": "moons", "n_samples": 40}},
+    {"model": {"layers": [{"units": 4, "activation": "leaky_relu"}, {"units": 3, "activation": "softmax"}]},
+     "loss": "cross_entropy", "data": {"builtin": "iris", "validation_split": 0.2}},
+    {"model": {"layers": [{"units": 1, "activation": "sigmoid"}]}, "record": {"gradients": "full"}},
+], ids=["default", "no-gradients", "mse-no-validation", "softmax", "one-layer"])
+def test_metric_keys_name_exactly_what_a_job_records(overrides):
+    """The API refuses metric keys outside `metric_keys(spec)`: it must be what training writes."""
+    from engine.recording import metric_keys
+    from engine.spec import parse_spec
+
+    spec = moons_spec(**overrides)
+    recorded = set(run(spec)["metrics"])
+    assert recorded == set(metric_keys(parse_spec(spec)))

@@ -73,7 +73,7 @@ def test_postgres_restart_during_training(pg_stack):
 
         for job_id in jobs:
             deadline = time.monotonic() + 120
-            while (job := client.get(f"/api/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):
+            while (job := client.get(f"/api/v1/jobs/{job_id}", params={"include": "spec"}).json())["status"] in ("queued", "running"):
                 assert time.monotonic() < deadline, pg_stack.logs()[-4000:]
                 time.sleep(0.3)
             assert job["status"] == "succeeded", (job, pg_stack.logs()[-4000:])

@@ -72,7 +72,7 @@ def test_300_jobs_survive_a_worker_killed_every_few_seconds(kill_stack):
         for t in clients:
             t.join()
         assert not errors, errors[:3]
-        jobs = [client.get(f"/api/v1/jobs/{job_id}").json() for job_id in ids]
+        jobs = [client.get(f"/api/v1/jobs/{job_id}", params={"include": "spec"}).json() for job_id in ids]
 
         lost = [j["id"] for j in jobs if j["status"] != "succeeded"]
         interrupted = [j for j in jobs if j["attempt"] > 1]

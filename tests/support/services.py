@@ -165,9 +165,8 @@ class Stack:
         upgrade(self.database_url)
         self.api = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", "python:services.api.gunicorn_conf", "--bind", f"127.0.0.1:{self.port}",
-             "--worker-class", "gthread", "--threads", "32",
-             "--workers", "1", "--no-control-socket", "--keep-alive", "30", "--access-logfile", "-",
-             "--access-logformat", "%(r)s %(s)s %(L)ss", "services.api.wsgi:app"],
+             "--worker-class", "services.api.gunicorn_worker.ThreadWorker", "--threads", "32",
+             "--workers", "1", "--no-control-socket", "--keep-alive", "30", "services.api.wsgi:app"],
             cwd=ROOT, env=self.env, stdout=open(self.logdir / "api.log", "w"), stderr=subprocess.STDOUT)
         for _ in range(self.workers):
             self.start_worker()

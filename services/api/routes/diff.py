@@ -13,8 +13,10 @@ from services.store import metrics
 from services.store.models import Job
 
 from ..errors import ApiError
+from ..openapi import operation
 from ..owned import job_or_404
 from ..request_session import db
+from ..schemas.diff import Diff, DiffQuery
 
 bp = Blueprint("diff", __name__, url_prefix="/api/v1/jobs")
 COMPARED_FAMILIES = ("grad_norm/", "grad_max/", "weight_norm/", "update_ratio/")
@@ -24,17 +26,6 @@ Series = dict[str, tuple[np.ndarray, np.ndarray]]
 
 def _architecture(job: Job) -> list:
     return [plan(parse_spec(job.spec)).n_inputs] + [[layer["units"], layer["activation"]] for layer in job.spec["model"]["layers"]]
-
-
-def _tolerance() -> float:
-    raw = request.args.get("tolerance", "1e-9")
-    try:
-        tol = float(raw)
-    except ValueError:
-        tol = -1.0
-    if not tol >= 0:
-        raise ApiError(400, "Bad request", f"tolerance: must be a number >= 0, got {raw!r}", kind="bad-query", field="tolerance")
-    return tol
 
 
 def first_difference(series_a: Series, series_b: Series, tolerance: float) -> tuple[list[str], int, dict[str, Any] | None]:
@@ -55,15 +46,18 @@ def first_difference(series_a: Series, series_b: Series, tolerance: float) -> tu
     return keys, len(compared), first
 
 
-@bp.get("/<id:job_a>/diff/<id:job_b>")
+@bp.get("/<int(min=1, max=2147483647):job_a>/diff/<int(min=1, max=2147483647):job_b>")
+@operation("jobs", ok=Diff, query=DiffQuery, problems=("not-found", "different-architectures"))
 def diff(job_a: int, job_b: int):
-    """Two runs of the same architecture, step by step: the first recorded step where the loss, a
-    gradient statistic or a weight norm differ by more than `tolerance` (relative), and the final weights."""
+    """Compare two runs of one architecture step by step.
+
+    The first recorded step where the loss, a gradient statistic or a weight norm differ by more
+    than `tolerance` (relative), and how far apart the final weights are."""
     a, b = job_or_404(job_a), job_or_404(job_b)
-    tol = _tolerance()
+    tol = request.context.query.tolerance
     arch_a, arch_b = _architecture(a), _architecture(b)
     if arch_a != arch_b:
-        raise ApiError(422, "Different architectures", f"job {a.id} is {arch_a}, job {b.id} is {arch_b}", kind="different-architectures")
+        raise ApiError("different-architectures", f"job {a.id} is {arch_a}, job {b.id} is {arch_b}")
     keys, steps, first = first_difference(metrics.read(db(), a.id), metrics.read(db(), b.id), tol)
     body: dict[str, Any] = {"a": a.id, "b": b.id, "tolerance": tol, "architecture": arch_a, "keys_compared": keys,
                             "steps_compared": steps, "first_difference": first, "identical": first is None}

@@ -11,16 +11,22 @@ from flask import Blueprint, Response, current_app, stream_with_context
 from services.store.db import session_factory
 from services.store.models import TERMINAL, Job
 
+from ..openapi import operation
 from ..owned import job_or_404
-from ..representations import job_json
+from ..representations import job_model
+from ..schemas.common import NoQuery, Out
+from ..schemas.jobs import ProgressEvent, StatusEvent, event_stream_schema
+from .jobs import JOB_ID
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1/jobs")
 KEEPALIVE_SECONDS = 2.0
 
 
-@bp.get("/<id:job_id>/events")
+@bp.get(f"/{JOB_ID}/events")
+@operation("jobs", query=NoQuery, problems=("not-found",),
+           media={"text/event-stream": event_stream_schema()})
 def job_events(job_id: int):
-    """Server-Sent Events: `status` on every change, `progress` (step, loss) as it moves, then `end`."""
+    """Follow a job as Server-Sent Events: `status` on every change, `progress` as it moves, then `end` with the job."""
     job_or_404(job_id)
     sessions = session_factory(current_app.config["SETTINGS"].database_url)
     poll = current_app.config.get("EVENTS_POLL_SECONDS", 0.25)
@@ -29,8 +35,9 @@ def job_events(job_id: int):
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-def _sse(event: str, data: dict) -> str:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+def _sse(event: str, data: dict | Out) -> str:
+    payload = data.model_dump_json(by_alias=True) if isinstance(data, Out) else json.dumps(data)
+    return f"event: {event}\ndata: {payload}\n\n"
 
 
 def _event_stream(sessions, job_id: int, poll: float, timeout: float) -> Iterator[str]:
@@ -40,12 +47,12 @@ def _event_stream(sessions, job_id: int, poll: float, timeout: float) -> Iterato
         with sessions() as session:
             job = session.get(Job, job_id)
             status, step, total, loss = job.status, job.step, job.total_steps, job.last_loss
-            final = job_json(job, with_spec=False) if status in TERMINAL else None
+            final = job_model(job).model_dump(mode="json", by_alias=True) if status in TERMINAL else None
         if status != last_status:
-            yield _sse("status", {"id": job_id, "status": status.value})
+            yield _sse("status", StatusEvent(id=job_id, status=status))
             last_status, last_sent = status, time.monotonic()
         if step != last_step:
-            yield _sse("progress", {"id": job_id, "step": step, "total_steps": total, "loss": loss})
+            yield _sse("progress", ProgressEvent(id=job_id, step=step, total_steps=total, loss=loss))
             last_step, last_sent = step, time.monotonic()
         if final is not None:
             yield _sse("end", final)

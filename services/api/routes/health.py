@@ -1,19 +1,80 @@
-"""/healthz: the API is up and can reach its database; how many jobs wait in the outbox."""
+"""/healthz (the API process answers and reaches its database) and /readyz (it can do its work:
+the database at the newest migration and the broker answer; MLflow's state is reported, never a
+reason to be unready, since training does not wait for it)."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import httpx
+import redis
+from flask import Blueprint, current_app
 from sqlalchemy import text
 
+from services.migrate import current_revision, head_revision
 from services.store import outbox
 
+from ..openapi import operation
 from ..request_session import db
+from ..schemas.common import NoQuery
+from ..schemas.health import Check, Health, Readiness
 
 bp = Blueprint("health", __name__)
+TIMEOUT_SECONDS = 1.0
 
 
 @bp.get("/healthz")
+@operation("health", ok=Health, query=NoQuery, public=True, problems=("database-unavailable",))
 def health():
+    """Liveness: the API answers and its database does."""
     db().execute(text("SELECT 1"))
-    # outbox: queued jobs no worker has claimed yet (those not yet handed to the broker among them)
-    return {"status": "ok", "database": "ok", "outbox": outbox.pending(db())}
+    return Health(status="ok")
+
+
+def _database() -> tuple[Check, Check]:
+    try:
+        revision = current_revision(db().connection())
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
+        db().rollback()
+        return Check(ok=False, detail=f"unreachable: {type(exc).__name__}"), Check(ok=False, detail="unknown")
+    head = head_revision()
+    migrations = Check(ok=revision == head, detail=f"at {revision or 'nothing'}" + ("" if revision == head else f", newest is {head}"))
+    return Check(ok=True, detail="reachable"), migrations
+
+
+def _outbox() -> int | None:
+    try:
+        return outbox.pending(db())
+    except Exception:  # noqa: BLE001 - the database went away since it answered: no figure
+        db().rollback()
+        return None
+
+
+def _broker(url: str) -> Check:
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=TIMEOUT_SECONDS, socket_timeout=TIMEOUT_SECONDS).ping()
+    except redis.RedisError as exc:
+        return Check(ok=False, detail=f"unreachable: {type(exc).__name__}")
+    return Check(ok=True, detail="answers")
+
+
+def _mlflow(uri: str) -> Check:
+    if not uri:
+        return Check(ok=True, detail="off (MLFLOW_TRACKING_URI is empty)")
+    if not uri.startswith(("http://", "https://")):
+        return Check(ok=True, detail="a local store")
+    try:
+        answer = httpx.get(uri.rstrip("/") + "/health", timeout=TIMEOUT_SECONDS)
+    except httpx.HTTPError as exc:
+        return Check(ok=False, detail=f"unreachable: {type(exc).__name__}; runs catch up when it is back")
+    return Check(ok=answer.status_code == 200, detail=f"answers {answer.status_code}")
+
+
+@bp.get("/readyz")
+@operation("health", ok=Readiness, query=NoQuery, public=True, also={503: (Readiness, "Not ready: see which check failed")})
+def ready():
+    """Readiness: 200 when the database is reachable at the newest migration and the broker answers (503 otherwise)."""
+    settings = current_app.config["SETTINGS"]
+    database, migrations = _database()
+    broker = _broker(settings.redis_url)
+    body = Readiness(ready=database.ok and migrations.ok and broker.ok, database=database, migrations=migrations,
+                     broker=broker, mlflow=_mlflow(settings.mlflow_tracking_uri), outbox=_outbox() if migrations.ok else None)
+    return (body, 200) if body.ready else (body, 503, {"Retry-After": "5"})

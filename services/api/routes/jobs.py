@@ -2,43 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any
+from flask import Blueprint, current_app, request, url_for
 
-from flask import Blueprint, Response, current_app, request, url_for
-
+from engine.spec import JobSpec
 from services.store import jobs, outbox
 from services.store.jobs import JobFilter
-from services.store.models import TERMINAL, Job, JobStatus
+from services.store.models import TERMINAL
+from services.store.models import Job as JobRow
 
 from ..auth import owner
 from ..errors import ApiError
-from ..idempotency import accepted, commit_with_key, replay_or_none
+from ..idempotency import IdempotencyHeaders, accepted, commit_with_key, replay_or_none
+from ..openapi import operation
 from ..owned import job_or_404
-from ..query import int_arg, json_body
-from ..representations import job_json
+from ..representations import job_model
 from ..request_session import db, transaction
+from ..schemas.common import NoQuery
+from ..schemas.jobs import Job, JobList, JobListQuery, JobQuery, JobSubmission
 from ..submission import check_submission
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
-MAX_PAGE = 500
+JOB_ID = "<int(min=1, max=2147483647):job_id>"
 
 
-def _job_response(job: Job, replayed: bool = False) -> Response:
-    return accepted(job_json(job), url_for("jobs.get_job", job_id=job.id), replayed)
+def _job_response(job: JobRow, replayed: bool = False):
+    return accepted(job_model(job), url_for("jobs.get_job", job_id=job.id), replayed)
 
 
 @bp.post("")
+@operation("jobs", ok=Job, status=202, body=JobSubmission, body_kind="invalid-spec", headers=IdempotencyHeaders, query=NoQuery,
+           problems=("idempotency-key-reused", "over-limit", "too-many-requests"),
+           response_headers={"Location": "the job's URL", "Idempotent-Replayed": "`true` when an earlier request with this key made the job"})
 def submit_job():
-    """Validate, then store the queued job with its outbox row in one transaction; hand it to the
-    broker (if Redis is down it stays in the outbox and starts later). 202 with the job and its Location."""
-    body = json_body()
+    """Submit a job.
+
+    Validated, then stored queued with its outbox row in one transaction and handed to the broker
+    (if Redis is down it stays in the outbox and starts later). The answer is the job's state and
+    links, not an echo of its spec (`?include=spec` on the job gives it back)."""
+    body = request.get_json()
     prior = replay_or_none(body, "job")
     if prior is not None:
         return _job_response(job_or_404(prior), replayed=True)
     settings = current_app.config["SETTINGS"]
-    submission = check_submission(body, settings)
+    parsed: JobSubmission = request.context.json
+    submission = check_submission(body, parsed, settings)
     job = jobs.create_job(db(), submission.spec, total_steps=submission.plan.total_steps, n_params=submission.plan.n_params,
-                          owner=owner(), name=submission.name, experiment=submission.experiment, tags=submission.tags,
+                          owner=owner(), name=parsed.name, experiment=parsed.experiment, tags=parsed.tags,
                           time_limits=submission.time_limits, mirrored=bool(settings.mlflow_tracking_uri), publishing=True)
     prior = commit_with_key(body, "job", job.id)  # the job, its outbox row and the key in one transaction
     if prior is not None:
@@ -50,36 +59,44 @@ def submit_job():
 
 
 @bp.get("")
+@operation("jobs", ok=JobList, query=JobListQuery)
 def list_jobs():
-    """Jobs, newest first, filtered by status, experiment, tag (key or key:value), sweep_id; cursor pages."""
-    status = request.args.get("status")
-    if status and status not in JobStatus.__members__:
-        raise ApiError(400, "Bad request", f"status: must be one of {', '.join(JobStatus)}", kind="bad-query", field="status")
-    limit = min(int_arg("limit", 50, minimum=1), MAX_PAGE)
-    flt = JobFilter(status=JobStatus(status) if status else None, experiment=request.args.get("experiment"),
-                    tag=request.args.get("tag"), sweep_id=int_arg("sweep_id"), owner=owner())
-    page = jobs.list_jobs(db(), flt, limit + 1, before_id=int_arg("cursor"))
-    body: dict[str, Any] = {"jobs": [job_json(j, with_spec=False) for j in page[:limit]], "next_cursor": None, "links": {}}
-    if len(page) > limit:
-        cursor = page[limit - 1].id
-        body["next_cursor"] = str(cursor)
-        args = {k: v for k, v in request.args.items() if k != "cursor"}
-        body["links"]["next"] = url_for("jobs.list_jobs", cursor=cursor, **args)
-    return body
+    """List jobs, newest first.
+
+    Filtered by status, experiment, tag (`key` or `key:value`) and sweep; pages of `limit` jobs
+    follow one another through `next_cursor`."""
+    query: JobListQuery = request.context.query
+    flt = JobFilter(status=query.status, experiment=query.experiment, tag=query.tag, sweep_id=query.sweep_id, owner=owner())
+    page = jobs.list_jobs(db(), flt, query.limit + 1, before_id=query.cursor)
+    cursor = page[query.limit - 1].id if len(page) > query.limit else None
+    args = {k: v for k, v in request.args.items() if k != "cursor"}
+    return JobList(jobs=[job_model(j) for j in page[:query.limit]], next_cursor=None if cursor is None else str(cursor),
+                   next=None if cursor is None else url_for("jobs.list_jobs", cursor=cursor, **args))
 
 
-@bp.get("/<id:job_id>")
+@bp.get(f"/{JOB_ID}")
+@operation("jobs", ok=Job, query=JobQuery, problems=("not-found",))
 def get_job(job_id: int):
-    return job_json(job_or_404(job_id))
+    """A job: status, progress, summary, error, MLflow run and links (with `?include=spec`, its spec)."""
+    query: JobQuery = request.context.query
+    return job_model(job_or_404(job_id), with_spec=query.include == "spec")
 
 
-@bp.post("/<id:job_id>/cancel")
+@bp.get(f"/{JOB_ID}/spec")
+@operation("jobs", ok=JobSpec, query=NoQuery, problems=("not-found",))
+def get_job_spec(job_id: int):
+    """The job's spec as it was submitted (inline data included)."""
+    return job_or_404(job_id).spec
+
+
+@bp.post(f"/{JOB_ID}/cancel")
+@operation("jobs", ok=Job, status=202, query=NoQuery, problems=("not-found", "already-ended"))
 def cancel_job(job_id: int):
-    """A queued job never starts; a running one stops within a second and keeps its points."""
+    """Cancel a job: a queued job never starts; a running one stops within a second and keeps its points."""
     job = job_or_404(job_id)
     if job.status in TERMINAL:
-        raise ApiError(409, "Conflict", f"job {job_id} already ended ({job.status})", kind="already-ended", status_now=job.status.value)
+        raise ApiError("already-ended", f"job {job_id} already ended ({job.status})", status_now=job.status.value)
     with transaction() as session:
         jobs.cancel(session, job_id)
     db().expire_all()
-    return accepted(job_json(job_or_404(job_id)))
+    return accepted(job_model(job_or_404(job_id)))

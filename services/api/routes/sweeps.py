@@ -6,70 +6,79 @@ import csv
 import io
 import json
 
-from flask import Blueprint, Response, current_app, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 from sqlalchemy import select
 
 from engine.spec import SpecError
+from services.job_metadata import META_FIELDS
 from services.store.db import session_factory
-from services.store.models import Job, Sweep, SweepStatus
+from services.store.models import Job as JobRow
+from services.store.models import Sweep as SweepRow
+from services.store.models import SweepStatus
 from services.sweeps import advance, study
-from services.sweeps.request import corner_points, job_spec, parse_request
+from services.sweeps.request import SweepRequest, corner_points, job_spec
 from services.time_limits import resolve as resolve_time_limits
 
 from ..auth import owner
 from ..errors import ApiError
-from ..idempotency import accepted, commit_with_key, replay_or_none
+from ..idempotency import IdempotencyHeaders, accepted, commit_with_key, replay_or_none
+from ..negotiation import wants
+from ..openapi import operation
 from ..owned import sweep_or_404
-from ..query import json_body, wants
-from ..representations import sweep_json
+from ..representations import sweep_model, sweep_summary
 from ..request_session import db, transaction
-from ..submission import META_FIELDS, check_submission, invalid
+from ..schemas.common import NoQuery
+from ..schemas.sweeps import Importance, Sweep, SweepList, SweepListQuery
+from ..submission import check_document, invalid
 
 bp = Blueprint("sweeps", __name__, url_prefix="/api/v1/sweeps")
+SWEEP_ID = "<int(min=1, max=2147483647):sweep_id>"
 
 
-def _jobs(sweep_id: int) -> list[Job]:
-    return list(db().scalars(select(Job).where(Job.sweep_id == sweep_id).order_by(Job.id)))
+def _jobs(sweep_id: int) -> list[JobRow]:
+    return list(db().scalars(select(JobRow).where(JobRow.sweep_id == sweep_id).order_by(JobRow.id)))
 
 
-def _sweep_response(sweep: Sweep, replayed: bool = False) -> Response:
-    return accepted(sweep_json(sweep, _jobs(sweep.id)), url_for("sweeps.get_sweep", sweep_id=sweep.id), replayed)
+def _sweep_response(sweep: SweepRow, replayed: bool = False):
+    return accepted(sweep_model(sweep, _jobs(sweep.id)), url_for("sweeps.get_sweep", sweep_id=sweep.id), replayed)
 
 
-def _check(body: object, settings):
-    """The parsed sweep and its jobs' time limits, once every point it will start has passed the job checks."""
+def _check(req: SweepRequest, settings):
+    """The jobs' time limits, once every point the sweep will start has passed the job checks."""
     try:
-        req = parse_request(body)
-        limits = resolve_time_limits(body.get("time_limits"), settings)
+        limits = resolve_time_limits(req.time_limits, settings)
         planned = req.n_trials * req.seeds
         if planned > settings.max_sweep_jobs:
-            raise ApiError(422, "Over a limit", f"the sweep needs {planned:,} jobs, over the limit of {settings.max_sweep_jobs:,} "
-                           "(MAX_SWEEP_JOBS)", kind="over-limit", field="space",
+            raise ApiError("over-limit", f"the sweep needs {planned:,} jobs, over the limit of {settings.max_sweep_jobs:,} "
+                           "(MAX_SWEEP_JOBS)", field="space",
                            limit={"name": "MAX_SWEEP_JOBS", "value": settings.max_sweep_jobs, "requested": planned})
         misplaced = [key for key in META_FIELDS if key in req.base]
         if misplaced:  # the sweep's own name, experiment, tags and time_limits apply to its jobs
             raise SpecError([(f"base.{key}", f"set {key} on the sweep, not in its base spec") for key in misplaced])
         for point in corner_points(req):
             try:
-                check_submission(job_spec(req, point, 0), settings)
+                check_document(job_spec(req, point, 0), settings)
             except ApiError as exc:
                 where = ", ".join(f"{k}={v!r}" for k, v in point.items())
-                raise ApiError(exc.status, exc.title, f"at {where}: {exc.detail}", kind=exc.kind, field=exc.field,
-                               errors=exc.errors, point=point) from None
+                raise ApiError("invalid-sweep" if exc.kind == "invalid-spec" else exc.kind, f"at {where}: {exc.detail}",
+                               field=exc.field, errors=exc.errors, point=point, **exc.extra) from None
     except SpecError as exc:
-        raise invalid(exc.errors, "Invalid sweep") from None
-    return req, limits
+        raise invalid(exc.errors, "invalid-sweep") from None
+    return limits
 
 
 @bp.post("")
+@operation("sweeps", ok=Sweep, status=202, body=SweepRequest, body_kind="invalid-sweep", headers=IdempotencyHeaders, query=NoQuery,
+           problems=("idempotency-key-reused", "over-limit", "too-many-requests"), response_headers={"Location": "the sweep's URL"})
 def create_sweep():
-    """Validate every point's spec, store the sweep, queue its first jobs; 202."""
+    """Create a sweep: every point's spec is checked, the sweep stored and its first jobs queued."""
     settings = current_app.config["SETTINGS"]
-    body = json_body()
+    body = request.get_json()
     prior = replay_or_none(body, "sweep")
     if prior is not None:
         return _sweep_response(sweep_or_404(prior), replayed=True)
-    req, limits = _check(body, settings)
+    req: SweepRequest = request.context.json
+    limits = _check(req, settings)
     sweep = advance.create_sweep(db(), req, limits, owner(), mirrored=bool(settings.mlflow_tracking_uri))
     prior = commit_with_key(body, "sweep", sweep.id)
     if prior is not None:
@@ -80,40 +89,59 @@ def create_sweep():
 
 
 @bp.get("")
+@operation("sweeps", ok=SweepList, query=SweepListQuery)
 def list_sweeps():
-    rows = db().scalars(select(Sweep).where(Sweep.owner == owner()).order_by(Sweep.id.desc()).limit(100))
-    return {"sweeps": [{k: v for k, v in sweep_json(s, _jobs(s.id), with_jobs=False).items() if k != "leaderboard"} for s in rows]}
+    """List sweeps, newest first, with their progress (pages through `next_cursor`)."""
+    query: SweepListQuery = request.context.query
+    rows = select(SweepRow).where(SweepRow.owner == owner()).order_by(SweepRow.id.desc()).limit(query.limit + 1)
+    if query.cursor is not None:
+        rows = rows.where(SweepRow.id < query.cursor)
+    page = list(db().scalars(rows))
+    cursor = page[query.limit - 1].id if len(page) > query.limit else None
+    return SweepList(sweeps=[sweep_summary(s, _jobs(s.id)) for s in page[:query.limit]],
+                     next_cursor=None if cursor is None else str(cursor),
+                     next=None if cursor is None else url_for("sweeps.list_sweeps", cursor=cursor, limit=query.limit))
 
 
-@bp.get("/<id:sweep_id>")
+def _leaderboard_csv(sweep: SweepRow, body: Sweep) -> Response:
+    out = io.StringIO()
+    paths = list(sweep.request["space"])
+    writer = csv.writer(out)
+    writer.writerow(["rank", "trial", *paths, "objective_mean", "objective_std", "final_loss_mean", "diverged", "seeds_done", "status"])
+    for rank, row in enumerate(body.leaderboard, 1):
+        values = [row.params.get(p) for p in paths]
+        writer.writerow([rank, row.trial, *[v if isinstance(v, (int, float, str)) else json.dumps(v) for v in values],
+                         row.objective_mean, row.objective_std, row.final_loss_mean, row.diverged, row.seeds_done, row.status])
+    return Response(out.getvalue(), mimetype="text/csv")
+
+
+@bp.get(f"/{SWEEP_ID}")
+@operation("sweeps", ok=Sweep, query=NoQuery, problems=("not-found",),
+           media={"text/csv": "the leaderboard, one row per point (with `Accept: text/csv`)"})
 def get_sweep(sweep_id: int):
-    """Progress by state and the leaderboard; `Accept: text/csv` gives the leaderboard as CSV."""
+    """A sweep: progress by state, the leaderboard (mean ± std over seeds, best first) and its jobs."""
     sweep = sweep_or_404(sweep_id)
-    body = sweep_json(sweep, _jobs(sweep_id))
+    body = sweep_model(sweep, _jobs(sweep_id))
     if wants("application/json", "text/csv") == "text/csv":
-        out = io.StringIO()
-        paths = list(sweep.request["space"])
-        writer = csv.writer(out)
-        writer.writerow(["rank", "trial", *paths, "objective_mean", "objective_std", "final_loss_mean", "diverged", "seeds_done", "status"])
-        for rank, row in enumerate(body["leaderboard"], 1):
-            writer.writerow([rank, row["trial"], *[json.dumps(row["params"].get(p)) for p in paths], row["objective_mean"],
-                             row["objective_std"], row["final_loss_mean"], row["diverged"], row["seeds_done"], row["status"]])
-        return Response(out.getvalue(), mimetype="text/csv")
+        return _leaderboard_csv(sweep, body)
     return body
 
 
-@bp.post("/<id:sweep_id>/cancel")
+@bp.post(f"/{SWEEP_ID}/cancel")
+@operation("sweeps", ok=Sweep, status=202, query=NoQuery, problems=("not-found", "already-ended"))
 def cancel_sweep(sweep_id: int):
+    """Cancel a sweep and its unfinished jobs."""
     sweep = sweep_or_404(sweep_id)
     if sweep.status != SweepStatus.running:
-        raise ApiError(409, "Conflict", f"sweep {sweep_id} already ended ({sweep.status})", kind="already-ended")
+        raise ApiError("already-ended", f"sweep {sweep_id} already ended ({sweep.status})", status_now=sweep.status.value)
     with transaction() as session:
         advance.cancel(session, sweep_id)
     db().expire_all()
-    return accepted(sweep_json(sweep_or_404(sweep_id), _jobs(sweep_id)))
+    return accepted(sweep_model(sweep_or_404(sweep_id), _jobs(sweep_id)))
 
 
-@bp.get("/<id:sweep_id>/importance")
+@bp.get(f"/{SWEEP_ID}/importance")
+@operation("sweeps", ok=Importance, query=NoQuery, problems=("not-found", "not-enough-results"))
 def get_importance(sweep_id: int):
     """Which swept parameters matter for the objective (Optuna's fANOVA importance)."""
     sweep = sweep_or_404(sweep_id)
@@ -121,5 +149,5 @@ def get_importance(sweep_id: int):
     if value is None:
         value = study.importance(study.load_study(sweep, current_app.config["SETTINGS"].database_url))
     if value is None:
-        raise ApiError(409, "Not enough results", "importance needs at least two finished points that differ", kind="not-enough-results")
-    return {"sweep_id": sweep_id, "objective": sweep.objective_metric, "importance": value, "final": sweep.status != SweepStatus.running}
+        raise ApiError("not-enough-results", "importance needs at least two finished points that differ")
+    return Importance(sweep_id=sweep_id, objective=sweep.objective_metric, importance=value, final=sweep.status != SweepStatus.running)

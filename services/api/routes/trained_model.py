@@ -2,41 +2,58 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+import math
+
+from flask import Blueprint, request
 
 from engine.inference import predict as engine_predict
 from engine.spec import SpecError, parse_spec
-from services.store.models import Job
+from services.store.models import Job, JobStatus
 
 from ..errors import ApiError
+from ..openapi import operation
 from ..owned import job_or_404
-from ..query import json_body
+from ..schemas.common import NoQuery
+from ..schemas.trained_model import Prediction, PredictRequest, TrainedModel
 from ..submission import invalid
+from .jobs import JOB_ID
 
 bp = Blueprint("trained_model", __name__, url_prefix="/api/v1/jobs")
 
 
 def _model_or_409(job: Job) -> dict:
     if job.model is None:
-        raise ApiError(409, "No model yet", f"job {job.id} is {job.status}; the trained model is stored when it ends",
-                       kind="no-model", status_now=job.status.value)
+        raise ApiError("no-model", f"job {job.id} is {job.status}; the trained model is stored when it ends", status_now=job.status.value)
     return job.model
 
 
-@bp.get("/<id:job_id>/model")
+def _finite(model: dict) -> bool:
+    return all(math.isfinite(v) for key in ("weights", "biases") for layer in model[key]
+               for v in (x for row in layer for x in (row if isinstance(row, list) else [row])))
+
+
+@bp.get(f"/{JOB_ID}/model")
+@operation("model", ok=TrainedModel, query=NoQuery, problems=("not-found", "no-model"))
 def get_model(job_id: int):
+    """The trained network: final weights and biases per layer (and the input standardisation, when used)."""
     job = job_or_404(job_id)
-    return {"job_id": job.id, "status": job.status.value, "layers": job.spec["model"]["layers"], **_model_or_409(job)}
+    return TrainedModel(job_id=job.id, status=job.status.value, layers=job.spec["model"]["layers"], **_model_or_409(job))
 
 
-@bp.post("/<id:job_id>/predict")
+@bp.post(f"/{JOB_ID}/predict")
+@operation("model", ok=Prediction, query=NoQuery, body=PredictRequest, problems=("not-found", "no-model", "unusable-model"))
 def predict(job_id: int):
+    """Outputs of the trained network for new input rows (and classes, for classification losses)."""
     job = job_or_404(job_id)
     model = _model_or_409(job)
-    body = json_body()
-    if not isinstance(body, dict) or "X" not in body:
-        raise invalid([("X", "required: a list of input rows")], "Invalid prediction request")
+    if job.status == JobStatus.diverged or not _finite(model):
+        raise ApiError("unusable-model", f"job {job.id} {'diverged' if job.status == JobStatus.diverged else 'has non-finite weights'}; "
+                       "its outputs would mean nothing", status_now=job.status.value)
     try:
-        return engine_predict(parse_spec(job.spec), model, body["X"])
+        result = engine_predict(parse_spec(job.spec), model, request.context.json.X)
     except SpecError as exc:
-        raise invalid(exc.errors, "Invalid prediction request") from None
+        raise invalid(exc.errors, "invalid-input") from None
+    if not all(math.isfinite(v) for row in result["outputs"] for v in row):
+        raise ApiError("unusable-model", f"job {job.id}'s network overflows on these rows: its outputs are not finite",
+                       status_now=job.status.value)
+    return result

@@ -1,0 +1,38 @@
+"""/jobs/{a}/diff/{b}: where two runs of one architecture part."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from .common import Out, Query
+
+
+class DiffQuery(Query):
+    tolerance: float = Field(default=1e-9, ge=0, allow_inf_nan=False, description="relative difference that counts as parting")
+
+
+class FirstDifference(Out):
+    step: int
+    key: str
+    a: float
+    b: float
+    relative_difference: float
+
+
+class FinalWeights(Out):
+    max_abs_difference: float
+    per_layer: list[float]
+
+
+class Diff(Out):
+    a: int
+    b: int
+    tolerance: float
+    architecture: list[Any] = Field(description="input width, then [units, activation] per layer")
+    keys_compared: list[str]
+    steps_compared: int
+    first_difference: FirstDifference | None
+    identical: bool
+    final_weights: FinalWeights | None = None

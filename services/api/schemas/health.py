@@ -1,0 +1,28 @@
+"""/healthz (the process answers) and /readyz (it can do its work)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import Out
+
+
+class Health(Out):
+    status: Literal["ok"]
+
+
+class Check(Out):
+    ok: bool
+    detail: str
+
+
+class Readiness(Out):
+    ready: bool = Field(description="the database answers with its schema at the newest migration, and the broker answers")
+    database: Check
+    migrations: Check
+    broker: Check
+    mlflow: Check = Field(description="reported, never a reason to be unready: training does not wait for MLflow")
+    outbox: int | None = Field(description="jobs stored but not yet handed to the broker (they start once it answers); "
+                                           "null when the database does not answer")

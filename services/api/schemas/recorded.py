@@ -1,0 +1,72 @@
+"""What a job recorded: metric series, their keys, and the full gradients and backward-pass trace of a step."""
+
+from __future__ import annotations
+
+from pydantic import Field, RootModel
+
+from .common import Out, Query, Step, Unset
+
+
+class MetricsQuery(Query):
+    keys: str | Unset = Field(default=None, max_length=10_000,
+                             description="comma-separated metric keys (default: all); an unknown key is a 404 listing the known ones")
+    start: Step | Unset = Field(default=None, description="first step (inclusive)")
+    end: Step | Unset = Field(default=None, description="last step (inclusive)")
+    max_points: int | Unset = Field(default=None, ge=4, le=1_000_000,
+                                   description="downsample each series to about this many points (first/min/max/last per bucket: spikes stay)")
+
+
+class Series(Out):
+    steps: list[int]
+    values: list[float | None] = Field(description="null where the value was not finite")
+
+
+class Metrics(RootModel[dict[str, Series]]):
+    """Series per metric key (`loss`, `val_loss`, `grad_norm/<tensor>`, ...; docs/job-spec.md lists them)."""
+
+
+class MetricKeys(Out):
+    keys: list[str]
+
+
+class StepQuery(Query):
+    step: Step = Field(description="a recorded step (see the job's `record` settings)")
+
+
+class Gradients(Out):
+    step: int
+    gradients: dict[str, list[list[float]] | list[float]] = Field(
+        description="∂L/∂W (out × in) and ∂L/∂b per tensor (`dense_1.weight`, `dense_1.bias`, ...)")
+
+
+Matrix = list[list[float]]
+
+
+class TraceLayer(Out):
+    name: str
+    activation: str
+    alpha: float | None
+    W: Matrix = Field(description="weights before the update (out × in)")
+    b: list[float]
+    Z: Matrix = Field(description="pre-activations (samples × units)")
+    A: Matrix = Field(description="activations (samples × units)")
+    delta: Matrix = Field(description="δ = ∂L/∂Z (samples × units)")
+    dW: Matrix
+    db: list[float]
+    W_new: Matrix = Field(description="weights after the update")
+    b_new: list[float]
+
+
+class Trace(Out):
+    """Everything the post's worked example shows for one step: forward values, δ, gradients and the update."""
+
+    step: int
+    epoch: int
+    lr: float
+    loss: float
+    fused: bool = Field(description="whether the output layer's δ came from the fused sigmoid+BCE / softmax+CE gradient")
+    loss_name: str
+    optimizer: str
+    X: Matrix
+    y: Matrix
+    layers: list[TraceLayer]

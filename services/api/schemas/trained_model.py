@@ -1,0 +1,29 @@
+"""A job's trained network: its weights, and its outputs for new rows."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from engine.spec import FiniteFloat
+
+from .common import Body, Out
+
+
+class TrainedModel(Out):
+    job_id: int
+    status: str
+    layers: list[dict] = Field(description="the spec's layers")
+    weights: list[list[list[float]]] = Field(description="final weights per layer (out × in)")
+    biases: list[list[float]]
+    input_mean: list[float] | None = Field(default=None, description="with `data.standardize`: the training inputs' mean")
+    input_std: list[float] | None = None
+
+
+class PredictRequest(Body):
+    X: list[list[FiniteFloat]] = Field(min_length=1, max_length=10_000, description="input rows, as many values each as the network's inputs")
+
+
+class Prediction(Out):
+    outputs: list[list[float]]
+    classes: list[int] | list[list[int]] | None = Field(
+        default=None, description="cross_entropy: the argmax per row; bce: output > 0.5 per row and output")
