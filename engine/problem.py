@@ -16,6 +16,7 @@ from .datasets import BUILTIN_INPUTS, dataset_size, load_builtin
 from .initializers import init_weights
 from .losses import Loss, make_loss
 from .network import Dense, Network
+from .recording import metric_keys
 from .spec import JobSpec, SpecError, parse_spec
 
 # Independent random streams, so adding dropout never changes the data or the initial weights.
@@ -59,6 +60,7 @@ class Plan:
     n_params: int
     total_steps: int
     steps_per_epoch: int
+    batch_size: int
 
 
 def plan(spec: JobSpec, n_samples: int | None = None) -> Plan:
@@ -76,16 +78,24 @@ def plan(spec: JobSpec, n_samples: int | None = None) -> Plan:
     batch = max(1, n_train if spec.batch_size == "full" else min(spec.batch_size, max(n_train, 1)))
     per_epoch = math.ceil(max(n_train, 1) / batch)
     total = spec.steps if spec.steps is not None else spec.epochs * per_epoch
-    return Plan(n_samples=n, n_inputs=n_inputs, n_params=n_params, total_steps=total, steps_per_epoch=per_epoch)
+    return Plan(n_samples=n, n_inputs=n_inputs, n_params=n_params, total_steps=total, steps_per_epoch=per_epoch, batch_size=batch)
 
 
-def build_problem(spec: JobSpec | dict) -> Problem:
-    """Load data, check it against the spec, and build the network; raise `SpecError` if unfit."""
+def build_problem(spec: JobSpec | dict, raw: RawData | None = None) -> Problem:
+    """Load data, check it against the spec, and build the network; raise `SpecError` if unfit.
+
+    `raw`: the data already loaded by `load_data` for a spec with the same `data` (a sweep checks
+    its points against one load instead of one per point)."""
     if not isinstance(spec, JobSpec):
         spec = parse_spec(spec)
     rngs = streams(spec.seed)
     dtype = np.dtype(spec.dtype)
-    X, Y = _load_data(spec, rngs[STREAM_DATA])
+    data_rng = rngs[STREAM_DATA]
+    if raw is None:
+        raw = load_data(spec, data_rng)
+    else:
+        data_rng.integers(2**62)  # the draw load_data makes, so every later stream is as if it had loaded
+    X, Y = raw.X, _targets(spec, raw)
     X_train, Y_train, X_val, Y_val = _split(spec, X, Y, rngs[STREAM_SPLIT])
     mean = std = None
     if spec.data.standardize:
@@ -100,7 +110,7 @@ def build_problem(spec: JobSpec | dict) -> Problem:
     steps_per_epoch = math.ceil(n_train / batch_size)
     total_steps = spec.steps if spec.steps is not None else spec.epochs * steps_per_epoch
     network = _build_network(spec, X_train.shape[1], rngs[STREAM_INIT], dtype)
-    _check_record_budget(spec, network, batch_size, X_train.shape[1], total_steps)
+    _check_record_budget(spec, batch_size, X_train.shape[1], total_steps, steps_per_epoch)
 
     def cast(a):
         return None if a is None else np.ascontiguousarray(a, dtype=dtype)
@@ -122,31 +132,42 @@ def build_problem(spec: JobSpec | dict) -> Problem:
     )
 
 
-def _load_data(spec: JobSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class RawData:
+    """Inputs and targets as given, before they are checked against a network: `y` is 1-D (labels or
+    scalar targets) or 2-D (target rows); `field` is where they came from, for error messages."""
+
+    X: np.ndarray
+    y: np.ndarray
+    field: str
+
+
+def load_data(spec: JobSpec, rng: np.random.Generator | None = None) -> RawData:
+    """The spec's data as arrays (a builtin set generated from the spec's data stream)."""
     data = spec.data
     if data.builtin is not None:
+        rng = rng if rng is not None else streams(spec.seed)[STREAM_DATA]
         X, labels = load_builtin(data.builtin, data.n_samples, data.noise, int(rng.integers(2**62)))
-        raw_y = labels.tolist()
-        field = "data.builtin"
-    else:
-        X, raw_y, field = np.array(data.X, dtype=np.float64), data.y, "data.y"
-    return X, _targets(spec, raw_y, X.shape[0], field)
+        return RawData(X, np.asarray(labels, dtype=np.float64), "data.builtin")
+    rows = [isinstance(v, list) for v in data.y]
+    if any(rows) and not all(rows):
+        raise SpecError([("data.y", "mix of scalar targets and target rows")])
+    if all(rows) and len({len(v) for v in data.y}) > 1:
+        raise SpecError([("data.y", f"target rows have {sorted({len(v) for v in data.y})} values; all must have as many")])
+    return RawData(np.array(data.X, dtype=np.float64), np.array(data.y, dtype=np.float64), "data.y")
 
 
-def _targets(spec: JobSpec, raw_y: list, n: int, field: str) -> np.ndarray:
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _targets(spec: JobSpec, raw: RawData) -> np.ndarray:
     """Targets shaped like the network's output `(n, units)`; class labels become one-hot."""
     units = spec.model.layers[-1].units
     out_field = f"model.layers[{len(spec.model.layers) - 1}].units"
-    rows = [isinstance(v, list) for v in raw_y]
-    if any(rows) and not all(rows):
-        raise SpecError([(field, "mix of scalar targets and target rows")])
-    if all(rows):
-        Y = np.array(raw_y, dtype=np.float64)
-        if Y.ndim != 2 or Y.shape[1] != units:
-            widths = sorted({len(v) for v in raw_y})
-            raise SpecError([(field, f"target rows have {widths} values, the output layer has {units} units")])
-    else:
-        Y = np.array(raw_y, dtype=np.float64)
+    Y, field, n = raw.y, raw.field, raw.X.shape[0]
+    if Y.ndim == 2 and Y.shape[1] != units:
+        raise SpecError([(field, f"target rows have [{Y.shape[1]}] values, the output layer has {units} units")])
     if spec.loss == "cross_entropy":
         if units < 2:
             raise SpecError([(out_field, "cross_entropy needs at least 2 output units")])
@@ -155,9 +176,9 @@ def _targets(spec: JobSpec, raw_y: list, n: int, field: str) -> np.ndarray:
             if bad.size:
                 i = int(bad[0])
                 raise SpecError([(f"{field}[{i}]" if field == "data.y" else field,
-                                  f"class labels must be integers in [0, {units}) for {units} output units, got {raw_y[i]!r}")])
-            Y = np.eye(units)[Y.astype(np.int64)]
-        elif (Y < 0).any() or not np.allclose(Y.sum(axis=1), 1.0, atol=1e-6):
+                                  f"class labels must be integers in [0, {units}) for {units} output units, got {_number(Y[i])!r}")])
+            return np.eye(units)[Y.astype(np.int64)]
+        if (Y < 0).any() or not np.allclose(Y.sum(axis=1), 1.0, atol=1e-6):
             raise SpecError([(field, "cross_entropy target rows must be non-negative and sum to 1 (one-hot)")])
         return Y
     if Y.ndim == 1:
@@ -166,7 +187,8 @@ def _targets(spec: JobSpec, raw_y: list, n: int, field: str) -> np.ndarray:
         Y = Y.reshape(n, 1)
     if spec.loss == "bce" and ((Y < 0) | (Y > 1)).any():
         i = int(np.flatnonzero(((Y < 0) | (Y > 1)).any(axis=1))[0])
-        raise SpecError([(f"{field}[{i}]" if field == "data.y" else field, f"bce targets must lie in [0, 1], got {raw_y[i]!r}")])
+        shown = _number(raw.y[i]) if raw.y.ndim == 1 else [_number(v) for v in raw.y[i]]
+        raise SpecError([(f"{field}[{i}]" if field == "data.y" else field, f"bce targets must lie in [0, 1], got {shown!r}")])
     return Y
 
 
@@ -225,23 +247,42 @@ def is_recorded(step: int, every: int, total_steps: int) -> bool:
     return step % every == 0 or step == total_steps - 1
 
 
-def _check_record_budget(spec: JobSpec, network: Network, batch: int, n_inputs: int, total_steps: int) -> None:
+POINT_BYTES = 12  # a stored metric point: its step ('<i4') and value ('<f8')
+ARRAY_ENTRY_BYTES = 400  # what an .npz adds per array (zip and .npy headers)
+TRACE_NUMBER_BYTES = 24  # a float64 as JSON text, at most
+TRACE_STEP_BYTES = 4096  # a trace's keys and structure
+
+
+def recording_bytes(spec: JobSpec, n_inputs: int, batch: int, total_steps: int, steps_per_epoch: int) -> int:
+    """At most what a job records, in bytes: its metric points, full gradients and traces (the budget
+    `record.max_bytes` bounds, and a server's quotas count)."""
+    rec = spec.record
+    recorded = len(range(0, total_steps, rec.every)) + (0 if (total_steps - 1) % rec.every == 0 else 1)
+    itemsize = np.dtype(spec.dtype).itemsize
+    widths = [n_inputs] + [layer.units for layer in spec.model.layers]
+    n_params = sum(widths[i] * widths[i + 1] + widths[i + 1] for i in range(len(widths) - 1))
+    units = sum(widths[1:])
+    keys = metric_keys(spec)
+    epoch_keys = sum(1 for key in keys if key.startswith(("train_", "val_")))
+    epochs = math.ceil(total_steps / max(steps_per_epoch, 1))
+    needed = (recorded * (len(keys) - epoch_keys) + epochs * epoch_keys) * POINT_BYTES
+    if rec.gradients == "full":  # an .npz per step: the arrays and a zip entry per tensor
+        needed += recorded * (n_params * itemsize + ARRAY_ENTRY_BYTES * 2 * len(spec.model.layers))
+    if rec.trace:  # JSON per step (compressed, so this bounds it): every number as text, whatever the dtype
+        n_traced = recorded if rec.trace is True else len(set(rec.trace))
+        numbers = 3 * units * batch + 3 * n_params + batch * (n_inputs + widths[-1])
+        needed += n_traced * (numbers * TRACE_NUMBER_BYTES + TRACE_STEP_BYTES)
+    return needed
+
+
+def _check_record_budget(spec: JobSpec, batch: int, n_inputs: int, total_steps: int, steps_per_epoch: int) -> None:
     rec = spec.record
     if isinstance(rec.trace, list):
         for i, step in enumerate(rec.trace):
             if step >= total_steps:
                 raise SpecError([(f"record.trace[{i}]", f"step {step} is past the last step ({total_steps - 1})")])
-    recorded = len(range(0, total_steps, rec.every)) + (0 if (total_steps - 1) % rec.every == 0 else 1)
-    itemsize = np.dtype(spec.dtype).itemsize
-    n_params = sum(p.size for p in network.params())
-    units = sum(layer.W.shape[0] for layer in network.layers)
-    needed = 0
-    if rec.gradients == "full":
-        needed += recorded * n_params * itemsize
-    if rec.trace:
-        n_traced = recorded if rec.trace is True else len(set(rec.trace))
-        per_step = (3 * units * batch + 3 * n_params + batch * (n_inputs + network.layers[-1].W.shape[0])) * itemsize
-        needed += n_traced * per_step
+    needed = recording_bytes(spec, n_inputs, batch, total_steps, steps_per_epoch)
     if needed > rec.max_bytes:
-        raise SpecError([("record.max_bytes", f"recording full gradients/traces needs about {needed:,} bytes, over the budget of "
-                          f"{rec.max_bytes:,}; record fewer steps (record.every, record.trace) or raise record.max_bytes")])
+        raise SpecError([("record.max_bytes", f"recording (metric points, full gradients, traces) needs about {needed:,} bytes, "
+                          f"over the budget of {rec.max_bytes:,}; record fewer steps (record.every, record.trace), fewer "
+                          "gradients (record.gradients) or raise record.max_bytes within the server's MAX_RECORD_BYTES")])

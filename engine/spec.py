@@ -13,7 +13,7 @@ import re
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 SEED_MAX = 2**63 - 1  # seeds feed numpy's SeedSequence; a signed 64-bit integer keeps them portable
@@ -151,8 +151,14 @@ class Data(_Strict):
     validation_split: float = Field(default=0.0, ge=0.0, lt=1.0, description="a seeded random part held out for val_loss and val_accuracy")
     standardize: bool = Field(default=False, description="standardise inputs with the training part's statistics")
 
+    # Set once the rows were checked: pydantic runs this validator again whenever the instance is reused
+    # in another spec (a sweep's points share one parsed dataset), and the rows do not change.
+    _checked: bool = PrivateAttr(default=False)
+
     @model_validator(mode="after")
     def _one_source(self) -> Data:
+        if self._checked:
+            return self
         inline = self.X is not None or self.y is not None
         if inline and self.builtin is not None:
             raise InvalidField("builtin", "give either inline X/y or a builtin dataset, not both")
@@ -166,11 +172,12 @@ class Data(_Strict):
             if len(self.X) != len(self.y):
                 raise InvalidField("y", f"{len(self.y)} targets for {len(self.X)} samples in X")
             width = len(self.X[0])
-            for i, row in enumerate(self.X):
-                if len(row) != width or width == 0:
-                    raise InvalidField(f"X[{i}]", f"row has {len(row)} values, the first row has {width}")
+            if width == 0 or set(map(len, self.X)) != {width}:  # at C speed; find the row only when one is off
+                i, row = next((i, row) for i, row in enumerate(self.X) if len(row) != width or width == 0)
+                raise InvalidField(f"X[{i}]", f"row has {len(row)} values, the first row has {width}")
             if self.n_samples is not None or self.noise is not None:
                 raise InvalidField("n_samples" if self.n_samples is not None else "noise", "only builtin datasets take it")
+        self._checked = True
         return self
 
 
@@ -180,7 +187,8 @@ class Record(_Strict):
         default="summary", description="`summary`: per-tensor statistics; `full`: the arrays too; `none`: the loss only")
     trace: bool | list[Annotated[int, Field(ge=0)]] = Field(
         default=False, description="the backward-pass trace: of every recorded step (`true`) or of the listed steps")
-    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0, description="budget for full gradient arrays and traces")
+    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0,
+                           description="budget for what the job records: metric points, full gradients, traces (≤ the server's MAX_RECORD_BYTES)")
 
 
 class JobSpec(_Strict):

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from engine.spec import JobSpec
+
 from .time_limits import TimeLimitsRequest
 
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (CR, LF, NUL, ...)
@@ -29,3 +31,9 @@ class JobMetadata(BaseModel):
 
 
 META_FIELDS = tuple(JobMetadata.model_fields)
+
+
+class JobSubmission(JobSpec, JobMetadata):
+    """A job spec (the engine's contract, shared with `python -m engine` and the client) plus optional metadata."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, title="JobSubmission")

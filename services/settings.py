@@ -44,6 +44,9 @@ class Settings(BaseSettings):
 
     # -- MLflow ------------------------------------------------------------------------------
     mlflow_tracking_uri: str = Field(default="", description="the MLflow mirror's server (off when empty; `make up` starts one)")
+    mlflow_tracking_username: str = Field(default="", description="with AUTH=on: MLflow's admin, as the MLflow worker and the token command sign in "
+                                          "(MLflow's own variable)")
+    mlflow_tracking_password: str = Field(default="", description="with AUTH=on: that admin's password (MLflow's own variable)")
     mlflow_ui_url: str = Field(default="", description="the MLflow address users open (default: MLFLOW_TRACKING_URI)")
     mlflow_max_points: int = Field(default=10_000, ge=1, description="points per metric key sent to MLflow (thinned evenly beyond)")
     mlflow_flush_seconds: float = Field(default=1.0, gt=0, description="how often the MLflow worker looks for runs behind the store")
@@ -55,6 +58,12 @@ class Settings(BaseSettings):
     max_steps: int = Field(default=1_000_000, ge=1, description="optimizer steps per job")
     max_samples: int = Field(default=200_000, ge=1, description="samples per job")
     max_sweep_jobs: int = Field(default=500, ge=1, description="jobs per sweep (points × seeds)")
+    max_record_bytes: int = Field(default=64 * 1024 * 1024, ge=0,
+                                  description="what one job may record (metric points, full gradients, traces): the most `record.max_bytes` may ask")
+    max_metric_keys: int = Field(default=1000, ge=1, description="metric keys one job may record (they grow with its layers)")
+    max_response_points: int = Field(default=1_000_000, ge=1000,
+                                     description="metric points one answer of /metrics may hold (ask for fewer keys, a step range or max_points)")
+    max_owner_bytes: int = Field(default=10 * 1024**3, ge=0, description="what one owner's jobs may record in all (their recording budgets)")
     max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="request body size")
 
     # -- training and recording ---------------------------------------------------------------

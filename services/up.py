@@ -13,11 +13,13 @@ dies is started again; the others keep running.
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import shutil
 import sys
 from pathlib import Path
 
+from .mlflow_owners import write_auth_config
 from .settings import ROOT, Settings, SettingsError, get_settings
 
 # CPU priorities: the API answers first; training takes the rest; MLflow (its worker and its server)
@@ -50,10 +52,30 @@ def _programs(settings: Settings, env: dict[str, str], var: Path, embedded_redis
                                f"--schedule {q(str(var / 'celerybeat-schedule'))}")
     programs["mlflow-worker"] = (f"{IDLE_ONLY} {q(str(bindir / 'celery'))} -A worker.mirror_worker worker "
                                  "--concurrency 1 --loglevel INFO")
+    guard = " --app-name basic-auth" if env.get("MLFLOW_AUTH_CONFIG_PATH") else ""
     programs["mlflow"] = (f"{IDLE_ONLY} {q(str(bindir / 'mlflow'))} server --host 127.0.0.1 --port {env['MLFLOW_PORT']} "
                           f"--workers 1 --backend-store-uri sqlite:///{var / 'mlflow.db'} "
-                          f"--artifacts-destination {q(str(var / 'mlartifacts'))}")
+                          f"--artifacts-destination {q(str(var / 'mlartifacts'))}{guard}")
     return programs
+
+
+def _guard_mlflow(settings: Settings, var: Path) -> dict[str, str]:
+    """With AUTH=on, the MLflow server `make up` starts runs MLflow's basic-auth app: its admin (the
+    MLflow worker and the token command sign in as it) has MLFLOW_TRACKING_PASSWORD, or a password made
+    once and kept in VAR_DIR (readable by this user only)."""
+    admin = settings.mlflow_tracking_username or "admin"
+    password = settings.mlflow_tracking_password or _kept_secret(var / "mlflow-admin-password")
+    config = write_auth_config(var / "mlflow-auth.ini", f"sqlite:///{var / 'mlflow-auth.db'}", admin, password)
+    return {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_TRACKING_USERNAME": admin, "MLFLOW_TRACKING_PASSWORD": password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or _kept_secret(var / "mlflow-secret-key")}
+
+
+def _kept_secret(path: Path) -> str:
+    """A random secret made once and kept in `path` (this user's only)."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
 
 
 def supervisord_conf(programs: dict[str, str], var: Path) -> str:
@@ -75,7 +97,8 @@ def main() -> None:
     except SettingsError as exc:
         raise SystemExit(str(exc)) from None
     var = settings.var_dir
-    var.mkdir(parents=True, exist_ok=True)
+    var.mkdir(mode=0o700, parents=True, exist_ok=True)
+    var.chmod(0o700)  # the store, Redis's and MLflow's data and the logs: this user's only
     env = dict(os.environ)
     env.update(API_PORT=str(settings.api_port), API_HOST=settings.api_host, MLFLOW_PORT=str(settings.mlflow_port),
                DATABASE_URL=os.environ.get("DATABASE_URL") or f"sqlite:///{var / 'bplab.db'}")
@@ -86,6 +109,8 @@ def main() -> None:
     env["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri or f"http://127.0.0.1:{settings.mlflow_port}"
     env.update(MLFLOW_SERVER_ENV)
     env["PUBLIC_URL"] = settings.public_url or f"http://127.0.0.1:{settings.api_port}"
+    if settings.auth == "on" and not settings.mlflow_tracking_uri:  # our MLflow server, behind the same owners
+        env.update(_guard_mlflow(settings, var))
     os.environ.update(env)
 
     from .migrate import upgrade

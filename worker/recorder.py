@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.problem import POINT_BYTES
 from engine.training import StepRecord
 from services.store import checkpoints, jobs, metrics, step_arrays
 from services.store.metrics import Chunk
@@ -33,8 +34,10 @@ class FlushResult:
 
 class Recorder:
     def __init__(self, sessions: sessionmaker[Session], job_id: int, lease: str, flush_seconds: float,
-                 db_retry_seconds: float = 60.0):
+                 db_retry_seconds: float = 60.0, max_bytes: int = 0):
         self.sessions, self.job_id, self.lease = sessions, job_id, lease
+        # What this attempt recorded, against what the job reserved (its share of the owner's quota; 0: none).
+        self.recorded_bytes, self.max_bytes = 0, max_bytes
         self.flush_seconds, self.db_retry_seconds = flush_seconds, db_retry_seconds
         self.current: dict[str, Chunk] = {}
         self.full: list[Chunk] = []
@@ -56,10 +59,18 @@ class Recorder:
                 group = self.pending[keys] = ([], [])
             group[0].append(record.step)
             group[1].append(list(record.metrics.values()))
+            self.recorded_bytes += POINT_BYTES * len(keys)
         if record.gradients is not None:
             self.arrays.append(("gradients", record.step, step_arrays.encode_gradients(record.gradients)))
+            self.recorded_bytes += len(self.arrays[-1][2])
         if record.trace is not None:
             self.arrays.append(("trace", record.step, step_arrays.encode_trace(record.trace)))
+            self.recorded_bytes += len(self.arrays[-1][2])
+
+    @property
+    def over_quota(self) -> bool:
+        """Recorded more than the job reserved: it must stop, keeping what it has."""
+        return 0 < self.max_bytes < self.recorded_bytes
 
     def _sort_into_chunks(self) -> None:
         """Move the pending steps into each key's chunks, in step order, closing chunks that fill up."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.spec import SpecError
 from engine.training import SUMMARY_KEYS, Trainer, summarize
+from services.public_errors import describe
 from services.settings import Settings
 from services.store import checkpoints, jobs, metrics
 from services.store.db import session_factory
@@ -51,7 +51,7 @@ def train(job_id: int, settings: Settings) -> str:
                  f"job {job_id}: finish")
         return JobStatus.failed.value
     started = time.monotonic()  # duration_seconds: the training loop with its recording
-    recorder = Recorder(sessions, job_id, lease, settings.flush_seconds, settings.db_retry_seconds)
+    recorder = Recorder(sessions, job_id, lease, settings.flush_seconds, settings.db_retry_seconds, max_bytes=job.reserved_bytes)
     rules = StopRules(settings.checkpoint_every, job.soft_time_limit, started)
     try:
         with beating(sessions, job_id, lease, settings.heartbeat_seconds):
@@ -103,7 +103,8 @@ def _trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attempt: 
 
 
 def _exception(exc: BaseException, prefix: str = "") -> dict[str, str]:
-    return {"reason": "exception", "message": f"{prefix}{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
+    """A failure as the job's `error` shows it (the traceback goes to the worker's log, where it is logged)."""
+    return {"reason": "exception", "message": f"{prefix}{describe(exc)}"}
 
 
 def _finish(sessions: sessionmaker[Session], job_id: int, lease: str, status: JobStatus, *, error: dict | None,
@@ -133,6 +134,11 @@ def _train(trainer: Trainer, recorder: Recorder, pruning: EarlyStopping | None,
         checkpoint_due = trainer.step % rules.checkpoint_every == 0 and trainer.step < trainer.total_steps
         if checkpoint_due and recorder.flush(checkpoint=trainer.state_dict()).cancel_requested:
             return JobStatus.cancelled, {"reason": "cancelled", "message": f"cancelled at step {trainer.step}"}
+        if recorder.over_quota:
+            recorder.flush()
+            return JobStatus.failed, {"reason": "quota", "step": trainer.step, "bytes": recorder.recorded_bytes,
+                                      "message": f"recorded {recorder.recorded_bytes:,} bytes by step {trainer.step}, over the "
+                                                 f"{recorder.max_bytes:,} it reserved within the owner's MAX_OWNER_BYTES"}
         if rules.soft_limit_passed():
             recorder.flush()
             return JobStatus.failed, {"reason": "time_limit", "limit": "soft", "seconds": rules.soft_seconds, "step": trainer.step,

@@ -52,6 +52,9 @@ PROBLEMS: dict[str, ProblemKind] = {
     "invalid-input": ProblemKind(422, "Invalid input", "The request body breaks its schema; `errors` names each field."),
     "over-limit": ProblemKind(422, "Over a limit", "The request is valid but asks for more than this server allows; `limit` gives "
                               "the setting's name, its value and what was requested."),
+    "answer-too-large": ProblemKind(422, "Answer too large", "The answer would hold more metric points than one answer may "
+                                    "(`MAX_RESPONSE_POINTS`): ask for fewer `keys`, a step range (`start`, `end`: page through the "
+                                    "steps), or downsample with `max_points`. `limit` says how many were asked for."),
     "different-architectures": ProblemKind(422, "Different architectures", "Only runs of one architecture can be compared step by step."),
     "too-many-requests": ProblemKind(429, "Too many requests", "Submissions are rate-limited per owner (`SUBMIT_RATE_LIMIT`); retry "
                                      "after the seconds in `Retry-After`."),

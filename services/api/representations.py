@@ -51,7 +51,7 @@ def _sweep_fields(sweep: SweepRow, sweep_jobs: list[JobRow]) -> dict:
         created_at=sweep.created_at, objective=SweepObjective(metric=sweep.objective_metric, goal=sweep.objective_goal),
         progress=SweepProgress(trials=sweep.n_trials, trials_started=sweep.trials_created, seeds=sweep.seeds,
                                planned_jobs=sweep.n_trials * sweep.seeds, jobs=len(sweep_jobs), by_state=by_state),
-        max_parallel=sweep.max_parallel, importance=sweep.importance,
+        max_parallel=sweep.max_parallel, importance=sweep.importance, refused_points=sweep.refused_points or [],
         links=SweepLinks(self_=url_for("sweeps.get_sweep", sweep_id=sweep.id), jobs=url_for("jobs.list_jobs", sweep_id=sweep.id),
                          importance=url_for("sweeps.get_importance", sweep_id=sweep.id),
                          cancel=url_for("sweeps.cancel_sweep", sweep_id=sweep.id)),

@@ -1,32 +1,21 @@
-"""Checking a job before anything is stored or queued: the spec and its metadata (the
-`JobSubmission` model, i.e. the engine's one validator), the time limits and the service's size
-limits (MAX_PARAMS, MAX_STEPS, MAX_SAMPLES), and that the data can be built. A job submitted alone
-and every job of a sweep pass the same checks."""
+"""A job's checks (`services.job_checks`, the same for a job submitted alone and every job of a
+sweep) as the API answers them: a broken rule is a 422 naming each field, a limit a 422 naming it
+with the limit, what was asked and how much is allowed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
-from engine.problem import Plan, build_problem, plan
-from engine.spec import SpecError, errors_from_validation
-from services.job_metadata import META_FIELDS
+from engine.problem import RawData
+from engine.spec import SpecError
+from services.job_checks import Checked, OverLimit, check_job
+from services.job_metadata import JobSubmission
 from services.settings import Settings
-from services.time_limits import TimeLimits
-from services.time_limits import resolve as resolve_time_limits
+from services.store import jobs
 
 from .errors import ApiError
-from .schemas.jobs import JobSubmission
-
-
-@dataclass
-class Submission:
-    spec: dict[str, Any]  # the document as submitted (without the metadata)
-    parsed: JobSubmission
-    plan: Plan
-    time_limits: TimeLimits
 
 
 def invalid(errors: list[tuple[str, str]], kind: str = "invalid-spec") -> ApiError:
@@ -34,39 +23,18 @@ def invalid(errors: list[tuple[str, str]], kind: str = "invalid-spec") -> ApiErr
                     errors=[{"field": f, "reason": r} for f, r in errors])
 
 
-def check_document(document: dict[str, Any], settings: Settings) -> Submission:
-    """A submission from a raw document (a sweep's point), validated here."""
-    try:
-        parsed = JobSubmission.model_validate(document)
-    except ValidationError as exc:
-        raise invalid(errors_from_validation(exc)) from None
-    return check_submission(document, parsed, settings)
+def over_limit(exc: OverLimit) -> ApiError:
+    return ApiError("over-limit", str(exc), field=exc.field, errors=[{"field": exc.field, "reason": f"over {exc.name}={exc.value}"}],
+                    limit={"name": exc.name, "value": exc.value, "requested": exc.requested})
 
 
-def check_submission(document: dict[str, Any], parsed: JobSubmission, settings: Settings) -> Submission:
-    """The submission whose body `parsed` already passed the model: the server's limits, and the data."""
+def check(document: dict[str, Any], settings: Settings, *, parsed: JobSubmission | None = None, raw: RawData | None = None,
+          session: Session | None = None, owner: str | None = None) -> Checked:
+    """`check_job` with its failures as problems; with `session` and `owner`, the owner's quota too."""
+    owner_bytes = None if session is None else (lambda: jobs.reserved_bytes(session, owner))
     try:
-        limits = resolve_time_limits(parsed.time_limits, settings)
+        return check_job(document, settings, parsed=parsed, raw=raw, owner_bytes=owner_bytes)
     except SpecError as exc:
         raise invalid(exc.errors) from None
-    sizes = plan(parsed)
-    _check_size_limits(parsed, sizes, settings)
-    try:
-        build_problem(parsed)
-    except SpecError as exc:
-        raise invalid(exc.errors) from None
-    spec = {k: v for k, v in document.items() if k not in META_FIELDS}
-    return Submission(spec=spec, parsed=parsed, plan=sizes, time_limits=limits)
-
-
-def _check_size_limits(spec: JobSubmission, sizes: Plan, settings: Settings) -> None:
-    checks = [
-        ("model.layers", sizes.n_params, settings.max_params, "MAX_PARAMS", "parameters"),
-        ("steps" if spec.steps is not None else "epochs", sizes.total_steps, settings.max_steps, "MAX_STEPS", "optimizer steps"),
-        ("data.n_samples" if spec.data.builtin else "data.X", sizes.n_samples, settings.max_samples, "MAX_SAMPLES", "samples"),
-    ]
-    for field, value, limit, name, what in checks:
-        if value > limit:
-            raise ApiError("over-limit", f"{field}: the job has {value:,} {what}, over the limit of {limit:,} ({name})",
-                           field=field, errors=[{"field": field, "reason": f"over {name}={limit}"}],
-                           limit={"name": name, "value": limit, "requested": value})
+    except OverLimit as exc:
+        raise over_limit(exc) from None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+
 import click
+import httpx
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 
+from services.mlflow_owners import MlflowOwners, guarded
 from services.store import tokens
 from services.store.db import session_factory
 
@@ -17,13 +21,29 @@ def _sessions():
     return session_factory(current_app.config["SETTINGS"].database_url)
 
 
-@tokens_cli.command("create", help="Create a token NAME (owned by --owner, default NAME); prints the secret once.")
+def _mlflow_password(owner: str, password: str) -> None:
+    """With MLflow behind the owners, the owner signs in to it with their newest token (or, after a
+    revocation, with none until they get a new one)."""
+    settings = current_app.config["SETTINGS"]
+    if not guarded(settings):
+        return
+    try:
+        with MlflowOwners(settings) as owners:
+            owners.set_password(owner, password)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"MLflow ({settings.mlflow_tracking_uri}) could not set {owner!r}'s password: "
+                                   f"{type(exc).__name__}; nothing was changed, try again once it answers") from None
+
+
+@tokens_cli.command("create", help="Create a token NAME (owned by --owner, default NAME); prints the secret once. "
+                                   "With AUTH=on it is also the owner's MLflow password.")
 @click.argument("name")
 @click.option("--owner", default=None, help="who owns what the token submits (several tokens may share an owner)")
 def _create(name: str, owner: str | None) -> None:
     try:
-        with _sessions().begin() as session:
+        with _sessions().begin() as session:  # the token is stored only once MLflow took it as the password
             secret = tokens.create(session, name, owner)
+            _mlflow_password(owner or name, secret)
     except IntegrityError:
         raise click.ClickException(f"could not create token {name!r}: a token of that name exists") from None
     click.echo(secret)
@@ -33,10 +53,14 @@ def _create(name: str, owner: str | None) -> None:
 @click.argument("name")
 def _revoke(name: str) -> None:
     with _sessions().begin() as session:
+        owner = tokens.owner_named(session, name)
         revoked = tokens.revoke(session, name)
+        if revoked:  # it may be the owner's MLflow password: that is replaced by one nobody knows
+            _mlflow_password(owner, secrets.token_urlsafe(32))
     if not revoked:
         raise click.ClickException(f"no live token named {name!r}")
-    click.echo(f"revoked {name}")
+    click.echo(f"revoked {name}" + (" (and its owner's MLflow password: create a token to sign in again)"
+                                    if guarded(current_app.config["SETTINGS"]) else ""))
 
 
 @tokens_cli.command("list", help="Tokens: name, owner, created, revoked (never the secret).")

@@ -27,19 +27,24 @@ from .models import LOCAL_OWNER, TERMINAL, Checkpoint, Job, JobPayload, JobStatu
 def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_params: int, time_limits: TimeLimits | None = None,
                owner: str = LOCAL_OWNER, name: str | None = None, experiment: str = "default", tags: dict[str, str] | None = None,
                sweep_id: int | None = None, sweep_trial: int | None = None, sweep_seed: int | None = None,
-               sweep_params: dict | None = None, mirrored: bool = True, publishing: bool = False) -> Job:
+               sweep_params: dict | None = None, mirrored: bool = True, publishing: bool = False, reserved_bytes: int = 0) -> Job:
     """Insert a queued job and its outbox row; `mirrored`: an MLflow worker will write its run;
     `publishing`: the caller publishes it after the commit (see outbox)."""
     job = Job(payload=JobPayload(spec=spec), owner=owner, name=name, experiment=experiment or "default", sweep_id=sweep_id,
               sweep_trial=sweep_trial, sweep_seed=sweep_seed, sweep_params=sweep_params, status=JobStatus.queued,
               mirror_state=MirrorState.pending if mirrored else MirrorState.disabled,
-              total_steps=total_steps, n_params=n_params, created_at=utcnow(),
+              total_steps=total_steps, n_params=n_params, created_at=utcnow(), reserved_bytes=reserved_bytes,
               soft_time_limit=time_limits and time_limits.soft, hard_time_limit=time_limits and time_limits.hard)
     job.tags = [JobTag(key=k, value=v) for k, v in sorted((tags or {}).items())]
     session.add(job)
     session.flush()
     outbox.add(session, job.id, marked_sent=publishing)
     return job
+
+
+def reserved_bytes(session: Session, owner: str) -> int:
+    """What the owner's jobs may record in all: the sum an owner's quota (MAX_OWNER_BYTES) bounds."""
+    return int(session.scalar(select(func.coalesce(func.sum(Job.reserved_bytes), 0)).where(Job.owner == owner)))
 
 
 def get_job(session: Session, job_id: int, owner: str | None = None) -> Job | None:
@@ -119,16 +124,18 @@ class Claimed:
     sweep_id: int | None
     sweep_trial: int | None
     sweep_seed: int | None
+    reserved_bytes: int  # what it may record (0: no reservation, an older job)
 
 
 def claim_for_training(session: Session, job_id: int) -> Claimed | None:
     """`claim`, and what training needs of the job, in the same transaction; None if not claimed."""
-    claimed = _claim(session, job_id, Job.attempt, Job.soft_time_limit, Job.sweep_id, Job.sweep_trial, Job.sweep_seed)
+    claimed = _claim(session, job_id, Job.attempt, Job.soft_time_limit, Job.sweep_id, Job.sweep_trial, Job.sweep_seed,
+                     Job.reserved_bytes)
     if claimed is None:
         return None
-    lease, attempt, soft, sweep_id, trial, seed = claimed
+    lease, attempt, soft, sweep_id, trial, seed, reserved = claimed
     spec = session.scalar(select(JobPayload.spec).where(JobPayload.job_id == job_id))
-    return Claimed(lease, attempt, spec, soft, sweep_id, trial, seed)
+    return Claimed(lease, attempt, spec, soft, sweep_id, trial, seed, reserved or 0)
 
 
 def status_of(session: Session, job_id: int) -> JobStatus | None:

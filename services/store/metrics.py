@@ -87,6 +87,19 @@ def read(session: Session, job_id: int, wanted: list[str] | None = None, start: 
     return out
 
 
+def count(session: Session, job_id: int, wanted: list[str] | None = None, start: int | None = None,
+          end: int | None = None) -> dict[str, int]:
+    """Points per key that `read` with the same arguments would touch (whole chunks: at most a chunk more at each end)."""
+    query = select(MetricChunk.key, func.sum(MetricChunk.n)).where(MetricChunk.job_id == job_id).group_by(MetricChunk.key)
+    if wanted:
+        query = query.where(MetricChunk.key.in_(wanted))
+    if start is not None:
+        query = query.where(MetricChunk.last_step >= start)
+    if end is not None:
+        query = query.where(MetricChunk.first_step <= end)
+    return {key: int(n) for key, n in session.execute(query)}
+
+
 def last_points(session: Session, job_id: int) -> dict[str, tuple[int, float]]:
     """The last recorded (step, value) of every key."""
     last = (select(MetricChunk.key, func.max(MetricChunk.chunk).label("chunk")).where(MetricChunk.job_id == job_id)

@@ -91,6 +91,8 @@ class Job(Base):
     step: Mapped[int] = mapped_column(Integer, default=0)  # optimizer steps done (progress)
     total_steps: Mapped[int] = mapped_column(Integer)
     n_params: Mapped[int] = mapped_column(Integer)
+    # What the job may record at most, in bytes (its recording budget); an owner's quota sums them.
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     last_loss: Mapped[float | None] = mapped_column()
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -239,6 +241,8 @@ class Sweep(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     importance: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    # Points a sampler proposed that a job could not be (over a limit, or breaking a rule): {trial, params, field, reason}
+    refused_points: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     lock: Mapped[str | None] = mapped_column(String(36))  # held while the sweep advances (store/locks.py)
     lock_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The sweep's MLflow parent run: created once under the mirror lock, finished (importance,

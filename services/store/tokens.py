@@ -33,6 +33,11 @@ def owner_of(session: Session, token: str) -> str | None:
     return session.scalar(select(ApiToken.owner).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)))
 
 
+def owner_named(session: Session, name: str) -> str | None:
+    """The owner of the token called `name`."""
+    return session.scalar(select(ApiToken.owner).where(ApiToken.name == name))
+
+
 def revoke(session: Session, name: str) -> bool:
     result = session.execute(update(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
     return result.rowcount == 1

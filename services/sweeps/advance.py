@@ -17,9 +17,9 @@ import optuna
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.problem import plan
-from engine.spec import parse_spec
+from engine.spec import SpecError
 
+from ..job_checks import Checked, OverLimit, check_job, check_quota
 from ..job_metadata import MAX_NAME
 from ..settings import Settings
 from ..store import jobs, locks, outbox
@@ -78,20 +78,30 @@ def _advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings)
         return
     request = SweepRequest.model_validate(sweep.request)
     active = sum(1 for trial_jobs in by_trial.values() for j in trial_jobs if j.status not in TERMINAL)
-    started = len(by_trial)
+    started = len(by_trial) + len(sweep.refused_points or [])
     unstarted = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) if t.number not in by_trial]
     dists = studies.distributions(request)
     while started < sweep.n_trials and active + sweep.seeds <= max(sweep.max_parallel, sweep.seeds):
         trial = unstarted.pop(0) if unstarted else study.ask(dists)
         params = studies.decode_params(trial.params)
         with sessions.begin() as session:
-            job_ids = [_create_job(session, sweep, request, trial.number, seed_index, params, settings)
-                       for seed_index in range(sweep.seeds)]
-            session.execute(update(Sweep).where(Sweep.id == sweep_id).values(trials_created=Sweep.trials_created + 1))
+            try:
+                checked = _check_point(session, sweep, request, params, settings)
+            except (SpecError, OverLimit) as exc:  # a sampled point no job may be: reported, and pruned
+                _refuse(session, sweep_id, trial.number, params, exc)
+                refused = True
+            else:
+                job_ids = [_create_job(session, sweep, request, trial.number, seed_index, params, settings, point)
+                           for seed_index, point in enumerate(checked)]
+                session.execute(update(Sweep).where(Sweep.id == sweep_id).values(trials_created=Sweep.trials_created + 1))
+                refused = False
+        started += 1
+        if refused:
+            study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+            continue
         with sessions.begin() as session:
             outbox.send(session, job_ids, settings)
         by_trial[trial.number] = []
-        started += 1
         active += sweep.seeds
     with sessions.begin() as session:
         if started >= sweep.n_trials and _all_ended(session, sweep_id):
@@ -111,18 +121,34 @@ def _all_ended(session: Session, sweep_id: int) -> bool:
     return session.scalar(unfinished) == 0
 
 
+def _check_point(session: Session, sweep: Sweep, request: SweepRequest, params: dict[str, Any], settings: Settings) -> list[Checked]:
+    """Every seed of a point through the checks a job submitted alone passes, and the owner's quota for all of them."""
+    meta = {"name": sweep.name or f"sweep-{sweep.id}", "experiment": sweep.experiment, "tags": request.tags}
+    checked = [check_job({**job_spec(request, params, seed_index), **meta}, settings) for seed_index in range(sweep.seeds)]
+    check_quota(sum(c.record_bytes for c in checked), jobs.reserved_bytes(session, sweep.owner), settings)
+    return checked
+
+
+def _refuse(session: Session, sweep_id: int, trial: int, params: dict[str, Any], exc: SpecError | OverLimit) -> None:
+    errors = exc.errors if isinstance(exc, SpecError) else [(exc.field, str(exc))]
+    sweep = session.get(Sweep, sweep_id)
+    entry = {"trial": trial, "params": params, "field": errors[0][0], "reason": "; ".join(reason for _, reason in errors)}
+    if isinstance(exc, OverLimit):
+        entry["limit"] = {"name": exc.name, "value": exc.value, "requested": exc.requested}
+    sweep.refused_points = [*(sweep.refused_points or []), entry]
+    sweep.trials_created += 1
+
+
 def _create_job(session: Session, sweep: Sweep, request: SweepRequest, trial: int, seed_index: int, params: dict[str, Any],
-                settings: Settings) -> int:
+                settings: Settings, point: Checked) -> int:
     """The queued job of one seed of one point (its outbox row with it)."""
-    spec = job_spec(request, params, seed_index)
-    sizes = plan(parse_spec(spec))
     limits = sweep.request.get("time_limits")
     suffix = f"-t{trial}-s{seed_index}"
-    job = jobs.create_job(session, spec, total_steps=sizes.total_steps, n_params=sizes.n_params, owner=sweep.owner,
+    job = jobs.create_job(session, point.spec, total_steps=point.plan.total_steps, n_params=point.plan.n_params, owner=sweep.owner,
                           time_limits=TimeLimits(limits["soft_seconds"], limits["hard_seconds"]) if limits else None,
                           name=(sweep.name or f"sweep-{sweep.id}")[:MAX_NAME - len(suffix)] + suffix, experiment=sweep.experiment,
                           tags=request.tags, sweep_id=sweep.id, sweep_trial=trial, sweep_seed=seed_index, sweep_params=params,
-                          mirrored=bool(settings.mlflow_tracking_uri))
+                          mirrored=bool(settings.mlflow_tracking_uri), reserved_bytes=point.record_bytes)
     return job.id
 
 

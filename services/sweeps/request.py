@@ -112,9 +112,8 @@ def parse_request(body: Any) -> SweepRequest:
 
 
 def set_path(spec: dict, path: str, value: Any) -> dict:
-    """A copy of `spec` with the field at `path` (`optimizer.lr`, `model.layers[0].units`) set."""
-    out = copy.deepcopy(spec)
-    target: Any = out
+    """A copy of `spec` with the field at `path` (`optimizer.lr`, `model.layers[0].units`) set. Only
+    the containers on the path are copied: the rest (a large inline dataset, say) is shared."""
     steps: list[Any] = []
     for part in path.split("."):
         match = PATH_PART.fullmatch(part)
@@ -122,11 +121,18 @@ def set_path(spec: dict, path: str, value: Any) -> dict:
             raise SpecError([(f"space.{path}", f"{part!r} is not a field name")])
         steps.append(match.group(1))
         steps += [int(i) for i in re.findall(r"\[(\d+)\]", match.group(2))]
-    for step in steps[:-1]:
+    out = copy.copy(spec)
+    target: Any = out
+    for step, following in itertools.pairwise(steps):
         try:
-            target = target[step] if isinstance(step, int) else target.setdefault(step, {})
+            child = target[step] if isinstance(step, int) else target.get(step, {})
         except (IndexError, KeyError, TypeError, AttributeError):
             raise SpecError([(f"space.{path}", f"the base spec has no {step!r} here")]) from None
+        if not isinstance(child, (dict, list)) or (isinstance(following, int) != isinstance(child, list)):
+            raise SpecError([(f"space.{path}", f"the base spec has no {following!r} under {step!r}")])
+        child = copy.copy(child)
+        target[step] = child
+        target = child
     last = steps[-1]
     try:
         target[last] = value
@@ -149,11 +155,11 @@ def corner_points(request: SweepRequest) -> list[dict[str, Any]]:
 
 
 def job_spec(request: SweepRequest, params: dict[str, Any], seed_index: int) -> dict:
-    """The spec of one seed of one point."""
+    """The spec of one seed of one point (sharing what the point does not change with the base: never mutate it)."""
     spec = request.base
     for path, value in params.items():
-        spec = set_path(spec, path, value)
-    spec = copy.deepcopy(spec)
+        spec = set_path(spec, path, copy.deepcopy(value))
+    spec = dict(spec)
     seed = spec.get("seed", 0)
     if isinstance(seed, int) and not isinstance(seed, bool):  # anything else is left for the spec's checks to refuse
         spec["seed"] = seed + seed_index

@@ -46,8 +46,9 @@ def test_no_or_unknown_token_is_401_but_health_and_docs_are_public(auth_app, tok
             assert response.headers["content-type"].startswith("application/problem+json")
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
             assert client.post("/api/v1/jobs", json=moons()).status_code == 401
-            for public in ("/healthz", "/api/v1/openapi.json", "/docs"):
+            for public in ("/healthz", "/readyz", "/api/v1/openapi.json", "/docs", "/docs/problems"):
                 assert client.get(public).status_code == 200, public
+            assert client.get("/readyz").json()["outbox"] is None  # nothing about the owners' work
 
 
 def test_one_owner_cannot_list_read_cancel_or_predict_with_anothers_jobs(auth_app, tokens):

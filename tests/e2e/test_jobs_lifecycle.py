@@ -162,7 +162,7 @@ def test_events_stream_status_and_progress_until_the_end(api):
 
 
 def test_model_before_the_end_is_a_conflict(api):
-    job = api.post("/api/v1/jobs", json=moons(epochs=10000, batch_size=1)).json()
+    job = api.post("/api/v1/jobs", json=moons(epochs=10000, batch_size=1, record={"every": 10})).json()
     try:
         wait_status(api, job["id"], {"running"})
         response = api.get(f"/api/v1/jobs/{job['id']}/model")

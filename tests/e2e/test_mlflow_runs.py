@@ -95,7 +95,7 @@ def test_run_status_mirrors_the_job(mlflow_api, mlflow_server, spec, job_status,
 
 
 def test_cancelled_job_run_is_killed(mlflow_api, mlflow_server):
-    job = mlflow_api.post("/api/v1/jobs", json=moons(epochs=10000, batch_size=1)).json()
+    job = mlflow_api.post("/api/v1/jobs", json=moons(epochs=10000, batch_size=1, record={"every": 10})).json()
     wait_status(mlflow_api, job["id"], {"running"})
     mlflow_api.post(f"/api/v1/jobs/{job['id']}/cancel")
     wait_status(mlflow_api, job["id"], {"cancelled"})

@@ -107,7 +107,8 @@ def test_early_stopping_cancels_hopeless_points_and_keeps_their_points(api):
 
 
 def test_cancel_sweep(api):
-    sweep = api.post("/api/v1/sweeps", json={"base": small(epochs=5000, batch_size=1), "space": {"optimizer.lr": [0.1, 0.2, 0.3]},
+    base = small(epochs=5000, batch_size=1, record={"every": 10})
+    sweep = api.post("/api/v1/sweeps", json={"base": base, "space": {"optimizer.lr": [0.1, 0.2, 0.3]},
                                              "max_parallel": 1}).json()
     cancelled = api.post(f"/api/v1/sweeps/{sweep['id']}/cancel").json()
     assert cancelled["status"] == "cancelled"

@@ -240,33 +240,32 @@ class Stack:
 
 class MlflowServer:
     """A real `mlflow server` process (SQLite backend store, local artifacts) that can be stopped and
-    started again on the same port and store."""
+    started again on the same port and store; with `admin_password`, behind MLflow's basic-auth app as
+    AUTH=on runs it (nothing for anyone without a permission)."""
 
-    def __init__(self):
+    def __init__(self, admin_password: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="bplab-mlflow-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+        self.admin_password = admin_password
 
     def start(self) -> MlflowServer:
+        from services.mlflow_owners import write_auth_config
         from services.up import MLFLOW_SERVER_ENV
 
+        env, guard = {**os.environ, **MLFLOW_SERVER_ENV}, []
+        if self.admin_password is not None:
+            config = write_auth_config(self.dir / "auth.ini", f"sqlite:///{self.dir / 'auth.db'}", "admin", self.admin_password)
+            env["MLFLOW_AUTH_CONFIG_PATH"], guard = str(config), ["--app-name", "basic-auth"]
+            env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "csrf-key-for-the-test"
         self.process = subprocess.Popen(
             [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}", "--artifacts-destination", str(self.dir / "artifacts")],
-            env={**os.environ, **MLFLOW_SERVER_ENV}, stdout=open(self.dir / "server.log", "a"), stderr=subprocess.STDOUT,
-            start_new_session=True)
+             "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}", "--artifacts-destination", str(self.dir / "artifacts"),
+             *guard],
+            env=env, stdout=open(self.dir / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(self._healthy, 90, interval=0.3, what="mlflow server")
         return self
-
-    def start_mirror(self) -> subprocess.Popen:
-        """The MLflow worker: every run written from the store, on its own queue."""
-        proc = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "worker.mirror_worker", "worker", "--concurrency", "1", "--loglevel", "INFO",
-             "--hostname", f"mirror-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.env, stdout=open(self.logdir / "mirror.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
-        self.worker_procs.append(proc)
-        return proc
 
     def _healthy(self) -> bool:
         return answers(self.process, self.url + "/health", self.dir / "server.log")

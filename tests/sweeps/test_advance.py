@@ -74,11 +74,12 @@ def test_the_jobs_of_a_point_are_created_together_or_not_at_all(database_url):
     sweep_id = new_sweep(sessions, SweepRequest.model_validate({**body, "seeds": 1}))
     with sessions.begin() as s:  # ... and should a row still ask for a second seed, the point is never half-created
         s.get(Sweep, sweep_id).seeds = 2
-    with pytest.raises(SpecError, match="seed"):
-        advance.advance(sessions, sweep_id, settings)
+    advance.advance(sessions, sweep_id, settings)
     with sessions() as s:
-        assert count_jobs(sessions, sweep_id) == {} and s.get(Sweep, sweep_id).trials_created == 0
-        assert s.get(Sweep, sweep_id).lock is None  # released for the next try
+        sweep = s.get(Sweep, sweep_id)
+        assert count_jobs(sessions, sweep_id) == {} and sweep.trials_created == 3  # every point refused, none half-created
+        assert [r["field"] for r in sweep.refused_points] == ["seed"] * 3 and "less than or equal to" in sweep.refused_points[0]["reason"]
+        assert sweep.lock is None and sweep.status == SweepStatus.finished  # released, and nothing left to wait for
 
 
 @both_databases

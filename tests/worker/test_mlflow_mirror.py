@@ -60,6 +60,7 @@ def test_parallel_mirrors_create_one_parent_run_per_sweep(database_url, mlflow_s
         sweep_id = advance.create_sweep(s, parse_request({"base": small(), "space": {"optimizer.lr": [0.1]},
                                                           "experiment": f"parents-{free_port()}"}), TimeLimits(60, 120)).id
     client = MlflowClient(mlflow_server.url)
+    settings = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url)
     found: list[str] = []
     busy: list[int] = []
     start = threading.Barrier(6)
@@ -67,7 +68,7 @@ def test_parallel_mirrors_create_one_parent_run_per_sweep(database_url, mlflow_s
     def mirror() -> None:
         start.wait()
         try:
-            found.append(ensure_sweep_run(client, sessions, sweep_id))
+            found.append(ensure_sweep_run(client, sessions, sweep_id, settings))
         except SweepRunBusy:
             busy.append(1)  # its job's mirror stays pending and tries again on the next pass
     threads = [threading.Thread(target=mirror) for _ in range(6)]
@@ -75,7 +76,7 @@ def test_parallel_mirrors_create_one_parent_run_per_sweep(database_url, mlflow_s
         t.start()
     for t in threads:
         t.join()
-    found.append(ensure_sweep_run(client, sessions, sweep_id))  # the next pass
+    found.append(ensure_sweep_run(client, sessions, sweep_id, settings))  # the next pass
     assert len(set(found)) == 1 and len(found) + len(busy) == 7
     with sessions() as s:
         sweep = s.get(Sweep, sweep_id)

@@ -127,7 +127,7 @@ def test_a_job_whose_checkpoint_cannot_be_read_fails_at_once_with_the_reason(dat
 def test_soft_time_limit_stops_a_job_and_says_so(database_url):
     upgrade(database_url)
     sessions, settings = session_factory(database_url), settings_for(database_url)
-    job_id = queued_job(sessions, moons(epochs=100000), limits=TimeLimits(soft=1, hard=3900))
+    job_id = queued_job(sessions, moons(epochs=100000, record={"every": 1, "max_bytes": 300_000_000}), limits=TimeLimits(soft=1, hard=3900))
     assert train(job_id, settings) == "failed"
     with sessions() as s:
         job = s.get(Job, job_id)
@@ -135,3 +135,35 @@ def test_soft_time_limit_stops_a_job_and_says_so(database_url):
         assert error["reason"] == "time_limit" and error["limit"] == "soft" and error["seconds"] == 1
         assert 0 < error["step"] < job.total_steps and "soft time limit of 1 s exceeded" in error["message"]
     assert [s for s, _ in stored(sessions, job_id)["loss"]] == list(range(error["step"]))  # what it trained is kept
+
+
+@both_databases
+def test_a_job_that_records_past_its_reservation_stops_with_reason_quota_keeping_its_points(database_url):
+    upgrade(database_url)
+    sessions, settings = session_factory(database_url), settings_for(database_url)
+    job_id = queued_job(sessions, moons(epochs=50))
+    with sessions.begin() as s:  # as if the estimate had missed: 100 steps' worth of points reserved
+        s.execute(update(Job).where(Job.id == job_id).values(reserved_bytes=100 * 30 * 12))
+    assert train(job_id, settings) == "failed"
+    with sessions() as s:
+        job = s.get(Job, job_id)
+        error = job.error
+        assert error["reason"] == "quota" and 0 < error["step"] < job.total_steps and "MAX_OWNER_BYTES" in error["message"]
+    assert [s for s, _ in stored(sessions, job_id)["loss"]] == list(range(error["step"]))
+
+
+@pytest.mark.parametrize("spec", [moons(epochs=7, record={"every": 3}), SPEC,
+                                  moons(record={"gradients": "full", "trace": True, "every": 2}, dtype="float32")],
+                         ids=["points", "iris-full-and-traces", "float32-full"])
+def test_what_a_job_reserves_bounds_what_it_records(spec):
+    """The reservation (engine.problem.recording_bytes) is an upper bound, so no job within its budget
+    ever stops for quota; and not a loose one."""
+    from engine.problem import recording_bytes
+
+    trainer = Trainer(spec)
+    recorder = Recorder(None, 0, "", 1e9)
+    for record in trainer:
+        recorder.add(record)
+    p = trainer.problem
+    reserved = recording_bytes(p.spec, p.X_train.shape[1], p.batch_size, p.total_steps, p.steps_per_epoch)
+    assert recorder.recorded_bytes <= reserved < 4 * recorder.recorded_bytes

@@ -28,6 +28,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.public_errors import describe
 from services.settings import Settings
 from services.store import metrics, mirror_cursor
 from services.store.columns import utcnow
@@ -58,10 +59,10 @@ def failure(exc: BaseException) -> tuple[MirrorState, str]:
     if isinstance(exc, MlflowException):
         transient = exc.get_http_status_code() >= 500 or "Connection" in str(exc) or "Max retries" in str(exc)
         return (MirrorState.pending if transient else MirrorState.failed,
-                f"MLflow {'unreachable' if transient else 'refused the data'}: {str(exc)[:500]}")
+                f"MLflow {'unreachable' if transient else 'refused the data'}: {describe(exc)}")
     if isinstance(exc, OSError):  # connection refused, timeouts
-        return MirrorState.pending, f"MLflow unreachable: {type(exc).__name__}: {str(exc)[:500]}"
-    return MirrorState.pending, f"{type(exc).__name__}: {str(exc)[:500]}"
+        return MirrorState.pending, f"MLflow unreachable: {describe(exc)}"
+    return MirrorState.pending, describe(exc)
 
 
 def mirror_pass(settings: Settings, batch: int = BATCH_JOBS, seconds: float = PASS_SECONDS) -> dict[int, str]:
@@ -238,7 +239,7 @@ def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job,
     """The job's run, created once with the job's start time (its params follow with its first
     points). Only when an earlier pass asked for it and may have died before storing its id is it
     looked up (by its job_key tag) first."""
-    experiment = experiment_id(client, job.experiment)
+    experiment = experiment_id(client, job.owner, job.experiment, settings)
     if job.mlflow_run_requested_at is not None:
         found = client.search_runs([experiment], f"tags.job_key = '{job_key(job)}'", max_results=1)
         if found:
@@ -247,7 +248,7 @@ def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job,
         mirror_cursor.save(session, job.id, token, mlflow_run_requested_at=utcnow())
     tags = run_tags(job, settings)
     if job.sweep_id is not None:
-        tags["mlflow.parentRunId"] = ensure_sweep_run(client, sessions, job.sweep_id)
+        tags["mlflow.parentRunId"] = ensure_sweep_run(client, sessions, job.sweep_id, settings)
     started = job.started_at or job.created_at
     run = client.create_run(experiment, start_time=int(started.timestamp() * 1000), run_name=tags["mlflow.runName"], tags=tags)
     return experiment, run.info.run_id

@@ -20,6 +20,8 @@ from mlflow.exceptions import MlflowException
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.mlflow_owners import MlflowOwners, experiment_name, guarded
+from services.public_errors import describe
 from services.settings import Settings
 from services.store import locks
 from services.store.columns import utcnow
@@ -41,21 +43,27 @@ _EXPERIMENTS: dict[tuple[str, str], str] = {}
 _EXPERIMENTS_LOCK = threading.Lock()
 
 
-def experiment_id(client: MlflowClient, name: str) -> str:
-    """The experiment's id (created on first use), looked up once per process and tracking server."""
+def experiment_id(client: MlflowClient, owner: str, experiment: str, settings: Settings) -> str:
+    """The MLflow experiment of an owner's experiment (created on first use; with MLflow guarded, per
+    owner and granted to them), looked up once per process and tracking server."""
+    name = experiment_name(owner, experiment, settings)
     key = (client.tracking_uri, name)
     with _EXPERIMENTS_LOCK:
         if key not in _EXPERIMENTS:
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
                 try:
-                    _EXPERIMENTS[key] = client.create_experiment(name)
+                    found = client.create_experiment(name)
                 except MlflowException as exc:  # another mirror created it first
                     if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                         raise
-                    _EXPERIMENTS[key] = client.get_experiment_by_name(name).experiment_id
+                    found = client.get_experiment_by_name(name).experiment_id
             else:
-                _EXPERIMENTS[key] = experiment.experiment_id
+                found = experiment.experiment_id
+            if guarded(settings):
+                with MlflowOwners(settings) as owners:
+                    owners.grant(owner, found)
+            _EXPERIMENTS[key] = found
         return _EXPERIMENTS[key]
 
 
@@ -83,7 +91,7 @@ def _unlock(sessions: sessionmaker[Session], sweep_id: int, token: str, **values
         locks.release(session, Sweep.mirror_lock, Sweep.mirror_lock_until, sweep_id, token)
 
 
-def ensure_sweep_run(client: MlflowClient, sessions: sessionmaker[Session], sweep_id: int) -> str:
+def ensure_sweep_run(client: MlflowClient, sessions: sessionmaker[Session], sweep_id: int, settings: Settings) -> str:
     """The sweep's parent run id, created once (SweepRunBusy while another mirror creates it)."""
     with sessions() as session:
         existing = session.get(Sweep, sweep_id).mlflow_parent_run_id
@@ -92,18 +100,18 @@ def ensure_sweep_run(client: MlflowClient, sessions: sessionmaker[Session], swee
     token = _lock(sessions, sweep_id)
     run_id = None
     try:
-        run_id = _find_or_create(client, sessions, sweep_id)
+        run_id = _find_or_create(client, sessions, sweep_id, settings)
     finally:
         _unlock(sessions, sweep_id, token, **({"mlflow_parent_run_id": run_id} if run_id else {}))
     return run_id
 
 
-def _find_or_create(client: MlflowClient, sessions: sessionmaker[Session], sweep_id: int) -> str:
+def _find_or_create(client: MlflowClient, sessions: sessionmaker[Session], sweep_id: int, settings: Settings) -> str:
     with sessions() as session:
         sweep = session.get(Sweep, sweep_id)
         if sweep.mlflow_parent_run_id:  # created while we waited for the lock
             return sweep.mlflow_parent_run_id
-        experiment = experiment_id(client, sweep.experiment)
+        experiment = experiment_id(client, sweep.owner, sweep.experiment, settings)
         found = client.search_runs([experiment], f"tags.sweep_key = '{sweep_key(sweep)}'", max_results=1)
         if found:
             return found[0].info.run_id
@@ -126,10 +134,10 @@ def finish_sweep_run(sweep_id: int, settings: Settings) -> MirrorState | None:
             return sweep.mirror_state if sweep.status in ENDED else None
     client = MlflowClient(settings.mlflow_tracking_uri)
     try:
-        run_id = ensure_sweep_run(client, sessions, sweep_id)
+        run_id = ensure_sweep_run(client, sessions, sweep_id, settings)
         token = _lock(sessions, sweep_id)
     except (MlflowException, OSError, SweepRunBusy) as exc:
-        _record(sessions, sweep_id, MirrorState.pending, f"{type(exc).__name__}: {str(exc)[:500]}")
+        _record(sessions, sweep_id, MirrorState.pending, describe(exc))
         return MirrorState.pending
     state, error = MirrorState.synced, None
     try:
@@ -137,7 +145,7 @@ def finish_sweep_run(sweep_id: int, settings: Settings) -> MirrorState | None:
             _log_results(client, session, run_id, session.get(Sweep, sweep_id))
     except (MlflowException, OSError) as exc:
         logger.warning("sweep %s: could not finish its MLflow run: %s", sweep_id, exc)
-        state, error = MirrorState.pending, f"MLflow unreachable: {type(exc).__name__}: {str(exc)[:500]}"
+        state, error = MirrorState.pending, f"MLflow unreachable: {describe(exc)}"
     _unlock(sessions, sweep_id, token, mirror_state=state, mirror_error=error)
     return state
 

@@ -76,5 +76,6 @@ def ready():
     database, migrations = _database()
     broker = _broker(settings.redis_url)
     body = Readiness(ready=database.ok and migrations.ok and broker.ok, database=database, migrations=migrations,
-                     broker=broker, mlflow=_mlflow(settings.mlflow_tracking_uri), outbox=_outbox() if migrations.ok else None)
+                     broker=broker, mlflow=_mlflow(settings.mlflow_tracking_uri),
+                     outbox=_outbox() if migrations.ok and settings.auth == "off" else None)
     return (body, 200) if body.ready else (body, 503, {"Retry-After": "5"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request, url_for
 
 from engine.spec import JobSpec
+from services.job_metadata import JobSubmission
 from services.store import jobs, outbox
 from services.store.jobs import JobFilter
 from services.store.models import TERMINAL
@@ -18,8 +19,8 @@ from ..owned import job_or_404
 from ..representations import job_model
 from ..request_session import db, transaction
 from ..schemas.common import NoQuery
-from ..schemas.jobs import Job, JobList, JobListQuery, JobQuery, JobSubmission
-from ..submission import check_submission
+from ..schemas.jobs import Job, JobList, JobListQuery, JobQuery
+from ..submission import check
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 JOB_ID = "<int(min=1, max=2147483647):job_id>"
@@ -45,10 +46,11 @@ def submit_job():
         return _job_response(job_or_404(prior), replayed=True)
     settings = current_app.config["SETTINGS"]
     parsed: JobSubmission = request.context.json
-    submission = check_submission(body, parsed, settings)
+    submission = check(body, settings, parsed=parsed, session=db(), owner=owner())
     job = jobs.create_job(db(), submission.spec, total_steps=submission.plan.total_steps, n_params=submission.plan.n_params,
                           owner=owner(), name=parsed.name, experiment=parsed.experiment, tags=parsed.tags,
-                          time_limits=submission.time_limits, mirrored=bool(settings.mlflow_tracking_uri), publishing=True)
+                          time_limits=submission.time_limits, mirrored=bool(settings.mlflow_tracking_uri), publishing=True,
+                          reserved_bytes=submission.record_bytes)
     prior = commit_with_key(body, "job", job.id)  # the job, its outbox row and the key in one transaction
     if prior is not None:
         return _job_response(job_or_404(prior), replayed=True)

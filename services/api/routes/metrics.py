@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 
 import numpy as np
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from engine.recording import metric_keys
 from engine.spec import parse_spec
@@ -48,8 +49,36 @@ def _check_keys(job: Job, wanted: list[str]) -> None:
                        field="keys", known_keys=sorted(known))
 
 
+def _check_size(job_id: int, wanted: list[str] | None, query: MetricsQuery) -> None:
+    """Refuse an answer over MAX_RESPONSE_POINTS before reading it, saying how to ask for less."""
+    limit = current_app.config["SETTINGS"].max_response_points
+    counts = metrics.count(db(), job_id, wanted, query.start, query.end)
+    points = sum(n if query.max_points is None else min(n, query.max_points) for n in counts.values())
+    if points > limit:
+        keys = max(1, len(counts))
+        raise ApiError("answer-too-large", f"the answer would hold about {points:,} points ({len(counts):,} keys), over the "
+                       f"{limit:,} one answer may (MAX_RESPONSE_POINTS); ask for fewer keys, steps `start`..`end` "
+                       f"(about {limit // keys:,} steps per key fit), or max_points",
+                       field="keys" if len(counts) > 1 else "end", limit={"name": "MAX_RESPONSE_POINTS", "value": limit, "requested": points})
+
+
+def _csv_rows(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> Iterator[str]:
+    """`key,step,value` rows, written as they are sent."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["key", "step", "value"])
+    for key in sorted(series):
+        steps, values = series[key]
+        for start in range(0, len(steps), 10_000):
+            writer.writerows((key, int(s), repr(float(v))) for s, v in zip(steps[start:start + 10_000], values[start:start + 10_000]))
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
 @bp.get(f"/{JOB_ID}/metrics")
-@operation("recorded", ok=Metrics, query=MetricsQuery, problems=("not-found", "unknown-metric"),
+@operation("recorded", ok=Metrics, query=MetricsQuery, problems=("not-found", "unknown-metric", "answer-too-large"),
            media={"text/csv": "one `key,step,value` row per point (with `Accept: text/csv`)"})
 def get_metrics(job_id: int):
     """Recorded metrics, whole or downsampled.
@@ -61,17 +90,12 @@ def get_metrics(job_id: int):
     wanted = [k for k in (query.keys or "").split(",") if k] or None
     if wanted:
         _check_keys(job, wanted)
+    _check_size(job_id, wanted, query)
     series = metrics.read(db(), job_id, wanted, query.start, query.end)
     for key in wanted or []:
         series.setdefault(key, (np.empty(0, dtype=np.int32), np.empty(0)))
     if query.max_points is not None:
         series = {k: metrics.downsample(s, v, query.max_points) for k, (s, v) in series.items()}
     if wants("application/json", "text/csv") == "text/csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["key", "step", "value"])
-        for key in sorted(series):
-            steps, values = series[key]
-            writer.writerows((key, int(s), repr(float(v))) for s, v in zip(steps, values))
-        return Response(out.getvalue(), mimetype="text/csv")
+        return Response(_csv_rows(series), mimetype="text/csv")
     return Metrics({k: Series(steps=s.tolist(), values=v.tolist()) for k, (s, v) in sorted(series.items())})

@@ -9,14 +9,19 @@ import json
 from flask import Blueprint, Response, current_app, request, url_for
 from sqlalchemy import select
 
+from engine.problem import load_data
 from engine.spec import SpecError
+from services.job_checks import OverLimit, check_quota, parse_document
 from services.job_metadata import META_FIELDS
+from services.settings import Settings
+from services.store import jobs
 from services.store.db import session_factory
 from services.store.models import Job as JobRow
 from services.store.models import Sweep as SweepRow
 from services.store.models import SweepStatus
 from services.sweeps import advance, study
 from services.sweeps.request import SweepRequest, corner_points, job_spec
+from services.time_limits import TimeLimits
 from services.time_limits import resolve as resolve_time_limits
 
 from ..auth import owner
@@ -29,7 +34,7 @@ from ..representations import sweep_model, sweep_summary
 from ..request_session import db, transaction
 from ..schemas.common import NoQuery
 from ..schemas.sweeps import Importance, Sweep, SweepList, SweepListQuery
-from ..submission import check_document, invalid
+from ..submission import check, invalid, over_limit
 
 bp = Blueprint("sweeps", __name__, url_prefix="/api/v1/sweeps")
 SWEEP_ID = "<int(min=1, max=2147483647):sweep_id>"
@@ -43,8 +48,11 @@ def _sweep_response(sweep: SweepRow, replayed: bool = False):
     return accepted(sweep_model(sweep, _jobs(sweep.id)), url_for("sweeps.get_sweep", sweep_id=sweep.id), replayed)
 
 
-def _check(req: SweepRequest, settings):
-    """The jobs' time limits, once every point the sweep will start has passed the job checks."""
+def _check(req: SweepRequest, settings: Settings) -> TimeLimits:
+    """The jobs' time limits, once every point the sweep will start has passed the job checks.
+
+    The base's data is parsed and loaded once and shared by every point that does not change it, so
+    checking a 500-point grid over a large inline dataset costs one load plus small work per point."""
     try:
         limits = resolve_time_limits(req.time_limits, settings)
         planned = req.n_trials * req.seeds
@@ -55,15 +63,28 @@ def _check(req: SweepRequest, settings):
         misplaced = [key for key in META_FIELDS if key in req.base]
         if misplaced:  # the sweep's own name, experiment, tags and time_limits apply to its jobs
             raise SpecError([(f"base.{key}", f"set {key} on the sweep, not in its base spec") for key in misplaced])
-        for point in corner_points(req):
-            try:
-                check_document(job_spec(req, point, 0), settings)
-            except ApiError as exc:
-                where = ", ".join(f"{k}={v!r}" for k, v in point.items())
-                raise ApiError("invalid-sweep" if exc.kind == "invalid-spec" else exc.kind, f"at {where}: {exc.detail}",
-                               field=exc.field, errors=exc.errors, point=point, **exc.extra) from None
     except SpecError as exc:
         raise invalid(exc.errors, "invalid-sweep") from None
+    shares_data = not any(path == "data" or path.startswith(("data.", "data[")) for path in req.space)
+    data, raw, needed = None, None, []
+    for point in corner_points(req):
+        document = job_spec(req, point, 0)
+        try:
+            parsed = parse_document(document if data is None else {**document, "data": data})
+            if shares_data and raw is None:
+                data, raw = parsed.data, load_data(parsed)
+            needed.append(check(document, settings, parsed=parsed, raw=raw).record_bytes)
+        except (SpecError, ApiError) as exc:
+            error = exc if isinstance(exc, ApiError) else invalid(exc.errors)
+            where = ", ".join(f"{k}={v!r}" for k, v in point.items())
+            raise ApiError("invalid-sweep" if error.kind == "invalid-spec" else error.kind, f"at {where}: {error.detail}",
+                           field=error.field, errors=error.errors, point=point, **error.extra) from None
+    # Grids reserve every point's recording now; a sampled point is checked again, quota included, when it is drawn.
+    reserved = (sum(needed) if req.strategy == "grid" else max(needed)) * req.seeds
+    try:
+        check_quota(reserved, jobs.reserved_bytes(db(), owner()), settings)
+    except OverLimit as exc:
+        raise over_limit(exc) from None
     return limits
 
 

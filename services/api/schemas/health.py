@@ -25,4 +25,4 @@ class Readiness(Out):
     broker: Check
     mlflow: Check = Field(description="reported, never a reason to be unready: training does not wait for MLflow")
     outbox: int | None = Field(description="jobs stored but not yet handed to the broker (they start once it answers); "
-                                           "null when the database does not answer")
+                                           "null when the database does not answer, and with AUTH=on (it would tell anyone of every owner's work)")

@@ -7,19 +7,11 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from engine.spec import JobSpec
-from services.job_metadata import JobMetadata
 from services.store.models import JobStatus, MirrorState
 
 from .common import Id, Out, Query, Unset
 
 MAX_PAGE = 500
-
-
-class JobSubmission(JobSpec, JobMetadata):
-    """A job spec (the engine's contract, shared with `python -m engine` and the client) plus optional metadata."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, title="JobSubmission")
 
 
 class JobListQuery(Query):

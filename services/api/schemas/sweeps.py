@@ -54,6 +54,16 @@ class SweepLinks(Out):
     cancel: str
 
 
+class RefusedPoint(Out):
+    """A point a sampler proposed that no job could be: pruned, and said here."""
+
+    trial: int
+    params: dict[str, Any]
+    field: str = Field(description="the spec field that broke a rule or a limit")
+    reason: str
+    limit: dict[str, Any] | None = Field(default=None, description="the limit's `name`, `value` and what was `requested`")
+
+
 class SweepSummary(Out):
     id: int
     name: str | None
@@ -65,6 +75,7 @@ class SweepSummary(Out):
     progress: SweepProgress
     max_parallel: int
     importance: dict[str, float] | None
+    refused_points: list[RefusedPoint] = Field(description="sampled points refused before a job existed (over a limit, say)")
     links: SweepLinks
 
 

@@ -1,0 +1,87 @@
+"""MLflow behind the service's owners (AUTH=on), shared by the token command and the MLflow worker.
+
+MLflow's own basic-auth app guards its server: nothing anonymous (`default_permission =
+NO_PERMISSIONS`), and a user per owner, named as the owner, whose password is the owner's newest API
+token (set when the token is created, so one secret opens the REST API and the MLflow UI). The MLflow
+worker signs in as MLflow's admin (MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD),
+writes each owner's runs into experiments named `<owner>/<experiment>` (two owners never share one)
+and grants the owner EDIT on each: they read and write their runs, nobody else sees them.
+
+Chosen over a proxy of our own in front of MLflow: its app already checks every endpoint (UI, REST,
+artifacts) against per-experiment permissions, which a proxy would have to relearn for each MLflow
+release. Spoken to over its REST API (httpx), so the API process does not import mlflow.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import httpx
+
+from .settings import Settings
+
+OWNER_PERMISSION = "EDIT"
+TIMEOUT_SECONDS = 10.0
+
+
+def guarded(settings: Settings) -> bool:
+    """MLflow runs behind the owners: AUTH=on and an MLflow server to guard."""
+    return settings.auth == "on" and settings.mlflow_tracking_uri.startswith(("http://", "https://"))
+
+
+def experiment_name(owner: str, experiment: str, settings: Settings) -> str:
+    """The MLflow experiment holding an owner's experiment: one per owner when MLflow is guarded."""
+    return f"{owner}/{experiment}" if guarded(settings) else experiment
+
+
+class MlflowOwners:
+    """MLflow's users and permissions, managed as its admin."""
+
+    def __init__(self, settings: Settings):
+        auth = (settings.mlflow_tracking_username, settings.mlflow_tracking_password)
+        self.http = httpx.Client(base_url=settings.mlflow_tracking_uri.rstrip("/"), auth=auth, timeout=TIMEOUT_SECONDS)
+
+    def __enter__(self) -> MlflowOwners:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.http.close()
+
+    def exists(self, owner: str) -> bool:
+        answer = self.http.get("/api/2.0/mlflow/users/get", params={"username": owner})
+        if answer.status_code == 404:
+            return False
+        answer.raise_for_status()
+        return True
+
+    def set_password(self, owner: str, password: str) -> None:
+        """The owner's user, created if needed, with `password` (the owner's newest token)."""
+        if self.exists(owner):
+            self.http.patch("/api/2.0/mlflow/users/update-password", json={"username": owner, "password": password}).raise_for_status()
+        else:
+            self.http.post("/api/2.0/mlflow/users/create", json={"username": owner, "password": password}).raise_for_status()
+
+    def grant(self, owner: str, experiment_id: str) -> None:
+        """The owner may read and write the experiment (their user is made, with a password nobody knows,
+        when no token was created for them yet)."""
+        if not self.exists(owner):
+            self.http.post("/api/2.0/mlflow/users/create",
+                           json={"username": owner, "password": secrets.token_urlsafe(32)}).raise_for_status()
+        answer = self.http.post("/api/3.0/mlflow/users/permissions/grant", json={
+            "username": owner, "resource_type": "experiment", "resource_id": experiment_id, "permission": OWNER_PERMISSION})
+        if answer.status_code != 200 and "RESOURCE_ALREADY_EXISTS" not in answer.text:
+            answer.raise_for_status()
+
+
+def write_auth_config(path: Path, database_uri: str, admin: str, password: str) -> Path:
+    """MLflow's basic-auth app configuration (MLFLOW_AUTH_CONFIG_PATH): nothing for anyone without a
+    permission, and the admin the service signs in as (created on the app's first start)."""
+    path.write_text("[mlflow]\n"
+                    "default_permission = NO_PERMISSIONS\n"
+                    f"database_uri = {database_uri}\n"
+                    f"admin_username = {admin}\n"
+                    f"admin_password = {password}\n"
+                    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    path.chmod(0o600)
+    return path
