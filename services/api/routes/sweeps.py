@@ -68,8 +68,8 @@ def _check(req: SweepRequest, settings: Settings) -> TimeLimits:
     shares_data = not any(path == "data" or path.startswith(("data.", "data[")) for path in req.space)
     data, raw, needed = None, None, []
     for point in corner_points(req):
-        document = job_spec(req, point, 0)
         try:
+            document = job_spec(req, point, 0)
             parsed = parse_document(document if data is None else {**document, "data": data})
             if shares_data and raw is None:
                 data, raw = parsed.data, load_data(parsed)
