@@ -1,5 +1,6 @@
 """`python -m engine run SPEC.json` — train one job spec and print its result as JSON;
-`python -m engine fields` — the reference table of the job spec's fields.
+`python -m engine fields` — the reference table of the job spec's fields; `python -m engine metrics`
+— those of the metric keys and of a job's summary.
 
 Exit codes: 0 trained (status succeeded or diverged, see the result), 2 bad input (the error,
 naming the field, on stderr).
@@ -13,9 +14,10 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from .recording import METRIC_REFERENCE, reference_table
 from .spec import SpecError, field_table
 from .trace import format_trace_table
-from .training import run
+from .training import SUMMARY_REFERENCE, run
 
 EXAMPLES = ("seed-trace",)
 
@@ -32,6 +34,11 @@ def _load(args: argparse.Namespace) -> dict:
         raise SpecError([("", f"not valid JSON: {exc}")]) from None
 
 
+def metrics_tables() -> str:
+    """What docs/job-spec.md shows of the metric keys and the summary (a test keeps the two equal)."""
+    return (reference_table(METRIC_REFERENCE, "metric key") + "\n\n" + reference_table(SUMMARY_REFERENCE, "summary field"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine", description="Train a job spec with the NumPy backprop engine.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,9 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--table", action="store_true", help="print recorded traces as tables instead of JSON")
     run_p.add_argument("--indent", type=int, default=None, help="indent the JSON output")
     sub.add_parser("fields", help="print the reference table of every job spec field (Markdown)")
+    sub.add_parser("metrics", help="print the reference tables of the metric keys and the summary fields (Markdown)")
     args = parser.parse_args(argv)
     if args.command == "fields":
         print(field_table())
+        return 0
+    if args.command == "metrics":
+        print(metrics_tables())
         return 0
     try:
         result = run(_load(args))

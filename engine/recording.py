@@ -155,3 +155,35 @@ def metric_keys(spec: JobSpec) -> list[str]:
     if spec.data.validation_split > 0:
         keys += ["val_loss"] + (["val_accuracy"] if classify else [])
     return keys
+
+
+# One row per metric key family: (key, when it is recorded, what it is). `python -m engine metrics`
+# prints it; docs/job-spec.md carries it; tests hold it to what `metric_keys` (and so training) writes.
+METRIC_REFERENCE: tuple[tuple[str, str, str], ...] = (
+    ("loss", "every recorded step", "the mini-batch's loss, before the step's update"),
+    ("grad_norm/<tensor>", "recorded steps, unless `record.gradients` is `none`", "L2 norm of ∂L/∂tensor"),
+    ("grad_mean/<tensor>", "as above", "mean of ∂L/∂tensor"),
+    ("grad_std/<tensor>", "as above", "standard deviation of ∂L/∂tensor"),
+    ("grad_max/<tensor>", "as above", "largest \\|∂L/∂tensor\\|"),
+    ("weight_norm/<tensor>", "as above", "L2 norm of the tensor before the update"),
+    ("update_ratio/<tensor>", "as above", "‖Δtensor‖ / ‖tensor‖ of the step's update"),
+    ("vanishing_ratio", "as above, with more than one layer", "first layer's weight-gradient norm over the last layer's"),
+    ("dead_fraction/<layer>", "recorded steps, ReLU-family layers", "units with z ≤ 0 for every sample of the batch"),
+    ("train_loss", "each epoch's end", "sample-weighted mean of the epoch's batch losses, as trained (dropout on)"),
+    ("train_accuracy", "each epoch's end, `bce` and `cross_entropy`", "the same for accuracy"),
+    ("val_loss", "each epoch's end, with `data.validation_split`", "the validation part with the epoch's final weights"),
+    ("val_accuracy", "as above, `bce` and `cross_entropy`", "the same for accuracy"),
+)
+
+
+def metric_family(key: str) -> str:
+    """The METRIC_REFERENCE row a key belongs to: `grad_norm/dense_1.weight` -> `grad_norm/<tensor>`."""
+    family, slash, _ = key.partition("/")
+    if not slash:
+        return key
+    return f"{family}/<layer>" if family == "dead_fraction" else f"{family}/<tensor>"
+
+
+def reference_table(rows: tuple[tuple[str, str, str], ...], first: str) -> str:
+    lines = [f"| {first} | recorded | meaning |", "|---|---|---|"]
+    return "\n".join(lines + [f"| `{a}` | {b} | {c} |" for a, b, c in rows])

@@ -202,6 +202,23 @@ class Trainer:
                 out["val_accuracy"] = recording.accuracy(self.spec.loss, outputs, p.Y_val)
         return out
 
+    def final_model_figures(self) -> dict[str, float]:
+        """The final model on the whole training set and on the validation part (one forward pass each,
+        without dropout): `model_train_loss`, `model_train_accuracy`, `model_val_loss`, `model_val_accuracy`.
+        Unlike `final_loss` (the last mini-batch, before its update) they say how good the model is."""
+        p = self.problem
+        out: dict[str, float] = {}
+        for part, X, Y in (("train", p.X_train, p.Y_train), ("val", p.X_val, p.Y_val)):
+            if X is None:
+                continue
+            logits, outputs = self.network.evaluate(X)
+            value = p.loss.value(outputs, logits, Y)
+            if math.isfinite(value):
+                out[f"model_{part}_loss"] = value
+            if self._classify:
+                out[f"model_{part}_accuracy"] = recording.accuracy(self.spec.loss, outputs, Y)
+        return out
+
     def _trace(self, X, Y, loss: float, lr: float, before: list[np.ndarray]) -> dict[str, Any]:
         net = self.network
         layers = []
@@ -281,10 +298,29 @@ def run(spec: JobSpec | dict) -> dict[str, Any]:
         result["gradients"] = gradients
     if traces:
         result["trace"] = traces
+    if trainer.divergence is None:
+        result["summary"].update(trainer.final_model_figures())
     return result
 
 
 SUMMARY_KEYS = ("loss", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+# A job's `summary` when it ends, one row per field (`python -m engine metrics` prints it with the metric keys).
+SUMMARY_REFERENCE: tuple[tuple[str, str, str], ...] = (
+    ("model_train_loss", "unless it diverged", "the final model on the whole training set (one forward pass, no dropout)"),
+    ("model_train_accuracy", "as above, `bce` and `cross_entropy`", "the same for accuracy"),
+    ("model_val_loss", "unless it diverged, with `data.validation_split`", "the final model on the validation part"),
+    ("model_val_accuracy", "as above, `bce` and `cross_entropy`", "the same for accuracy"),
+    ("final_loss", "always", "the last recorded mini-batch loss (one batch, before its update: not the model's loss)"),
+    ("best_loss", "always", "the lowest recorded mini-batch loss"),
+    ("final_train_loss", "after an epoch ended", "the last epoch's `train_loss`"),
+    ("final_train_accuracy", "as above, `bce` and `cross_entropy`", "the last epoch's `train_accuracy`"),
+    ("final_val_loss", "as above, with `data.validation_split`", "the last epoch's `val_loss` (a sweep's default objective)"),
+    ("final_val_accuracy", "as above, `bce` and `cross_entropy`", "the last epoch's `val_accuracy`"),
+    ("steps_completed", "the service", "optimizer steps done"),
+    ("total_steps", "the service", "optimizer steps planned"),
+    ("duration_seconds", "the service", "the training loop with its recording (not the time queued)"),
+)
 
 
 def summarize(values: dict[str, Sequence[float]]) -> dict[str, Any]:

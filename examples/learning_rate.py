@@ -11,10 +11,11 @@ sweep = client.sweep({"name": "post-learning-rate", "experiment": "post", "base"
                       "space": {"optimizer.lr": [0.001, 0.01, 0.1, 1, 10]}, "objective": {"metric": "loss", "goal": "minimize"},
                       "max_parallel": 5})
 sweep = client.wait_sweep(sweep["id"], progress=False)
-print(f"{'lr':>6} | {'before':>8} | {'1 step':>8} | {'100 steps':>9} |")
+print(f"{'lr':>6} | {'before':>8} | {'1 step':>8} | {'100 steps':>9} | after 100 steps")
 for row in sorted(sweep["leaderboard"], key=lambda r: r["params"]["optimizer.lr"]):
     loss = client.metrics(row["jobs"][0], ["loss"])["loss"]
     values = dict(zip(loss["steps"], loss["values"]))  # loss at step s = before update s = after s updates
     before, one, hundred = values[0], values[1], values[100]
-    print(f"{row['params']['optimizer.lr']:>6g} | {before:8.4f} | {one:8.4f} | {hundred:9.4f} | "
-          f"{'↓' if one < before else '↑ (overshoot)'}")
+    # judged where it ended, not by its first step: a rate can go down once and end above where it began
+    verdict = "↓ learned" if hundred < before else "↑ worse than it began (overshoot)"
+    print(f"{row['params']['optimizer.lr']:>6g} | {before:8.4f} | {one:8.4f} | {hundred:9.4f} | {verdict}")

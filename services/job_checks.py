@@ -7,11 +7,11 @@ server will not run); the API turns them into 422 problems."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from engine.problem import Plan, RawData, build_problem, plan, recording_bytes
 from engine.recording import metric_keys
@@ -19,6 +19,7 @@ from engine.spec import JobSpec, SpecError, errors_from_validation
 
 from .job_metadata import META_FIELDS, JobSubmission
 from .settings import Settings
+from .store import quota
 from .time_limits import TimeLimits
 from .time_limits import resolve as resolve_time_limits
 
@@ -48,16 +49,14 @@ def parse_document(document: dict[str, Any]) -> JobSubmission:
 
 
 def check_job(document: dict[str, Any], settings: Settings, *, parsed: JobSubmission | None = None,
-              raw: RawData | None = None, owner_bytes: Callable[[], int] | None = None) -> Checked:
-    """Every check of a job. `parsed`: the document already through the model; `raw`: its data already
-    loaded (a sweep's points share one load); `owner_bytes`: what the owner's jobs already hold."""
+              raw: RawData | None = None) -> Checked:
+    """Every check of a job but the owner's quota (`reserve`, when it is created). `parsed`: the document
+    already through the model; `raw`: its data already loaded (a sweep's points share one load)."""
     parsed = parsed if parsed is not None else parse_document(document)
     limits = resolve_time_limits(parsed.time_limits, settings)
     sizes = plan(parsed)
     budget = check_limits(parsed, sizes, settings)
     build_problem(parsed, raw)  # the data against the network; record.max_bytes against `budget`
-    if owner_bytes is not None:
-        check_quota(budget, owner_bytes(), settings)
     spec = {k: v for k, v in document.items() if k not in META_FIELDS}
     return Checked(spec=spec, parsed=parsed, plan=sizes, time_limits=limits, record_bytes=budget)
 
@@ -78,8 +77,19 @@ def check_limits(spec: JobSpec, sizes: Plan, settings: Settings) -> int:
     return recording_bytes(spec, sizes.n_inputs, sizes.batch_size, sizes.total_steps, sizes.steps_per_epoch)
 
 
-def check_quota(needed: int, used: int, settings: Settings) -> None:
-    """The owner's stored bytes with this job's recording must stay within MAX_OWNER_BYTES."""
+def check_quota(session: Session, owner: str, needed: int, settings: Settings) -> None:
+    """Whether `needed` more bytes fit in the owner's quota (MAX_OWNER_BYTES), reserving nothing."""
+    used = quota.usage(session, owner)
     if used + needed > settings.max_owner_bytes:
-        raise OverLimit("record", "MAX_OWNER_BYTES", settings.max_owner_bytes, used + needed,
-                        "bytes stored by this owner's jobs with this one (delete old jobs, or record less)")
+        raise _over_quota(used + needed, settings)
+
+
+def reserve(session: Session, owner: str, needed: int, settings: Settings) -> None:
+    """Reserve `needed` bytes of the owner's quota in the caller's transaction (the job's creation), or OverLimit."""
+    if not quota.reserve(session, owner, needed, settings.max_owner_bytes):
+        raise _over_quota(quota.usage(session, owner) + needed, settings)
+
+
+def _over_quota(requested: int, settings: Settings) -> OverLimit:
+    return OverLimit("record", "MAX_OWNER_BYTES", settings.max_owner_bytes, requested,
+                     "bytes reserved by this owner's jobs with this one (record less: `record.every`)")

@@ -17,6 +17,12 @@ def test_the_job_spec_table_is_the_one_the_models_print():
     assert field_table() in (DOCS / "job-spec.md").read_text(), "run `python -m engine fields` and paste it into docs/job-spec.md"
 
 
+def test_the_metric_and_summary_tables_are_the_ones_the_engine_prints():
+    from engine.__main__ import metrics_tables
+
+    assert metrics_tables() in (DOCS / "job-spec.md").read_text(), "run `python -m engine metrics` and paste it into docs/job-spec.md"
+
+
 def test_the_configuration_table_is_the_one_the_settings_print():
     assert configuration_table() in (DOCS / "operating.md").read_text(), \
         "run `python -m services.settings` and paste it into docs/operating.md"

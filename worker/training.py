@@ -160,4 +160,6 @@ def _summary(session: Session, job_id: int, trainer: Trainer, seconds: float) ->
     summary = summarize({key: values for key, (_, values) in metrics.read(session, job_id, list(SUMMARY_KEYS)).items()})
     summary.update(steps_completed=trainer.step, total_steps=trainer.total_steps,
                    duration_seconds=round(seconds, 3))
+    if trainer.divergence is None:  # the model as it ended, on the whole training and validation sets
+        summary.update(trainer.final_model_figures())
     return summary

@@ -119,7 +119,7 @@ def cmd_watch(client: Client, args) -> int:
 
 
 def cmd_ls(client: Client, args) -> int:
-    jobs = client.jobs(status=args.status, experiment=args.experiment, sweep_id=args.sweep, tag=args.tag, limit=args.limit)
+    jobs = client.jobs(status=args.status, experiment=args.experiment, sweep_id=args.sweep, tag=args.tag, limit=args.limit, q=args.q)
     emit(args, jobs, "\n".join(job_line(j) for j in jobs) or "no jobs")
     return EXIT_OK
 
@@ -168,10 +168,13 @@ def cmd_cancel(client: Client, args) -> int:
 def _summary_text(job: dict) -> str:
     s = job.get("summary") or {}
     parts = [f"job {job['id']} {job['status']}"]
-    if "final_loss" in s:
-        parts.append(f"final loss {s['final_loss']:.6g}")
-    if "final_val_accuracy" in s:
-        parts.append(f"val accuracy {s['final_val_accuracy']:.4f}")
+    # The final model's own figures first (docs/job-spec.md lists every summary field), then the last
+    # epoch's validation loss (a sweep's default objective) and the last mini-batch's loss.
+    for key, label, digits in (("model_train_loss", "train loss", ".6g"), ("model_train_accuracy", "train accuracy", ".4f"),
+                               ("model_val_loss", "val loss", ".6g"), ("model_val_accuracy", "val accuracy", ".4f"),
+                               ("final_val_loss", "last epoch's val loss", ".6g"), ("final_loss", "last batch loss", ".6g")):
+        if s.get(key) is not None:
+            parts.append(f"{label} {s[key]:{digits}}")
     if job.get("error"):
         parts.append(job["error"].get("message", ""))
     return ", ".join(parts)
@@ -188,13 +191,25 @@ def _leaderboard_text(sweep: dict) -> str:
     return "\n".join(lines)
 
 
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("--url", default=default, help="service URL (default: $BPLAB_URL or http://127.0.0.1:8000)")
+    parser.add_argument("--token", default=default, help="API token (default: $BPLAB_TOKEN)")
+    parser.add_argument("--json", action="store_true", default=default, help="machine-readable output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bplab", description="Backprop Lab from the terminal.")
-    parser.add_argument("--url", help="service URL (default: $BPLAB_URL or http://127.0.0.1:8000)")
-    parser.add_argument("--token", help="API token (default: $BPLAB_TOKEN)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    _global_options(parser, None)
+    parser.set_defaults(json=False)
+    # The same options after the command (`bplab ls --json`): they override what came before it, and
+    # leave it alone when absent (SUPPRESS: no default written over the one already parsed).
+    anywhere = argparse.ArgumentParser(add_help=False)
+    _global_options(anywhere, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("submit", help="submit a job spec")
+
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[anywhere], **kwargs)
+    p = command("submit", help="submit a job spec")
     p.add_argument("spec", help="JSON file, or - for stdin")
     p.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a field, e.g. optimizer.lr=0.5")
     p.add_argument("--name")
@@ -202,38 +217,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", action="append", metavar="KEY=VALUE")
     p.add_argument("--wait", action="store_true", help="wait for the job to end (exit 1 unless it succeeded)")
     p.set_defaults(run=cmd_submit)
-    p = sub.add_parser("sweep", help="create a sweep from a YAML or JSON file")
+    p = command("sweep", help="create a sweep from a YAML or JSON file")
     p.add_argument("file")
     p.add_argument("--wait", action="store_true")
     p.set_defaults(run=cmd_sweep)
-    p = sub.add_parser("watch", help="live progress of a job until it ends")
+    p = command("watch", help="live progress of a job until it ends")
     p.add_argument("id", type=int)
     p.set_defaults(run=cmd_watch)
-    p = sub.add_parser("ls", help="list jobs, newest first")
+    p = command("ls", help="list jobs, newest first")
     p.add_argument("--status")
     p.add_argument("--experiment")
     p.add_argument("--sweep", type=int)
     p.add_argument("--tag")
+    p.add_argument("--q", metavar="TEXT", help="only jobs whose name contains TEXT (any case)")
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(run=cmd_ls)
-    p = sub.add_parser("show", help="a job's state, progress and summary")
+    p = command("show", help="a job's state, progress and summary")
     p.add_argument("id", type=int)
     p.set_defaults(run=cmd_show)
-    p = sub.add_parser("metrics", help="a job's recorded metrics")
+    p = command("metrics", help="a job's recorded metrics")
     p.add_argument("id", type=int)
     p.add_argument("--keys", help="comma-separated keys (default: all)")
     p.add_argument("--max-points", type=int)
     p.add_argument("--csv", action="store_true")
     p.set_defaults(run=cmd_metrics)
-    p = sub.add_parser("trace", help="the backward-pass trace table of a recorded step")
+    p = command("trace", help="the backward-pass trace table of a recorded step")
     p.add_argument("id", type=int)
     p.add_argument("--step", type=int, default=0)
     p.set_defaults(run=cmd_trace)
-    p = sub.add_parser("leaderboard", help="a sweep's points, best first")
+    p = command("leaderboard", help="a sweep's points, best first")
     p.add_argument("sweep", type=int)
     p.add_argument("--csv", action="store_true")
     p.set_defaults(run=cmd_leaderboard)
-    p = sub.add_parser("cancel", help="cancel a job")
+    p = command("cancel", help="cancel a job")
     p.add_argument("id", type=int)
     p.set_defaults(run=cmd_cancel)
     return parser

@@ -95,8 +95,10 @@ class Client:
         return self._json("GET", f"/api/v1/jobs/{job_id}/spec")
 
     def jobs(self, status: str | None = None, experiment: str | None = None, tag: str | None = None,
-             sweep_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        params = {k: v for k, v in {"status": status, "experiment": experiment, "tag": tag, "sweep_id": sweep_id}.items() if v is not None}
+             sweep_id: int | None = None, limit: int = 50, q: str | None = None) -> list[dict[str, Any]]:
+        """Jobs, newest first, filtered as `GET /jobs` filters (`q`: text in the name, any case)."""
+        params = {k: v for k, v in {"status": status, "experiment": experiment, "tag": tag, "sweep_id": sweep_id, "q": q}.items()
+                  if v is not None}
         out, cursor = [], None
         while len(out) < limit:
             page = self._json("GET", "/api/v1/jobs", params={**params, "limit": min(500, limit - len(out)),

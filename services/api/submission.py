@@ -10,10 +10,9 @@ from sqlalchemy.orm import Session
 
 from engine.problem import RawData
 from engine.spec import SpecError
-from services.job_checks import Checked, OverLimit, check_job
+from services.job_checks import Checked, OverLimit, check_job, reserve
 from services.job_metadata import JobSubmission
 from services.settings import Settings
-from services.store import jobs
 
 from .errors import ApiError
 
@@ -28,13 +27,19 @@ def over_limit(exc: OverLimit) -> ApiError:
                     limit={"name": exc.name, "value": exc.value, "requested": exc.requested})
 
 
-def check(document: dict[str, Any], settings: Settings, *, parsed: JobSubmission | None = None, raw: RawData | None = None,
-          session: Session | None = None, owner: str | None = None) -> Checked:
-    """`check_job` with its failures as problems; with `session` and `owner`, the owner's quota too."""
-    owner_bytes = None if session is None else (lambda: jobs.reserved_bytes(session, owner))
+def check(document: dict[str, Any], settings: Settings, *, parsed: JobSubmission | None = None, raw: RawData | None = None) -> Checked:
+    """`check_job` with its failures as problems."""
     try:
-        return check_job(document, settings, parsed=parsed, raw=raw, owner_bytes=owner_bytes)
+        return check_job(document, settings, parsed=parsed, raw=raw)
     except SpecError as exc:
         raise invalid(exc.errors) from None
+    except OverLimit as exc:
+        raise over_limit(exc) from None
+
+
+def reserve_quota(session: Session, owner: str, needed: int, settings: Settings) -> None:
+    """The job's reservation in the owner's quota, in the transaction that creates it; 422 if it does not fit."""
+    try:
+        reserve(session, owner, needed, settings)
     except OverLimit as exc:
         raise over_limit(exc) from None

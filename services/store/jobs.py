@@ -42,11 +42,6 @@ def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_pa
     return job
 
 
-def reserved_bytes(session: Session, owner: str) -> int:
-    """What the owner's jobs may record in all: the sum an owner's quota (MAX_OWNER_BYTES) bounds."""
-    return int(session.scalar(select(func.coalesce(func.sum(Job.reserved_bytes), 0)).where(Job.owner == owner)))
-
-
 def get_job(session: Session, job_id: int, owner: str | None = None) -> Job | None:
     """The job, or None when there is none (or it belongs to someone other than `owner`)."""
     job = session.get(Job, job_id)
@@ -62,6 +57,7 @@ class JobFilter:
     tag: str | None = None  # "key" or "key:value"
     sweep_id: int | None = None
     owner: str | None = None
+    name_contains: str | None = None  # case-insensitive
 
 
 def list_jobs(session: Session, flt: JobFilter, limit: int, before_id: int | None = None) -> list[Job]:
@@ -75,6 +71,9 @@ def list_jobs(session: Session, flt: JobFilter, limit: int, before_id: int | Non
         query = query.where(Job.experiment == flt.experiment)
     if flt.sweep_id is not None:
         query = query.where(Job.sweep_id == flt.sweep_id)
+    if flt.name_contains:
+        escaped = flt.name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(func.lower(Job.name).like(f"%{escaped.lower()}%", escape="\\"))
     if flt.tag:
         key, _, value = flt.tag.partition(":")
         cond = (JobTag.job_id == Job.id) & (JobTag.key == key)

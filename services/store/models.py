@@ -207,6 +207,16 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class OwnerUsage(Base):
+    """What an owner's jobs may record in all (the sum of their reservations): the quota MAX_OWNER_BYTES
+    bounds, kept as one row per owner so checking it costs the same however many jobs they have."""
+
+    __tablename__ = "owner_usage"
+
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class IdempotencyKey(Base):
     """An `Idempotency-Key` an owner used: the request it came with (a hash) and what it created."""
 

@@ -28,3 +28,9 @@ def upsert(session: Session, model, rows: list[dict], key_columns: list[str]) ->
         return
     stmt = _statement(session.get_bind().dialect.name, model.__table__, tuple(rows[0]), tuple(key_columns))
     session.connection().execute(stmt, rows)
+
+
+def insert_missing(session: Session, model, row: dict, key_columns: list[str]) -> None:
+    """Insert `row` unless a row with its key exists (INSERT ... ON CONFLICT DO NOTHING)."""
+    stmt = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model.__table__)
+    session.connection().execute(stmt.on_conflict_do_nothing(index_elements=key_columns), [row])

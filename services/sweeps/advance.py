@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.spec import SpecError
 
-from ..job_checks import Checked, OverLimit, check_job, check_quota
+from ..job_checks import Checked, OverLimit, check_job, reserve
 from ..job_metadata import MAX_NAME
 from ..settings import Settings
 from ..store import jobs, locks, outbox
@@ -125,7 +125,7 @@ def _check_point(session: Session, sweep: Sweep, request: SweepRequest, params: 
     """Every seed of a point through the checks a job submitted alone passes, and the owner's quota for all of them."""
     meta = {"name": sweep.name or f"sweep-{sweep.id}", "experiment": sweep.experiment, "tags": request.tags}
     checked = [check_job({**job_spec(request, params, seed_index), **meta}, settings) for seed_index in range(sweep.seeds)]
-    check_quota(sum(c.record_bytes for c in checked), jobs.reserved_bytes(session, sweep.owner), settings)
+    reserve(session, sweep.owner, sum(c.record_bytes for c in checked), settings)  # rolled back with the point if it fails
     return checked
 
 

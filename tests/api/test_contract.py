@@ -262,3 +262,15 @@ def test_unknown_route_and_method_are_problems(client):
     too_big = client.get("/api/v1/jobs/99999999999")
     assert too_big.status_code == 404
 
+
+
+def test_jobs_are_found_by_text_in_their_name(client):
+    names = ["lr-0.1 Moons", "lr-0.01 moons", "xor 100%_done", None]
+    ids = [client.post("/api/v1/jobs", json={**SEED, **({"name": n} if n else {})}).json()["id"] for n in names]
+
+    def found(text: str) -> list[int]:
+        return [j["id"] for j in client.get("/api/v1/jobs", params={"q": text, "limit": 500}).json()["jobs"]]
+
+    assert set(found("MOONS")) >= {ids[0], ids[1]} and ids[2] not in found("moons") and ids[3] not in found("moons")
+    assert ids[2] in found("100%_") and ids[0] not in found("%")  # % and _ are text, not wildcards
+    assert_problem(client.get("/api/v1/jobs", params={"q": ""}), 400, "q", kind="bad-query")

@@ -73,3 +73,13 @@ def test_sweep_from_yaml_and_leaderboard(stack, tmp_path):
     board = json.loads(bplab(stack.url, "--json", "leaderboard", str(sweep_id)).stdout)
     assert len(board) == 2
     assert bplab(stack.url, "leaderboard", str(sweep_id), "--csv").stdout.startswith("rank,trial,optimizer.lr")
+
+
+def test_global_options_are_taken_anywhere_on_the_line(stack, spec_file):
+    job = json.loads(bplab(stack.url, "submit", spec_file, "--json", "--wait").stdout)
+    after = bplab("http://127.0.0.1:9", "ls", "--limit", "1", "--json", "--url", stack.url)  # the later --url wins
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)[0]["id"] == job["id"]
+    before = bplab(stack.url, "--json", "show", str(job["id"]))
+    assert json.loads(before.stdout)["id"] == job["id"]
+    assert bplab(stack.url, "show", str(job["id"])).stdout.lstrip()[:1] != "{"  # without --json: for people

@@ -216,3 +216,41 @@ def test_metric_keys_name_exactly_what_a_job_records(overrides):
     spec = moons_spec(**overrides)
     recorded = set(run(spec)["metrics"])
     assert recorded == set(metric_keys(parse_spec(spec)))
+
+
+RICH = [moons_spec(),
+        moons_spec(loss="mse", data={"builtin": "moons", "n_samples": 40}, record={"gradients": "none"}),
+        moons_spec(model={"layers": [{"units": 4, "activation": "leaky_relu"}, {"units": 3, "activation": "softmax"}]},
+                   loss="cross_entropy", data={"builtin": "iris", "validation_split": 0.2}),
+        moons_spec(model={"layers": [{"units": 1, "activation": "sigmoid"}]})]
+
+
+def test_the_metric_reference_names_every_key_training_records_and_nothing_else():
+    from engine.recording import METRIC_REFERENCE, metric_family
+
+    families = {row[0] for row in METRIC_REFERENCE}
+    recorded = {metric_family(key) for spec in RICH for key in run(spec)["metrics"]}
+    assert recorded == families
+
+
+def test_the_summary_reference_names_every_summary_field():
+    """The engine's summary fields, plus the three the service adds (steps_completed, total_steps, duration_seconds)."""
+    from engine.training import SUMMARY_REFERENCE
+
+    fields = {row[0] for row in SUMMARY_REFERENCE}
+    seen = {key for spec in RICH for key in run(spec)["summary"]} | {"steps_completed", "total_steps", "duration_seconds"}
+    assert seen == fields
+
+
+def test_the_final_models_figures_are_one_forward_pass_over_each_part():
+    trainer = Trainer(moons_spec(model={"layers": [{"units": 8, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}],
+                                        "dropout": 0.3}))
+    for _ in trainer:
+        pass
+    figures = trainer.final_model_figures()
+    p = trainer.problem
+    outputs = trainer.network.predict(p.X_train)
+    bce = -np.mean(p.Y_train * np.log(outputs) + (1 - p.Y_train) * np.log(1 - outputs))
+    assert figures["model_train_loss"] == pytest.approx(bce, rel=1e-9)
+    assert figures["model_train_accuracy"] == pytest.approx(np.mean((outputs > 0.5) == (p.Y_train > 0.5)))
+    assert set(figures) == {"model_train_loss", "model_train_accuracy", "model_val_loss", "model_val_accuracy"}

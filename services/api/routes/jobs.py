@@ -20,7 +20,7 @@ from ..representations import job_model
 from ..request_session import db, transaction
 from ..schemas.common import NoQuery
 from ..schemas.jobs import Job, JobList, JobListQuery, JobQuery
-from ..submission import check
+from ..submission import check, reserve_quota
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 JOB_ID = "<int(min=1, max=2147483647):job_id>"
@@ -46,7 +46,8 @@ def submit_job():
         return _job_response(job_or_404(prior), replayed=True)
     settings = current_app.config["SETTINGS"]
     parsed: JobSubmission = request.context.json
-    submission = check(body, settings, parsed=parsed, session=db(), owner=owner())
+    submission = check(body, settings, parsed=parsed)
+    reserve_quota(db(), owner(), submission.record_bytes, settings)
     job = jobs.create_job(db(), submission.spec, total_steps=submission.plan.total_steps, n_params=submission.plan.n_params,
                           owner=owner(), name=parsed.name, experiment=parsed.experiment, tags=parsed.tags,
                           time_limits=submission.time_limits, mirrored=bool(settings.mlflow_tracking_uri), publishing=True,
@@ -65,10 +66,11 @@ def submit_job():
 def list_jobs():
     """List jobs, newest first.
 
-    Filtered by status, experiment, tag (`key` or `key:value`) and sweep; pages of `limit` jobs
+    Filtered by status, experiment, tag (`key` or `key:value`), sweep and text in the name (`q`); pages of `limit` jobs
     follow one another through `next_cursor`."""
     query: JobListQuery = request.context.query
-    flt = JobFilter(status=query.status, experiment=query.experiment, tag=query.tag, sweep_id=query.sweep_id, owner=owner())
+    flt = JobFilter(status=query.status, experiment=query.experiment, tag=query.tag, sweep_id=query.sweep_id, owner=owner(),
+                    name_contains=query.q)
     page = jobs.list_jobs(db(), flt, query.limit + 1, before_id=query.cursor)
     cursor = page[query.limit - 1].id if len(page) > query.limit else None
     args = {k: v for k, v in request.args.items() if k != "cursor"}

@@ -14,7 +14,6 @@ from engine.spec import SpecError
 from services.job_checks import OverLimit, check_quota, parse_document
 from services.job_metadata import META_FIELDS
 from services.settings import Settings
-from services.store import jobs
 from services.store.db import session_factory
 from services.store.models import Job as JobRow
 from services.store.models import Sweep as SweepRow
@@ -82,7 +81,7 @@ def _check(req: SweepRequest, settings: Settings) -> TimeLimits:
     # Grids reserve every point's recording now; a sampled point is checked again, quota included, when it is drawn.
     reserved = (sum(needed) if req.strategy == "grid" else max(needed)) * req.seeds
     try:
-        check_quota(reserved, jobs.reserved_bytes(db(), owner()), settings)
+        check_quota(db(), owner(), reserved, settings)
     except OverLimit as exc:
         raise over_limit(exc) from None
     return limits

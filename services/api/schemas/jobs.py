@@ -19,6 +19,7 @@ class JobListQuery(Query):
     experiment: str | Unset = Field(default=None, max_length=200, description="only jobs of this experiment")
     tag: str | Unset = Field(default=None, max_length=760, description="only jobs with this tag: `key` or `key:value`")
     sweep_id: Id | Unset = Field(default=None, description="only the jobs of this sweep")
+    q: str | Unset = Field(default=None, min_length=1, max_length=200, description="only jobs whose name contains this text (any case)")
     cursor: Id | Unset = Field(default=None, description="`next_cursor` of the previous page")
     limit: int = Field(default=50, ge=1, le=MAX_PAGE, description=f"page size, 1-{MAX_PAGE}")
 
