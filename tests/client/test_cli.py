@@ -82,4 +82,5 @@ def test_global_options_are_taken_anywhere_on_the_line(stack, spec_file):
     assert json.loads(after.stdout)[0]["id"] == job["id"]
     before = bplab(stack.url, "--json", "show", str(job["id"]))
     assert json.loads(before.stdout)["id"] == job["id"]
-    assert bplab(stack.url, "show", str(job["id"])).stdout.lstrip()[:1] != "{"  # without --json: for people
+    listed = bplab(stack.url, "ls", "--limit", "1").stdout  # without --json: a line for people
+    assert listed.split()[0] == str(job["id"]) and not listed.lstrip().startswith("[")
