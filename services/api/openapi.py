@@ -166,7 +166,8 @@ def _referenced(spec: dict[str, Any]) -> set[str]:
 
 
 @functools.cache
-def _pruned(spec_id: int) -> dict[str, Any]:
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every declared operation (built once per process, from the app in context)."""
     spec = dict(api.spec)
     used = _referenced(spec)
     components = dict(spec["components"])
@@ -174,8 +175,3 @@ def _pruned(spec_id: int) -> dict[str, Any]:
     components["schemas"] = {name: schema for name, schema in components["schemas"].items() if name in used}
     spec["components"] = components
     return spec
-
-
-def document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every declared operation (built once per process, from the app in context)."""
-    return _pruned(id(api.spec))

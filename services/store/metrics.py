@@ -10,7 +10,7 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from .models import CHUNK_POINTS, MetricChunk
@@ -60,16 +60,22 @@ def keys(session: Session, job_id: int) -> list[str]:
     return list(session.scalars(select(MetricChunk.key).where(MetricChunk.job_id == job_id).distinct().order_by(MetricChunk.key)))
 
 
-def read(session: Session, job_id: int, wanted: list[str] | None = None, start: int | None = None,
-         end: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """`{key: (steps, values)}` for steps in [start, end]."""
-    query = select(MetricChunk.key, MetricChunk.steps, MetricChunk.values).where(MetricChunk.job_id == job_id)
+def _chunks(query: Select, job_id: int, wanted: list[str] | None, start: int | None, end: int | None) -> Select:
+    """`query` narrowed to the job's chunks of the `wanted` keys that overlap steps [start, end]."""
+    query = query.where(MetricChunk.job_id == job_id)
     if wanted:
         query = query.where(MetricChunk.key.in_(wanted))
     if start is not None:
         query = query.where(MetricChunk.last_step >= start)
     if end is not None:
         query = query.where(MetricChunk.first_step <= end)
+    return query
+
+
+def read(session: Session, job_id: int, wanted: list[str] | None = None, start: int | None = None,
+         end: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`{key: (steps, values)}` for steps in [start, end]."""
+    query = _chunks(select(MetricChunk.key, MetricChunk.steps, MetricChunk.values), job_id, wanted, start, end)
     parts: dict[str, tuple[list, list]] = {}
     for key, steps, values in session.execute(query.order_by(MetricChunk.key, MetricChunk.chunk)):
         s, v = parts.setdefault(key, ([], []))
@@ -90,13 +96,7 @@ def read(session: Session, job_id: int, wanted: list[str] | None = None, start: 
 def count(session: Session, job_id: int, wanted: list[str] | None = None, start: int | None = None,
           end: int | None = None) -> dict[str, int]:
     """Points per key that `read` with the same arguments would touch (whole chunks: at most a chunk more at each end)."""
-    query = select(MetricChunk.key, func.sum(MetricChunk.n)).where(MetricChunk.job_id == job_id).group_by(MetricChunk.key)
-    if wanted:
-        query = query.where(MetricChunk.key.in_(wanted))
-    if start is not None:
-        query = query.where(MetricChunk.last_step >= start)
-    if end is not None:
-        query = query.where(MetricChunk.first_step <= end)
+    query = _chunks(select(MetricChunk.key, func.sum(MetricChunk.n)), job_id, wanted, start, end).group_by(MetricChunk.key)
     return {key: int(n) for key, n in session.execute(query)}
 
 
