@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[local,test]' -e './client[yaml]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[local,test]' -e './client[yaml,notebook,npz]'
 	touch $(STAMP)
 
 up: $(STAMP)

@@ -81,6 +81,19 @@ def plan(spec: JobSpec, n_samples: int | None = None) -> Plan:
     return Plan(n_samples=n, n_inputs=n_inputs, n_params=n_params, total_steps=total, steps_per_epoch=per_epoch, batch_size=batch)
 
 
+def plan_document(document: dict) -> tuple[JobSpec, Plan]:
+    """The spec and sizes of a job spec document, parsed from a copy without its inline rows and
+    explicit weights: validating megabytes of numbers again only to learn the sizes would take seconds."""
+    light, n_samples = dict(document), None
+    data = document.get("data") or {}
+    if data.get("X") is not None:
+        n_samples = len(data["X"])
+        light["data"] = {**data, "X": data["X"][:1], "y": data["y"][:1]}
+    light["model"] = {k: v for k, v in document["model"].items() if k not in ("weights", "biases")}
+    spec = parse_spec(light)
+    return spec, plan(spec, n_samples)
+
+
 def build_problem(spec: JobSpec | dict, raw: RawData | None = None) -> Problem:
     """Load data, check it against the spec, and build the network; raise `SpecError` if unfit.
 

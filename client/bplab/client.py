@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from .errors import ConnectionFailed, error_for
-from .progress import ProgressBar
+from .progress import progress_for
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TERMINAL = {"succeeded", "diverged", "failed", "cancelled"}
@@ -95,10 +96,13 @@ class Client:
         return self._json("GET", f"/api/v1/jobs/{job_id}/spec")
 
     def jobs(self, status: str | None = None, experiment: str | None = None, tag: str | None = None,
-             sweep_id: int | None = None, limit: int = 50, q: str | None = None) -> list[dict[str, Any]]:
-        """Jobs, newest first, filtered as `GET /jobs` filters (`q`: text in the name, any case)."""
-        params = {k: v for k, v in {"status": status, "experiment": experiment, "tag": tag, "sweep_id": sweep_id, "q": q}.items()
-                  if v is not None}
+             sweep_id: int | None = None, limit: int = 50, q: str | None = None, archived: bool = False,
+             include_params: bool = False) -> list[dict[str, Any]]:
+        """Jobs, newest first, filtered as `GET /jobs` filters (`q`: text in the name, any case; `archived`: the
+        archived ones instead); `include_params` adds each job's spec as flat params."""
+        params = {k: v for k, v in {"status": status, "experiment": experiment, "tag": tag, "sweep_id": sweep_id, "q": q,
+                                    "archived": "true" if archived else None,
+                                    "include": "params" if include_params else None}.items() if v is not None}
         out, cursor = [], None
         while len(out) < limit:
             page = self._json("GET", "/api/v1/jobs", params={**params, "limit": min(500, limit - len(out)),
@@ -110,9 +114,9 @@ class Client:
         return out
 
     def wait(self, job_id: int, progress: bool | None = None, poll: float = 0.5, timeout: float | None = None) -> dict[str, Any]:
-        """Block until the job ends; a progress bar on a terminal (`progress=None`: only when stderr is one)."""
-        show = sys.stderr.isatty() if progress is None else progress
-        bar = ProgressBar(sys.stderr) if show else None
+        """Block until the job ends, with progress (`progress=None`: a bar on a terminal, tqdm's widget in a notebook,
+        nothing in a log)."""
+        bar = progress_for(progress)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.get(job_id)
@@ -126,8 +130,63 @@ class Client:
                 raise TimeoutError(f"job {job_id} is still {job['status']}")
             time.sleep(poll)
 
+    def jobs_frame(self, sweep_id: int | None = None, experiment: str | None = None, status: str | None = None,
+                   tag: str | None = None, q: str | None = None, limit: int = 10_000):
+        """Jobs as a pandas DataFrame, one row per job indexed by id, columns named as `mlflow.search_runs`
+        names them: `params.lr`, `summary.model_val_loss`, `tags.team`, with status and times (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("jobs_frame needs pandas: pip install 'bplab-client[pandas]'") from None
+        rows = []
+        for job in self.jobs(status=status, experiment=experiment, tag=tag, sweep_id=sweep_id, limit=limit, q=q, include_params=True):
+            row = {"id": job["id"], "name": job["name"], "experiment": job["experiment"], "status": job["status"],
+                   "sweep_id": job["sweep_id"], "step": job["progress"]["step"], "total_steps": job["progress"]["total_steps"],
+                   "created_at": job["created_at"], "started_at": job["started_at"], "finished_at": job["finished_at"]}
+            row.update({f"params.{k}": v for k, v in (job.get("params") or {}).items()})
+            row.update({f"summary.{k}": v for k, v in (job["summary"] or {}).items() if not isinstance(v, (dict, list))})
+            row.update({f"tags.{k}": v for k, v in job["tags"].items()})
+            rows.append(row)
+        frame = pd.DataFrame(rows, columns=None if rows else ["id", "name", "experiment", "status"])
+        for column in ("created_at", "started_at", "finished_at"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        if "finished_at" in frame:
+            frame["duration_s"] = (frame["finished_at"] - frame["started_at"]).dt.total_seconds()
+        return frame.set_index("id")
+
     def cancel(self, job_id: int) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/jobs/{job_id}/cancel")
+
+    def update(self, job_id: int, *, name: str | None = None, clear_name: bool = False,
+               tags: dict[str, str | None] | None = None) -> dict[str, Any]:
+        """Rename (`clear_name` removes the name) or retag a job (a None tag value removes the tag)."""
+        body: dict[str, Any] = {"tags": tags or {}}
+        if name is not None or clear_name:
+            body["name"] = name
+        return self._json("PATCH", f"/api/v1/jobs/{job_id}", json=body)
+
+    def delete(self, job_id: int) -> None:
+        """Delete a job and everything it recorded (a running one stops); its MLflow run is deleted too."""
+        self._request("DELETE", f"/api/v1/jobs/{job_id}")
+
+    def clone(self, job_id: int, changes: dict[str, Any] | None = None, idempotency_key: str | None = None,
+              **meta: Any) -> dict[str, Any]:
+        """A new job from this one's spec with `changes` by dotted path ({"optimizer.lr": 0.5}); `name`,
+        `experiment`, `tags`, `time_limits` default to the original's (the name to none)."""
+        return self._json("POST", f"/api/v1/jobs/{job_id}/clone", json={"set": changes or {}, **meta},
+                          headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
+
+    # -- experiments ------------------------------------------------------------------------------
+    def experiments(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/api/v1/experiments")["experiments"]
+
+    def archive(self, experiment: str) -> dict[str, Any]:
+        """Archive the experiment's ended jobs (hidden from lists; their MLflow runs deleted until restored)."""
+        return self._json("POST", f"/api/v1/experiments/{quote(experiment, safe='')}/archive")
+
+    def restore(self, experiment: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/experiments/{quote(experiment, safe='')}/restore")
 
     def metrics(self, job_id: int, keys: list[str] | str | None = None, max_points: int | None = None,
                 start: int | None = None, end: int | None = None) -> Metrics:
@@ -161,6 +220,23 @@ class Client:
     def model(self, job_id: int) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/jobs/{job_id}/model")
 
+    def save_model(self, job_id: int, path: str | Path) -> Path:
+        """The trained model as a NumPy `.npz` (`weights_0`, `biases_0`, ..., `input_mean`/`input_std` when
+        standardised, `layers_json`), loadable with `np.load(path)`, no pickle (needs numpy)."""
+        try:
+            import numpy as np
+        except ImportError:
+            raise ImportError("saving a model as .npz needs numpy: pip install 'bplab-client[npz]'") from None
+        model = self.model(job_id)
+        arrays = {f"weights_{i}": np.array(w, dtype=float) for i, w in enumerate(model["weights"])}
+        arrays.update({f"biases_{i}": np.array(b, dtype=float) for i, b in enumerate(model["biases"])})
+        arrays.update({k: np.array(model[k], dtype=float) for k in ("input_mean", "input_std") if model.get(k) is not None})
+        arrays["layers_json"] = np.array(json.dumps(model["layers"]))
+        path = Path(path)
+        with path.open("wb") as out:
+            np.savez(out, **arrays)
+        return path
+
     def predict(self, job_id: int, X: list[list[float]]) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/jobs/{job_id}/predict", json={"X": X})
 
@@ -189,6 +265,17 @@ class Client:
         Retried safely, like `submit`."""
         return self._json("POST", "/api/v1/sweeps", json=request, headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
 
+    def sweeps(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Sweeps, newest first, with their progress."""
+        out, cursor = [], None
+        while len(out) < limit:
+            page = self._json("GET", "/api/v1/sweeps", params={"limit": min(500, limit - len(out)), **({"cursor": cursor} if cursor else {})})
+            out += page["sweeps"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        return out
+
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/sweeps/{sweep_id}")
 
@@ -205,8 +292,7 @@ class Client:
         return self._json("POST", f"/api/v1/sweeps/{sweep_id}/cancel")
 
     def wait_sweep(self, sweep_id: int, progress: bool | None = None, poll: float = 1.0) -> dict[str, Any]:
-        show = sys.stderr.isatty() if progress is None else progress
-        bar = ProgressBar(sys.stderr) if show else None
+        bar = progress_for(progress)
         while True:
             sweep = self.get_sweep(sweep_id)
             done = sum(n for s, n in sweep["progress"]["by_state"].items() if s in TERMINAL)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json, request, url_for
+from flask import Flask, Response, current_app, json, request, url_for
 from sqlalchemy.exc import InterfaceError, OperationalError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from .problems import BY_STATUS, PROBLEMS
 
@@ -47,6 +47,20 @@ def problem(status: int, kind: str, detail: str, headers: dict[str, str] | None 
     return response
 
 
+def _exists(methods: list[str]) -> bool:
+    """Whether the request's path names a resource under some method (a rule whose converters accept it)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in methods:
+        if method in ("HEAD", "OPTIONS"):
+            continue
+        try:
+            adapter.match(request.path, method=method)
+            return True
+        except HTTPException:
+            continue
+    return False
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -60,6 +74,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        if isinstance(exc, MethodNotAllowed) and not _exists(exc.valid_methods or []):
+            # /jobs/0 names nothing under any method: werkzeug's 405 only says another method's rule has that shape
+            exc = NotFound()
         code = exc.code or 500
         headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else {}
         headers.update(getattr(exc, "retry_headers", None) or {})

@@ -38,6 +38,8 @@ PROBLEMS: dict[str, ProblemKind] = {
     "already-ended": ProblemKind(409, "Already ended", "The job or sweep already reached a final state; `status_now` says which."),
     "idempotency-key-reused": ProblemKind(409, "Idempotency-Key reused", "The key was used before with a different request; send a new "
                                           "key with a new request."),
+    "sweep-running": ProblemKind(409, "Sweep still running", "The job belongs to a sweep that is still running (`sweep_id`); "
+                                 "cancel the sweep or let it finish first."),
     "no-model": ProblemKind(409, "No model yet", "The trained model is stored when the job ends; wait for it (`status_now`)."),
     "unusable-model": ProblemKind(409, "Model unusable", "The job's final weights are not finite (it diverged), so its outputs would "
                                   "mean nothing. Train again with a smaller learning rate or gradient clipping."),

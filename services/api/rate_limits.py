@@ -15,7 +15,7 @@ from .auth import owner
 from .errors import problem
 
 # The views that count as submissions; jobs and sweeps share one budget per owner.
-SUBMISSIONS = ("jobs.submit_job", "sweeps.create_sweep")
+SUBMISSIONS = ("jobs.submit_job", "jobs.clone_job", "sweeps.create_sweep")
 
 
 def init_limits(app: Flask) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, url_for
 
+from services.run_params import spec_params
 from services.store.models import Job as JobRow
 from services.store.models import Sweep as SweepRow
 from services.sweeps.leaderboard import leaderboard
@@ -23,22 +24,23 @@ def mlflow_run_url(job: JobRow) -> str | None:
 def job_links(job_id: int) -> JobLinks:
     endpoints = {"self_": "jobs.get_job", "spec": "jobs.get_job_spec", "metrics": "metrics.get_metrics",
                  "metric_keys": "metrics.get_metric_keys", "events": "events.job_events", "model": "trained_model.get_model",
-                 "predict": "trained_model.predict", "cancel": "jobs.cancel_job", "gradients": "recorded_steps.get_gradients",
+                 "predict": "trained_model.predict", "cancel": "jobs.cancel_job", "clone": "jobs.clone_job",
+                 "gradients": "recorded_steps.get_gradients",
                  "trace": "recorded_steps.get_trace"}
     return JobLinks(**{name: url_for(endpoint, job_id=job_id) for name, endpoint in endpoints.items()})
 
 
-def job_model(job: JobRow, with_spec: bool = False) -> Job:
+def job_model(job: JobRow, with_spec: bool = False, with_params: bool = False) -> Job:
     fraction = job.step / job.total_steps if job.total_steps else 0.0
     return Job(
         id=job.id, name=job.name, experiment=job.experiment, tags={t.key: t.value for t in job.tags}, sweep_id=job.sweep_id,
         status=job.status, attempt=job.attempt, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
         progress=Progress(step=job.step, total_steps=job.total_steps, fraction=round(fraction, 6), loss=job.last_loss),
         n_params=job.n_params, time_limits=JobTimeLimits(soft_seconds=job.soft_time_limit, hard_seconds=job.hard_time_limit),
-        summary=job.summary, error=job.error, cancel_requested=job.cancel_requested,
+        summary=job.summary, error=job.error, cancel_requested=job.cancel_requested, archived=job.archived,
         mlflow=MlflowMirror(experiment_id=job.mlflow_experiment_id, run_id=job.mlflow_run_id, run_url=mlflow_run_url(job),
                             state=job.mirror_state, error=job.mirror_error, points=job.mirror_points),
-        links=job_links(job.id), spec=job.spec if with_spec else None,
+        links=job_links(job.id), spec=job.spec if with_spec else None, params=spec_params(job.spec) if with_params else None,
     )
 
 

@@ -58,6 +58,7 @@ class JobFilter:
     sweep_id: int | None = None
     owner: str | None = None
     name_contains: str | None = None  # case-insensitive
+    archived: bool | None = False  # None: archived or not
 
 
 def list_jobs(session: Session, flt: JobFilter, limit: int, before_id: int | None = None) -> list[Job]:
@@ -67,6 +68,8 @@ def list_jobs(session: Session, flt: JobFilter, limit: int, before_id: int | Non
         query = query.where(Job.owner == flt.owner)
     if flt.status:
         query = query.where(Job.status == flt.status)
+    if flt.archived is not None:
+        query = query.where(Job.archived == flt.archived)
     if flt.experiment:
         query = query.where(Job.experiment == flt.experiment)
     if flt.sweep_id is not None:

@@ -7,6 +7,7 @@ A chunk holds up to CHUNK_POINTS consecutive points of one key; its steps are '<
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,10 +101,12 @@ def count(session: Session, job_id: int, wanted: list[str] | None = None, start:
     return {key: int(n) for key, n in session.execute(query)}
 
 
-def last_points(session: Session, job_id: int) -> dict[str, tuple[int, float]]:
-    """The last recorded (step, value) of every key."""
-    last = (select(MetricChunk.key, func.max(MetricChunk.chunk).label("chunk")).where(MetricChunk.job_id == job_id)
-            .group_by(MetricChunk.key).subquery())
+def last_points(session: Session, job_id: int, keys: Sequence[str] | None = None) -> dict[str, tuple[int, float]]:
+    """The last recorded (step, value) of every key (or of `keys`)."""
+    last = select(MetricChunk.key, func.max(MetricChunk.chunk).label("chunk")).where(MetricChunk.job_id == job_id)
+    if keys is not None:
+        last = last.where(MetricChunk.key.in_(keys))
+    last = last.group_by(MetricChunk.key).subquery()
     rows = session.execute(select(MetricChunk.key, MetricChunk.steps, MetricChunk.values).join(
         last, (MetricChunk.key == last.c.key) & (MetricChunk.chunk == last.c.chunk)).where(MetricChunk.job_id == job_id))
     return {key: (int(np.frombuffer(steps, "<i4")[-1]), float(np.frombuffer(values, "<f8")[-1])) for key, steps, values in rows}

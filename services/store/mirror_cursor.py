@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import locks
@@ -41,7 +41,8 @@ def claim_behind(session: Session, token: str, limit: int) -> list[int]:
     now = utcnow()
     free = or_(Job.mirror_lock.is_(None), Job.mirror_lock_until < now)
     running_last = case((Job.status == JobStatus.running, 1), else_=0)
-    ids = list(session.scalars(select(Job.id).where(Job.mirror_state == MirrorState.pending, Job.status != JobStatus.queued, free)
+    behind = or_(Job.mirror_state == MirrorState.pending, and_(Job.mirror_state == MirrorState.synced, Job.mirror_meta_stale))
+    ids = list(session.scalars(select(Job.id).where(behind, Job.status != JobStatus.queued, free)
                                .order_by(running_last, Job.id).limit(limit)))
     if not ids:
         return []

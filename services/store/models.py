@@ -12,7 +12,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .columns import UTCDateTime, enum_column, utcnow
@@ -110,6 +110,10 @@ class Job(Base):
     mirror_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     mirror_lock: Mapped[str | None] = mapped_column(String(36))
     mirror_lock_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the name, tags or archived flag changed after the run was written: the mirror sends them again.
+    mirror_meta_stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Hidden from lists (and the run deleted in MLflow, restorably) until restored with its experiment.
+    archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
 
     tags: Mapped[list[JobTag]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="JobTag.key")
     payload: Mapped[JobPayload] = relationship(cascade="all, delete-orphan", lazy="select", uselist=False)
@@ -262,3 +266,11 @@ class Sweep(Base):
     mirror_error: Mapped[str | None] = mapped_column(String(2000))
     mirror_lock: Mapped[str | None] = mapped_column(String(36))
     mirror_lock_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MlflowDeletion(Base):
+    """The MLflow run of a deleted job, for the MLflow worker to delete (the job's row is gone)."""
+
+    __tablename__ = "mlflow_deletions"
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,7 +4,7 @@ at once cannot both take the last room, and the check costs the same however man
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from .models import OwnerUsage
@@ -22,3 +22,11 @@ def reserve(session: Session, owner: str, nbytes: int, limit: int) -> bool:
     done = session.execute(update(OwnerUsage).where(OwnerUsage.owner == owner, OwnerUsage.reserved_bytes + nbytes <= limit)
                            .values(reserved_bytes=OwnerUsage.reserved_bytes + nbytes), execution_options={"synchronize_session": False})
     return done.rowcount == 1
+
+
+def release(session: Session, owner: str, nbytes: int) -> None:
+    """Give `nbytes` back (a deleted job's reservation)."""
+    session.execute(update(OwnerUsage).where(OwnerUsage.owner == owner)
+                    .values(reserved_bytes=func.greatest(OwnerUsage.reserved_bytes - nbytes, 0)
+                            if session.get_bind().dialect.name == "postgresql" else func.max(OwnerUsage.reserved_bytes - nbytes, 0)),
+                    execution_options={"synchronize_session": False})

@@ -111,14 +111,15 @@ def parse_request(body: Any) -> SweepRequest:
     return request
 
 
-def set_path(spec: dict, path: str, value: Any) -> dict:
+def set_path(spec: dict, path: str, value: Any, where: str = "space") -> dict:
     """A copy of `spec` with the field at `path` (`optimizer.lr`, `model.layers[0].units`) set. Only
-    the containers on the path are copied: the rest (a large inline dataset, say) is shared."""
+    the containers on the path are copied: the rest (a large inline dataset, say) is shared. Errors
+    name the field as `<where>.<path>`."""
     steps: list[Any] = []
     for part in path.split("."):
         match = PATH_PART.fullmatch(part)
         if match is None:
-            raise SpecError([(f"space.{path}", f"{part!r} is not a field name")])
+            raise SpecError([(f"{where}.{path}", f"{part!r} is not a field name")])
         steps.append(match.group(1))
         steps += [int(i) for i in re.findall(r"\[(\d+)\]", match.group(2))]
     out = copy.copy(spec)
@@ -127,9 +128,9 @@ def set_path(spec: dict, path: str, value: Any) -> dict:
         try:
             child = target[step] if isinstance(step, int) else target.get(step, {})
         except (IndexError, KeyError, TypeError, AttributeError):
-            raise SpecError([(f"space.{path}", f"the base spec has no {step!r} here")]) from None
+            raise SpecError([(f"{where}.{path}", f"the base spec has no {step!r} here")]) from None
         if not isinstance(child, (dict, list)) or (isinstance(following, int) != isinstance(child, list)):
-            raise SpecError([(f"space.{path}", f"the base spec has no {following!r} under {step!r}")])
+            raise SpecError([(f"{where}.{path}", f"the base spec has no {following!r} under {step!r}")])
         child = copy.copy(child)
         target[step] = child
         target = child
@@ -137,7 +138,7 @@ def set_path(spec: dict, path: str, value: Any) -> dict:
     try:
         target[last] = value
     except (IndexError, TypeError):
-        raise SpecError([(f"space.{path}", f"the base spec has no {last!r} here")]) from None
+        raise SpecError([(f"{where}.{path}", f"the base spec has no {last!r} here")]) from None
     return out
 
 

@@ -69,6 +69,13 @@ def test_one_owner_cannot_list_read_cancel_or_predict_with_anothers_jobs(auth_ap
                 assert response.json()["detail"] == f"no job {job_id}"  # the same answer as for a job that does not exist
             assert bob.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 404
             assert bob.post(f"/api/v1/jobs/{job_id}/predict", json={"X": [[0, 0]]}).status_code == 404
+            assert bob.patch(f"/api/v1/jobs/{job_id}", json={"name": "mine"}).status_code == 404
+            assert bob.post(f"/api/v1/jobs/{job_id}/clone", json={}).status_code == 404
+            assert bob.delete(f"/api/v1/jobs/{job_id}").status_code == 404
+        experiment = alice.get(f"/api/v1/jobs/{done['id']}").json()["experiment"]
+        assert bob.post(f"/api/v1/experiments/{experiment}/archive").status_code == 404
+        assert experiment not in [e["name"] for e in bob.get("/api/v1/experiments").json()["experiments"]]
+        assert alice.get(f"/api/v1/jobs/{done['id']}").json()["archived"] is False
         assert bob.get("/api/v1/jobs").json()["jobs"] == []
         assert bob.get(f"/api/v1/jobs/{done['id']}/diff/{done['id']}").status_code == 404
         # the owner, from any of its tokens, sees and controls them

@@ -84,3 +84,53 @@ def test_global_options_are_taken_anywhere_on_the_line(stack, spec_file):
     assert json.loads(before.stdout)["id"] == job["id"]
     listed = bplab(stack.url, "ls", "--limit", "1").stdout  # without --json: a line for people
     assert listed.split()[0] == str(job["id"]) and not listed.lstrip().startswith("[")
+
+
+def test_every_capability_has_a_command(stack, spec_file, tmp_path):
+    import numpy as np
+
+    job = json.loads(bplab(stack.url, "--json", "submit", spec_file, "--name", "cli-seed", "--tag", "team=lab", "--wait").stdout)
+    job_id = str(job["id"])
+    clone = bplab(stack.url, "clone", job_id, "--set", "optimizer.lr=0.5", "--name", "cli-clone", "--wait", "--json")
+    assert clone.returncode == 0, clone.stderr
+    clone = json.loads(clone.stdout)
+    assert clone["name"] == "cli-clone" and clone["tags"] == {"team": "lab", "cloned_from": job_id}
+    diff = bplab(stack.url, "diff", job_id, str(clone["id"]))
+    assert diff.returncode == 0, diff.stderr
+    assert diff.stdout.splitlines()[0] == "lr: 0.1 -> 0.5" and "part at step 0" in diff.stdout
+    assert json.loads(bplab(stack.url, "--json", "diff", job_id, str(clone["id"])).stdout)["spec_differences"]["lr"] == {"a": 0.1, "b": 0.5}
+    predicted = bplab(stack.url, "predict", job_id, "--rows", "[[0.5, 0.1]]")
+    assert predicted.returncode == 0 and predicted.stdout.startswith("[0.5, 0.1] -> [")
+    assert bplab(stack.url, "predict", job_id, "--rows", "0.5").returncode == 2
+    saved = bplab(stack.url, "model", job_id, "-o", str(tmp_path / "m.npz"))
+    assert saved.returncode == 0, saved.stderr
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as arrays:
+        with Client(stack.url) as client:
+            assert arrays["weights_1"].tolist() == client.model(job["id"])["weights"][1]
+        assert json.loads(str(arrays["layers_json"]))[0] == {"units": 2, "activation": "relu"}
+    tagged = bplab(stack.url, "tag", job_id, "stage=done", "--remove", "team")
+    assert tagged.returncode == 0 and tagged.stdout.strip() == f"job {job_id} tags: stage=done"
+    assert "cli-renamed" in bplab(stack.url, "rename", job_id, "cli-renamed").stdout
+    assert bplab(stack.url, "tag", job_id).returncode == 2
+    experiments = json.loads(bplab(stack.url, "experiments", "--json").stdout)
+    assert any(e["name"] == "default" for e in experiments)
+    assert bplab(stack.url, "delete", str(clone["id"])).stdout.strip() == f"deleted job {clone['id']}"
+    assert bplab(stack.url, "delete", str(clone["id"])).returncode == 3
+    assert bplab(stack.url, "diff", job_id, str(clone["id"])).returncode == 3
+
+
+def test_sweep_commands(stack, tmp_path):
+    sweep_file = tmp_path / "sweep.json"
+    sweep_file.write_text(json.dumps({"name": "cli-sweeps", "base": moons(epochs=5000), "space": {"optimizer.lr": [0.01, 0.1, 1.0]},
+                                      "max_parallel": 1}))
+    sweep_id = json.loads(bplab(stack.url, "--json", "sweep", str(sweep_file)).stdout)["id"]
+    listed = bplab(stack.url, "sweeps")
+    assert listed.returncode == 0 and listed.stdout.split()[0] == str(sweep_id)
+    assert json.loads(bplab(stack.url, "sweeps", "list", "--json").stdout)[0]["id"] == sweep_id
+    cancelled = bplab(stack.url, "sweeps", "cancel", str(sweep_id))
+    assert cancelled.returncode == 0 and cancelled.stdout.strip() == f"sweep {sweep_id}: cancelled"
+    assert bplab(stack.url, "sweeps", "cancel", str(sweep_id)).returncode == 5
+    shown = bplab(stack.url, "sweeps", "show", str(sweep_id))
+    assert shown.returncode == 0 and shown.stdout.startswith(f"sweep {sweep_id} cli-sweeps (cancelled)")
+    assert bplab(stack.url, "sweeps", "importance", str(sweep_id)).returncode == 5  # not enough finished points: a conflict
+    assert bplab(stack.url, "sweeps", "show", "999999").returncode == 3

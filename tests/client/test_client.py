@@ -76,3 +76,35 @@ def test_a_sweep_of_30_jobs_with_seeds_and_its_leaderboard(client):
     assert expected == sorted(expected)  # best first
     assert client.leaderboard(sweep["id"]) == done["leaderboard"]
     assert set(client.importance(sweep["id"])) == {"optimizer.lr", "batch_size"}
+
+    frame = client.jobs_frame(sweep_id=sweep["id"])  # the sweep as a table, as mlflow.search_runs gives one
+    assert len(frame) == 30 and frame.index.name == "id" and (frame["status"] == "succeeded").all()
+    assert sorted(frame["params.lr"].unique()) == [0.003, 0.01, 0.03, 0.1, 0.3]
+    assert set(frame["params.batch_size"]) == {5, "full"} and set(frame["params.seed"]) == {1, 2, 3}
+    assert "params.optimizer.lr" not in frame.columns and (frame["params.architecture"] == "2-8(relu)-1(sigmoid)").all()
+    best = frame.groupby(["params.lr", "params.batch_size"])["summary.final_val_loss"].mean().min()
+    assert best == pytest.approx(done["leaderboard"][0]["objective_mean"], rel=1e-12)
+    assert (frame["duration_s"] > 0).all() and str(frame["finished_at"].dt.tz) == "UTC"
+    assert client.sweeps(limit=5)[0]["id"] == sweep["id"]
+
+
+def test_housekeeping_from_the_client(client):
+    experiment = f"keep-{free_port()}"
+    job = client.submit(moons(epochs=1), name="keep", experiment=experiment, tags={"a": "1"})
+    client.wait(job["id"], progress=False, timeout=60)
+    assert client.update(job["id"], name="kept", tags={"a": None, "b": "2"})["tags"] == {"b": "2"}
+    clone = client.clone(job["id"], {"optimizer.lr": 0.5, "epochs": 2}, name="faster")
+    done = client.wait(clone["id"], progress=False, timeout=60)
+    assert done["status"] == "succeeded" and done["tags"] == {"b": "2", "cloned_from": str(job["id"])}
+    assert client.spec(clone["id"])["optimizer"]["lr"] == 0.5
+    with pytest.raises(ValidationFailed) as refused:
+        client.clone(job["id"], {"optimizer.lr": "fast"})
+    assert refused.value.field == "set.optimizer.lr"
+    assert client.archive(experiment) == {"experiment": experiment, "changed": 2, "not_ended": 0}
+    assert client.jobs(experiment=experiment) == [] and len(client.jobs(experiment=experiment, archived=True)) == 2
+    assert client.restore(experiment)["changed"] == 2
+    assert next(e for e in client.experiments() if e["name"] == experiment)["jobs"] == 2
+    client.delete(clone["id"])
+    with pytest.raises(NotFound):
+        client.get(clone["id"])
+    assert [j["id"] for j in client.jobs(experiment=experiment)] == [job["id"]]

@@ -36,3 +36,31 @@ def test_eta_counts_from_running_and_ends_with_the_job():
     assert "ETA" not in out.getvalue().split("\r")[-1] and "cancelled" in out.getvalue().split("\r")[-1]
     bar.close()
     assert out.getvalue().endswith("\n")
+
+
+def test_tqdm_starts_when_the_job_runs_and_ends_with_its_state():
+    from functools import partial
+
+    from tqdm import tqdm
+
+    from bplab.progress import TqdmProgress
+
+    out = io.StringIO()
+    bar = TqdmProgress(partial(tqdm, file=out, mininterval=0))
+    bar.update(0, 100, None, "queued")
+    assert out.getvalue() == ""  # no bar (and no rate) while queued
+    bar.update(10, 100, 0.7, "running")
+    bar.update(40, 100, 0.5, "running")
+    bar.update(40, 100, 0.5, "cancelled")
+    bar.close()
+    last = out.getvalue().split("\r")[-1]
+    assert "40/100" in last and "cancelled loss 0.5" in last
+
+
+def test_where_progress_goes():
+    from bplab.progress import ProgressBar, in_notebook, progress_for
+
+    assert not in_notebook()  # pytest is no Jupyter kernel
+    assert progress_for(None, io.StringIO()) is None  # a log or a pipe: nothing
+    assert progress_for(False, Terminal()) is None
+    assert isinstance(progress_for(None, Terminal()), ProgressBar)

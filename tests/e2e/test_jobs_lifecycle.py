@@ -157,8 +157,14 @@ def test_events_stream_status_and_progress_until_the_end(api):
     kinds = [e for e, _ in events]
     assert kinds[-1] == "end" and events[-1][1]["status"] == "succeeded"
     assert "status" in kinds and "progress" in kinds
-    steps = [d["step"] for e, d in events if e == "progress"]
+    progress = [d for e, d in events if e == "progress"]
+    steps = [d["step"] for d in progress]
     assert steps == sorted(steps) and steps[-1] == 160
+    last = progress[-1]  # 8 steps an epoch: the epoch and its figures, as the metrics hold them
+    assert last["epoch"] == 20 and last["epochs"] == 20 and all(d["epoch"] == d["step"] // 8 for d in progress)
+    val_loss = api.get(f"/api/v1/jobs/{job['id']}/metrics", params={"keys": "val_loss,train_accuracy"}).json()
+    assert last["val_loss"] == val_loss["val_loss"]["values"][-1] and last["train_accuracy"] == val_loss["train_accuracy"]["values"][-1]
+    assert all(d["val_loss"] is None for d in progress if d["epoch"] == 0)
 
 
 def test_model_before_the_end_is_a_conflict(api):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from pathlib import Path
 
@@ -32,7 +33,10 @@ def test_job_run_holds_the_same_points_params_and_tags(mlflow_api, mlflow_server
     assert params["loss"] == "bce" and params["architecture"] == "2-8(relu)-1(sigmoid)" and params["hidden_layers"] == "1"
     assert params["init"] == "he_normal" and params["seed"] == "1" and params["dtype"] == "float64"
     assert params["dataset"] == "moons" and params["n_params"] == str(job["n_params"]) == "33"
-    assert params["data.validation_split"] == "0.2" and params["model.layers.0.units"] == "8" and params["optimizer.betas"] == "[0.9, 0.999]"
+    assert params["validation_split"] == "0.2" and params["layers.0.units"] == "8" and params["betas"] == "[0.9, 0.999]"
+    assert params["log10_lr"] == f"{math.log10(0.02):.6g}"
+    assert not [name for name in params if name.startswith(("optimizer.", "model.", "data."))]  # one name per field
+    assert run.data.tags["job_name"] == "moons-adam"
     tags = run.data.tags
     assert tags["job_id"] == str(job["id"]) and tags["status"] == "succeeded" and tags["team"] == "lab"
     assert tags["job_url"] == f"http://bplab.example:8000/api/v1/jobs/{job['id']}"
@@ -64,6 +68,43 @@ def test_full_gradients_and_traces_become_artifacts(mlflow_api, mlflow_server):
     assert [a.path for a in client.list_artifacts(run_id, "trace")] == ["trace/step_0.json"]
     assert client.get_run(run_id).data.params["dataset"] == "inline(1x2)"
     assert client.get_run(run_id).data.params["init"] == "explicit"
+
+
+def test_a_sweep_reads_back_from_search_runs_ready_to_compare(mlflow_api, mlflow_server):
+    """The README's lr x batch sweep as a user compares it: run names say what varies, one column per
+    param, log10_lr spreads the rates, and every run has the inputs of a parallel-coordinates plot."""
+    experiment = f"compare-{uuid.uuid4().hex[:6]}"
+    body = {"name": "lr-x-batch", "experiment": experiment, "base": moons(epochs=2), "strategy": "grid",
+            "space": {"optimizer.lr": [0.001, 0.1], "batch_size": [1, "full"]}, "seeds": 2, "max_parallel": 8}
+    sweep = mlflow_api.post("/api/v1/sweeps", json=body).json()
+    done = wait_sweep(mlflow_api, sweep["id"])
+    for row in done["leaderboard"]:
+        for job_id in row["jobs"]:
+            wait_mirror(mlflow_api, job_id)
+    mlflow.set_tracking_uri(mlflow_server.url)
+    runs = mlflow.search_runs(experiment_names=[experiment], filter_string=f"tags.sweep_id = '{sweep['id']}'")
+    runs = runs[runs["tags.job_id"].notna()]  # the sweep's parent run aside
+    assert len(runs) == 8
+    expected = {f"lr={lr:g} batch={batch} seed={seed}" for lr in (0.001, 0.1) for batch in (1, "full") for seed in (1, 2)}
+    assert set(runs["tags.mlflow.runName"]) == expected
+    assert {float(v) for v in runs["params.log10_lr"]} == {-3.0, -1.0}
+    assert set(runs["params.batch_size"]) == {"1", "full"} and "params.optimizer.lr" not in runs.columns
+    for column in ("params.lr", "params.log10_lr", "params.batch_size", "params.seed", "metrics.summary/model_val_loss",
+                   "metrics.val_loss"):
+        assert runs[column].notna().all(), column
+    names = [c for c in runs.columns if c.startswith("params.")]
+    assert len(names) == len(set(names))
+
+
+def test_jobs_without_an_experiment_go_to_mlflows_default(mlflow_api, mlflow_server):
+    job = mlflow_api.post("/api/v1/jobs", json=moons(epochs=1)).json()
+    assert job["experiment"] == "default"
+    wait_status(mlflow_api, job["id"], {"succeeded"})
+    info = wait_mirror(mlflow_api, job["id"])["mlflow"]
+    client = MlflowClient(mlflow_server.url)
+    assert info["experiment_id"] == "0" and client.get_experiment("0").name == "Default"
+    assert client.get_experiment_by_name("default") is None
+    assert client.get_run(info["run_id"]).info.run_name == "lr=0.02 batch=10 seed=1"
 
 
 def test_a_sweep_of_jobs_is_one_row_per_job_in_search_runs(mlflow_api, mlflow_server):

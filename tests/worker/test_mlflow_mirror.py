@@ -107,3 +107,50 @@ def test_a_sweep_run_left_unfinished_by_an_outage_is_finished_by_the_backfill(da
         sweep = s.get(Sweep, sweep_id)
     assert sweep.mirror_state is MirrorState.synced and sweep.mirror_error is None
     assert MlflowClient(mlflow_server.url).get_run(sweep.mlflow_parent_run_id).info.status == "KILLED"
+
+
+@both_databases
+def test_renames_retags_archives_and_deletions_reach_the_run(database_url, mlflow_server):
+    from services.store import housekeeping
+
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    settings = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url)
+    experiment = f"kept-{free_port()}"
+    with sessions.begin() as s:
+        job_id = jobs.create_job(s, moons(), total_steps=40, n_params=33, name="before", experiment=experiment,
+                                 tags={"team": "lab", "gone": "soon"}).id
+    with sessions.begin() as s:
+        lease = jobs.claim(s, job_id)
+    with sessions.begin() as s:
+        jobs.finish(s, job_id, lease, JobStatus.cancelled, error={"reason": "cancelled"})
+    assert mirror_pass(settings) == {job_id: "synced"}
+    client = MlflowClient(mlflow_server.url)
+    with sessions() as s:
+        run_id = s.get(Job, job_id).mlflow_run_id
+    assert client.get_run(run_id).info.run_name == "before"
+
+    with sessions.begin() as s:
+        housekeeping.set_metadata(s, s.get(Job, job_id), name="after", tags={"gone": None, "team": "ml", "new": "1"})
+    assert mirror_pass(settings) == {job_id: "synced"}
+    run = client.get_run(run_id)
+    assert run.info.run_name == "after" and run.data.tags["job_name"] == "after"
+    assert run.data.tags["team"] == "ml" and run.data.tags["new"] == "1" and "gone" not in run.data.tags
+    assert run.info.status == "KILLED"  # the run's status and points are as they were
+    assert mirror_pass(settings) == {}
+
+    with sessions.begin() as s:
+        assert housekeeping.set_archived(s, "local", experiment, True) == (1, 0)
+    assert mirror_pass(settings) == {job_id: "synced"}
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"
+    with sessions.begin() as s:
+        housekeeping.set_archived(s, "local", experiment, False)
+    mirror_pass(settings)
+    assert client.get_run(run_id).info.lifecycle_stage == "active"
+
+    with sessions.begin() as s:
+        housekeeping.delete_job(s, s.get(Job, job_id))
+    mirror_pass(settings)
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"
+    with sessions() as s:
+        assert housekeeping.pending_deletions(s, 10) == []

@@ -29,11 +29,12 @@ from mlflow.exceptions import MlflowException
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.public_errors import describe
+from services.run_params import log_scale_params
 from services.settings import Settings
-from services.store import metrics, mirror_cursor
+from services.store import housekeeping, metrics, mirror_cursor
 from services.store.columns import utcnow
 from services.store.db import session_factory
-from services.store.models import TERMINAL, Job, JobStatus, MirrorState
+from services.store.models import TERMINAL, Job, JobStatus, MirrorState, Sweep
 
 from .run_content import EPOCH_KEYS, created_ms, job_key, run_params, run_tags, strides, write_artifacts
 from .sweep_runs import SweepRunBusy, ensure_sweep_run, experiment_id, finish_pending_sweeps, forget_experiments
@@ -85,6 +86,7 @@ def mirror_pass(settings: Settings, batch: int = BATCH_JOBS, seconds: float = PA
             if not ended:  # only running jobs left: their next points come with the next pass
                 break
         finish_pending_sweeps(settings)
+        delete_runs(settings)
     except MlflowDown:
         pass
     return done
@@ -149,15 +151,26 @@ def _mirror_one(sessions: sessionmaker[Session], client: MlflowClient, job_id: i
 def _mirror(sessions: sessionmaker[Session], client: MlflowClient, job_id: int, token: str, settings: Settings) -> MirrorState:
     with sessions() as session:
         job = session.get(Job, job_id)
+        if job is None:  # deleted since it was claimed
+            return MirrorState.synced
         if job.mlflow_run_id is None:
             experiment, run_id = _ensure_run(client, sessions, job, token, settings)
             with sessions.begin() as writer:
-                mirror_cursor.save(writer, job_id, token, mlflow_experiment_id=experiment, mlflow_run_id=run_id)
+                stored = mirror_cursor.save(writer, job_id, token, mlflow_experiment_id=experiment, mlflow_run_id=run_id)
+            if not stored and session.get(Job, job_id, populate_existing=True) is None:  # deleted while its run was made
+                client.delete_run(run_id)
+                return MirrorState.synced
             session.refresh(job)
+        if job.mirror_state is MirrorState.synced:  # only its name, tags or archived flag changed
+            _send_metadata(client, sessions, job, token, settings)
+            return MirrorState.synced
         ended = job.status in TERMINAL
+        if job.mirror_meta_stale and not ended:  # renamed or retagged while it trains
+            _send_metadata(client, sessions, job, token, settings)
         cursor = dict(job.mirror_cursor or {})
         sent = job.mirror_points
-        params = [Param(k, v) for k, v in run_params(job).items()] if sent == 0 else []  # re-sending the same value is harmless
+        # re-sending the same value is harmless
+        params = [Param(k, v) for k, v in run_params(job, _log_names(session, job)).items()] if sent == 0 else []
         points, marks, advanced = _points_to_send(session, job, cursor, ended, settings)
         extra_metrics, tags = _final_status(session, job) if ended else ([], [])
     metrics_out = points + extra_metrics
@@ -176,8 +189,59 @@ def _mirror(sessions: sessionmaker[Session], client: MlflowClient, job_id: int, 
     if not ended:
         return MirrorState.pending
     with sessions() as session:
-        _finish_run(client, session, session.get(Job, job_id))
+        job = session.get(Job, job_id)
+        _finish_run(client, session, job)
+        if job.mirror_meta_stale:
+            _send_metadata(client, sessions, job, token, settings)
     return MirrorState.synced
+
+
+SYSTEM_TAGS = frozenset({"job_id", "job_key", "job_name", "job_url", "status", "error", "sweep_id"})
+
+
+def _send_metadata(client: MlflowClient, sessions: sessionmaker[Session], job: Job, token: str, settings: Settings) -> None:
+    """The job's name and tags as they are now (tags removed from the job are removed from the run),
+    and the run deleted while the job is archived, restored when it is not (MLflow's soft delete)."""
+    run = client.get_run(job.mlflow_run_id)
+    if run.info.lifecycle_stage == "deleted":
+        client.restore_run(job.mlflow_run_id)  # a deleted run takes no tags
+    tags = run_tags(job, settings)
+    for key in run.data.tags:
+        if key not in tags and key not in SYSTEM_TAGS and not key.startswith("mlflow."):
+            client.delete_tag(job.mlflow_run_id, key)
+    if "job_name" in run.data.tags and not job.name:
+        client.delete_tag(job.mlflow_run_id, "job_name")
+    client.log_batch(job.mlflow_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    if job.archived:
+        client.delete_run(job.mlflow_run_id)
+    with sessions.begin() as writer:
+        mirror_cursor.save(writer, job.id, token, mirror_meta_stale=False)
+
+
+def delete_runs(settings: Settings, limit: int = 100) -> int:
+    """Delete the MLflow runs of deleted jobs (MLflow's soft delete: `mlflow gc` purges them); how many."""
+    sessions = session_factory(settings.database_url)
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    with sessions() as session:
+        run_ids = housekeeping.pending_deletions(session, limit)
+    for run_id in run_ids:
+        try:
+            client.delete_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                logger.warning("deleting MLflow run %s: %s (retried next pass)", run_id, describe(exc))
+                return 0
+        except OSError as exc:
+            logger.warning("deleting MLflow run %s: %s (retried next pass)", run_id, describe(exc))
+            return 0
+        with sessions.begin() as session:
+            housekeeping.deletion_done(session, run_id)
+    return len(run_ids)
+
+
+def _log_names(session: Session, job: Job) -> set[str]:
+    sweep = session.get(Sweep, job.sweep_id) if job.sweep_id is not None else None
+    return log_scale_params(sweep.request if sweep is not None else None)
 
 
 def _points_to_send(session: Session, job: Job, cursor: dict[str, int], ended: bool,

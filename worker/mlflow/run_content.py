@@ -12,74 +12,67 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from engine.inference import predict
-from engine.problem import Plan, Problem, build_problem, plan
-from engine.spec import JobSpec, parse_spec
+from engine.problem import Plan, Problem, build_problem, plan_document
+from engine.spec import JobSpec
 from services import charts
+from services.run_params import LOG_SCALE, param_name, spec_params
 from services.settings import Settings
 from services.store import metrics, step_arrays
 from services.store.models import Job
 
 MAX_PARAM_VALUE = 6000
 EPOCH_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-
-
-def architecture(spec: dict, n_inputs: int) -> str:
-    """`2-2(relu)-1(sigmoid)`: input width, then units(activation) per layer."""
-    return "-".join([str(n_inputs)] + [f"{layer['units']}({layer['activation']})" for layer in spec["model"]["layers"]])
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, str]:
-    """Spec fields as dotted names (`optimizer.lr`, `model.layers.0.units`); inline data and explicit
-    weights are left out (they are in spec.json)."""
-    if prefix in ("data.X", "data.y", "model.weights", "model.biases"):
-        return {}
-    if isinstance(value, dict):
-        out: dict[str, str] = {}
-        for key, item in value.items():
-            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(value, list) and value and isinstance(value[0], dict):
-        out = {}
-        for i, item in enumerate(value):
-            out.update(flatten(item, f"{prefix}.{i}"))
-        return out
-    return {prefix: json.dumps(value) if isinstance(value, (list, bool)) or value is None else str(value)}
+RUN_NAME_LABELS = {"batch_size": "batch"}
 
 
 _PARSED: dict[str, tuple[JobSpec, Plan]] = {}
 
 
 def parsed(job: Job) -> tuple[JobSpec, Plan]:
-    """The job's spec and sizes, parsed once per process from a copy without the inline rows and
-    explicit weights: validating megabytes of numbers again would stall the mirror for a second."""
+    """The job's spec and sizes, parsed once per process (without the inline rows: validating
+    megabytes of numbers again would stall the mirror for a second)."""
     key = job_key(job)
     if key not in _PARSED:
-        raw = job.spec
-        light = dict(raw)
-        n_samples = None
-        if raw["data"].get("X") is not None:
-            n_samples = len(raw["data"]["X"])
-            light["data"] = {**raw["data"], "X": raw["data"]["X"][:1], "y": raw["data"]["y"][:1]}
-        light["model"] = {k: v for k, v in raw["model"].items() if k not in ("weights", "biases")}
-        spec = parse_spec(light)
-        _PARSED[key] = (spec, plan(spec, n_samples))
+        _PARSED[key] = plan_document(job.spec)
     return _PARSED[key]
 
 
-def run_params(job: Job) -> dict[str, str]:
-    """Headline params with stable names (for the compare view), then every other spec field."""
-    spec, sizes = parsed(job)
-    data = job.spec["data"]
-    dataset = data.get("builtin") or f"inline({sizes.n_samples}x{sizes.n_inputs})"
-    params = flatten(spec.model_dump(mode="json", exclude_none=True))
-    params.update({
-        "lr": str(spec.optimizer.lr), "batch_size": str(spec.batch_size), "optimizer": spec.optimizer.name,
-        "loss": spec.loss, "architecture": architecture(job.spec, sizes.n_inputs), "hidden_layers": str(len(spec.model.layers) - 1),
-        "init": "explicit" if job.spec["model"].get("weights") is not None else spec.model.init, "seed": str(spec.seed), "dtype": spec.dtype,
-        "dataset": dataset, "n_params": str(sizes.n_params),
-    })
-    params["epochs" if spec.steps is None else "steps"] = str(spec.epochs if spec.steps is None else spec.steps)
+def run_params(job: Job, log_names: set[str] | frozenset[str] = frozenset(LOG_SCALE)) -> dict[str, str]:
+    """One param per spec field under its short name (services/run_params.py), a few derived ones,
+    and log10_<name> of the log-scale ones; as MLflow's strings."""
+    params = {name: _text(value) for name, value in spec_params(job.spec, parsed(job)).items()}
+    for name in sorted(log_names):
+        try:
+            value = float(params.get(name, "nan"))
+        except ValueError:
+            continue
+        if value > 0 and math.isfinite(value):
+            params[f"log10_{name}"] = f"{math.log10(value):.6g}"
     return {k: v[:MAX_PARAM_VALUE] for k, v in params.items()}
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, (list, bool)) or value is None else str(value)
+
+
+def run_name(job: Job) -> str:
+    """What varies, as `lr=0.1 batch=1 seed=0`: a sweep's point and seed; for a single job its name,
+    or its learning rate, batch size and seed."""
+    spec, _ = parsed(job)
+    if job.sweep_params is not None:
+        shown = {param_name(path): value for path, value in job.sweep_params.items()}
+    elif job.name:
+        return job.name
+    else:
+        shown = {"lr": spec.optimizer.lr, "batch_size": spec.batch_size}
+    shown["seed"] = spec.seed
+    return " ".join(f"{RUN_NAME_LABELS.get(k, k)}={_short(v)}" for k, v in shown.items())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def created_ms(job: Job) -> int:
@@ -94,7 +87,9 @@ def job_key(job: Job) -> str:
 
 def run_tags(job: Job, settings: Settings) -> dict[str, str]:
     tags = {k: v for k, v in ((t.key, t.value) for t in job.tags) if not k.startswith("mlflow.")}
-    tags.update({"job_id": str(job.id), "job_key": job_key(job), "status": job.status.value, "mlflow.runName": job.name or f"job-{job.id}"})
+    tags.update({"job_id": str(job.id), "job_key": job_key(job), "status": job.status.value, "mlflow.runName": run_name(job)})
+    if job.name:
+        tags["job_name"] = job.name
     if job.sweep_id is not None:
         tags["sweep_id"] = str(job.sweep_id)
     if settings.public_url:

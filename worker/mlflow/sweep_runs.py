@@ -20,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.job_metadata import DEFAULT_EXPERIMENT
 from services.mlflow_owners import MlflowOwners, experiment_name, guarded
 from services.public_errors import describe
 from services.settings import Settings
@@ -33,6 +34,7 @@ from .run_content import MAX_PARAM_VALUE
 
 logger = logging.getLogger(__name__)
 ENDED = (SweepStatus.finished, SweepStatus.cancelled)
+MLFLOW_DEFAULT_ID = "0"  # MLflow's own Default experiment
 
 
 class SweepRunBusy(RuntimeError):
@@ -49,6 +51,8 @@ def experiment_id(client: MlflowClient, owner: str, experiment: str, settings: S
     name = experiment_name(owner, experiment, settings)
     key = (client.tracking_uri, name)
     with _EXPERIMENTS_LOCK:
+        if key not in _EXPERIMENTS and experiment == DEFAULT_EXPERIMENT and not guarded(settings):
+            _EXPERIMENTS[key] = _mlflow_default(client)
         if key not in _EXPERIMENTS:
             experiment = client.get_experiment_by_name(name)
             if experiment is None:
@@ -65,6 +69,15 @@ def experiment_id(client: MlflowClient, owner: str, experiment: str, settings: S
                     owners.grant(owner, found)
             _EXPERIMENTS[key] = found
         return _EXPERIMENTS[key]
+
+
+def _mlflow_default(client: MlflowClient) -> str:
+    """MLflow's own `Default` experiment (id 0), restored if someone deleted it: jobs given no
+    experiment go there, so the UI lists one default, not ours beside MLflow's."""
+    default = client.get_experiment(MLFLOW_DEFAULT_ID)
+    if default.lifecycle_stage == "deleted":
+        client.restore_experiment(MLFLOW_DEFAULT_ID)
+    return MLFLOW_DEFAULT_ID
 
 
 def forget_experiments() -> None:

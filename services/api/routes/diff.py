@@ -9,6 +9,7 @@ from flask import Blueprint, request
 
 from engine.problem import plan
 from engine.spec import parse_spec
+from services.run_params import spec_params
 from services.store import metrics
 from services.store.models import Job
 
@@ -46,6 +47,18 @@ def first_difference(series_a: Series, series_b: Series, tolerance: float) -> tu
     return keys, len(compared), first
 
 
+def spec_differences(spec_a: dict, spec_b: dict) -> dict[str, dict[str, Any]]:
+    """The params (services/run_params.py) whose values differ, plus inline data and explicit weights as wholes."""
+    params_a, params_b = spec_params(spec_a), spec_params(spec_b)
+    out = {name: {"a": params_a.get(name), "b": params_b.get(name)} for name in sorted(set(params_a) | set(params_b))
+           if params_a.get(name) != params_b.get(name)}
+    for name, pick in (("data", lambda s: (s["data"].get("X"), s["data"].get("y"))),
+                       ("weights", lambda s: (s["model"].get("weights"), s["model"].get("biases")))):
+        if pick(spec_a) != pick(spec_b) and any(v is not None for v in pick(spec_a) + pick(spec_b)):
+            out[name] = {"a": "inline" if pick(spec_a)[0] is not None else None, "b": "inline" if pick(spec_b)[0] is not None else None}
+    return out
+
+
 @bp.get("/<int(min=1, max=2147483647):job_a>/diff/<int(min=1, max=2147483647):job_b>")
 @operation("jobs", ok=Diff, query=DiffQuery, problems=("not-found", "different-architectures"))
 def diff(job_a: int, job_b: int):
@@ -59,7 +72,8 @@ def diff(job_a: int, job_b: int):
     if arch_a != arch_b:
         raise ApiError("different-architectures", f"job {a.id} is {arch_a}, job {b.id} is {arch_b}")
     keys, steps, first = first_difference(metrics.read(db(), a.id), metrics.read(db(), b.id), tol)
-    body: dict[str, Any] = {"a": a.id, "b": b.id, "tolerance": tol, "architecture": arch_a, "keys_compared": keys,
+    body: dict[str, Any] = {"a": a.id, "b": b.id, "tolerance": tol, "spec_differences": spec_differences(a.spec, b.spec),
+                            "architecture": arch_a, "keys_compared": keys,
                             "steps_compared": steps, "first_difference": first, "identical": first is None}
     if a.model and b.model:
         per_layer = [float(np.max(np.abs(np.array(wa) - np.array(wb)))) for wa, wb in zip(a.model["weights"], b.model["weights"])]

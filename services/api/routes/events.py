@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, stream_with_context
 
+from engine.problem import plan_document
+from services.store import metrics
 from services.store.db import session_factory
 from services.store.models import TERMINAL, Job
 
@@ -20,6 +22,7 @@ from .jobs import JOB_ID
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1/jobs")
 KEEPALIVE_SECONDS = 2.0
+EPOCH_FIGURES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
 @bp.get(f"/{JOB_ID}/events")
@@ -43,16 +46,23 @@ def _sse(event: str, data: dict | Out) -> str:
 def _event_stream(sessions, job_id: int, poll: float, timeout: float) -> Iterator[str]:
     last_status, last_step, started = None, None, time.monotonic()
     last_sent = started
+    with sessions() as session:
+        steps_per_epoch = plan_document(session.get(Job, job_id).spec)[1].steps_per_epoch
     while time.monotonic() - started < timeout:
         with sessions() as session:
             job = session.get(Job, job_id)
+            if job is None:  # deleted while followed
+                return
             status, step, total, loss = job.status, job.step, job.total_steps, job.last_loss
             final = job_model(job).model_dump(mode="json", by_alias=True) if status in TERMINAL else None
+            figures = metrics.last_points(session, job_id, EPOCH_FIGURES) if step != last_step else {}
         if status != last_status:
             yield _sse("status", StatusEvent(id=job_id, status=status))
             last_status, last_sent = status, time.monotonic()
         if step != last_step:
-            yield _sse("progress", ProgressEvent(id=job_id, step=step, total_steps=total, loss=loss))
+            yield _sse("progress", ProgressEvent(id=job_id, step=step, total_steps=total, loss=loss, epoch=step // steps_per_epoch,
+                                                 epochs=-(-total // steps_per_epoch),
+                                                 **{key: figures[key][1] if key in figures else None for key in EPOCH_FIGURES}))
             last_step, last_sent = step, time.monotonic()
         if final is not None:
             yield _sse("end", final)

@@ -1,15 +1,19 @@
-"""/api/v1/jobs: submit, list, read, cancel."""
+"""/api/v1/jobs: submit, list, read, cancel, rename and retag, delete, clone."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, current_app, request, url_for
 
-from engine.spec import JobSpec
+from engine.spec import JobSpec, SpecError
 from services.job_metadata import JobSubmission
-from services.store import jobs, outbox
+from services.store import housekeeping, jobs, outbox
 from services.store.jobs import JobFilter
-from services.store.models import TERMINAL
+from services.store.models import TERMINAL, SweepStatus
 from services.store.models import Job as JobRow
+from services.store.models import Sweep as SweepRow
+from services.sweeps.request import set_path
 
 from ..auth import owner
 from ..errors import ApiError
@@ -19,10 +23,11 @@ from ..owned import job_or_404
 from ..representations import job_model
 from ..request_session import db, transaction
 from ..schemas.common import NoQuery
-from ..schemas.jobs import Job, JobList, JobListQuery, JobQuery
-from ..submission import check, reserve_quota
+from ..schemas.jobs import CloneRequest, Job, JobChanges, JobList, JobListQuery, JobQuery
+from ..submission import check, invalid, reserve_quota
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
+CREATED_HEADERS = {"Location": "the job's URL", "Idempotent-Replayed": "`true` when an earlier request with this key made the job"}
 JOB_ID = "<int(min=1, max=2147483647):job_id>"
 
 
@@ -32,21 +37,24 @@ def _job_response(job: JobRow, replayed: bool = False):
 
 @bp.post("")
 @operation("jobs", ok=Job, status=202, body=JobSubmission, body_kind="invalid-spec", headers=IdempotencyHeaders, query=NoQuery,
-           problems=("idempotency-key-reused", "over-limit", "too-many-requests"),
-           response_headers={"Location": "the job's URL", "Idempotent-Replayed": "`true` when an earlier request with this key made the job"})
+           problems=("idempotency-key-reused", "over-limit", "too-many-requests"), response_headers=CREATED_HEADERS)
 def submit_job():
     """Submit a job.
 
     Validated, then stored queued with its outbox row in one transaction and handed to the broker
     (if Redis is down it stays in the outbox and starts later). The answer is the job's state and
     links, not an echo of its spec (`?include=spec` on the job gives it back)."""
-    body = request.get_json()
+    return _create(request.get_json(), request.context.json)
+
+
+def _create(body: dict, parsed: JobSubmission | None):
+    """Check, reserve, store and send a job (a submission or a clone); replays a repeated Idempotency-Key."""
     prior = replay_or_none(body, "job")
     if prior is not None:
         return _job_response(job_or_404(prior), replayed=True)
     settings = current_app.config["SETTINGS"]
-    parsed: JobSubmission = request.context.json
     submission = check(body, settings, parsed=parsed)
+    parsed = submission.parsed
     reserve_quota(db(), owner(), submission.record_bytes, settings)
     job = jobs.create_job(db(), submission.spec, total_steps=submission.plan.total_steps, n_params=submission.plan.n_params,
                           owner=owner(), name=parsed.name, experiment=parsed.experiment, tags=parsed.tags,
@@ -66,24 +74,26 @@ def submit_job():
 def list_jobs():
     """List jobs, newest first.
 
-    Filtered by status, experiment, tag (`key` or `key:value`), sweep and text in the name (`q`); pages of `limit` jobs
-    follow one another through `next_cursor`."""
+    Filtered by status, experiment, tag (`key` or `key:value`), sweep and text in the name (`q`); archived jobs only
+    with `archived=true`. Pages of `limit` jobs follow one another through `next_cursor`."""
     query: JobListQuery = request.context.query
     flt = JobFilter(status=query.status, experiment=query.experiment, tag=query.tag, sweep_id=query.sweep_id, owner=owner(),
-                    name_contains=query.q)
+                    name_contains=query.q, archived=query.archived)
     page = jobs.list_jobs(db(), flt, query.limit + 1, before_id=query.cursor)
     cursor = page[query.limit - 1].id if len(page) > query.limit else None
     args = {k: v for k, v in request.args.items() if k != "cursor"}
-    return JobList(jobs=[job_model(j) for j in page[:query.limit]], next_cursor=None if cursor is None else str(cursor),
+    with_params = query.include == "params"
+    return JobList(jobs=[job_model(j, with_params=with_params) for j in page[:query.limit]],
+                   next_cursor=None if cursor is None else str(cursor),
                    next=None if cursor is None else url_for("jobs.list_jobs", cursor=cursor, **args))
 
 
 @bp.get(f"/{JOB_ID}")
 @operation("jobs", ok=Job, query=JobQuery, problems=("not-found",))
 def get_job(job_id: int):
-    """A job: status, progress, summary, error, MLflow run and links (with `?include=spec`, its spec)."""
+    """A job: status, progress, summary, error, MLflow run and links (with `?include=spec`, its spec; `params`, its flat params)."""
     query: JobQuery = request.context.query
-    return job_model(job_or_404(job_id), with_spec=query.include == "spec")
+    return job_model(job_or_404(job_id), with_spec=query.include == "spec", with_params=query.include == "params")
 
 
 @bp.get(f"/{JOB_ID}/spec")
@@ -104,3 +114,70 @@ def cancel_job(job_id: int):
         jobs.cancel(session, job_id)
     db().expire_all()
     return accepted(job_model(job_or_404(job_id)))
+
+
+@bp.patch(f"/{JOB_ID}")
+@operation("jobs", ok=Job, body=JobChanges, query=NoQuery, problems=("not-found",))
+def change_job(job_id: int):
+    """Rename a job or change its tags (a null tag value removes the tag); its MLflow run follows."""
+    changes: JobChanges = request.context.json
+    job = job_or_404(job_id)
+    with transaction() as session:
+        housekeeping.set_metadata(session, job, name=changes.name, clear_name="name" in changes.model_fields_set and changes.name is None,
+                                  tags=changes.tags)
+    return job_model(job_or_404(job_id))
+
+
+@bp.delete(f"/{JOB_ID}")
+@operation("jobs", ok=None, status=204, query=NoQuery, problems=("not-found", "sweep-running"))
+def delete_job(job_id: int):
+    """Delete a job with everything it recorded; a running one stops at its next write.
+
+    Its recording reservation goes back to the owner's quota and its MLflow run is deleted by the
+    MLflow worker. A job of a sweep that is still running is kept (409): cancel the sweep first."""
+    job = job_or_404(job_id)
+    if job.sweep_id is not None and db().get(SweepRow, job.sweep_id).status is SweepStatus.running:
+        raise ApiError("sweep-running", f"job {job_id} belongs to sweep {job.sweep_id}, which is still running", sweep_id=job.sweep_id)
+    with transaction() as session:
+        housekeeping.delete_job(session, job)
+    return "", 204
+
+
+@bp.post(f"/{JOB_ID}/clone")
+@operation("jobs", ok=Job, status=202, body=CloneRequest, body_kind="invalid-spec", headers=IdempotencyHeaders, query=NoQuery,
+           problems=("not-found", "idempotency-key-reused", "over-limit", "too-many-requests"), response_headers=CREATED_HEADERS)
+def clone_job(job_id: int):
+    """A new job from this one's spec with fields changed by dotted path (`set`), checked like a submission.
+
+    Its experiment, tags and time limits are the original's unless given; it is tagged `cloned_from`."""
+    original = job_or_404(job_id)
+    clone: CloneRequest = request.context.json
+    spec = original.spec
+    try:
+        for path, value in clone.set.items():
+            spec = set_path(spec, path, value, where="set")
+    except SpecError as exc:
+        raise invalid(exc.errors) from None
+    limits = clone.time_limits.model_dump(exclude_none=True) if clone.time_limits else {
+        k: v for k, v in (("soft_seconds", original.soft_time_limit), ("hard_seconds", original.hard_time_limit)) if v is not None}
+    document = {**spec, "experiment": clone.experiment or original.experiment,
+                "tags": {**({t.key: t.value for t in original.tags} if clone.tags is None else clone.tags), "cloned_from": str(job_id)}}
+    if clone.name is not None:
+        document["name"] = clone.name
+    if limits:
+        document["time_limits"] = limits
+    try:
+        return _create(document, None)
+    except ApiError as exc:
+        raise _as_set_fields(exc, clone.set) from None
+
+
+def _as_set_fields(exc: ApiError, changed: dict[str, Any]) -> ApiError:
+    """A clone's errors on the fields it changed, named as sent: `set.optimizer.lr`."""
+    def rename(field: str | None) -> str | None:
+        hit = field is not None and any(field == p or field.startswith((p + ".", p + "[")) for p in changed)
+        return f"set.{field}" if hit else field
+    exc.field = rename(exc.field)
+    for error in exc.errors or []:
+        error["field"] = rename(error["field"])
+    return exc

@@ -26,10 +26,17 @@ class FinalWeights(Out):
     per_layer: list[float]
 
 
+class SpecChange(Out):
+    a: Any = Field(description="job a's value (null: not set)")
+    b: Any
+
+
 class Diff(Out):
     a: int
     b: int
     tolerance: float
+    spec_differences: dict[str, SpecChange] = Field(description="the specs' fields that differ, by param name (`lr`, `layers.0.units`; "
+                                                    "inline data and explicit weights are compared as a whole, under `data` and `weights`)")
     architecture: list[Any] = Field(description="input width, then [units, activation] per layer")
     keys_compared: list[str]
     steps_compared: int

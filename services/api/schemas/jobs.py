@@ -7,9 +7,11 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from services.job_metadata import MAX_TAGS, Name, TagKey, TagValue
 from services.store.models import JobStatus, MirrorState
+from services.time_limits import TimeLimitsRequest
 
-from .common import Id, Out, Query, Unset
+from .common import Body, Id, Out, Query, Unset
 
 MAX_PAGE = 500
 
@@ -20,12 +22,16 @@ class JobListQuery(Query):
     tag: str | Unset = Field(default=None, max_length=760, description="only jobs with this tag: `key` or `key:value`")
     sweep_id: Id | Unset = Field(default=None, description="only the jobs of this sweep")
     q: str | Unset = Field(default=None, min_length=1, max_length=200, description="only jobs whose name contains this text (any case)")
+    archived: bool = Field(default=False, description="`true`: the archived jobs instead (see /experiments/{name}/archive)")
+    include: Literal["params"] | Unset = Field(default=None, description="`params`: add each job's spec as flat params "
+                                               "(`lr`, `batch_size`, `layers.0.units`: the names its MLflow run has)")
     cursor: Id | Unset = Field(default=None, description="`next_cursor` of the previous page")
     limit: int = Field(default=50, ge=1, le=MAX_PAGE, description=f"page size, 1-{MAX_PAGE}")
 
 
 class JobQuery(Query):
-    include: Literal["spec"] | Unset = Field(default=None, description="`spec`: add the submitted spec (with any inline data)")
+    include: Literal["spec", "params"] | Unset = Field(default=None, description="`spec`: add the submitted spec (with any "
+                                                       "inline data); `params`: add it as flat params, as its MLflow run has them")
 
 
 class Progress(Out):
@@ -64,6 +70,7 @@ class JobLinks(Out):
     model: str
     predict: str
     cancel: str
+    clone: str
     gradients: str
     trace: str
 
@@ -85,16 +92,39 @@ class Job(Out):
     summary: dict[str, Any] | None = Field(description="final figures once the job ended (docs/job-spec.md lists them)")
     error: dict[str, Any] | None = Field(description="why the job failed, diverged or stopped: `reason`, `message`, ...")
     cancel_requested: bool
+    archived: bool = Field(description="hidden from lists (`?archived=true` shows them); its MLflow run deleted until restored")
     mlflow: MlflowMirror
     links: JobLinks
     spec: dict[str, Any] | None = Field(default=None, exclude_if=lambda value: value is None,
                                         description="the submitted spec; only with `?include=spec`")
+    params: dict[str, Any] | None = Field(default=None, exclude_if=lambda value: value is None,
+                                          description="the spec as flat params (defaults applied, no inline data); only with `?include=params`")
 
 
 class JobList(Out):
     jobs: list[Job]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
     next: str | None = Field(description="the next page's URL; null on the last")
+
+
+class JobChanges(Body):
+    """What PATCH changes: only the fields sent."""
+
+    name: Name | None = Field(default=None, description="the new name; null removes it")
+    tags: dict[TagKey, TagValue | None] = Field(default_factory=dict, max_length=MAX_TAGS,
+                                                description="tags to set; a null value removes that tag")
+
+
+class CloneRequest(Body):
+    """A new job from this one's spec, with fields changed by dotted path."""
+
+    set: dict[str, Any] = Field(default_factory=dict, max_length=64,
+                                description="dotted path -> value, e.g. {\"optimizer.lr\": 0.5, \"model.layers[0].units\": 16}")
+    name: Name | None = Field(default=None, description="default: none")
+    experiment: Name | None = Field(default=None, description="default: the original's")
+    tags: dict[TagKey, TagValue] | None = Field(default=None, max_length=MAX_TAGS,
+                                                description="default: the original's; `cloned_from` is added either way")
+    time_limits: TimeLimitsRequest | None = Field(default=None, description="default: the original's")
 
 
 class StatusEvent(Out):
@@ -105,12 +135,19 @@ class StatusEvent(Out):
 
 
 class ProgressEvent(Out):
-    """`event: progress` of a job's event stream: it moved."""
+    """`event: progress` of a job's event stream: it moved. The epoch figures are the latest epoch's
+    (null until an epoch has ended, and validation ones without a validation split)."""
 
     id: int
     step: int
     total_steps: int
-    loss: float | None
+    loss: float | None = Field(description="the latest recorded mini-batch loss")
+    epoch: int = Field(description="epochs completed")
+    epochs: int = Field(description="epochs in all")
+    train_loss: float | None
+    train_accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
 
 
 def event_stream_schema() -> dict[str, Any]:
