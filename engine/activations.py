@@ -115,9 +115,9 @@ class Softmax(Activation):
     name = "softmax"
 
     def forward(self, Z, out=None):
-        shifted = Z - Z.max(axis=1, keepdims=True)
+        shifted = Z - Z.max(axis=-1, keepdims=True)  # the last axis: units (a stack of networks adds one in front)
         out = np.exp(shifted, out=out)
-        out /= out.sum(axis=1, keepdims=True)
+        out /= out.sum(axis=-1, keepdims=True)
         return out
 
     def derivative(self, Z, A):
@@ -125,7 +125,7 @@ class Softmax(Activation):
 
     def backward(self, Z, A, dA):
         # Jacobian-vector product: dZ_k = a_k (dA_k - sum_j dA_j a_j)
-        return A * (dA - (dA * A).sum(axis=1, keepdims=True))
+        return A * (dA - (dA * A).sum(axis=-1, keepdims=True))
 
 
 def _write(out: np.ndarray, value: np.ndarray) -> np.ndarray:

@@ -25,6 +25,12 @@ def dataset_size(name: str, n_samples: int | None) -> int:
     return n_samples or DEFAULT_SAMPLES[name]
 
 
+def warm() -> None:
+    """Import scikit-learn now (about two seconds), not on the first job that asks for its datasets:
+    long-lived processes (the API, the workers) call it once at start-up."""
+    import sklearn.datasets  # noqa: F401
+
+
 def load_builtin(name: str, n_samples: int | None, noise: float | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`(X, y)` of a builtin dataset; synthetic ones are drawn from `seed`."""
     if name == "seed":

@@ -36,19 +36,20 @@ def segment_sumsq(network: Network, flat: np.ndarray) -> np.ndarray:
     return np.array([float(np.dot(flat[s], flat[s])) for s in network.slices])
 
 
-def grad_moments(network: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per tensor: the sum of squares, the sum and max |g| of the gradients.
+def grad_moments(network: Network, flat_grads: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per tensor: the sum of squares, the sum and max |g| of the gradients (the network's, or
+    `flat_grads` laid out like them: a member of a stack).
 
     Small networks: one segmented reduction each over the flat vector. Big ones: each tensor's three
     while it is in cache, with BLAS where it is fastest (a weight matrix sums as 1ᵀ dW 1, two matrix
     products that read it once) and no |g| temporary."""
-    g = network.flat_grads
+    g = network.flat_grads if flat_grads is None else flat_grads
     if g.size <= SEGMENTED_MAX_PARAMS:
         starts = network.starts
         return (np.add.reduceat(np.square(g, dtype=np.float64), starts), np.add.reduceat(g, starts, dtype=np.float64),
                 np.maximum.reduceat(np.abs(g), starts))
     sumsq, sums, peaks = [], [], []
-    for v in network.grads():
+    for v in (network.grads() if flat_grads is None else network.split(flat_grads)):
         flat = v.reshape(-1)
         sumsq.append(float(np.dot(flat, flat)))
         sums.append(float(_ones(v.shape[0], v.dtype) @ v @ _ones(v.shape[1], v.dtype)) if v.ndim == 2 else float(np.add.reduce(v)))

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     flush_seconds: float = Field(default=0.5, gt=0,
                                  description="how often a worker writes its buffered points (and sees a cancel)")
     checkpoint_every: int = Field(default=1000, ge=1, description="steps between checkpoints (a retry resumes from the last)")
+    stack_max: int = Field(default=100, ge=1, description="queued jobs of one sweep that share a shape a worker trains as one stack "
+                                                          "(1: never stack)")
     job_soft_time_limit: int = Field(default=3600, ge=1,
                                      description="seconds of training per attempt before the worker stops a job")
     job_hard_time_limit: int = Field(default=3900, ge=1,

@@ -124,18 +124,62 @@ class Recorder:
         return retry_db(lambda: self._flush(checkpoint), self.db_retry_seconds, f"job {self.job_id}: flush")
 
     def _flush(self, checkpoint: dict[str, Any] | None) -> FlushResult:
-        self._sort_into_chunks()
-        chunks = self.full + [self.current[k] for k in self.dirty]
-        if checkpoint is not None and checkpoint["step"] != self.step:
-            raise ValueError(f"a checkpoint goes with the points up to its step: {checkpoint['step']} != {self.step}")
         with self.sessions.begin() as session:
-            metrics.write_chunks(session, self.job_id, chunks)
-            step_arrays.write(session, self.job_id, self.arrays)
-            if checkpoint is not None:
-                checkpoints.save(session, self.job_id, checkpoint)
-            cancel = jobs.progress(session, self.job_id, self.lease, self.step, self.last_loss)
+            cancel = self._write(session, checkpoint)
             if cancel is None:
                 raise LeaseLost(f"job {self.job_id} is no longer leased to this worker")  # rolls the transaction back
+        return self._flushed(cancel)
+
+    def _write(self, session: Session, checkpoint: dict[str, Any] | None) -> bool | None:
+        """In `session`: the progress, fenced by the lease, then what is buffered; whether a cancel was
+        asked for, or None (and nothing written) when the lease is gone."""
+        self._check(checkpoint)
+        cancel = jobs.progress(session, self.job_id, self.lease, self.step, self.last_loss)
+        if cancel is None:
+            return None
+        chunks, arrays = self._pending()
+        metrics.write_chunks(session, self.job_id, chunks)
+        step_arrays.write(session, self.job_id, arrays)
+        if checkpoint is not None:
+            checkpoints.save(session, self.job_id, checkpoint)
+        return cancel
+
+    def _check(self, checkpoint: dict[str, Any] | None) -> None:
+        if checkpoint is not None and checkpoint["step"] != self.step:
+            raise ValueError(f"a checkpoint goes with the points up to its step: {checkpoint['step']} != {self.step}")
+
+    def _pending(self) -> tuple[list[Chunk], list[tuple[str, int, bytes]]]:
+        """The chunks and arrays a flush writes (kept until it has committed: a retried flush writes them again)."""
+        self._sort_into_chunks()
+        return self.full + [self.current[k] for k in self.dirty], self.arrays
+
+    def _flushed(self, cancel: bool) -> FlushResult:
         self.full, self.dirty, self.arrays = [], set(), []
         self.last_flush = time.monotonic()
         return FlushResult(cancel_requested=cancel)
+
+
+def flush_together(recorders: list[Recorder], saved: dict[Recorder, dict[str, Any]] | None = None,
+                   db_retry_seconds: float = 60.0) -> dict[Recorder, FlushResult | None]:
+    """Flush several jobs' recorders (a stack's) in one transaction, each job's writes fenced by its own
+    lease: {recorder: its result, or None when its lease is gone (nothing of it written)}. One commit
+    for a whole stack instead of one per job."""
+    if not recorders:
+        return {}
+
+    def flush() -> dict[Recorder, bool | None]:
+        for recorder in recorders:
+            recorder._check((saved or {}).get(recorder))
+        with recorders[0].sessions.begin() as session:
+            held = jobs.progress_many(session, [(r.job_id, r.lease, r.step, r.last_loss) for r in recorders])
+            writing = [r for r in recorders if held[r.job_id] is not None]
+            pending = {r: r._pending() for r in writing}
+            metrics.write_chunks_of(session, {r.job_id: chunks for r, (chunks, _) in pending.items()})
+            step_arrays.write_of(session, {r.job_id: arrays for r, (_, arrays) in pending.items()})
+            for r in writing:
+                if (saved or {}).get(r) is not None:
+                    checkpoints.save(session, r.job_id, saved[r])
+        return {r: held[r.job_id] for r in recorders}
+
+    outcome = retry_db(flush, db_retry_seconds, f"jobs {[r.job_id for r in recorders]}: flush")
+    return {recorder: None if cancel is None else recorder._flushed(cancel) for recorder, cancel in outcome.items()}

@@ -9,6 +9,7 @@ import redis
 from celery.utils.log import get_task_logger
 from sqlalchemy import select
 
+from engine import datasets
 from services.store import outbox, reaper
 from services.store.db import session_factory
 from services.store.models import Sweep, SweepStatus
@@ -19,6 +20,7 @@ from .sweep_hooks import after_job_ended
 from .training import train
 
 logger = get_task_logger(__name__)
+datasets.warm()  # in the parent, before Celery forks its children: no job pays scikit-learn's import
 
 
 @celery_app.task(name="worker.tasks.train_job")

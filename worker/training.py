@@ -33,21 +33,30 @@ logger = logging.getLogger(__name__)
 
 
 def train(job_id: int, settings: Settings) -> str:
-    """Train job `job_id` if it is queued. Returns the final status (or why nothing was done)."""
+    """Train job `job_id` if it is queued (with the queued jobs of its sweep that share its shape, as
+    one stack: worker/stack.py). Returns its final status (or why nothing was done)."""
     sessions = session_factory(settings.database_url)
-    job = retry_db(lambda: _claim(sessions, job_id), settings.db_retry_seconds, f"job {job_id}: claim")
-    if job is None:  # a duplicate delivery, or a job that ended or was cancelled while queued
+    claims = retry_db(lambda: _claim(sessions, job_id, settings.stack_max), settings.db_retry_seconds, f"job {job_id}: claim")
+    if len(claims) > 1 or (claims and claims[0][0] != job_id):
+        from .stack import train_stack  # (it imports this module)
+
+        outcomes = train_stack(sessions, claims, settings)
+        if job_id in outcomes:
+            return outcomes[job_id]
+        claims = []
+    if not claims:  # a duplicate delivery, or a job that ended or was cancelled while queued
         with sessions() as session:
             status = jobs.status_of(session, job_id)
         return f"not started: job is {status.value if status else 'missing'}"
+    job = claims[0][1]
     lease, sweep_id, attempt = job.lease, job.sweep_id, job.attempt
     pruning = EarlyStopping.for_job(sessions, job, settings)
     try:
-        trainer = _trainer(sessions, job_id, job.spec, attempt)
+        trainer = make_trainer(sessions, job_id, job.spec, attempt)
     except Exception as exc:
         logger.exception("job %s could not start", job_id)
-        error = {"reason": "invalid_spec", "message": str(exc)} if isinstance(exc, SpecError) else _exception(exc, "could not start: ")
-        retry_db(lambda: _finish(sessions, job_id, lease, JobStatus.failed, error=error), settings.db_retry_seconds,
+        error = {"reason": "invalid_spec", "message": str(exc)} if isinstance(exc, SpecError) else exception_error(exc, "could not start: ")
+        retry_db(lambda: finish_job(sessions, job_id, lease, JobStatus.failed, error=error), settings.db_retry_seconds,
                  f"job {job_id}: finish")
         return JobStatus.failed.value
     started = time.monotonic()  # duration_seconds: the training loop with its recording
@@ -57,7 +66,7 @@ def train(job_id: int, settings: Settings) -> str:
         with beating(sessions, job_id, lease, settings.heartbeat_seconds):
             if attempt > 1:
                 recorder.resume(trainer.step)
-            status, error = _train(trainer, recorder, pruning, rules)
+            status, error = train_loop(trainer, recorder, pruning, rules)
     except LeaseLost:
         logger.warning("job %s: lease lost, stopping without writing", job_id)
         return "lease lost"
@@ -66,7 +75,7 @@ def train(job_id: int, settings: Settings) -> str:
         return "database unavailable"
     except Exception as exc:
         logger.exception("job %s failed", job_id)
-        status, error = JobStatus.failed, _exception(exc)
+        status, error = JobStatus.failed, exception_error(exc)
         try:
             recorder.flush()
         except Exception:
@@ -75,7 +84,7 @@ def train(job_id: int, settings: Settings) -> str:
     seconds = time.monotonic() - started  # duration_seconds: the training loop with its recording, to its last flush
 
     def finish() -> bool:
-        return _finish(sessions, job_id, lease, status, error=error, trainer=trainer, seconds=seconds)
+        return finish_job(sessions, job_id, lease, status, error=error, trainer=trainer, seconds=seconds)
 
     if not retry_db(finish, settings.db_retry_seconds, f"job {job_id}: finish"):
         logger.warning("job %s: lease lost before it could finish", job_id)
@@ -85,12 +94,12 @@ def train(job_id: int, settings: Settings) -> str:
     return status.value
 
 
-def _claim(sessions: sessionmaker[Session], job_id: int) -> jobs.Claimed | None:
+def _claim(sessions: sessionmaker[Session], job_id: int, stack_max: int) -> list[tuple[int, jobs.Claimed]]:
     with sessions.begin() as session:
-        return jobs.claim_for_training(session, job_id)
+        return jobs.claim_stack_for_training(session, job_id, stack_max)
 
 
-def _trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attempt: int) -> Trainer:
+def make_trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attempt: int) -> Trainer:
     """The engine's trainer for the spec, restored from the job's checkpoint on a retry."""
     trainer = Trainer(spec)
     if attempt > 1:
@@ -102,15 +111,15 @@ def _trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attempt: 
     return trainer
 
 
-def _exception(exc: BaseException, prefix: str = "") -> dict[str, str]:
+def exception_error(exc: BaseException, prefix: str = "") -> dict[str, str]:
     """A failure as the job's `error` shows it (the traceback goes to the worker's log, where it is logged)."""
     return {"reason": "exception", "message": f"{prefix}{describe(exc)}"}
 
 
-def _finish(sessions: sessionmaker[Session], job_id: int, lease: str, status: JobStatus, *, error: dict | None,
+def finish_job(sessions: sessionmaker[Session], job_id: int, lease: str, status: JobStatus, *, error: dict | None,
             trainer: Trainer | None = None, seconds: float | None = None) -> bool:
     with sessions.begin() as session:
-        summary = _summary(session, job_id, trainer, seconds) if trainer is not None else None
+        summary = job_summary(session, job_id, trainer, seconds) if trainer is not None else None
         return jobs.finish(session, job_id, lease, status, summary=summary, error=error,
                            model=trainer.model() if trainer is not None else None)
 
@@ -127,35 +136,57 @@ class StopRules:
         return self.soft_seconds is not None and time.monotonic() - self.started > self.soft_seconds
 
 
-def _train(trainer: Trainer, recorder: Recorder, pruning: EarlyStopping | None,
-           rules: StopRules) -> tuple[JobStatus, dict[str, Any] | None]:
-    for record in trainer:
-        recorder.add(record)
-        checkpoint_due = trainer.step % rules.checkpoint_every == 0 and trainer.step < trainer.total_steps
-        if checkpoint_due and recorder.flush(checkpoint=trainer.state_dict()).cancel_requested:
-            return JobStatus.cancelled, {"reason": "cancelled", "message": f"cancelled at step {trainer.step}"}
-        if recorder.over_quota:
-            recorder.flush()
-            return JobStatus.failed, {"reason": "quota", "step": trainer.step, "bytes": recorder.recorded_bytes,
-                                      "message": f"recorded {recorder.recorded_bytes:,} bytes by step {trainer.step}, over the "
-                                                 f"{recorder.max_bytes:,} it reserved within the owner's MAX_OWNER_BYTES"}
-        if rules.soft_limit_passed():
-            recorder.flush()
-            return JobStatus.failed, {"reason": "time_limit", "limit": "soft", "seconds": rules.soft_seconds, "step": trainer.step,
-                                      "message": f"soft time limit of {rules.soft_seconds} s exceeded at step {trainer.step}"}
-        if pruning is not None and pruning.metric in record.metrics and pruning.should_stop(record.step, record.metrics[pruning.metric]):
-            recorder.flush()
-            return JobStatus.cancelled, {"reason": "early_stopped", "message": f"stopped early by the sweep's "
-                                         f"{pruning.rule} rule at step {record.step}"}
-        if recorder.due() and recorder.flush().cancel_requested:
-            return JobStatus.cancelled, {"reason": "cancelled", "message": f"cancelled at step {trainer.step}"}
-    recorder.flush()
+Verdict = tuple[JobStatus, dict[str, Any] | None]
+
+
+def cancelled(step: int) -> Verdict:
+    return JobStatus.cancelled, {"reason": "cancelled", "message": f"cancelled at step {step}"}
+
+
+def over_quota(recorder: Recorder, step: int) -> Verdict:
+    return JobStatus.failed, {"reason": "quota", "step": step, "bytes": recorder.recorded_bytes,
+                              "message": f"recorded {recorder.recorded_bytes:,} bytes by step {step}, over the "
+                                         f"{recorder.max_bytes:,} it reserved within the owner's MAX_OWNER_BYTES"}
+
+
+def out_of_time(rules: StopRules, step: int) -> Verdict:
+    return JobStatus.failed, {"reason": "time_limit", "limit": "soft", "seconds": rules.soft_seconds, "step": step,
+                              "message": f"soft time limit of {rules.soft_seconds} s exceeded at step {step}"}
+
+
+def early_stopped(pruning: EarlyStopping, step: int) -> Verdict:
+    return JobStatus.cancelled, {"reason": "early_stopped", "message": f"stopped early by the sweep's {pruning.rule} rule at step {step}"}
+
+
+def ended(trainer: Trainer) -> Verdict:
+    """How a trainer that ran out of steps (or diverged) ended."""
     if trainer.divergence is not None:
         return JobStatus.diverged, {"reason": "diverged", **trainer.divergence.as_dict()}
     return JobStatus.succeeded, None
 
 
-def _summary(session: Session, job_id: int, trainer: Trainer, seconds: float) -> dict[str, Any]:
+def train_loop(trainer: Trainer, recorder: Recorder, pruning: EarlyStopping | None, rules: StopRules) -> Verdict:
+    for record in trainer:
+        recorder.add(record)
+        checkpoint_due = trainer.step % rules.checkpoint_every == 0 and trainer.step < trainer.total_steps
+        if checkpoint_due and recorder.flush(checkpoint=trainer.state_dict()).cancel_requested:
+            return cancelled(trainer.step)
+        if recorder.over_quota:
+            recorder.flush()
+            return over_quota(recorder, trainer.step)
+        if rules.soft_limit_passed():
+            recorder.flush()
+            return out_of_time(rules, trainer.step)
+        if pruning is not None and pruning.metric in record.metrics and pruning.should_stop(record.step, record.metrics[pruning.metric]):
+            recorder.flush()
+            return early_stopped(pruning, record.step)
+        if recorder.due() and recorder.flush().cancel_requested:
+            return cancelled(trainer.step)
+    recorder.flush()
+    return ended(trainer)
+
+
+def job_summary(session: Session, job_id: int, trainer: Trainer, seconds: float) -> dict[str, Any]:
     """Final and best loss and the last epoch's figures, from the points as stored."""
     summary = summarize({key: values for key, (_, values) in metrics.read(session, job_id, list(SUMMARY_KEYS)).items()})
     summary.update(steps_completed=trainer.step, total_steps=trainer.total_steps,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, String, bindparam, cast, delete, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..time_limits import TimeLimits
@@ -27,11 +27,12 @@ from .models import LOCAL_OWNER, TERMINAL, Checkpoint, Job, JobPayload, JobStatu
 def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_params: int, time_limits: TimeLimits | None = None,
                owner: str = LOCAL_OWNER, name: str | None = None, experiment: str = "default", tags: dict[str, str] | None = None,
                sweep_id: int | None = None, sweep_trial: int | None = None, sweep_seed: int | None = None,
-               sweep_params: dict | None = None, mirrored: bool = True, publishing: bool = False, reserved_bytes: int = 0) -> Job:
+               sweep_params: dict | None = None, mirrored: bool = True, publishing: bool = False, reserved_bytes: int = 0,
+               stack_key: str | None = None) -> Job:
     """Insert a queued job and its outbox row; `mirrored`: an MLflow worker will write its run;
     `publishing`: the caller publishes it after the commit (see outbox)."""
     job = Job(payload=JobPayload(spec=spec), owner=owner, name=name, experiment=experiment or "default", sweep_id=sweep_id,
-              sweep_trial=sweep_trial, sweep_seed=sweep_seed, sweep_params=sweep_params, status=JobStatus.queued,
+              sweep_trial=sweep_trial, sweep_seed=sweep_seed, sweep_params=sweep_params, stack_key=stack_key, status=JobStatus.queued,
               mirror_state=MirrorState.pending if mirrored else MirrorState.disabled,
               total_steps=total_steps, n_params=n_params, created_at=utcnow(), reserved_bytes=reserved_bytes,
               soft_time_limit=time_limits and time_limits.soft, hard_time_limit=time_limits and time_limits.hard)
@@ -140,6 +141,34 @@ def claim_for_training(session: Session, job_id: int) -> Claimed | None:
     return Claimed(lease, attempt, spec, soft, sweep_id, trial, seed, reserved or 0)
 
 
+def claim_stack_for_training(session: Session, job_id: int, limit: int) -> list[tuple[int, Claimed]]:
+    """The job and up to `limit - 1` other queued jobs of its sweep with its stack key, claimed in one
+    UPDATE, each with its own lease: [(job id, what training needs)], the asked-for job first; empty
+    if that job is not queued. A job without a stack key (or `limit` 1) is claimed alone."""
+    key, sweep_id = session.execute(select(Job.stack_key, Job.sweep_id).where(Job.id == job_id, Job.status == JobStatus.queued)
+                                    ).one_or_none() or (None, None)
+    if key is None or limit <= 1:
+        claimed = claim_for_training(session, job_id)
+        return [] if claimed is None else [(job_id, claimed)]
+    siblings = (select(Job.id).where(Job.sweep_id == sweep_id, Job.stack_key == key, Job.status == JobStatus.queued, Job.id != job_id)
+                .order_by(Job.id).limit(limit - 1))
+    ids = [job_id, *session.scalars(siblings)]
+    prefix, now = uuid.uuid4().hex[:24] + "-", utcnow()
+    rows = session.execute(
+        update(Job).where(Job.id.in_(ids), Job.status == JobStatus.queued)
+        .values(status=JobStatus.running, lease=literal(prefix) + cast(Job.id, String), attempt=Job.attempt + 1,
+                attempt_started_at=now, heartbeat_at=now, started_at=func.coalesce(Job.started_at, now))
+        .returning(Job.id, Job.lease, Job.attempt, Job.soft_time_limit, Job.sweep_id, Job.sweep_trial, Job.sweep_seed,
+                   Job.reserved_bytes), execution_options=_PLAIN).all()
+    specs = dict(session.execute(select(JobPayload.job_id, JobPayload.spec).where(JobPayload.job_id.in_([r[0] for r in rows]))).all())
+    for row in rows:
+        outbox.remove(session, row[0])
+    claimed = {row[0]: Claimed(row[1], row[2], specs[row[0]], row[3], row[4], row[5], row[6], row[7] or 0) for row in rows}
+    # The asked-for job first; it may be missing if another worker took it between the two statements
+    # (then the siblings this claim did take are trained all the same).
+    return sorted(claimed.items(), key=lambda item: (item[0] != job_id, item[0]))
+
+
 def status_of(session: Session, job_id: int) -> JobStatus | None:
     return session.scalar(select(Job.status).where(Job.id == job_id))
 
@@ -160,6 +189,22 @@ def progress(session: Session, job_id: int, lease: str, step: int, last_loss: fl
                                        .values(step=step, last_loss=last_loss, heartbeat_at=utcnow())
                                        .returning(Job.cancel_requested), execution_options=_PLAIN).scalar_one_or_none()
     return None if cancel_requested is None else bool(cancel_requested)
+
+
+def progress_many(session: Session, items: list[tuple[int, str, int, float | None]]) -> dict[int, bool | None]:
+    """`progress` for several jobs (job id, lease, step, last loss) in two statements: {job id: whether
+    a cancel was requested, or None when its lease was lost (its row untouched)}."""
+    if not items:
+        return {}
+    table = Job.__table__
+    fenced = (update(table).where(table.c.id == bindparam("b_id"), table.c.lease == bindparam("b_lease"),
+                                  table.c.status == JobStatus.running)
+              .values(step=bindparam("b_step"), last_loss=bindparam("b_loss"), heartbeat_at=utcnow()))
+    session.connection().execute(fenced, [{"b_id": i, "b_lease": lease, "b_step": step, "b_loss": loss} for i, lease, step, loss in items])
+    leases = {i: lease for i, lease, _, _ in items}
+    rows = session.execute(select(Job.id, Job.lease, Job.status, Job.cancel_requested).where(Job.id.in_(list(leases))))
+    held = {i: bool(cancel) for i, lease, status, cancel in rows if lease == leases[i] and status is JobStatus.running}
+    return {i: held.get(i) for i in leases}
 
 
 def finish(session: Session, job_id: int, lease: str, status: JobStatus, *, summary: dict | None = None,

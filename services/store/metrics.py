@@ -33,7 +33,12 @@ class Chunk:
 
 def write_chunks(session: Session, job_id: int, chunks: list[Chunk]) -> None:
     """Insert or replace chunks (the caller commits)."""
-    upsert(session, MetricChunk, [c.row(job_id) for c in chunks if c.steps], ["job_id", "key", "chunk"])
+    write_chunks_of(session, {job_id: chunks})
+
+
+def write_chunks_of(session: Session, chunks: dict[int, list[Chunk]]) -> None:
+    """Insert or replace several jobs' chunks in one statement (the caller commits)."""
+    upsert(session, MetricChunk, [c.row(job_id) for job_id, some in chunks.items() for c in some if c.steps], ["job_id", "key", "chunk"])
 
 
 def truncate(session: Session, job_id: int, step: int) -> list[Chunk]:

@@ -38,7 +38,13 @@ def decode_trace(data: bytes) -> dict[str, Any]:
 
 def write(session: Session, job_id: int, rows: list[tuple[str, int, bytes]]) -> None:
     """Store (kind, step, data) rows, replacing any already there (the caller commits)."""
-    upsert(session, StepArray, [{"job_id": job_id, "kind": k, "step": s, "data": d} for k, s, d in rows], ["job_id", "kind", "step"])
+    write_of(session, {job_id: rows})
+
+
+def write_of(session: Session, rows: dict[int, list[tuple[str, int, bytes]]]) -> None:
+    """`write` for several jobs in one statement."""
+    upsert(session, StepArray, [{"job_id": job_id, "kind": k, "step": s, "data": d} for job_id, some in rows.items() for k, s, d in some],
+           ["job_id", "kind", "step"])
 
 
 def read(session: Session, job_id: int, kind: str, step: int) -> bytes | None:

@@ -17,9 +17,11 @@ import optuna
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.problem import RawData, load_data
 from engine.spec import SpecError
+from engine.stacked import stack_key
 
-from ..job_checks import Checked, OverLimit, check_job, reserve
+from ..job_checks import Checked, OverLimit, check_job, parse_document, reserve
 from ..job_metadata import MAX_NAME
 from ..settings import Settings
 from ..store import jobs, locks, outbox
@@ -81,12 +83,14 @@ def _advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings)
     started = len(by_trial) + len(sweep.refused_points or [])
     unstarted = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) if t.number not in by_trial]
     dists = studies.distributions(request)
+    unsent: list[int] = []
+    loaded: dict[int, RawData] = {}
     while started < sweep.n_trials and active + sweep.seeds <= max(sweep.max_parallel, sweep.seeds):
         trial = unstarted.pop(0) if unstarted else study.ask(dists)
         params = studies.decode_params(trial.params)
         with sessions.begin() as session:
             try:
-                checked = _check_point(session, sweep, request, params, settings)
+                checked = _check_point(session, sweep, request, params, settings, loaded)
             except (SpecError, OverLimit) as exc:  # a sampled point no job may be: reported, and pruned
                 _refuse(session, sweep_id, trial.number, params, exc)
                 refused = True
@@ -99,14 +103,25 @@ def _advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings)
         if refused:
             study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
             continue
-        with sessions.begin() as session:
-            outbox.send(session, job_ids, settings)
+        unsent += job_ids
+        if not request.stack:  # one job at a time: each starts as soon as it exists
+            _send(sessions, unsent, settings)
         by_trial[trial.number] = []
         active += sweep.seeds
+    # A stacking sweep sends its new jobs together, so the first worker finds its siblings queued and
+    # claims them as one stack (each has its outbox row: a crash before this only delays them).
+    _send(sessions, unsent, settings)
     with sessions.begin() as session:
         if started >= sweep.n_trials and _all_ended(session, sweep_id):
             session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.running)
                             .values(status=SweepStatus.finished, finished_at=utcnow(), importance=studies.importance(study)))
+
+
+def _send(sessions: sessionmaker[Session], job_ids: list[int], settings: Settings) -> None:
+    if job_ids:
+        with sessions.begin() as session:
+            outbox.send(session, job_ids, settings)
+        job_ids.clear()
 
 
 def _jobs_by_trial(session: Session, sweep_id: int) -> dict[int, list[Job]]:
@@ -121,10 +136,21 @@ def _all_ended(session: Session, sweep_id: int) -> bool:
     return session.scalar(unfinished) == 0
 
 
-def _check_point(session: Session, sweep: Sweep, request: SweepRequest, params: dict[str, Any], settings: Settings) -> list[Checked]:
-    """Every seed of a point through the checks a job submitted alone passes, and the owner's quota for all of them."""
+def _check_point(session: Session, sweep: Sweep, request: SweepRequest, params: dict[str, Any], settings: Settings,
+                 loaded: dict[int, RawData]) -> list[Checked]:
+    """Every seed of a point through the checks a job submitted alone passes, and the owner's quota for all of them.
+
+    `loaded`: each seed's data, loaded once per advance when the space leaves the data alone (a
+    builtin set is generated from the seed: seeds differ, points of one seed do not)."""
     meta = {"name": sweep.name or f"sweep-{sweep.id}", "experiment": sweep.experiment, "tags": request.tags}
-    checked = [check_job({**job_spec(request, params, seed_index), **meta}, settings) for seed_index in range(sweep.seeds)]
+    shares_data = not any(path == "data" or path.startswith(("data.", "data[")) for path in request.space)
+    checked = []
+    for seed_index in range(sweep.seeds):
+        document = {**job_spec(request, params, seed_index), **meta}
+        parsed = parse_document(document)
+        if shares_data and seed_index not in loaded:
+            loaded[seed_index] = load_data(parsed)
+        checked.append(check_job(document, settings, parsed=parsed, raw=loaded.get(seed_index) if shares_data else None))
     reserve(session, sweep.owner, sum(c.record_bytes for c in checked), settings)  # rolled back with the point if it fails
     return checked
 
@@ -148,7 +174,8 @@ def _create_job(session: Session, sweep: Sweep, request: SweepRequest, trial: in
                           time_limits=TimeLimits(limits["soft_seconds"], limits["hard_seconds"]) if limits else None,
                           name=(sweep.name or f"sweep-{sweep.id}")[:MAX_NAME - len(suffix)] + suffix, experiment=sweep.experiment,
                           tags=request.tags, sweep_id=sweep.id, sweep_trial=trial, sweep_seed=seed_index, sweep_params=params,
-                          mirrored=bool(settings.mlflow_tracking_uri), reserved_bytes=point.record_bytes)
+                          mirrored=bool(settings.mlflow_tracking_uri), reserved_bytes=point.record_bytes,
+                          stack_key=stack_key(point.parsed, point.plan) if request.stack else None)
     return job.id
 
 

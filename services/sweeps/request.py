@@ -70,6 +70,8 @@ class SweepRequest(JobMetadata):
     objective: Objective = Field(default_factory=Objective)
     max_parallel: int = Field(default=4, ge=1, le=1000, description="jobs of the sweep queued or running at once")
     early_stop: EarlyStop | None = Field(default=None, description="prune points that trail the others (Optuna's pruners)")
+    stack: bool = Field(default=True, description="train the points that share a shape (units, batch size, optimizer, ...) as one "
+                                                  "computation, each still its own job; `false`: one job at a time")
 
     @model_validator(mode="after")
     def _fits_strategy(self) -> SweepRequest:
