@@ -132,3 +132,48 @@ def decision_map(classes: np.ndarray, extent: tuple[float, float, float, float],
         body.append(f'<circle cx="{float(frame.px(np.array(x))):.1f}" cy="{float(frame.py(np.array(y))):.1f}" r="3" '
                     f'fill="{PALETTE[int(label) % len(PALETTE)]}" stroke="black" stroke-width="0.5"/>')
     return _svg(size, size, title, body + frame.axes("x₁", "x₂"))
+
+
+def scatter_chart(points: dict[str, tuple[np.ndarray, np.ndarray]], title: str, x_label: str, y_label: str,
+                  width: int = 420, height: int = 300) -> str | None:
+    """Points (x, y) per series, each its own colour; None when there is nothing finite to draw."""
+    drawn = {name: (np.asarray(x, float), np.asarray(y, float)) for name, (x, y) in points.items()}
+    drawn = {name: (x[keep], y[keep]) for name, (x, y) in drawn.items() if (keep := np.isfinite(x) & np.isfinite(y)).any()}
+    if not drawn:
+        return None
+    xs = np.concatenate([x for x, _ in drawn.values()])
+    ys = np.concatenate([y for _, y in drawn.values()])
+    frame = _Frame(width, height, (float(xs.min()), float(xs.max())), (float(ys.min()), float(ys.max())), log_y=False)
+    body = frame.axes(x_label, y_label)
+    for i, (name, (x, y)) in enumerate(drawn.items()):
+        color = PALETTE[i % len(PALETTE)]
+        for px, py in zip(frame.px(x).tolist(), frame.py(y).tolist()):
+            body.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{color}" fill-opacity="0.8"><title>{escape(name)}</title></circle>')
+    return _svg(width, height, title, body)
+
+
+def parallel_coordinates(axes: list[str], rows: list[list[float]], title: str, width: int = 720, height: int = 320) -> str | None:
+    """One polyline per row across one vertical axis per column (each scaled to its own range); the last
+    column (the objective) colours the lines, best (lowest) blue to worst red."""
+    table = np.array(rows, dtype=float)
+    if table.size == 0 or table.ndim != 2 or table.shape[1] < 2:
+        return None
+    left, right, top, bottom = 60, width - 60, 40, height - 40
+    xs = np.linspace(left, right, table.shape[1])
+    low, high = np.nanmin(table, axis=0), np.nanmax(table, axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    scaled = (table - low) / span
+    objective = scaled[:, -1]
+    body = []
+    for x, name, lo, hi in zip(xs.tolist(), axes, low.tolist(), high.tolist()):
+        body.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="#999"/>'
+                    f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{escape(name)}</text>'
+                    f'<text x="{x:.1f}" y="{top - 6}" text-anchor="middle">{_label(hi)}</text>'
+                    f'<text x="{x:.1f}" y="{bottom + 30}" text-anchor="middle" fill="#777">{_label(lo)}</text>')
+    for row, score in zip(scaled.tolist(), objective.tolist()):
+        if any(map(math.isnan, row)):
+            continue
+        points = " ".join(f"{x:.1f},{bottom - v * (bottom - top):.1f}" for x, v in zip(xs.tolist(), row))
+        red, blue = int(40 + 200 * score), int(40 + 200 * (1 - score))
+        body.append(f'<polyline points="{points}" fill="none" stroke="rgb({red},60,{blue})" stroke-opacity="0.7" stroke-width="1.5"/>')
+    return _svg(width, height, title, body)

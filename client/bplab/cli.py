@@ -296,6 +296,17 @@ def cmd_archive(client: Client, args) -> int:
     return EXIT_OK
 
 
+def cmd_open(client: Client, args) -> int:
+    job = client.get(args.id)  # a job that is not there (or not yours) is exit 3, not a page saying so
+    url = f"{client.url}/jobs/{job['id']}"
+    if not args.json and not args.print_only:
+        import webbrowser
+
+        webbrowser.open(url)
+    emit(args, {"id": job["id"], "url": url}, url)
+    return EXIT_OK
+
+
 def cmd_cancel(client: Client, args) -> int:
     job = client.cancel(args.id)
     emit(args, job, f"job {job['id']}: {job['status']}" + (" (stopping)" if job["status"] == "running" else ""))
@@ -396,6 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("cancel", help="cancel a job")
     p.add_argument("id", type=int)
     p.set_defaults(run=cmd_cancel)
+    p = command("open", help="open a job's page in the browser (and print its address)")
+    p.add_argument("id", type=int)
+    p.add_argument("--print-only", action="store_true", help="print the address, open nothing")
+    p.set_defaults(run=cmd_open)
     p = command("delete", help="delete jobs with everything they recorded (and their MLflow runs)")
     p.add_argument("ids", type=int, nargs="+", metavar="id")
     p.set_defaults(run=cmd_delete)

@@ -14,6 +14,8 @@ from .errors import ApiError
 from .request_session import db
 
 PUBLIC_PATHS = ("/healthz", "/readyz", "/docs", "/api/v1/openapi.json")
+# The pages' shells and script (routes/pages.py): what they show comes from the API, which asks for the token.
+PAGE_PATHS = ("/jobs/", "/sweeps/", "/compare", "/static/")
 
 
 def owner() -> str:
@@ -38,7 +40,7 @@ def _authenticate() -> str:
 
 
 def _require_owner() -> None:
-    if request.path.startswith(PUBLIC_PATHS):
+    if request.path.startswith(PUBLIC_PATHS) or request.path == "/" or request.path.startswith(PAGE_PATHS):
         return
     owner()
 

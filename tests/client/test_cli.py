@@ -134,3 +134,10 @@ def test_sweep_commands(stack, tmp_path):
     assert shown.returncode == 0 and shown.stdout.startswith(f"sweep {sweep_id} cli-sweeps (cancelled)")
     assert bplab(stack.url, "sweeps", "importance", str(sweep_id)).returncode == 5  # not enough finished points: a conflict
     assert bplab(stack.url, "sweeps", "show", "999999").returncode == 3
+
+
+def test_open_prints_the_job_page(stack, spec_file):
+    job = json.loads(bplab(stack.url, "--json", "submit", spec_file).stdout)
+    opened = bplab(stack.url, "open", str(job["id"]), "--print-only")
+    assert opened.returncode == 0 and opened.stdout.strip() == f"{stack.url}/jobs/{job['id']}"
+    assert bplab(stack.url, "open", "999999", "--print-only").returncode == 3

@@ -39,7 +39,7 @@ def test_job_run_holds_the_same_points_params_and_tags(mlflow_api, mlflow_server
     assert run.data.tags["job_name"] == "moons-adam"
     tags = run.data.tags
     assert tags["job_id"] == str(job["id"]) and tags["status"] == "succeeded" and tags["team"] == "lab"
-    assert tags["job_url"] == f"http://bplab.example:8000/api/v1/jobs/{job['id']}"
+    assert tags["job_url"] == f"http://bplab.example:8000/jobs/{job['id']}"  # the job's page
 
     series = rest_series(mlflow_api, job["id"])
     assert "grad_norm/dense_1.weight" in series and "val_loss" in series

@@ -12,9 +12,9 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from engine.inference import predict
-from engine.problem import Plan, Problem, build_problem, plan_document
+from engine.problem import Plan, build_problem, plan_document
 from engine.spec import JobSpec
-from services import charts
+from services.job_charts import decision_boundary, plots, raw_inputs
 from services.run_params import LOG_SCALE, param_name, spec_params
 from services.settings import Settings
 from services.store import metrics, step_arrays
@@ -93,7 +93,7 @@ def run_tags(job: Job, settings: Settings) -> dict[str, str]:
     if job.sweep_id is not None:
         tags["sweep_id"] = str(job.sweep_id)
     if settings.public_url:
-        tags["job_url"] = f"{settings.public_url.rstrip('/')}/api/v1/jobs/{job.id}"
+        tags["job_url"] = f"{settings.public_url.rstrip('/')}/jobs/{job.id}"  # the job's page
     return tags
 
 
@@ -117,14 +117,16 @@ def write_artifacts(session: Session, job: Job, folder: Path) -> None:
             if extra in job.model:
                 arrays[extra] = np.array(job.model[extra])
         np.savez(folder / "model.npz", **arrays)
-        _predict_example(job, problem, folder)
+        example = raw_inputs(problem)[:3]
+        (folder / "predict_example.json").write_text(json.dumps({"request": {"X": example.tolist()},
+                                                                 "response": predict(problem.spec, job.model, example.tolist())}, indent=2))
     series = metrics.read(session, job.id)
     plot_dir = folder / "plots"
     plot_dir.mkdir()
     for name, svg in plots(series).items():
         (plot_dir / f"{name}.svg").write_text(svg)
     if problem is not None and problem.X_train.shape[1] == 2:
-        (plot_dir / "decision_boundary.svg").write_text(_boundary(job, problem))
+        (plot_dir / "decision_boundary.svg").write_text(decision_boundary(problem, job.model))
     for kind in step_arrays.KINDS:
         steps = step_arrays.steps(session, job.id, kind)
         if steps:
@@ -137,40 +139,3 @@ def write_artifacts(session: Session, job: Job, folder: Path) -> None:
                 (folder / kind / f"step_{step}.json").write_text(json.dumps(step_arrays.decode_trace(data)))
 
 
-def _raw_inputs(problem: Problem) -> np.ndarray:
-    """The training inputs as a user sends them (the API standardises them itself)."""
-    X = problem.X_train
-    return X * problem.input_std + problem.input_mean if problem.input_mean is not None else X
-
-
-def _predict_example(job: Job, problem: Problem, folder: Path) -> None:
-    rows = _raw_inputs(problem)[:3]
-    example = {"request": {"X": rows.tolist()}, "response": predict(problem.spec, job.model, rows.tolist())}
-    (folder / "predict_example.json").write_text(json.dumps(example, indent=2))
-
-
-def plots(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, str]:
-    """The run's charts (SVG) by name: loss curves, gradient norms per layer (log scale), dead units."""
-    def having(prefix: str, suffix: str = "") -> dict:
-        return {k.split("/", 1)[1]: v for k, v in sorted(series.items()) if k.startswith(prefix) and k.endswith(suffix)}
-
-    drawn = {
-        "loss": charts.line_chart({k: series[k] for k in ("loss", "train_loss", "val_loss") if k in series}, "Loss", y_label="loss"),
-        "gradient_norms": charts.line_chart(having("grad_norm/", ".weight"), "Gradient norm per layer (log scale)",
-                                            y_label="‖∂L/∂W‖", log_y=True),
-        "dead_units": charts.line_chart(having("dead_fraction/"), "Dead ReLU units (z ≤ 0 on the whole batch)",
-                                        y_label="fraction of units", y_range=(0.0, 1.0)),
-    }
-    return {name: svg for name, svg in drawn.items() if svg is not None}
-
-
-def _boundary(job: Job, problem: Problem, cells: int = 80) -> str:
-    """The decision over a grid around the (raw) training inputs, with them on top."""
-    X = _raw_inputs(problem)
-    pad = 0.5
-    extent = (float(X[:, 0].min()) - pad, float(X[:, 0].max()) + pad, float(X[:, 1].min()) - pad, float(X[:, 1].max()) + pad)
-    gx, gy = np.meshgrid(np.linspace(extent[0], extent[1], cells), np.linspace(extent[2], extent[3], cells))
-    out = predict(problem.spec, job.model, np.column_stack([gx.ravel(), gy.ravel()]).tolist())
-    classes = np.array(out.get("classes", out["outputs"]), dtype=float).reshape(cells * cells, -1)[:, 0].reshape(cells, cells)
-    labels = problem.Y_train.argmax(axis=1) if problem.Y_train.shape[1] > 1 else problem.Y_train[:, 0]
-    return charts.decision_map(classes, extent, X, labels)

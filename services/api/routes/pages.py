@@ -1,0 +1,82 @@
+"""The pages: jobs (`/`), a job (`/jobs/{id}`), a sweep (`/sweeps/{id}`) and a comparison
+(`/compare?jobs=3,4,7`). Each is a small HTML shell and one script (static/pages.js) that reads the
+typed API with the caller's token (asked for once, kept in the browser) and draws what it reads; the
+charts are SVG drawn on the server (routes/charts.py). Nothing is fetched from elsewhere."""
+
+from __future__ import annotations
+
+from html import escape
+
+from flask import Blueprint, Response, url_for
+
+bp = Blueprint("pages", __name__)  # served to anyone (auth.PAGE_PATHS): the data behind them asks for a token
+
+SHELL = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Backprop Lab</title><link rel="icon" href="data:,"><link rel="stylesheet" href="{css}"></head>
+<body data-page="{page}" data-id="{ident}">
+<header><a href="{home}" class="brand">Backprop Lab</a> <nav><a href="{home}">jobs</a> <a href="{docs}">API</a></nav>
+<span id="who"></span></header>
+<dialog id="login"><form method="dialog" id="login-form"><p>This service needs an API token (an operator creates one with
+<code>flask --app services.api tokens create NAME</code>).</p><label>Token <input id="token" type="password" autocomplete="off" required></label>
+<button id="sign-in" type="submit">Sign in</button></form></dialog>
+<main><h1 id="title">{title}</h1><p id="status" role="status"></p>{body}</main>
+<script src="{js}"></script></body></html>"""
+
+JOBS = """<form id="filters"><label>status <select name="status"><option value="">any</option>
+<option>queued</option><option>running</option><option>succeeded</option><option>diverged</option><option>failed</option>
+<option>cancelled</option></select></label> <label>experiment <input name="experiment" size="12"></label>
+<label>tag <input name="tag" size="10" placeholder="key or key:value"></label> <label>sweep <input name="sweep_id" size="4"></label>
+<label>name <input name="q" size="12" placeholder="text in the name"></label> <button type="submit">filter</button></form>
+<table id="jobs"><thead><tr><th>id</th><th>name</th><th>experiment</th><th>status</th><th>progress</th><th>final loss</th>
+<th>best loss</th><th>val loss</th><th>val acc</th><th>duration</th><th>created</th><th>links</th></tr></thead><tbody></tbody></table>
+<p class="hint">Open a job for its network, trace and charts; <code>/compare?jobs=3,4</code> overlays runs.</p>"""
+
+JOB = """<section id="overview"></section>
+<section><h2>The network</h2><div class="controls"><button id="play" type="button">▶ play</button>
+<input id="step" type="range" min="0" max="0" value="0"> <span id="step-label"></span></div>
+<div id="network"></div><p class="hint" id="network-hint"></p><div id="tensor-stats"></div></section>
+<section><h2>Backward pass at this step</h2><pre id="trace">(no trace recorded)</pre></section>
+<section><h2>Charts</h2><div id="charts" class="charts"></div></section>
+<section><h2>Spec</h2><pre id="spec"></pre></section>"""
+
+SWEEP = """<section id="overview"></section>
+<section><h2>Leaderboard</h2><table id="leaderboard"><thead><tr><th>rank</th><th>params</th><th>objective (mean ± std)</th>
+<th>diverged</th><th>jobs</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Objective against each parameter</h2><div id="objective" class="charts"></div></section>
+<section><h2>Parallel coordinates</h2><div id="parallel"></div></section>
+<section><h2>Importance</h2><div id="importance"></div></section>"""
+
+COMPARE = """<section><div class="controls"><label>metric <select id="key"></select></label></div><div id="overlay"></div></section>
+<section><h2>How the specs differ</h2><table id="differences"><thead><tr><th>field</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Where the runs part</h2><ul id="parting"></ul></section>"""
+
+
+def _page(page: str, title: str, body: str, ident: int | str = "") -> Response:
+    html = SHELL.format(title=escape(title), page=page, ident=ident, body=body, home=url_for("pages.jobs_page"), docs="/docs",
+                        css=url_for("static", filename="pages.css"), js=url_for("static", filename="pages.js"))
+    return Response(html, mimetype="text/html", headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/")
+def jobs_page():
+    """The jobs as a table, filtered; live progress of running ones."""
+    return _page("jobs", "Jobs", JOBS)
+
+
+@bp.get("/jobs/<int(min=1, max=2147483647):job_id>")
+def job_page(job_id: int):
+    """One job: its network at a recorded step, the backward-pass trace, charts that follow training live."""
+    return _page("job", f"Job {job_id}", JOB, job_id)
+
+
+@bp.get("/sweeps/<int(min=1, max=2147483647):sweep_id>")
+def sweep_page(sweep_id: int):
+    """One sweep: progress, leaderboard, the objective against each parameter, parallel coordinates, importance."""
+    return _page("sweep", f"Sweep {sweep_id}", SWEEP, sweep_id)
+
+
+@bp.get("/compare")
+def compare_page():
+    """Several jobs side by side: curves overlaid, how their specs differ, where they part."""
+    return _page("compare", "Compare runs", COMPARE)

@@ -1,0 +1,192 @@
+"""The pages as a person meets them: served by gunicorn next to the API, opened in headless Chromium
+against a live stack (workers training), with no error on the console. The job page draws the
+spec's network and, at step 0 of the post's example, the post's δ and ∂L/∂W as REST's trace gives
+them; a running job's chart grows while it trains; a sweep's page lists every point; the compare page
+overlays runs. Screenshots of each page go to var/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.support.browser import chromium, console_errors, screenshot
+from tests.support.specs import SEED, moons
+from tests.support.waiting import wait_status, wait_sweep
+
+TIMEOUT = 30
+
+
+def _ready(browser, url: str) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    WebDriverWait(browser, TIMEOUT).until(lambda b: b.execute_script("return window.pageReady === true"))
+
+
+def _number(text: str) -> float:
+    return float(text.split()[-1])
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_the_job_page_draws_the_posts_network_and_its_step_0(stack):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    spec = {**SEED, "name": "the post's example", "steps": 3, "record": {**SEED["record"], "trace": True}}  # traced at 0, 1, 2
+    with stack.client() as api:
+        job = api.post("/api/v1/jobs", json=spec).json()
+        wait_status(api, job["id"], {"succeeded"})
+        trace = api.get(f"/api/v1/jobs/{job['id']}/trace", params={"step": 0}).json()
+    with chromium() as browser:
+        _ready(browser, f"{stack.url}/jobs/{job['id']}")
+        units = browser.find_elements(By.CSS_SELECTOR, "#network-svg circle.unit")
+        edges = browser.find_elements(By.CSS_SELECTOR, "#network-svg line.edge")
+        assert len(units) == 2 + 2 + 1 and len(edges) == 2 * 2 + 2 * 1  # the spec's 2-2-1 network
+        slider = browser.find_element(By.ID, "step")
+        slider.send_keys(Keys.END)
+        WebDriverWait(browser, TIMEOUT).until(lambda b: b.find_element(By.ID, "trace").text.startswith("Step 2"))
+        assert browser.find_element(By.ID, "delta-2-0").text != "δ 0.5364"  # a later step: other values
+        slider.send_keys(Keys.HOME)  # back to the post's step 0
+        WebDriverWait(browser, TIMEOUT).until(lambda b: b.find_element(By.ID, "trace").text.startswith("Step 0"))
+        assert browser.find_element(By.ID, "step-label").text == "step 0"
+        for number, layer in enumerate(trace["layers"], start=1):
+            for u, delta in enumerate(layer["delta"][0]):
+                shown = _number(browser.find_element(By.ID, f"delta-{number}-{u}").text)
+                assert shown == pytest.approx(delta, rel=1e-3, abs=1e-4), (number, u)
+            for o, row in enumerate(layer["dW"]):
+                for i, value in enumerate(row):
+                    shown = _number(browser.find_element(By.ID, f"dw-{number}-{o}-{i}").text)
+                    assert shown == pytest.approx(value, rel=1e-2, abs=1e-3), (number, o, i)
+        # the post's printed figures: δ₂ = 0.5364 at the output, ∂L/∂W2 = [0.1770, 0.0697]
+        assert browser.find_element(By.ID, "delta-2-0").text == "δ 0.5364"
+        assert browser.find_element(By.ID, "dw-2-0-0").text == "∂W 0.177"
+        assert "Output error signal" in browser.find_element(By.ID, "trace").text
+        charts = {e.get_attribute("data-chart") for e in browser.find_elements(By.CSS_SELECTOR, "#charts figure")}
+        assert {"loss", "gradient_norms", "decision_boundary"} <= charts
+        assert browser.find_element(By.CSS_SELECTOR, "#summary").text.count("final_loss") == 1
+        screenshot(browser, "job-page")
+        assert console_errors(browser) == []
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_a_running_jobs_chart_grows_while_it_trains(stack):
+    from selenium.webdriver.common.by import By
+
+    spec = moons(epochs=50_000, record={"every": 20, "gradients": "none"})  # 400,000 steps: it trains while the page watches
+    with stack.client() as api:
+        job = api.post("/api/v1/jobs", json=spec).json()
+        wait_status(api, job["id"], {"running"})
+        while api.get(f"/api/v1/jobs/{job['id']}/metrics/keys").json()["keys"] == []:
+            time.sleep(0.1)
+        try:
+            with chromium() as browser:
+                _ready(browser, f"{stack.url}/jobs/{job['id']}")
+
+                def drawn_points() -> int:
+                    polyline = browser.find_element(By.CSS_SELECTOR, '#charts figure[data-chart="loss"] polyline')
+                    return len(polyline.get_attribute("points").split())
+
+                first = drawn_points()
+                deadline = time.monotonic() + TIMEOUT
+                while drawn_points() <= first:
+                    assert time.monotonic() < deadline, "the loss chart did not grow"
+                    time.sleep(0.3)
+                assert re.match(r"training: step \d+/400000", browser.find_element(By.ID, "status").text)
+                screenshot(browser, "job-page-training")
+                assert console_errors(browser) == []
+        finally:
+            api.post(f"/api/v1/jobs/{job['id']}/cancel")
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_the_sweep_jobs_and_compare_pages(stack):
+    from selenium.webdriver.common.by import By
+
+    with stack.client() as api:
+        sweep = api.post("/api/v1/sweeps", json={"name": "page-sweep", "base": moons(epochs=2), "strategy": "grid",
+                                                 "space": {"optimizer.lr": [0.003, 0.03, 0.3], "batch_size": [10, 20]},
+                                                 "seeds": 2, "max_parallel": 12}).json()
+        done = wait_sweep(api, sweep["id"])
+    ids = [job_id for row in done["leaderboard"] for job_id in row["jobs"]]
+    with chromium() as browser:
+        _ready(browser, f"{stack.url}/sweeps/{sweep['id']}")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")
+        assert len(rows) == 6  # every point
+        linked = {int(a.text) for a in browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody a")}
+        assert linked == set(ids)
+        assert browser.find_elements(By.CSS_SELECTOR, '#objective figure[data-chart="optimizer.lr"] circle')
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#parallel polyline")) == 12
+        assert browser.find_elements(By.CSS_SELECTOR, "#importance .importance")
+        screenshot(browser, "sweep-page")
+        assert console_errors(browser) == []
+
+        _ready(browser, f"{stack.url}/?sweep_id={sweep['id']}")
+        listed = {int(r.get_attribute("data-job")) for r in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")}
+        assert listed == set(ids)
+        screenshot(browser, "jobs-page")
+        assert console_errors(browser) == []
+
+        a, b = ids[0], ids[-1]
+        _ready(browser, f"{stack.url}/compare?jobs={a},{b}")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#overlay polyline")) == 2
+        fields = [r.find_element(By.CSS_SELECTOR, "td").text for r in browser.find_elements(By.CSS_SELECTOR, "#differences tbody tr")]
+        assert "lr" in fields or "batch_size" in fields
+        assert re.match(rf"jobs {a} and {b} (part at step \d+|agree)", browser.find_element(By.CSS_SELECTOR, "#parting li").text)
+        screenshot(browser, "compare-page")
+        assert console_errors(browser) == []
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_a_missing_job_is_said_plainly(stack):
+    from selenium.webdriver.common.by import By
+
+    with chromium() as browser:
+        _ready(browser, f"{stack.url}/jobs/999999")
+        assert browser.find_element(By.ID, "status").text == "404: no job 999999"
+
+
+@pytest.fixture(scope="module")
+def auth_stack(redis_server, tmp_path_factory):
+    from tests.conftest import running_stack
+
+    yield from running_stack("sqlite", redis_server.url, tmp_path_factory, env_overrides={"AUTH": "on"})
+
+
+def _token(stack, name: str) -> str:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([str(Path(sys.executable).parent / "flask"), "--app", "services.api", "tokens", "create", name],
+                          env=stack.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_with_auth_the_pages_ask_for_a_token_once_and_show_only_its_owners_jobs(auth_stack):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    alice, bob = _token(auth_stack, "alice"), _token(auth_stack, "bob")
+    with auth_stack.client() as api:
+        mine = api.post("/api/v1/jobs", json={**SEED, "name": "alice's"}, headers={"Authorization": f"Bearer {alice}"}).json()
+        theirs = api.post("/api/v1/jobs", json={**SEED, "name": "bob's"}, headers={"Authorization": f"Bearer {bob}"}).json()
+    with chromium() as browser:
+        browser.get(auth_stack.url + "/")
+        WebDriverWait(browser, TIMEOUT).until(seen.visibility_of_element_located((By.ID, "token"))).send_keys(alice)
+        browser.find_element(By.ID, "sign-in").click()
+        WebDriverWait(browser, TIMEOUT).until(lambda b: b.execute_script("return window.pageReady === true"))
+        listed = [int(r.get_attribute("data-job")) for r in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")]
+        assert listed == [mine["id"]]
+        _ready(browser, f"{auth_stack.url}/jobs/{mine['id']}")  # no second question: the token is kept
+        assert not browser.find_element(By.ID, "login").get_attribute("open")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#network-svg circle.unit")) == 5
+        _ready(browser, f"{auth_stack.url}/jobs/{theirs['id']}")
+        assert browser.find_element(By.ID, "status").text == f"404: no job {theirs['id']}"  # as absent as a missing one
+        screenshot(browser, "job-page-another-owner")
+        # the only errors: the first request before the token (401), and bob's job (404)
+        assert all(re.search(r"status of (401|404)", e) for e in console_errors(browser)), console_errors(browser)
