@@ -115,7 +115,7 @@ class StackedTrainer:
         self.WT = [W.transpose(0, 2, 1) for W in self.W]
         self._buffers: dict[int, _Buffers] = {}
         self.activations = [layer.activation for layer in net.layers]
-        self.starts, self.sizes, self.param_names, self.names = net.starts, net.sizes, net.param_names, net.names
+        self.param_names, self.names = net.param_names, net.names
         self.hinged = net.hinged
         # Per-member settings, as columns.
         opt = [t.spec.optimizer for t in ts]
@@ -278,10 +278,10 @@ class StackedTrainer:
                 m = record.metrics
                 m["loss"] = loss
                 if want[k]:
-                    m.update(self._gradient_metrics(*sums[k]))
+                    m.update(recording.gradient_metrics(members[k].network, *sums[k]))
                 m.update(self._dead_fractions(k))
                 if self.gradients[k] == "full":
-                    record.gradients = {name: g.copy() for name, g in zip(self.param_names, self._member_grads(k))}
+                    record.gradients = {name: g.copy() for name, g in zip(self.param_names, trainer.network.split(self.grads[k]))}
             if traced[k]:
                 record.trace = self._trace(k, step, X, Y, loss, float(lr[k]), before[k], deltas)
             if epoch_end or last[k]:
@@ -362,12 +362,6 @@ class StackedTrainer:
         return np.array([learning_rate(t.spec.optimizer.lr, t.spec.optimizer.schedule, step, t.total_steps) for t in self.members])
 
     # -- what a recorded step reports, per member -------------------------------------------------
-    def _member_grads(self, k: int) -> list[np.ndarray]:
-        return [g for pair in zip(self.dW, self.db) for g in (pair[0][k], pair[1][k])]
-
-    def _gradient_metrics(self, weight_sq: np.ndarray, update_sq: np.ndarray, moments: tuple) -> dict[str, float]:
-        return recording.gradient_metrics(self.members[0].network, weight_sq, update_sq, moments)
-
     def _dead_fractions(self, k: int) -> dict[str, float]:
         return {key: np.count_nonzero(np.maximum.reduce(self.Z[i][k], axis=0) <= 0) / self.Z[i].shape[2]
                 for i, key in recording._dead_keys(self.names, self.hinged)}

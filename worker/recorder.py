@@ -121,28 +121,10 @@ class Recorder:
     def flush(self, checkpoint: dict[str, Any] | None = None) -> FlushResult:
         """Write what is buffered, the progress and `checkpoint` (a trainer's state after the last
         added step), in one transaction fenced by the lease; retried while the database is away."""
-        return retry_db(lambda: self._flush(checkpoint), self.db_retry_seconds, f"job {self.job_id}: flush")
-
-    def _flush(self, checkpoint: dict[str, Any] | None) -> FlushResult:
-        with self.sessions.begin() as session:
-            cancel = self._write(session, checkpoint)
-            if cancel is None:
-                raise LeaseLost(f"job {self.job_id} is no longer leased to this worker")  # rolls the transaction back
-        return self._flushed(cancel)
-
-    def _write(self, session: Session, checkpoint: dict[str, Any] | None) -> bool | None:
-        """In `session`: the progress, fenced by the lease, then what is buffered; whether a cancel was
-        asked for, or None (and nothing written) when the lease is gone."""
-        self._check(checkpoint)
-        cancel = jobs.progress(session, self.job_id, self.lease, self.step, self.last_loss)
-        if cancel is None:
-            return None
-        chunks, arrays = self._pending()
-        metrics.write_chunks(session, self.job_id, chunks)
-        step_arrays.write(session, self.job_id, arrays)
-        if checkpoint is not None:
-            checkpoints.save(session, self.job_id, checkpoint)
-        return cancel
+        result = flush_together([self], {self: checkpoint} if checkpoint is not None else None, self.db_retry_seconds)[self]
+        if result is None:
+            raise LeaseLost(f"job {self.job_id} is no longer leased to this worker")
+        return result
 
     def _check(self, checkpoint: dict[str, Any] | None) -> None:
         if checkpoint is not None and checkpoint["step"] != self.step:

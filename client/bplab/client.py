@@ -79,6 +79,17 @@ class Client:
     def _json(self, method: str, path: str, **kwargs) -> Any:
         return self._request(method, path, **kwargs).json()
 
+    def _pages(self, path: str, field: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` items of a list resource, page after page (its `next_cursor`)."""
+        out, cursor = [], None
+        while len(out) < limit:
+            page = self._json("GET", path, params={**params, "limit": min(500, limit - len(out)), **({"cursor": cursor} if cursor else {})})
+            out += page[field]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        return out
+
     # -- jobs -------------------------------------------------------------------------------------
     def submit(self, spec: dict[str, Any], idempotency_key: str | None = None, **meta: Any) -> dict[str, Any]:
         """Submit a job spec (plus `name`, `experiment`, `tags`, `time_limits`); returns the queued job.
@@ -103,15 +114,7 @@ class Client:
         params = {k: v for k, v in {"status": status, "experiment": experiment, "tag": tag, "sweep_id": sweep_id, "q": q,
                                     "archived": "true" if archived else None,
                                     "include": "params" if include_params else None}.items() if v is not None}
-        out, cursor = [], None
-        while len(out) < limit:
-            page = self._json("GET", "/api/v1/jobs", params={**params, "limit": min(500, limit - len(out)),
-                                                              **({"cursor": cursor} if cursor else {})})
-            out += page["jobs"]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                break
-        return out
+        return self._pages("/api/v1/jobs", "jobs", params, limit)
 
     def wait(self, job_id: int, progress: bool | None = None, poll: float = 0.5, timeout: float | None = None) -> dict[str, Any]:
         """Block until the job ends, with progress (`progress=None`: a bar on a terminal, tqdm's widget in a notebook,
@@ -267,14 +270,7 @@ class Client:
 
     def sweeps(self, limit: int = 50) -> list[dict[str, Any]]:
         """Sweeps, newest first, with their progress."""
-        out, cursor = [], None
-        while len(out) < limit:
-            page = self._json("GET", "/api/v1/sweeps", params={"limit": min(500, limit - len(out)), **({"cursor": cursor} if cursor else {})})
-            out += page["sweeps"]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                break
-        return out
+        return self._pages("/api/v1/sweeps", "sweeps", {}, limit)
 
     def get_sweep(self, sweep_id: int) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/sweeps/{sweep_id}")

@@ -143,7 +143,7 @@ def _check_point(session: Session, sweep: Sweep, request: SweepRequest, params: 
     `loaded`: each seed's data, loaded once per advance when the space leaves the data alone (a
     builtin set is generated from the seed: seeds differ, points of one seed do not)."""
     meta = {"name": sweep.name or f"sweep-{sweep.id}", "experiment": sweep.experiment, "tags": request.tags}
-    shares_data = not any(path == "data" or path.startswith(("data.", "data[")) for path in request.space)
+    shares_data = request.shares_data
     checked = []
     for seed_index in range(sweep.seeds):
         document = {**job_spec(request, params, seed_index), **meta}

@@ -98,6 +98,11 @@ class SweepRequest(JobMetadata):
         return self.trials
 
     @property
+    def shares_data(self) -> bool:
+        """Whether every point trains on the base's data (the space sets nothing under `data`)."""
+        return not any(path == "data" or path.startswith(("data.", "data[")) for path in self.space)
+
+    @property
     def base_seed(self) -> int:
         seed = self.base.get("seed", 0)
         return seed if isinstance(seed, int) and not isinstance(seed, bool) else 0

@@ -10,7 +10,6 @@ import re
 
 import numpy as np
 from flask import Blueprint, Response, request
-from sqlalchemy import select
 
 from engine.problem import build_problem
 from services import charts, job_charts
@@ -27,7 +26,7 @@ from ..request_session import db
 from ..schemas.charts import Chart, ChartName, ChartQuery, CompareQuery, ObjectiveQuery, RecordedSteps
 from ..schemas.common import NoQuery
 from .jobs import JOB_ID
-from .sweeps import SWEEP_ID
+from .sweeps import SWEEP_ID, sweep_jobs
 
 bp = Blueprint("charts", __name__, url_prefix="/api/v1")
 SVG = {"image/svg+xml": "the chart itself (with `Accept: image/svg+xml`)"}
@@ -103,7 +102,7 @@ def sweep_objective(sweep_id: int):
                        field="param")
     logged = param_name(param) in log_scale_params(sweep.request)
     xs, ys = [], []
-    for job in _jobs(sweep_id):
+    for job in sweep_jobs(sweep_id):
         value, objective = (job.sweep_params or {}).get(param), objective_value(job, sweep.objective_metric)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and objective is not None:
             xs.append(math.log10(value) if logged and value > 0 else value)
@@ -121,7 +120,7 @@ def sweep_parallel(sweep_id: int):
     logged = log_scale_params(sweep.request)
     params = list(sweep.request["space"])
     rows = []
-    for job in _jobs(sweep_id):
+    for job in sweep_jobs(sweep_id):
         objective = objective_value(job, sweep.objective_metric)
         values = [(job.sweep_params or {}).get(p) for p in params]
         if objective is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
@@ -130,10 +129,6 @@ def sweep_parallel(sweep_id: int):
     axes = [f"log10({p})" if param_name(p) in logged else p for p in params] + [sweep.objective_metric]
     return _svg(charts.parallel_coordinates(axes, rows, "Parallel coordinates (lines: ended jobs; blue is best)"),
                 f"sweep {sweep_id} has no ended job with numeric parameters")
-
-
-def _jobs(sweep_id: int) -> list[JobRow]:
-    return list(db().scalars(select(JobRow).where(JobRow.sweep_id == sweep_id).order_by(JobRow.id)))
 
 
 @bp.get("/compare/chart")

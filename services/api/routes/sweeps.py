@@ -39,12 +39,13 @@ bp = Blueprint("sweeps", __name__, url_prefix="/api/v1/sweeps")
 SWEEP_ID = "<int(min=1, max=2147483647):sweep_id>"
 
 
-def _jobs(sweep_id: int) -> list[JobRow]:
+def sweep_jobs(sweep_id: int) -> list[JobRow]:
+    """The sweep's jobs, in the order they were made."""
     return list(db().scalars(select(JobRow).where(JobRow.sweep_id == sweep_id).order_by(JobRow.id)))
 
 
 def _sweep_response(sweep: SweepRow, replayed: bool = False):
-    return accepted(sweep_model(sweep, _jobs(sweep.id)), url_for("sweeps.get_sweep", sweep_id=sweep.id), replayed)
+    return accepted(sweep_model(sweep, sweep_jobs(sweep.id)), url_for("sweeps.get_sweep", sweep_id=sweep.id), replayed)
 
 
 def _check(req: SweepRequest, settings: Settings) -> TimeLimits:
@@ -64,7 +65,7 @@ def _check(req: SweepRequest, settings: Settings) -> TimeLimits:
             raise SpecError([(f"base.{key}", f"set {key} on the sweep, not in its base spec") for key in misplaced])
     except SpecError as exc:
         raise invalid(exc.errors, "invalid-sweep") from None
-    shares_data = not any(path == "data" or path.startswith(("data.", "data[")) for path in req.space)
+    shares_data = req.shares_data
     data, raw, needed = None, None, []
     for point in corner_points(req):
         try:
@@ -118,7 +119,7 @@ def list_sweeps():
         rows = rows.where(SweepRow.id < query.cursor)
     page = list(db().scalars(rows))
     cursor = page[query.limit - 1].id if len(page) > query.limit else None
-    return SweepList(sweeps=[sweep_summary(s, _jobs(s.id)) for s in page[:query.limit]],
+    return SweepList(sweeps=[sweep_summary(s, sweep_jobs(s.id)) for s in page[:query.limit]],
                      next_cursor=None if cursor is None else str(cursor),
                      next=None if cursor is None else url_for("sweeps.list_sweeps", cursor=cursor, limit=query.limit))
 
@@ -141,7 +142,7 @@ def _leaderboard_csv(sweep: SweepRow, body: Sweep) -> Response:
 def get_sweep(sweep_id: int):
     """A sweep: progress by state, the leaderboard (mean ± std over seeds, best first) and its jobs."""
     sweep = sweep_or_404(sweep_id)
-    body = sweep_model(sweep, _jobs(sweep_id))
+    body = sweep_model(sweep, sweep_jobs(sweep_id))
     if wants("application/json", "text/csv") == "text/csv":
         return _leaderboard_csv(sweep, body)
     return body
@@ -157,7 +158,7 @@ def cancel_sweep(sweep_id: int):
     with transaction() as session:
         advance.cancel(session, sweep_id)
     db().expire_all()
-    return accepted(sweep_model(sweep_or_404(sweep_id), _jobs(sweep_id)))
+    return accepted(sweep_model(sweep_or_404(sweep_id), sweep_jobs(sweep_id)))
 
 
 @bp.get(f"/{SWEEP_ID}/importance")
