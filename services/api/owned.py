@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from services.store import jobs
-from services.store.models import Job, Sweep
+from services.store.models import MAX_INT32, Job, Sweep
 
 from .auth import owner
 from .errors import ApiError
@@ -18,7 +20,7 @@ def job_or_404(job_id: int) -> Job:
 
 
 def sweep_or_404(sweep_id: int) -> Sweep:
-    sweep = db().get(Sweep, sweep_id)
-    if sweep is None or sweep.owner != owner():
+    sweep = db().scalar(select(Sweep).where(Sweep.id == sweep_id, Sweep.owner == owner())) if 1 <= sweep_id <= MAX_INT32 else None
+    if sweep is None:
         raise ApiError("not-found", f"no sweep {sweep_id}")
     return sweep

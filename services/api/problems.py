@@ -60,12 +60,16 @@ PROBLEMS: dict[str, ProblemKind] = {
     "different-architectures": ProblemKind(422, "Different architectures", "Only runs of one architecture can be compared step by step."),
     "too-many-requests": ProblemKind(429, "Too many requests", "Submissions are rate-limited per owner (`SUBMIT_RATE_LIMIT`); retry "
                                      "after the seconds in `Retry-After`."),
+    "too-many-streams": ProblemKind(429, "Too many event streams", "This owner already holds `EVENTS_MAX_PER_OWNER` event streams "
+                                    "open (`limit`); close one, retry after `Retry-After` seconds, or poll the job instead."),
     "uri-too-long": ProblemKind(414, "URI too long", "The request line is over the server's limit (4,094 bytes): ask for fewer "
                                 "metric `keys` per request, or several times."),
     "request-header-fields-too-large": ProblemKind(431, "Request header fields too large", "A header, or all of them together, is "
-                                                   "over the server's limit (8,190 bytes a header line, 100 headers)."),
+                                                   "over the server's limit (8,190 bytes a header line, 64 KiB in all)."),
     "internal-error": ProblemKind(500, "Internal server error", "Something failed that should not have; it has been logged with the "
                                   "request. Report it with the time and `instance`."),
+    "streams-unavailable": ProblemKind(503, "No event stream free", "The server holds as many event streams as it serves at once "
+                                       "(`EVENTS_MAX_STREAMS`, `limit`); retry after `Retry-After` seconds, or poll the job instead."),
     "database-unavailable": ProblemKind(503, "Service unavailable", "The database cannot be reached; retry after `Retry-After` seconds. "
                                         "Nothing you sent was stored."),
 }

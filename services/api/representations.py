@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, url_for
 
-from services.run_params import spec_params
+from services.mlflow.run_params import spec_params
 from services.store.models import Job as JobRow
 from services.store.models import Sweep as SweepRow
 from services.sweeps.leaderboard import leaderboard

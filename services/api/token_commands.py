@@ -10,7 +10,8 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 
-from services.mlflow_owners import MlflowOwners, guarded
+from services.mlflow.owners import MlflowOwners, guarded, make_up_server
+from services.settings import Settings
 from services.store import tokens
 from services.store.db import session_factory
 
@@ -21,11 +22,20 @@ def _sessions():
     return session_factory(current_app.config["SETTINGS"].database_url)
 
 
+def _mlflow_settings() -> Settings | None:
+    """The guarded MLflow server to set passwords on: the one these settings name, else the one `make up`
+    runs from VAR_DIR (this shell need not have make up's variables); None when there is none."""
+    settings = current_app.config["SETTINGS"]
+    return settings if guarded(settings) else make_up_server(settings)
+
+
 def _mlflow_password(owner: str, password: str) -> None:
     """With MLflow behind the owners, the owner signs in to it with their newest token (or, after a
     revocation, with none until they get a new one)."""
-    settings = current_app.config["SETTINGS"]
-    if not guarded(settings):
+    settings = _mlflow_settings()
+    if settings is None:
+        click.echo("no MLflow server behind the owners was found (MLFLOW_TRACKING_URI with AUTH=on, or `AUTH=on make up`): "
+                   "the token opens the API only", err=True)
         return
     try:
         with MlflowOwners(settings) as owners:
@@ -60,7 +70,7 @@ def _revoke(name: str) -> None:
     if not revoked:
         raise click.ClickException(f"no live token named {name!r}")
     click.echo(f"revoked {name}" + (" (and its owner's MLflow password: create a token to sign in again)"
-                                    if guarded(current_app.config["SETTINGS"]) else ""))
+                                    if _mlflow_settings() is not None else ""))
 
 
 @tokens_cli.command("list", help="Tokens: name, owner, created, revoked (never the secret).")

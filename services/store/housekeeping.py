@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from ..job_metadata import MAX_TAGS
 from . import quota
 from .columns import utcnow
 from .models import TERMINAL, Job, JobTag, MirrorState, MlflowDeletion
@@ -15,9 +16,21 @@ from .upsert import insert_missing
 _PLAIN = {"synchronize_session": False}
 
 
+class TooManyTags(ValueError):
+    """A change that would leave a job with more than MAX_TAGS tags."""
+
+
 def set_metadata(session: Session, job: Job, *, name: str | None = None, clear_name: bool = False,
                  tags: dict[str, str | None] | None = None) -> None:
-    """Rename (`clear_name` removes the name) and change tags (a None value removes the tag)."""
+    """Rename (`clear_name` removes the name) and change tags (a None value removes the tag). The tag
+    limit holds for what the job ends up with, however many requests built it: the row is locked
+    (PostgreSQL; SQLite's writes are serial) and TooManyTags raised before anything changes."""
+    session.execute(select(Job.id).where(Job.id == job.id).with_for_update())
+    session.refresh(job, ["tags"])
+    after = {t.key for t in job.tags} | {k for k, v in (tags or {}).items() if v is not None}
+    after -= {k for k, v in (tags or {}).items() if v is None}
+    if len(after) > MAX_TAGS:
+        raise TooManyTags(f"the job would hold {len(after)} tags, over {MAX_TAGS}: remove some (a null value removes a tag)")
     if name is not None or clear_name:
         job.name = name
     for key, value in (tags or {}).items():

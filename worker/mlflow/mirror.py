@@ -28,16 +28,17 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.mlflow.run_params import log_scale_params
 from services.public_errors import describe
-from services.run_params import log_scale_params
 from services.settings import Settings
 from services.store import housekeeping, metrics, mirror_cursor
 from services.store.columns import utcnow
 from services.store.db import session_factory
 from services.store.models import TERMINAL, Job, JobStatus, MirrorState, Sweep
 
+from .experiments import ExperimentTaken, experiment_id, forget_experiments
 from .run_content import EPOCH_KEYS, created_ms, job_key, run_params, run_tags, strides, write_artifacts
-from .sweep_runs import SweepRunBusy, ensure_sweep_run, experiment_id, finish_pending_sweeps, forget_experiments
+from .sweep_runs import SweepRunBusy, ensure_sweep_run, finish_pending_sweeps
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class MlflowDown(RuntimeError):
 
 def failure(exc: BaseException) -> tuple[MirrorState, str]:
     """What a failed MLflow call means for the mirror: retry later (`pending`) or give up (`failed`)."""
+    if isinstance(exc, ExperimentTaken):
+        return MirrorState.failed, str(exc)
     if isinstance(exc, MlflowException):
         transient = exc.get_http_status_code() >= 500 or "Connection" in str(exc) or "Max retries" in str(exc)
         return (MirrorState.pending if transient else MirrorState.failed,
@@ -137,7 +140,7 @@ def _mirror_one(sessions: sessionmaker[Session], client: MlflowClient, job_id: i
     try:
         state, reason = _mirror(sessions, client, job_id, token, settings), None
     except Exception as exc:
-        if not isinstance(exc, (MlflowException, OSError, SweepRunBusy)):
+        if not isinstance(exc, (MlflowException, OSError, SweepRunBusy, ExperimentTaken)):
             logger.exception("mirror of job %s failed", job_id)
         forget_experiments()  # one may have been deleted behind our back
         state, reason = failure(exc)
@@ -303,7 +306,7 @@ def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job,
     """The job's run, created once with the job's start time (its params follow with its first
     points). Only when an earlier pass asked for it and may have died before storing its id is it
     looked up (by its job_key tag) first."""
-    experiment = experiment_id(client, job.owner, job.experiment, settings)
+    experiment = experiment_id(client, sessions, job.owner, job.experiment, settings)
     if job.mlflow_run_requested_at is not None:
         found = client.search_runs([experiment], f"tags.job_key = '{job_key(job)}'", max_results=1)
         if found:

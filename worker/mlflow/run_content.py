@@ -15,7 +15,7 @@ from engine.inference import predict
 from engine.problem import Plan, build_problem, plan_document
 from engine.spec import JobSpec
 from services.job_charts import decision_boundary, plots, raw_inputs
-from services.run_params import LOG_SCALE, param_name, spec_params
+from services.mlflow.run_params import LOG_SCALE, param_name, spec_params
 from services.settings import Settings
 from services.store import metrics, step_arrays
 from services.store.models import Job
@@ -38,7 +38,7 @@ def parsed(job: Job) -> tuple[JobSpec, Plan]:
 
 
 def run_params(job: Job, log_names: set[str] | frozenset[str] = frozenset(LOG_SCALE)) -> dict[str, str]:
-    """One param per spec field under its short name (services/run_params.py), a few derived ones,
+    """One param per spec field under its short name (services/mlflow/run_params.py), a few derived ones,
     and log10_<name> of the log-scale ones; as MLflow's strings."""
     params = {name: _text(value) for name, value in spec_params(job.spec, parsed(job)).items()}
     for name in sorted(log_names):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 
 from mlflow import MlflowClient
@@ -20,8 +19,6 @@ from mlflow.exceptions import MlflowException
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.job_metadata import DEFAULT_EXPERIMENT
-from services.mlflow_owners import MlflowOwners, experiment_name, guarded
 from services.public_errors import describe
 from services.settings import Settings
 from services.store import locks
@@ -30,59 +27,15 @@ from services.store.db import session_factory
 from services.store.models import Job, MirrorState, Sweep, SweepStatus
 from services.sweeps.leaderboard import leaderboard
 
+from .experiments import experiment_id
 from .run_content import MAX_PARAM_VALUE
 
 logger = logging.getLogger(__name__)
 ENDED = (SweepStatus.finished, SweepStatus.cancelled)
-MLFLOW_DEFAULT_ID = "0"  # MLflow's own Default experiment
 
 
 class SweepRunBusy(RuntimeError):
     """Another process holds the sweep's mirror lock (it is creating or finishing the parent run)."""
-
-
-_EXPERIMENTS: dict[tuple[str, str], str] = {}
-_EXPERIMENTS_LOCK = threading.Lock()
-
-
-def experiment_id(client: MlflowClient, owner: str, experiment: str, settings: Settings) -> str:
-    """The MLflow experiment of an owner's experiment (created on first use; with MLflow guarded, per
-    owner and granted to them), looked up once per process and tracking server."""
-    name = experiment_name(owner, experiment, settings)
-    key = (client.tracking_uri, name)
-    with _EXPERIMENTS_LOCK:
-        if key not in _EXPERIMENTS and experiment == DEFAULT_EXPERIMENT and not guarded(settings):
-            _EXPERIMENTS[key] = _mlflow_default(client)
-        if key not in _EXPERIMENTS:
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None:
-                try:
-                    found = client.create_experiment(name)
-                except MlflowException as exc:  # another mirror created it first
-                    if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                        raise
-                    found = client.get_experiment_by_name(name).experiment_id
-            else:
-                found = experiment.experiment_id
-            if guarded(settings):
-                with MlflowOwners(settings) as owners:
-                    owners.grant(owner, found)
-            _EXPERIMENTS[key] = found
-        return _EXPERIMENTS[key]
-
-
-def _mlflow_default(client: MlflowClient) -> str:
-    """MLflow's own `Default` experiment (id 0), restored if someone deleted it: jobs given no
-    experiment go there, so the UI lists one default, not ours beside MLflow's."""
-    default = client.get_experiment(MLFLOW_DEFAULT_ID)
-    if default.lifecycle_stage == "deleted":
-        client.restore_experiment(MLFLOW_DEFAULT_ID)
-    return MLFLOW_DEFAULT_ID
-
-
-def forget_experiments() -> None:
-    """Look experiments up again (after a failure: one may have been deleted)."""
-    _EXPERIMENTS.clear()
 
 
 def sweep_key(sweep: Sweep) -> str:
@@ -124,7 +77,7 @@ def _find_or_create(client: MlflowClient, sessions: sessionmaker[Session], sweep
         sweep = session.get(Sweep, sweep_id)
         if sweep.mlflow_parent_run_id:  # created while we waited for the lock
             return sweep.mlflow_parent_run_id
-        experiment = experiment_id(client, sweep.owner, sweep.experiment, settings)
+        experiment = experiment_id(client, sessions, sweep.owner, sweep.experiment, settings)
         found = client.search_runs([experiment], f"tags.sweep_key = '{sweep_key(sweep)}'", max_results=1)
         if found:
             return found[0].info.run_id

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 
 from engine.problem import build_problem
 from services import charts, job_charts
-from services.run_params import log_scale_params, param_name
+from services.mlflow.run_params import log_scale_params, param_name
 from services.store import metrics, step_arrays
 from services.store.models import Job as JobRow
 from services.sweeps.leaderboard import objective_value

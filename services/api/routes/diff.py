@@ -9,7 +9,7 @@ from flask import Blueprint, request
 
 from engine.problem import plan
 from engine.spec import parse_spec
-from services.run_params import spec_params
+from services.mlflow.run_params import spec_params
 from services.store import metrics
 from services.store.models import Job
 
@@ -48,7 +48,7 @@ def first_difference(series_a: Series, series_b: Series, tolerance: float) -> tu
 
 
 def spec_differences(spec_a: dict, spec_b: dict) -> dict[str, dict[str, Any]]:
-    """The params (services/run_params.py) whose values differ, plus inline data and explicit weights as wholes."""
+    """The params (services/mlflow/run_params.py) whose values differ, plus inline data and explicit weights as wholes."""
     params_a, params_b = spec_params(spec_a), spec_params(spec_b)
     out = {name: {"a": params_a.get(name), "b": params_b.get(name)} for name in sorted(set(params_a) | set(params_b))
            if params_a.get(name) != params_b.get(name)}

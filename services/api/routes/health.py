@@ -12,6 +12,7 @@ from sqlalchemy import text
 from services.migrate import current_revision, head_revision
 from services.store import outbox
 
+from ..auth import signed_in
 from ..openapi import operation
 from ..request_session import db
 from ..schemas.common import NoQuery
@@ -71,11 +72,15 @@ def _mlflow(uri: str) -> Check:
 @bp.get("/readyz")
 @operation("health", ok=Readiness, query=NoQuery, public=True, also={503: (Readiness, "Not ready: see which check failed")})
 def ready():
-    """Readiness: 200 when the database is reachable at the newest migration and the broker answers (503 otherwise)."""
+    """Readiness: 200 when the database is reachable at the newest migration and the broker answers (503 otherwise);
+    with AUTH=on only a caller with a token sees which check failed."""
     settings = current_app.config["SETTINGS"]
     database, migrations = _database()
     broker = _broker(settings.redis_url)
-    body = Readiness(ready=database.ok and migrations.ok and broker.ok, database=database, migrations=migrations,
-                     broker=broker, mlflow=_mlflow(settings.mlflow_tracking_uri),
-                     outbox=_outbox() if migrations.ok and settings.auth == "off" else None)
+    ready = database.ok and migrations.ok and broker.ok
+    if settings.auth == "on" and not signed_in():  # anonymous: ready or not, nothing of the revision, broker or MLflow
+        body = Readiness(ready=ready)
+    else:
+        body = Readiness(ready=ready, database=database, migrations=migrations, broker=broker, mlflow=_mlflow(settings.mlflow_tracking_uri),
+                         outbox=_outbox() if migrations.ok and settings.auth == "off" else None)
     return (body, 200) if body.ready else (body, 503, {"Retry-After": "5"})

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, request, url_for
 
 from engine.spec import JobSpec, SpecError
-from services.job_metadata import JobSubmission
+from services.job_metadata import MAX_TAGS, JobSubmission
 from services.store import housekeeping, jobs, outbox
 from services.store.jobs import JobFilter
 from services.store.models import TERMINAL, SweepStatus
@@ -117,14 +117,17 @@ def cancel_job(job_id: int):
 
 
 @bp.patch(f"/{JOB_ID}")
-@operation("jobs", ok=Job, body=JobChanges, query=NoQuery, problems=("not-found",))
+@operation("jobs", ok=Job, body=JobChanges, query=NoQuery, problems=("not-found", "over-limit"))
 def change_job(job_id: int):
     """Rename a job or change its tags (a null tag value removes the tag); its MLflow run follows."""
     changes: JobChanges = request.context.json
     job = job_or_404(job_id)
-    with transaction() as session:
-        housekeeping.set_metadata(session, job, name=changes.name, clear_name="name" in changes.model_fields_set and changes.name is None,
-                                  tags=changes.tags)
+    try:
+        with transaction() as session:
+            housekeeping.set_metadata(session, job, name=changes.name,
+                                      clear_name="name" in changes.model_fields_set and changes.name is None, tags=changes.tags)
+    except housekeeping.TooManyTags as exc:
+        raise ApiError("over-limit", str(exc), field="tags", limit=MAX_TAGS) from None
     return job_model(job_or_404(job_id))
 
 

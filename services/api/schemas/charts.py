@@ -35,6 +35,6 @@ class ObjectiveQuery(Query):
 
 
 class CompareQuery(Query):
-    jobs: str = Field(pattern=r"^[1-9]\d{0,9}(,[1-9]\d{0,9}){0,9}$", description="2-10 comma-separated job ids")
+    jobs: str = Field(pattern=r"^[1-9]\d{0,18}(,[1-9]\d{0,18}){0,9}$", description="2-10 comma-separated job ids")
     key: str = Field(default="loss", min_length=1, max_length=250, description="the metric key overlaid")
     max_points: int = Field(default=1000, ge=10, le=20_000)

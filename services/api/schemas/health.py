@@ -20,9 +20,10 @@ class Check(Out):
 
 class Readiness(Out):
     ready: bool = Field(description="the database answers with its schema at the newest migration, and the broker answers")
-    database: Check
-    migrations: Check
-    broker: Check
-    mlflow: Check = Field(description="reported, never a reason to be unready: training does not wait for MLflow")
-    outbox: int | None = Field(description="jobs stored but not yet handed to the broker (they start once it answers); "
+    database: Check | None = Field(default=None, description="null for an anonymous caller with AUTH=on (as are the other checks): "
+                                                             "they say only whether the service is ready")
+    migrations: Check | None = None
+    broker: Check | None = None
+    mlflow: Check | None = Field(default=None, description="reported, never a reason to be unready: training does not wait for MLflow")
+    outbox: int | None = Field(default=None, description="jobs stored but not yet handed to the broker (they start once it answers); "
                                            "null when the database does not answer, and with AUTH=on (it would tell anyone of every owner's work)")

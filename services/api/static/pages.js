@@ -83,29 +83,44 @@ async function chartInto(container, path, name) {
 
 // Server-Sent Events over fetch (EventSource cannot send the token).
 async function follow(path, onEvent) {
-  const headers = { Accept: "text/event-stream" };
-  const token = localStorage.getItem(TOKEN);
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { headers });
-  if (!response.ok) return;
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
+  // Server-Sent Events over fetch (it can send the token). The server ends a stream that stays idle
+  // or open too long; it is reopened with Last-Event-ID until the `end` event, and a stream refused
+  // for now (429, 503) is retried after Retry-After.
+  let lastId = null, retryMs = 5000;
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    buffer += decoder.decode(value, { stream: true });
-    let cut;
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      let event = "message", data = null;
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event: ")) event = line.slice(7);
-        else if (line.startsWith("data: ")) data = JSON.parse(line.slice(6));
-      }
-      if (data !== null) onEvent(event, data);
+    const headers = { Accept: "text/event-stream" };
+    const token = localStorage.getItem(TOKEN);
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (lastId) headers["Last-Event-ID"] = lastId;
+    const response = await fetch(path, { headers });
+    if (response.status === 429 || response.status === 503) {
+      await new Promise((done) => setTimeout(done, 1000 * Number(response.headers.get("Retry-After") || 5)));
+      continue;
     }
+    if (!response.ok) return;
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        let event = "message", data = null;
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event: ")) event = line.slice(7);
+          else if (line.startsWith("id: ")) lastId = line.slice(4);
+          else if (line.startsWith("retry: ")) retryMs = Number(line.slice(7));
+          else if (line.startsWith("data: ")) data = JSON.parse(line.slice(6));
+        }
+        if (data !== null) onEvent(event, data);
+        if (event === "end") return;
+      }
+    }
+    await new Promise((done) => setTimeout(done, Math.min(retryMs, 1000)));
   }
 }
 

@@ -4,8 +4,10 @@ MLflow's own basic-auth app guards its server: nothing anonymous (`default_permi
 NO_PERMISSIONS`), and a user per owner, named as the owner, whose password is the owner's newest API
 token (set when the token is created, so one secret opens the REST API and the MLflow UI). The MLflow
 worker signs in as MLflow's admin (MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD),
-writes each owner's runs into experiments named `<owner>/<experiment>` (two owners never share one)
-and grants the owner EDIT on each: they read and write their runs, nobody else sees them.
+writes each owner's runs into experiments named `<owner>/<experiment>` (two owners never share one),
+which it creates itself and finds again by the ids it keeps (worker/mlflow/experiments.py), and grants
+the owner EDIT on each: they read and write their runs, nobody else sees them. Nobody but the admin
+may create, rename or restore an experiment, or list users (guard.py, MLflow's sign-in hook).
 
 Chosen over a proxy of our own in front of MLflow: its app already checks every endpoint (UI, REST,
 artifacts) against per-experiment permissions, which a proxy would have to relearn for each MLflow
@@ -14,12 +16,13 @@ release. Spoken to over its REST API (httpx), so the API process does not import
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
 import httpx
 
-from .settings import Settings
+from ..settings import Settings
 
 OWNER_PERMISSION = "EDIT"
 TIMEOUT_SECONDS = 10.0
@@ -74,6 +77,23 @@ class MlflowOwners:
             answer.raise_for_status()
 
 
+    def holders(self, experiment_id: str) -> dict[str, str]:
+        """{user: permission} of every non-admin user granted anything on the experiment (one call per
+        user: used once per experiment an older version adopted, after the upgrade)."""
+        answer = self.http.get("/api/2.0/mlflow/users/list")
+        answer.raise_for_status()
+        found = {}
+        for user in answer.json().get("users", []):
+            if user.get("is_admin"):
+                continue
+            grants = self.http.get("/api/3.0/mlflow/users/permissions/list", params={"username": user["username"]})
+            grants.raise_for_status()
+            for row in grants.json().get("permissions", []):
+                if row.get("resource_type") == "experiment" and str(row.get("resource_pattern")) == str(experiment_id):
+                    found[user["username"]] = row.get("permission")
+        return found
+
+
 def write_auth_config(path: Path, database_uri: str, admin: str, password: str) -> Path:
     """MLflow's basic-auth app configuration (MLFLOW_AUTH_CONFIG_PATH): nothing for anyone without a
     permission, and the admin the service signs in as (created on the app's first start)."""
@@ -82,6 +102,30 @@ def write_auth_config(path: Path, database_uri: str, admin: str, password: str) 
                     f"database_uri = {database_uri}\n"
                     f"admin_username = {admin}\n"
                     f"admin_password = {password}\n"
-                    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                    "authorization_function = services.mlflow.guard:authenticate\n")
     path.chmod(0o600)
     return path
+
+
+MAKE_UP_SERVER = "mlflow-server.json"  # in VAR_DIR: the guarded MLflow server `make up` runs, for commands run beside it
+
+
+def remember_make_up_server(var: Path, tracking_uri: str | None, admin: str = "", password_file: Path | None = None) -> None:
+    """Note (or, with `tracking_uri` None, forget) the guarded MLflow server `make up` runs, so the token
+    command run in another shell finds it and its admin as `make up` configured them."""
+    path = var / MAKE_UP_SERVER
+    if tracking_uri is None:
+        path.unlink(missing_ok=True)
+        return
+    path.write_text(json.dumps({"tracking_uri": tracking_uri, "username": admin, "password_file": str(password_file)}))
+    path.chmod(0o600)
+
+
+def make_up_server(settings: Settings) -> Settings | None:
+    """`settings` pointed at the guarded MLflow server `make up` runs from VAR_DIR, or None if it runs none."""
+    path = settings.var_dir / MAKE_UP_SERVER
+    if not path.exists():
+        return None
+    noted = json.loads(path.read_text())
+    return settings.replace(auth="on", mlflow_tracking_uri=noted["tracking_uri"], mlflow_tracking_username=noted["username"],
+                            mlflow_tracking_password=Path(noted["password_file"]).read_text().strip())
