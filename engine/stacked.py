@@ -56,6 +56,19 @@ def stack_key(spec: JobSpec, sizes: Plan) -> str:
     return hashlib.sha256(json.dumps(shape, default=str).encode()).hexdigest()[:32]
 
 
+def state_bytes(spec: JobSpec, sizes: Plan) -> int:
+    """About what one member holds while it trains, from the spec alone (nothing allocated): its
+    weights with their gradient, two step temporaries and up to three optimizer slots; a batch's
+    z, a, δ and dropout mask for every unit; its copy of the data. What bounds a stack's members
+    (STACK_MAX_BYTES) and a sweep's in all, before anything is built."""
+    itemsize = 4 if spec.dtype == "float32" else 8
+    widths = [sizes.n_inputs] + [layer.units for layer in spec.model.layers]
+    weights = sizes.n_params * 7
+    activations = sizes.batch_size * sum(widths) * 4
+    data = sizes.n_samples * (sizes.n_inputs + widths[-1])
+    return itemsize * (weights + activations + data)
+
+
 def _position(trainer: Trainer) -> tuple:
     return trainer.step, trainer.epoch, trainer.batch_index, trainer.optimizer.t
 

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(default=1000, ge=1, description="steps between checkpoints (a retry resumes from the last)")
     stack_max: int = Field(default=100, ge=1, description="queued jobs of one sweep that share a shape a worker trains as one stack "
                                                           "(1: never stack)")
+    stack_max_bytes: int = Field(default=64 * 1024**2, ge=0, description="what one stack's members may hold in all while they train "
+                                                                        "(weights, gradients, optimizer state, a batch's activations, data); "
+                                                                        "a larger stack is split")
+    max_sweep_state_bytes: int = Field(default=8 * 1024**3, ge=0, description="what one sweep's jobs would hold in all, trained at once "
+                                                                             "(a sweep over it is refused)")
     job_soft_time_limit: int = Field(default=3600, ge=1,
                                      description="seconds of training per attempt before the worker stops a job")
     job_hard_time_limit: int = Field(default=3900, ge=1,

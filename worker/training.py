@@ -16,11 +16,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.spec import SpecError
+from engine.problem import plan
+from engine.spec import SpecError, parse_spec
+from engine.stacked import state_bytes
 from engine.training import SUMMARY_KEYS, Trainer, summarize
 from services.public_errors import describe
 from services.settings import Settings
-from services.store import checkpoints, jobs, metrics
+from services.store import checkpoints, fairness, jobs, metrics, outbox
 from services.store.db import session_factory
 from services.store.models import JobStatus
 from services.store.retry import TRANSIENT, retry_db
@@ -36,7 +38,30 @@ def train(job_id: int, settings: Settings) -> str:
     """Train job `job_id` if it is queued (with the queued jobs of its sweep that share its shape, as
     one stack: worker/stack.py). Returns its final status (or why nothing was done)."""
     sessions = session_factory(settings.database_url)
-    claims = retry_db(lambda: _claim(sessions, job_id, settings.stack_max), settings.db_retry_seconds, f"job {job_id}: claim")
+    instead, requeued = retry_db(lambda: _fair_turn(sessions, job_id, settings), settings.db_retry_seconds, f"job {job_id}: fair turn")
+    if instead is not None:  # another owner's turn: train theirs (this job's message was sent again)
+        return f"job {instead} trained first (another owner's turn): {train_job_now(sessions, instead, settings)}"
+    if requeued:
+        return "deferred: another owner's job goes first (this job is back in the queue)"
+    return train_job_now(sessions, job_id, settings)
+
+
+def _fair_turn(sessions: sessionmaker[Session], job_id: int, settings: Settings) -> tuple[int | None, bool]:
+    """(another owner's job to train in this job's place, whether this job's message was sent again to
+    the back of the queue): services/store/fairness.py. A job whose hard time limit is longer than
+    this message allows is not swapped in; this job only goes back in the queue, for its message."""
+    with sessions.begin() as session:
+        instead = fairness.turn_instead(session, job_id, settings.resend_after)
+        if instead is None or outbox.send(session, [job_id], settings) == 0:
+            return None, False
+        limits = jobs.hard_time_limits(session, [job_id, instead])
+    mine, theirs = limits.get(job_id), limits.get(instead)
+    return (instead if mine is None or (theirs is not None and theirs <= mine) else None), True
+
+
+def train_job_now(sessions: sessionmaker[Session], job_id: int, settings: Settings) -> str:
+    """Claim and train the job (and its stack); its final status, or why nothing was done."""
+    claims = retry_db(lambda: _claim(sessions, job_id, settings), settings.db_retry_seconds, f"job {job_id}: claim")
     if len(claims) > 1 or (claims and claims[0][0] != job_id):
         from .stack import train_stack  # (it imports this module)
 
@@ -94,9 +119,29 @@ def train(job_id: int, settings: Settings) -> str:
     return status.value
 
 
-def _claim(sessions: sessionmaker[Session], job_id: int, stack_max: int) -> list[tuple[int, jobs.Claimed]]:
+def _give_way(sessions: sessionmaker[Session], job_id: int, settings: Settings) -> bool:
+    """The job's turn given to another owner (services/store/fairness.py): its message sent again, to the back of the queue."""
     with sessions.begin() as session:
-        return jobs.claim_stack_for_training(session, job_id, stack_max)
+        if not fairness.should_wait(session, job_id, settings.resend_after):
+            return False
+        return outbox.send(session, [job_id], settings) == 1
+
+
+def _claim(sessions: sessionmaker[Session], job_id: int, settings: Settings) -> list[tuple[int, jobs.Claimed]]:
+    """The job, with as many queued siblings of its shape as STACK_MAX and STACK_MAX_BYTES allow."""
+    with sessions.begin() as session:
+        return jobs.claim_stack_for_training(session, job_id, lambda spec: stack_limit(spec, settings))
+
+
+def stack_limit(spec: dict, settings: Settings) -> int:
+    """How many members of this spec's shape one stack may hold: STACK_MAX, fewer when their state
+    together would pass STACK_MAX_BYTES (a member too big alone trains alone)."""
+    try:
+        parsed = parse_spec(spec)
+    except SpecError:  # it fails alone, with the reason, when its trainer is built
+        return 1
+    per_member = state_bytes(parsed, plan(parsed))
+    return max(1, min(settings.stack_max, settings.stack_max_bytes // max(per_member, 1)))
 
 
 def make_trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attempt: int) -> Trainer:

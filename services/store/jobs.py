@@ -11,6 +11,7 @@ claims it. Like every store function, none of these commits: the caller owns the
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy import ColumnElement, String, bindparam, cast, delete, exists, f
 from sqlalchemy.orm import Session
 
 from ..time_limits import TimeLimits
-from . import outbox
+from . import fairness, outbox
 from .columns import utcnow
 from .models import LOCAL_OWNER, MAX_INT32, TERMINAL, Checkpoint, Job, JobPayload, JobStatus, JobTag, MirrorState
 
@@ -112,11 +113,12 @@ def _claim(session: Session, job_id: int, *columns) -> tuple | None:
         update(Job).where(Job.id == job_id, Job.status == JobStatus.queued)
         .values(status=JobStatus.running, lease=lease, attempt=Job.attempt + 1, attempt_started_at=now, heartbeat_at=now,
                 started_at=func.coalesce(Job.started_at, now))
-        .returning(Job.id, *columns), execution_options=_PLAIN).one_or_none()
+        .returning(Job.id, Job.owner, *columns), execution_options=_PLAIN).one_or_none()
     if row is None:
         return None
     outbox.remove(session, job_id)
-    return (lease, *row[1:])
+    fairness.started(session, row[1])
+    return (lease, *row[2:])
 
 
 @dataclass(frozen=True)
@@ -144,12 +146,15 @@ def claim_for_training(session: Session, job_id: int) -> Claimed | None:
     return Claimed(lease, attempt, spec, soft, sweep_id, trial, seed, reserved or 0)
 
 
-def claim_stack_for_training(session: Session, job_id: int, limit: int) -> list[tuple[int, Claimed]]:
+def claim_stack_for_training(session: Session, job_id: int, limit: int | Callable[[dict[str, Any]], int]) -> list[tuple[int, Claimed]]:
     """The job and up to `limit - 1` other queued jobs of its sweep with its stack key, claimed in one
     UPDATE, each with its own lease: [(job id, what training needs)], the asked-for job first; empty
-    if that job is not queued. A job without a stack key (or `limit` 1) is claimed alone."""
+    if that job is not queued. A job without a stack key (or `limit` 1) is claimed alone. `limit` may
+    be a function of the job's spec (all members share its shape)."""
     key, sweep_id = session.execute(select(Job.stack_key, Job.sweep_id).where(Job.id == job_id, Job.status == JobStatus.queued)
                                     ).one_or_none() or (None, None)
+    if key is not None and callable(limit):
+        limit = limit(session.scalar(select(JobPayload.spec).where(JobPayload.job_id == job_id)))
     if key is None or limit <= 1:
         claimed = claim_for_training(session, job_id)
         return [] if claimed is None else [(job_id, claimed)]
@@ -166,10 +171,17 @@ def claim_stack_for_training(session: Session, job_id: int, limit: int) -> list[
     specs = dict(session.execute(select(JobPayload.job_id, JobPayload.spec).where(JobPayload.job_id.in_([r[0] for r in rows]))).all())
     for row in rows:
         outbox.remove(session, row[0])
+    if rows:
+        fairness.started(session, session.scalar(select(Job.owner).where(Job.id == rows[0][0])))
     claimed = {row[0]: Claimed(row[1], row[2], specs[row[0]], row[3], row[4], row[5], row[6], row[7] or 0) for row in rows}
     # The asked-for job first; it may be missing if another worker took it between the two statements
     # (then the siblings this claim did take are trained all the same).
     return sorted(claimed.items(), key=lambda item: (item[0] != job_id, item[0]))
+
+
+def hard_time_limits(session: Session, job_ids: list[int]) -> dict[int, int | None]:
+    """Each job's hard time limit (None: the server's)."""
+    return dict(session.execute(select(Job.id, Job.hard_time_limit).where(Job.id.in_(job_ids))).all())
 
 
 def status_of(session: Session, job_id: int) -> JobStatus | None:

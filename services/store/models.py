@@ -215,12 +215,14 @@ class ApiToken(Base):
 
 class OwnerUsage(Base):
     """What an owner's jobs may record in all (the sum of their reservations): the quota MAX_OWNER_BYTES
-    bounds, kept as one row per owner so checking it costs the same however many jobs they have."""
+    bounds, kept as one row per owner so checking it costs the same however many jobs they have; and
+    when a job of theirs last started (fairness.py: whose turn it is)."""
 
     __tablename__ = "owner_usage"
 
     owner: Mapped[str] = mapped_column(String(200), primary_key=True)
     reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class IdempotencyKey(Base):

@@ -55,3 +55,10 @@ def train(app) -> Callable[[int], str]:
     from worker.training import train as train_job
 
     return lambda job_id: train_job(job_id, app.config["SETTINGS"])
+
+
+def token(flask_app: Flask, name: str, owner: str | None = None) -> str:
+    """A new token from the `flask tokens create` command, as an operator makes one."""
+    done = flask_app.test_cli_runner().invoke(args=["tokens", "create", name, *(["--owner", owner] if owner else [])])
+    assert done.exit_code == 0, done.output
+    return done.stdout.strip()  # (stderr may say the token opens no MLflow)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from services.store import jobs
 from services.store.db import session_factory
 from services.store.models import ApiToken
-from tests.api.conftest import http, make_app
+from tests.api.conftest import http, make_app, token
 from tests.conftest import BACKENDS, drop_database
 from tests.support.specs import moons
 
@@ -25,11 +25,6 @@ def auth_app(request, redis_server, tmp_path_factory):
     yield flask_app
     drop_database(url)
 
-
-def token(flask_app, name: str, owner: str | None = None) -> str:
-    done = flask_app.test_cli_runner().invoke(args=["tokens", "create", name, *(["--owner", owner] if owner else [])])
-    assert done.exit_code == 0, done.output
-    return done.output.strip()
 
 
 @pytest.fixture(scope="module")

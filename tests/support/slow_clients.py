@@ -94,3 +94,24 @@ def probe(requests: list[Callable[[], httpx.Response]], n: int, timeout: float =
 
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[98] if len(values) > 1 else values[0]
+
+
+def open_streams(host: str, port: int, path: str, token: str, n: int) -> tuple[list[socket.socket], dict[int, int]]:
+    """`n` event-stream requests on their own sockets, never read beyond the status line: the sockets
+    (close them) and how many got each status."""
+    socks, statuses = [], {}
+    for _ in range(n):
+        sock = socket.create_connection((host, port), timeout=10)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+        socks.append(sock)
+    for sock in socks:
+        line = b""
+        with suppress(OSError):
+            while not line.endswith(b"\r\n"):
+                got = sock.recv(1)
+                if not got:
+                    break
+                line += got
+        status = int(line.split()[1]) if len(line.split()) > 1 else 0
+        statuses[status] = statuses.get(status, 0) + 1
+    return socks, statuses

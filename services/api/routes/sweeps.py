@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from engine.problem import load_data
 from engine.spec import SpecError
+from engine.stacked import state_bytes
 from services.job_checks import OverLimit, check_quota, parse_document
 from services.job_metadata import META_FIELDS
 from services.settings import Settings
@@ -66,19 +67,28 @@ def _check(req: SweepRequest, settings: Settings) -> TimeLimits:
     except SpecError as exc:
         raise invalid(exc.errors, "invalid-sweep") from None
     shares_data = req.shares_data
-    data, raw, needed = None, None, []
+    data, raw, needed, states = None, None, [], []
     for point in corner_points(req):
         try:
             document = job_spec(req, point, 0)
             parsed = parse_document(document if data is None else {**document, "data": data})
             if shares_data and raw is None:
                 data, raw = parsed.data, load_data(parsed)
-            needed.append(check(document, settings, parsed=parsed, raw=raw).record_bytes)
+            checked = check(document, settings, parsed=parsed, raw=raw)
+            needed.append(checked.record_bytes)
+            states.append(state_bytes(checked.parsed, checked.plan))
         except (SpecError, ApiError) as exc:
             error = exc if isinstance(exc, ApiError) else invalid(exc.errors)
             where = ", ".join(f"{k}={v!r}" for k, v in point.items())
             raise ApiError("invalid-sweep" if error.kind == "invalid-spec" else error.kind, f"at {where}: {error.detail}",
                            field=error.field, errors=error.errors, point=point, **error.extra) from None
+    # What the sweep's jobs would hold trained all at once: every grid point's state, or the largest corner's for each sampled one.
+    combined = (sum(states) if req.strategy == "grid" else max(states) * req.n_trials) * req.seeds
+    if combined > settings.max_sweep_state_bytes:
+        raise ApiError("over-limit", f"the sweep's jobs would hold {combined / 2**30:.1f} GiB of training state in all (weights, "
+                       f"gradients, optimizer state, activations), over {settings.max_sweep_state_bytes / 2**30:.1f} GiB "
+                       "(MAX_SWEEP_STATE_BYTES): fewer points or seeds, or smaller networks", field="space",
+                       limit={"name": "MAX_SWEEP_STATE_BYTES", "value": settings.max_sweep_state_bytes, "requested": combined})
     # Grids reserve every point's recording now; a sampled point is checked again, quota included, when it is drawn.
     reserved = (sum(needed) if req.strategy == "grid" else max(needed)) * req.seeds
     try:

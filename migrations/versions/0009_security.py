@@ -1,4 +1,4 @@
-"""mlflow experiments: the ids of the MLflow experiments the service created per owner, so none is adopted by name
+"""security: the ids of the MLflow experiments the service created per owner (none is adopted by name); when each owner's job last started (fair turns)
 
 Revision ID: 0009
 Revises: 0008
@@ -31,5 +31,11 @@ def upgrade() -> None:
     )
 
 
+    with op.batch_alter_table('owner_usage', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('last_started_at', sa.DateTime(timezone=True), nullable=True))
+
+
 def downgrade() -> None:
+    with op.batch_alter_table('owner_usage', schema=None) as batch_op:
+        batch_op.drop_column('last_started_at')
     op.drop_table('mlflow_experiments')
