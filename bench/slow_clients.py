@@ -51,6 +51,7 @@ def attack(url: str, port: int, tokens: dict[str, str], probes: int, label: str)
     client = httpx.Client(base_url=url, timeout=PROBE_TIMEOUT)
     bob = {"Authorization": f"Bearer {tokens['bob']}"}
     requests = [lambda: client.get("/healthz"), lambda: client.get("/api/v1/jobs", headers=bob)]
+    wait_for(lambda: all(r().status_code == 200 for r in requests * 4), 60, what=f"{label} to answer")  # every worker up
     _row(f"{label}: idle", probe(requests, probes, PROBE_TIMEOUT))
     with trickling(lambda: Trickle("127.0.0.1", port, 200),
                    lambda: Trickle("127.0.0.1", port, 32, body=True, headers={"Authorization": f"Bearer {tokens['alice']}"})):

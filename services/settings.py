@@ -28,7 +28,7 @@ class Settings(BaseSettings):
 
     # -- where things are ---------------------------------------------------------------------
     database_url: str = Field(default=f"sqlite:///{VAR / 'bplab.db'}",
-                              description="the store: SQLite (WAL mode) or `postgresql://…`")
+                              description="the store: SQLite (WAL mode) or `postgresql://…` (default: VAR_DIR/bplab.db)")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0",
                            description="the Celery broker (`make up` without it: an embedded Redis on EMBEDDED_REDIS_PORT)")
     bplab_queue: str = Field(default="bplab", min_length=1,
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(default=1000, ge=1, description="steps between checkpoints (a retry resumes from the last)")
     stack_max: int = Field(default=100, ge=1, description="queued jobs of one sweep that share a shape a worker trains as one stack "
                                                           "(1: never stack)")
-    stack_max_bytes: int = Field(default=64 * 1024**2, ge=0, description="what one stack's members may hold in all while they train "
+    stack_max_bytes: int = Field(default=16 * 1024**2, ge=0, description="what one stack's members may hold in all while they train "
                                                                         "(weights, gradients, optimizer state, a batch's activations, data); "
                                                                         "a larger stack is split")
     max_sweep_state_bytes: int = Field(default=8 * 1024**3, ge=0, description="what one sweep's jobs would hold in all, trained at once "
@@ -116,7 +116,9 @@ class Settings(BaseSettings):
     @classmethod
     def _ui_defaults_to_tracking_uri(cls, data: object) -> object:
         if isinstance(data, dict) and not data.get("mlflow_ui_url") and data.get("mlflow_tracking_uri"):
-            return {**data, "mlflow_ui_url": data["mlflow_tracking_uri"]}
+            data = {**data, "mlflow_ui_url": data["mlflow_tracking_uri"]}
+        if isinstance(data, dict) and not data.get("database_url") and data.get("var_dir"):  # as `make up` places it
+            data = {**data, "database_url": f"sqlite:///{Path(data['var_dir']) / 'bplab.db'}"}
         return data
 
     @model_validator(mode="after")

@@ -1,15 +1,17 @@
 """`make up`'s process layout (services/up.py under supervisord): a training worker SIGKILLed while it
-trains leaves the API answering, is started again, and the job it held finishes."""
+trains leaves the API answering, is started again, and the job it held finishes; with AUTH=on, a
+token made in another shell opens its MLflow."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 import httpx
 import pytest
 
-from tests.support.services import MakeUp, wait_for
+from tests.support.services import BIN, ROOT, MakeUp, wait_for
 from tests.support.specs import moons
 from tests.support.waiting import wait_mirror, wait_status
 
@@ -39,3 +41,36 @@ def test_a_killed_training_worker_is_restarted_and_its_job_finishes(make_up):
         assert steps == list(range(0, 40_000, 10)) + [39_999]  # every recorded step once
         assert wait_status(client, other.json()["id"], {"succeeded"})["status"] == "succeeded"
         assert wait_mirror(client, job["id"], timeout=120)["mlflow"]["state"] == "synced"  # the MLflow worker ran too
+
+
+@pytest.mark.timeout(400)
+def test_tokens_created_beside_make_up_open_its_mlflow_as_documented(tmp_path_factory):
+    """docs/operating.md: `AUTH=on make up`, then in another shell (none of make up's variables, not
+    even AUTH) `flask --app services.api tokens create dora`: dora signs in to MLflow with it. With
+    that MLflow server down the command says so and stores nothing."""
+    var = tmp_path_factory.mktemp("up-auth")
+    up = MakeUp(var, AUTH="on").start()
+    try:
+        made_up = ("AUTH", "DATABASE_URL", "REDIS_URL", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                   "MLFLOW_UI_URL", "PUBLIC_URL", "BPLAB_QUEUE", "API_PORT", "MLFLOW_PORT", "EMBEDDED_REDIS_PORT")
+        shell = {k: v for k, v in os.environ.items() if k not in made_up} | {"VAR_DIR": str(var)}  # where `make up` keeps its files
+
+        def flask(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([str(BIN / "flask"), "--app", "services.api", "tokens", *args], cwd=ROOT, env=shell,
+                                  capture_output=True, text=True, timeout=120)
+
+        created = flask("create", "dora")
+        assert created.returncode == 0, created.stderr
+        secret = created.stdout.strip()
+        with httpx.Client(base_url=up.mlflow_url, timeout=30) as mlflow:
+            assert mlflow.post("/api/2.0/mlflow/experiments/search", json={"max_results": 1}, auth=("dora", secret)).status_code == 200
+            assert mlflow.post("/api/2.0/mlflow/experiments/search", json={"max_results": 1}, auth=("dora", "wrong")).status_code == 401
+        with httpx.Client(base_url=up.url, timeout=30, headers={"Authorization": f"Bearer {secret}"}) as api:
+            assert api.get("/api/v1/jobs").status_code == 200
+
+        up.supervisorctl("stop", "mlflow")
+        refused = flask("create", "erin")
+        assert refused.returncode != 0 and "MLflow" in refused.stderr and "nothing was changed" in refused.stderr, refused.stderr
+        assert "erin" not in flask("list").stdout
+    finally:
+        up.stop()

@@ -306,11 +306,15 @@ class MakeUp:
                  what="make up's MLflow server")
         return self
 
+    def supervisorctl(self, *args: str) -> str:
+        """What `supervisorctl -c VAR_DIR/supervisord.conf ARGS` prints (`pid worker`, `stop mlflow`)."""
+        return subprocess.run([str(BIN / "supervisorctl"), "-c", str(self.var / "supervisord.conf"), *args],
+                              capture_output=True, text=True, timeout=60).stdout
+
     def pid(self, program: str) -> int:
         """The pid of one of its processes (0 while it is not running)."""
-        done = subprocess.run([str(BIN / "supervisorctl"), "-c", str(self.var / "supervisord.conf"), "pid", program],
-                              capture_output=True, text=True, timeout=30)
-        return int(done.stdout.strip()) if done.stdout.strip().isdigit() else 0
+        said = self.supervisorctl("pid", program).strip()
+        return int(said) if said.isdigit() else 0
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -20,7 +20,7 @@ from services.store import mlflow_experiments
 from services.store.db import session_factory
 from services.store.models import Job, MlflowExperiment
 from tests.api.conftest import http
-from tests.conftest import settings_for
+from tests.conftest import BACKENDS, drop_database, new_database, settings_for
 from tests.support.services import MlflowServer
 from tests.support.specs import SEED
 from worker.mlflow.experiments import KEY_TAG, forget_experiments
@@ -91,10 +91,12 @@ def test_mlflow_runs_belong_to_their_owner_only(tmp_path, guarded_mlflow, redis_
         assert alice.get("/api/2.0/mlflow/runs/get", params={"run_id": alice_run}).status_code == 401
 
 
-@pytest.fixture
-def owners(tmp_path, guarded_mlflow, redis_server, monkeypatch):
-    """A store, an app with AUTH=on in front of the guarded MLflow, and tokens for alice and bob."""
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+@pytest.fixture(params=BACKENDS)
+def owners(request, tmp_path, tmp_path_factory, guarded_mlflow, redis_server, monkeypatch):
+    """A store (SQLite and PostgreSQL: it keeps the experiments' ids), an app with AUTH=on in front of
+    the guarded MLflow, and tokens for alice and bob."""
+    url = new_database(request.param, tmp_path_factory)
+    request.addfinalizer(lambda: drop_database(url))
     upgrade(url)
     settings = settings_for(url, redis_server.url, auth="on", mlflow_tracking_uri=guarded_mlflow.url,
                             mlflow_tracking_username="admin", mlflow_tracking_password=ADMIN_PASSWORD)
