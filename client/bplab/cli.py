@@ -1,35 +1,129 @@
-"""`bplab`: the service from a terminal, one command per REST capability. Every command takes
---url (or BPLAB_URL), --token (or BPLAB_TOKEN) and --json, before or after the command's name.
+"""`bplab`: the service from a terminal, one command per REST capability, on click. Every command
+takes --url (or BPLAB_URL), --token (or BPLAB_TOKEN) and --json, before or after the command's name.
 
-Exit codes: 0 done; 1 a job or sweep ended other than succeeded/finished; 2 bad input (usage, 400,
-413, 422); 3 not found; 4 service unreachable or failing (5xx); 5 conflict (409).
+Exit codes (EXIT_CODES, one table from exception to code): 0 done; 1 a job or sweep ended other than
+succeeded/finished; 2 bad input (usage, 400, 413, 422); 3 not found; 4 service unreachable or failing
+(5xx); 5 conflict (409). A closed output (`bplab ls | head`) ends it quietly.
+
+KEY=VALUE (one converter, `Assignment`, everywhere): a `--set` value is JSON when it parses (`0.5`,
+`true`, `null`, `[1, 2]`), else the text (`full`); a tag's value is always the text as typed
+(`stage=true` is the string "true").
+
+Shell completion: `eval "$(_BPLAB_COMPLETE=bash_source bplab)"` (zsh_source, fish_source likewise).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
+import select
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import click
 
 from .client import Client
 from .errors import ApiError, BadRequest, Conflict, ConnectionFailed, NotFound, ServerError, ValidationFailed
 
 EXIT_OK, EXIT_ENDED_BADLY, EXIT_INPUT, EXIT_NOT_FOUND, EXIT_SERVICE, EXIT_CONFLICT = 0, 1, 2, 3, 4, 5
+# The first matching type wins: more specific ones first.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (click.UsageError, EXIT_INPUT), (ValidationFailed, EXIT_INPUT), (BadRequest, EXIT_INPUT), (NotFound, EXIT_NOT_FOUND),
+    (Conflict, EXIT_CONFLICT), (ConnectionFailed, EXIT_SERVICE), (ServerError, EXIT_SERVICE), (ApiError, EXIT_SERVICE),
+    (OSError, EXIT_INPUT),
+)
 
 
-class UsageError(Exception):
-    pass
+# -- shared pieces ----------------------------------------------------------------------------------
+
+@dataclass
+class Session:
+    """What every command shares (click's ctx.obj): the global options and the client, made on first use.
+    Tests pass one with `client` already set (an in-process app)."""
+
+    url: str | None = None
+    token: str | None = None
+    json: bool = False
+    client: Client | None = None
+    opened: list[Client] = field(default_factory=list)
+
+    def api(self) -> Client:
+        if self.client is None:
+            self.client = Client(self.url, token=self.token)
+            self.opened.append(self.client)
+        return self.client
+
+    def emit(self, data: Any, text: str | None = None) -> None:
+        click.echo(json.dumps(data, indent=2) if self.json or text is None else text)
+
+
+@dataclass(frozen=True)
+class Pair:
+    key: str
+    text: str  # the value as typed (tags keep it)
+
+    @property
+    def value(self) -> Any:
+        """JSON when it parses, else the text (`--set`'s rule)."""
+        return parse_value(self.text)
 
 
 def parse_value(text: str) -> Any:
-    """`0.5` -> 0.5, `full` -> "full", `[1, 2]` -> [1, 2]: JSON when it parses, else the text."""
+    """`0.5` -> 0.5, `true` -> True, `null` -> None, `[1, 2]` -> [1, 2], `full` -> "full"."""
     try:
         return json.loads(text)
     except ValueError:
         return text
+
+
+class Assignment(click.ParamType):
+    """KEY=VALUE, the one converter of every such option and argument."""
+
+    name = "KEY=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Pair:
+        if isinstance(value, Pair):
+            return value
+        key, sep, text = str(value).partition("=")
+        if not sep or not key:
+            self.fail(f"{value!r}: use KEY=VALUE", param, ctx)
+        return Pair(key, text)
+
+
+ASSIGNMENT = Assignment()
+
+
+def _global(name: str, attribute: str, **kwargs: Any) -> Callable:
+    """--url, --token or --json on a command too (after its name), overriding what came before it."""
+    def remember(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value not in (None, False):
+            setattr(ctx.ensure_object(Session), attribute, value)
+    return click.option(name, expose_value=False, callback=remember, is_eager=True, **kwargs)
+
+
+def global_options(command: Callable) -> Callable:
+    for option in (_global("--json", "json", is_flag=True, default=False, help="machine-readable output"),
+                   _global("--token", "token", default=None, help="API token (default: $BPLAB_TOKEN)"),
+                   _global("--url", "url", default=None, help="service URL (default: $BPLAB_URL or http://127.0.0.1:8000)")):
+        command = option(command)
+    return command
+
+
+def load_document(path: str) -> Any:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise click.UsageError("reading YAML needs pyyaml: pip install 'bplab-client[yaml]'") from None
+        return yaml.safe_load(text)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.UsageError(f"{path}: not valid JSON ({exc})") from None
 
 
 def set_path(document: dict, path: str, value: Any) -> None:
@@ -38,7 +132,7 @@ def set_path(document: dict, path: str, value: Any) -> None:
     for part in path.split("."):
         match = re.fullmatch(r"([A-Za-z_]\w*)((?:\[\d+\])*)", part)
         if not match:
-            raise UsageError(f"--set {path}: {part!r} is not a field name")
+            raise click.UsageError(f"--set {path}: {part!r} is not a field name")
         steps.append(match.group(1))
         steps += [int(i) for i in re.findall(r"\[(\d+)\]", match.group(2))]
     target: Any = document
@@ -47,270 +141,13 @@ def set_path(document: dict, path: str, value: Any) -> None:
             target = target[step] if isinstance(step, int) else target.setdefault(step, {})
         target[steps[-1]] = value
     except (IndexError, TypeError, AttributeError):
-        raise UsageError(f"--set {path}: the spec has no such field") from None
-
-
-def load_document(path: str) -> dict:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    if path.endswith((".yaml", ".yml")):
-        try:
-            import yaml
-        except ImportError:
-            raise UsageError("reading YAML needs pyyaml: pip install 'bplab-client[yaml]'") from None
-        return yaml.safe_load(text)
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"{path}: not valid JSON ({exc})") from None
-
-
-def emit(args: argparse.Namespace, data: Any, text: str | None = None) -> None:
-    if args.json or text is None:
-        print(json.dumps(data, indent=2))
-    else:
-        print(text)
+        raise click.UsageError(f"--set {path}: the spec has no such field") from None
 
 
 def job_line(job: dict) -> str:
     p = job["progress"]
     loss = f"{p['loss']:.5g}" if p["loss"] is not None else "-"
     return f"{job['id']:>6}  {job['status']:<10} {p['step']:>8}/{p['total_steps']:<8} loss {loss:<12} {job['experiment']:<16} {job['name'] or ''}"
-
-
-def ended_badly(job: dict) -> bool:
-    return job["status"] != "succeeded"
-
-
-# -- commands -----------------------------------------------------------------------------------
-
-def assignments(pairs: list[str] | None, option: str) -> dict[str, Any]:
-    """`["optimizer.lr=0.5", "name=x"]` -> {"optimizer.lr": 0.5, "name": "x"} (values as JSON when they parse)."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        path, sep, value = pair.partition("=")
-        if not sep or not path:
-            raise UsageError(f"{option} {pair}: use KEY=VALUE")
-        out[path] = parse_value(value)
-    return out
-
-
-def _meta(args) -> dict[str, Any]:
-    meta: dict[str, Any] = {k: v for k, v in {"name": args.name, "experiment": args.experiment}.items() if v}
-    if args.tag:
-        meta["tags"] = {k: str(v) if not isinstance(v, str) else v for k, v in assignments(args.tag, "--tag").items()}
-    return meta
-
-
-def _submitted(client: Client, args, job: dict) -> int:
-    if not args.wait:
-        emit(args, job, f"submitted job {job['id']} ({job['status']})")
-        return EXIT_OK
-    job = client.wait(job["id"], progress=None if not args.json else False)
-    emit(args, job, _summary_text(job))
-    return EXIT_ENDED_BADLY if ended_badly(job) else EXIT_OK
-
-
-def cmd_submit(client: Client, args) -> int:
-    spec = load_document(args.spec)
-    for path, value in assignments(args.set, "--set").items():
-        set_path(spec, path, value)
-    return _submitted(client, args, client.submit(spec, **_meta(args)))
-
-
-def cmd_clone(client: Client, args) -> int:
-    return _submitted(client, args, client.clone(args.id, assignments(args.set, "--set"), **_meta(args)))
-
-
-def cmd_delete(client: Client, args) -> int:
-    for job_id in args.ids:
-        client.delete(job_id)
-        if not args.json:
-            print(f"deleted job {job_id}")
-    if args.json:
-        emit(args, {"deleted": args.ids})
-    return EXIT_OK
-
-
-def cmd_tag(client: Client, args) -> int:
-    tags: dict[str, str | None] = {k: v if isinstance(v, str) else json.dumps(v) for k, v in assignments(args.tags, "tag").items()}
-    tags.update({key: None for key in args.remove or []})
-    if not tags:
-        raise UsageError("tag: give KEY=VALUE to set or --remove KEY")
-    job = client.update(args.id, tags=tags)
-    emit(args, job, f"job {job['id']} tags: " + (", ".join(f"{k}={v}" for k, v in job["tags"].items()) or "none"))
-    return EXIT_OK
-
-
-def cmd_rename(client: Client, args) -> int:
-    job = client.update(args.id, name=args.name or None, clear_name=not args.name)
-    emit(args, job, f"job {job['id']} is now named {job['name']!r}" if job["name"] else f"job {job['id']} has no name")
-    return EXIT_OK
-
-
-def cmd_diff(client: Client, args) -> int:
-    diff = client.diff(args.a, args.b, args.tolerance)
-    emit(args, diff, _diff_text(args.a, args.b, diff))
-    return EXIT_OK
-
-
-def _diff_text(a: int, b: int, diff: dict) -> str:
-    lines = [f"{name}: {json.dumps(change['a'])} -> {json.dumps(change['b'])}" for name, change in diff["spec_differences"].items()]
-    first = diff["first_difference"]
-    if first is None:
-        lines.append(f"jobs {a} and {b} agree within {diff['tolerance']:g} on all {diff['steps_compared']} steps compared")
-    else:
-        lines.append(f"jobs {a} and {b} part at step {first['step']}: {first['key']} {first['a']:.6g} vs {first['b']:.6g} "
-                     f"(relative difference {first['relative_difference']:.2g})")
-    return "\n".join(lines)
-
-
-def cmd_predict(client: Client, args) -> int:
-    rows = parse_value(args.rows) if args.rows else load_document(args.file)
-    if isinstance(rows, dict) and "X" in rows:
-        rows = rows["X"]
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
-        raise UsageError("predict: rows as a JSON list of lists, e.g. '[[0.5, 0.1]]'")
-    answer = client.predict(args.id, rows)
-    lines = [f"{json.dumps(r)} -> {json.dumps(o)}" + (f"  class {json.dumps(c)}" if c is not None else "")
-             for r, o, c in zip(rows, answer["outputs"], answer.get("classes") or [None] * len(rows))]
-    emit(args, answer, "\n".join(lines))
-    return EXIT_OK
-
-
-def cmd_model(client: Client, args) -> int:
-    if args.json:
-        emit(args, client.model(args.id))
-        return EXIT_OK
-    path = client.save_model(args.id, args.output or f"job-{args.id}-model.npz")
-    print(f"saved job {args.id}'s model to {path}")
-    return EXIT_OK
-
-
-def cmd_sweep(client: Client, args) -> int:
-    sweep = client.sweep(load_document(args.file))
-    if args.wait:
-        sweep = client.wait_sweep(sweep["id"], progress=None if not args.json else False)
-    text = f"sweep {sweep['id']} ({sweep['status']}): {sweep['progress']['planned_jobs']} jobs planned"
-    if args.wait:
-        text += "\n" + _leaderboard_text(sweep)
-    emit(args, sweep, text)
-    return EXIT_ENDED_BADLY if args.wait and sweep["status"] != "finished" else EXIT_OK
-
-
-def cmd_watch(client: Client, args) -> int:
-    job = client.wait(args.id, progress=None if not args.json else False)
-    emit(args, job, _summary_text(job))
-    return EXIT_ENDED_BADLY if ended_badly(job) else EXIT_OK
-
-
-def cmd_ls(client: Client, args) -> int:
-    jobs = client.jobs(status=args.status, experiment=args.experiment, sweep_id=args.sweep, tag=args.tag, limit=args.limit, q=args.q,
-                       archived=args.archived)
-    emit(args, jobs, "\n".join(job_line(j) for j in jobs) or "no jobs")
-    return EXIT_OK
-
-
-def cmd_show(client: Client, args) -> int:
-    job = client.get(args.id)
-    emit(args, job, json.dumps({k: v for k, v in job.items() if k != "spec"}, indent=2))
-    return EXIT_OK
-
-
-def cmd_metrics(client: Client, args) -> int:
-    if args.csv:
-        sys.stdout.write(client.metrics_csv(args.id, args.keys, args.max_points))
-        return EXIT_OK
-    series = client.metrics(args.id, args.keys, args.max_points)
-    lines = []
-    for key, s in series.items():
-        lines.append(f"{key}: {len(s['steps'])} points" + (f", last {s['values'][-1]:.6g} at step {s['steps'][-1]}" if s["steps"] else ""))
-    emit(args, series, "\n".join(lines))
-    return EXIT_OK
-
-
-def cmd_trace(client: Client, args) -> int:
-    if args.json:
-        emit(args, client.trace(args.id, args.step))
-    else:
-        sys.stdout.write(client.trace_table(args.id, args.step))
-    return EXIT_OK
-
-
-def cmd_leaderboard(client: Client, args) -> int:
-    if args.csv:
-        sys.stdout.write(client.leaderboard_csv(args.sweep))
-        return EXIT_OK
-    sweep = client.get_sweep(args.sweep)
-    emit(args, sweep["leaderboard"], _leaderboard_text(sweep))
-    return EXIT_OK
-
-
-def cmd_sweeps(client: Client, args) -> int:
-    sweeps = client.sweeps(limit=args.limit)
-    lines = [f"{sw['id']:>5}  {sw['status']:<10} {_done(sw):>9} jobs  {sw['strategy']:<6} {sw['experiment']:<16} {sw['name'] or ''}"
-             for sw in sweeps]
-    emit(args, sweeps, "\n".join(lines) or "no sweeps")
-    return EXIT_OK
-
-
-def _done(sweep: dict) -> str:
-    progress = sweep["progress"]
-    ended = sum(n for state, n in progress["by_state"].items() if state not in ("queued", "running"))
-    return f"{ended}/{progress['planned_jobs']}"
-
-
-def cmd_sweep_show(client: Client, args) -> int:
-    sweep = client.get_sweep(args.sweep)
-    by_state = ", ".join(f"{n} {state}" for state, n in sweep["progress"]["by_state"].items()) or "no jobs yet"
-    text = (f"sweep {sweep['id']} {sweep['name'] or ''} ({sweep['status']}): {_done(sweep)} jobs ended; {by_state}\n"
-            + _leaderboard_text(sweep))
-    emit(args, {k: v for k, v in sweep.items() if k != "jobs"}, text)
-    return EXIT_OK
-
-
-def cmd_sweep_cancel(client: Client, args) -> int:
-    sweep = client.cancel_sweep(args.sweep)
-    emit(args, sweep, f"sweep {sweep['id']}: {sweep['status']}")
-    return EXIT_OK
-
-
-def cmd_importance(client: Client, args) -> int:
-    importance = client.importance(args.sweep)
-    width = max((len(k) for k in importance), default=0)
-    emit(args, importance, "\n".join(f"{k:<{width}}  {v:.3f}  {'#' * round(v * 40)}" for k, v in importance.items()))
-    return EXIT_OK
-
-
-def cmd_experiments(client: Client, args) -> int:
-    rows = client.experiments()
-    lines = [f"{e['name']:<24} {e['jobs']:>6} jobs  {e['archived_jobs']:>5} archived  {e['active_jobs']:>4} active" for e in rows]
-    emit(args, rows, "\n".join(lines) or "no experiments")
-    return EXIT_OK
-
-
-def cmd_archive(client: Client, args) -> int:
-    answer = (client.restore if args.restore else client.archive)(args.experiment)
-    verb = "restored" if args.restore else "archived"
-    left = f"; {answer['not_ended']} not ended, left as they are" if answer["not_ended"] else ""
-    emit(args, answer, f"{verb} {answer['changed']} jobs of {answer['experiment']}{left}")
-    return EXIT_OK
-
-
-def cmd_open(client: Client, args) -> int:
-    job = client.get(args.id)  # a job that is not there (or not yours) is exit 3, not a page saying so
-    url = f"{client.url}/jobs/{job['id']}"
-    if not args.json and not args.print_only:
-        import webbrowser
-
-        webbrowser.open(url)
-    emit(args, {"id": job["id"], "url": url}, url)
-    return EXIT_OK
-
-
-def cmd_cancel(client: Client, args) -> int:
-    job = client.cancel(args.id)
-    emit(args, job, f"job {job['id']}: {job['status']}" + (" (stopping)" if job["status"] == "running" else ""))
-    return EXIT_OK
 
 
 def _summary_text(job: dict) -> str:
@@ -339,153 +176,412 @@ def _leaderboard_text(sweep: dict) -> str:
     return "\n".join(lines)
 
 
-def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
-    parser.add_argument("--url", default=default, help="service URL (default: $BPLAB_URL or http://127.0.0.1:8000)")
-    parser.add_argument("--token", default=default, help="API token (default: $BPLAB_TOKEN)")
-    parser.add_argument("--json", action="store_true", default=default, help="machine-readable output")
+def _done(sweep: dict) -> str:
+    progress = sweep["progress"]
+    ended = sum(n for state, n in progress["by_state"].items() if state not in ("queued", "running"))
+    return f"{ended}/{progress['planned_jobs']}"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bplab", description="Backprop Lab from the terminal.")
-    _global_options(parser, None)
-    parser.set_defaults(json=False)
-    # The same options after the command (`bplab ls --json`): they override what came before it, and
-    # leave it alone when absent (SUPPRESS: no default written over the one already parsed).
-    anywhere = argparse.ArgumentParser(add_help=False)
-    _global_options(anywhere, argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def command(name: str, **kwargs) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[anywhere], **kwargs)
-    def new_job(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--set", action="append", metavar="PATH=VALUE", help="change a field, e.g. optimizer.lr=0.5 (repeatable)")
-        p.add_argument("--name")
-        p.add_argument("--experiment")
-        p.add_argument("--tag", action="append", metavar="KEY=VALUE")
-        p.add_argument("--wait", action="store_true", help="wait for the job to end (exit 1 unless it succeeded)")
-    p = command("submit", help="submit a job spec")
-    p.add_argument("spec", help="JSON or YAML file, or - for stdin")
-    new_job(p)
-    p.set_defaults(run=cmd_submit)
-    p = command("clone", help="a new job from a job's spec with --set changes (its experiment and tags unless given)")
-    p.add_argument("id", type=int)
-    new_job(p)
-    p.set_defaults(run=cmd_clone)
-    p = command("sweep", help="create a sweep from a YAML or JSON file")
-    p.add_argument("file")
-    p.add_argument("--wait", action="store_true")
-    p.set_defaults(run=cmd_sweep)
-    p = command("watch", help="live progress of a job until it ends")
-    p.add_argument("id", type=int)
-    p.set_defaults(run=cmd_watch)
-    p = command("ls", help="list jobs, newest first")
-    p.add_argument("--status")
-    p.add_argument("--experiment")
-    p.add_argument("--sweep", type=int)
-    p.add_argument("--tag")
-    p.add_argument("--q", metavar="TEXT", help="only jobs whose name contains TEXT (any case)")
-    p.add_argument("--archived", action="store_true", help="the archived jobs instead")
-    p.add_argument("--limit", type=int, default=20)
-    p.set_defaults(run=cmd_ls)
-    p = command("show", help="a job's state, progress and summary")
-    p.add_argument("id", type=int)
-    p.set_defaults(run=cmd_show)
-    p = command("metrics", help="a job's recorded metrics")
-    p.add_argument("id", type=int)
-    p.add_argument("--keys", help="comma-separated keys (default: all)")
-    p.add_argument("--max-points", type=int)
-    p.add_argument("--csv", action="store_true")
-    p.set_defaults(run=cmd_metrics)
-    p = command("trace", help="the backward-pass trace table of a recorded step")
-    p.add_argument("id", type=int)
-    p.add_argument("--step", type=int, default=0)
-    p.set_defaults(run=cmd_trace)
-    p = command("leaderboard", help="a sweep's points, best first")
-    p.add_argument("sweep", type=int)
-    p.add_argument("--csv", action="store_true")
-    p.set_defaults(run=cmd_leaderboard)
-    p = command("cancel", help="cancel a job")
-    p.add_argument("id", type=int)
-    p.set_defaults(run=cmd_cancel)
-    p = command("open", help="open a job's page in the browser (and print its address)")
-    p.add_argument("id", type=int)
-    p.add_argument("--print-only", action="store_true", help="print the address, open nothing")
-    p.set_defaults(run=cmd_open)
-    p = command("delete", help="delete jobs with everything they recorded (and their MLflow runs)")
-    p.add_argument("ids", type=int, nargs="+", metavar="id")
-    p.set_defaults(run=cmd_delete)
-    p = command("tag", help="set tags on a job (KEY=VALUE), or remove them (--remove KEY)")
-    p.add_argument("id", type=int)
-    p.add_argument("tags", nargs="*", metavar="KEY=VALUE")
-    p.add_argument("--remove", action="append", metavar="KEY")
-    p.set_defaults(run=cmd_tag)
-    p = command("rename", help="rename a job ('' removes its name)")
-    p.add_argument("id", type=int)
-    p.add_argument("name")
-    p.set_defaults(run=cmd_rename)
-    p = command("diff", help="where two runs of one architecture part, and how their specs differ")
-    p.add_argument("a", type=int)
-    p.add_argument("b", type=int)
-    p.add_argument("--tolerance", type=float, default=1e-9)
-    p.set_defaults(run=cmd_diff)
-    p = command("predict", help="the trained model's outputs for input rows")
-    p.add_argument("id", type=int)
-    rows = p.add_mutually_exclusive_group(required=True)
-    rows.add_argument("--rows", metavar="JSON", help="e.g. '[[0.5, 0.1], [1, 0]]'")
-    rows.add_argument("--file", help="a JSON file of rows (or {\"X\": rows}), - for stdin")
-    p.set_defaults(run=cmd_predict)
-    p = command("model", help="download the trained model as .npz (--json: as JSON)")
-    p.add_argument("id", type=int)
-    p.add_argument("-o", "--output", help="the .npz path (default: job-ID-model.npz)")
-    p.set_defaults(run=cmd_model)
-    p = command("sweeps", help="sweeps: list (default), show, cancel, importance")
-    actions = p.add_subparsers(dest="action")
-    p.set_defaults(run=cmd_sweeps, limit=20)
-    a = actions.add_parser("list", parents=[anywhere], help="sweeps, newest first")
-    a.add_argument("--limit", type=int, default=20)
-    a.set_defaults(run=cmd_sweeps)
-    for name, run, text in (("show", cmd_sweep_show, "a sweep's progress and leaderboard"), ("cancel", cmd_sweep_cancel, "cancel a sweep"),
-                            ("importance", cmd_importance, "how much each swept parameter mattered (fANOVA)")):
-        a = actions.add_parser(name, parents=[anywhere], help=text)
-        a.add_argument("sweep", type=int)
-        a.set_defaults(run=run)
-    p = command("experiments", help="your experiments with their job counts")
-    p.set_defaults(run=cmd_experiments)
-    p = command("archive", help="archive an experiment's ended jobs (--restore brings them back)")
-    p.add_argument("experiment")
-    p.add_argument("--restore", action="store_true")
-    p.set_defaults(run=cmd_archive)
-    return parser
+def _diff_text(a: int, b: int, diff: dict) -> str:
+    lines = [f"{name}: {json.dumps(change['a'])} -> {json.dumps(change['b'])}" for name, change in diff["spec_differences"].items()]
+    first = diff["first_difference"]
+    if first is None:
+        lines.append(f"jobs {a} and {b} agree within {diff['tolerance']:g} on all {diff['steps_compared']} steps compared")
+    else:
+        lines.append(f"jobs {a} and {b} part at step {first['step']}: {first['key']} {first['a']:.6g} vs {first['b']:.6g} "
+                     f"(relative difference {first['relative_difference']:.2g})")
+    return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+# -- the group ---------------------------------------------------------------------------------------
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", default=None, help="service URL (default: $BPLAB_URL or http://127.0.0.1:8000)")
+@click.option("--token", default=None, help="API token (default: $BPLAB_TOKEN)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_context
+def cli(ctx: click.Context, url: str | None, token: str | None, as_json: bool) -> None:
+    """Backprop Lab from the terminal."""
+    session = ctx.ensure_object(Session)
+    session.url, session.token, session.json = url or session.url, token or session.token, as_json or session.json
+
+
+def command(name: str, short: str) -> Callable:
+    """A command of the group, with the global options after its name too."""
+    def register(fn: Callable) -> click.Command:
+        return cli.command(name, help=short, short_help=short)(global_options(click.pass_obj(fn)))
+    return register
+
+
+def new_job_options(fn: Callable) -> Callable:
+    for option in (click.option("--wait", is_flag=True, help="wait for the job to end (exit 1 unless it succeeded)"),
+                   click.option("--tag", "tags", multiple=True, type=ASSIGNMENT, help="a tag KEY=VALUE (repeatable)"),
+                   click.option("--experiment", default=None),
+                   click.option("--name", default=None),
+                   click.option("--set", "changes", multiple=True, type=ASSIGNMENT,
+                                help="change a field, e.g. optimizer.lr=0.5 (repeatable)")):
+        fn = option(fn)
+    return fn
+
+
+def _meta(name: str | None, experiment: str | None, tags: tuple[Pair, ...]) -> dict[str, Any]:
+    meta: dict[str, Any] = {k: v for k, v in {"name": name, "experiment": experiment}.items() if v}
+    if tags:
+        meta["tags"] = {pair.key: pair.text for pair in tags}
+    return meta
+
+
+def _submitted(s: Session, job: dict, wait: bool) -> int:
+    if not wait:
+        s.emit(job, f"submitted job {job['id']} ({job['status']})")
+        return EXIT_OK
+    job = s.api().wait(job["id"], progress=None if not s.json else False)
+    s.emit(job, _summary_text(job))
+    return EXIT_ENDED_BADLY if job["status"] != "succeeded" else EXIT_OK
+
+
+# -- jobs --------------------------------------------------------------------------------------------
+
+@command("submit", "submit a job spec")
+@click.argument("spec")
+@new_job_options
+def submit(s: Session, spec: str, changes: tuple[Pair, ...], name: str | None, experiment: str | None, tags: tuple[Pair, ...],
+           wait: bool) -> int:
+    document = load_document(spec)
+    for pair in changes:
+        set_path(document, pair.key, pair.value)
+    return _submitted(s, s.api().submit(document, **_meta(name, experiment, tags)), wait)
+
+
+@command("clone", "a new job from a job's spec with --set changes (its experiment and tags unless given)")
+@click.argument("job_id", metavar="ID", type=int)
+@new_job_options
+def clone(s: Session, job_id: int, changes: tuple[Pair, ...], name: str | None, experiment: str | None, tags: tuple[Pair, ...],
+          wait: bool) -> int:
+    job = s.api().clone(job_id, {pair.key: pair.value for pair in changes}, **_meta(name, experiment, tags))
+    return _submitted(s, job, wait)
+
+
+@command("watch", "live progress of a job until it ends")
+@click.argument("job_id", metavar="ID", type=int)
+def watch(s: Session, job_id: int) -> int:
+    job = s.api().wait(job_id, progress=None if not s.json else False)
+    s.emit(job, _summary_text(job))
+    return EXIT_ENDED_BADLY if job["status"] != "succeeded" else EXIT_OK
+
+
+@command("ls", "list jobs, newest first")
+@click.option("--status")
+@click.option("--experiment")
+@click.option("--sweep", type=int)
+@click.option("--tag")
+@click.option("--q", metavar="TEXT", help="only jobs whose name contains TEXT (any case)")
+@click.option("--archived", is_flag=True, help="the archived jobs instead")
+@click.option("--limit", type=int, default=20, show_default=True)
+def ls(s: Session, status: str | None, experiment: str | None, sweep: int | None, tag: str | None, q: str | None, archived: bool,
+       limit: int) -> int:
+    jobs = s.api().jobs(status=status, experiment=experiment, sweep_id=sweep, tag=tag, limit=limit, q=q, archived=archived)
+    s.emit(jobs, "\n".join(job_line(j) for j in jobs) or "no jobs")
+    return EXIT_OK
+
+
+@command("show", "a job's state, progress and summary")
+@click.argument("job_id", metavar="ID", type=int)
+def show(s: Session, job_id: int) -> int:
+    job = s.api().get(job_id)
+    s.emit(job, json.dumps({k: v for k, v in job.items() if k != "spec"}, indent=2))
+    return EXIT_OK
+
+
+@command("metrics", "a job's recorded metrics")
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--keys", help="comma-separated keys (default: all)")
+@click.option("--max-points", type=int)
+@click.option("--csv", "as_csv", is_flag=True)
+def metrics(s: Session, job_id: int, keys: str | None, max_points: int | None, as_csv: bool) -> int:
+    if as_csv:
+        click.echo(s.api().metrics_csv(job_id, keys, max_points), nl=False)
+        return EXIT_OK
+    series = s.api().metrics(job_id, keys, max_points)
+    lines = [f"{key}: {len(v['steps'])} points" + (f", last {v['values'][-1]:.6g} at step {v['steps'][-1]}" if v["steps"] else "")
+             for key, v in series.items()]
+    s.emit(series, "\n".join(lines))
+    return EXIT_OK
+
+
+@command("trace", "the backward-pass trace table of a recorded step")
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--step", type=int, default=0, show_default=True)
+def trace(s: Session, job_id: int, step: int) -> int:
+    if s.json:
+        s.emit(s.api().trace(job_id, step))
+    else:
+        click.echo(s.api().trace_table(job_id, step), nl=False)
+    return EXIT_OK
+
+
+@command("cancel", "cancel a job")
+@click.argument("job_id", metavar="ID", type=int)
+def cancel(s: Session, job_id: int) -> int:
+    job = s.api().cancel(job_id)
+    s.emit(job, f"job {job['id']}: {job['status']}" + (" (stopping)" if job["status"] == "running" else ""))
+    return EXIT_OK
+
+
+@command("open", "open a job's page in the browser (and print its address)")
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--print-only", is_flag=True, help="print the address, open nothing")
+def open_page(s: Session, job_id: int, print_only: bool) -> int:
+    job = s.api().get(job_id)  # a job that is not there (or not yours) is exit 3, not a page saying so
+    url = f"{s.api().url}/jobs/{job['id']}"
+    if not s.json and not print_only:
+        click.launch(url)
+    s.emit({"id": job["id"], "url": url}, url)
+    return EXIT_OK
+
+
+@command("delete", "delete jobs with everything they recorded (and their MLflow runs)")
+@click.argument("job_ids", metavar="ID...", type=int, nargs=-1, required=True)
+def delete(s: Session, job_ids: tuple[int, ...]) -> int:
+    for job_id in job_ids:
+        s.api().delete(job_id)
+        if not s.json:
+            click.echo(f"deleted job {job_id}")
+    if s.json:
+        s.emit({"deleted": list(job_ids)})
+    return EXIT_OK
+
+
+@command("tag", "set tags on a job (KEY=VALUE), or remove them (--remove KEY)")
+@click.argument("job_id", metavar="ID", type=int)
+@click.argument("pairs", metavar="KEY=VALUE...", type=ASSIGNMENT, nargs=-1)
+@click.option("--remove", multiple=True, metavar="KEY")
+def tag(s: Session, job_id: int, pairs: tuple[Pair, ...], remove: tuple[str, ...]) -> int:
+    tags: dict[str, str | None] = {pair.key: pair.text for pair in pairs}
+    tags.update({key: None for key in remove})
+    if not tags:
+        raise click.UsageError("tag: give KEY=VALUE to set or --remove KEY")
+    job = s.api().update(job_id, tags=tags)
+    s.emit(job, f"job {job['id']} tags: " + (", ".join(f"{k}={v}" for k, v in job["tags"].items()) or "none"))
+    return EXIT_OK
+
+
+@command("rename", "rename a job ('' removes its name)")
+@click.argument("job_id", metavar="ID", type=int)
+@click.argument("name")
+def rename(s: Session, job_id: int, name: str) -> int:
+    job = s.api().update(job_id, name=name or None, clear_name=not name)
+    s.emit(job, f"job {job['id']} is now named {job['name']!r}" if job["name"] else f"job {job['id']} has no name")
+    return EXIT_OK
+
+
+@command("diff", "where two runs of one architecture part, and how their specs differ")
+@click.argument("a", type=int)
+@click.argument("b", type=int)
+@click.option("--tolerance", type=float, default=1e-9, show_default=True)
+def diff(s: Session, a: int, b: int, tolerance: float) -> int:
+    answer = s.api().diff(a, b, tolerance)
+    s.emit(answer, _diff_text(a, b, answer))
+    return EXIT_OK
+
+
+@command("predict", "the trained model's outputs for input rows")
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--rows", metavar="JSON", help="e.g. '[[0.5, 0.1], [1, 0]]'")
+@click.option("--file", "rows_file", help='a JSON file of rows (or {"X": rows}), - for stdin')
+def predict(s: Session, job_id: int, rows: str | None, rows_file: str | None) -> int:
+    if (rows is None) == (rows_file is None):
+        raise click.UsageError("predict: give --rows or --file")
+    data = parse_value(rows) if rows is not None else load_document(rows_file)
+    if isinstance(data, dict) and "X" in data:
+        data = data["X"]
+    if not isinstance(data, list) or not data or not all(isinstance(r, list) for r in data):
+        raise click.UsageError("predict: rows as a JSON list of lists, e.g. '[[0.5, 0.1]]'")
+    answer = s.api().predict(job_id, data)
+    lines = [f"{json.dumps(r)} -> {json.dumps(o)}" + (f"  class {json.dumps(c)}" if c is not None else "")
+             for r, o, c in zip(data, answer["outputs"], answer.get("classes") or [None] * len(data), strict=True)]
+    s.emit(answer, "\n".join(lines))
+    return EXIT_OK
+
+
+@command("model", "download the trained model as .npz (--json: as JSON)")
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("-o", "--output", help="the .npz path (default: job-ID-model.npz)")
+def model(s: Session, job_id: int, output: str | None) -> int:
+    if s.json:
+        s.emit(s.api().model(job_id))
+        return EXIT_OK
+    path = s.api().save_model(job_id, output or f"job-{job_id}-model.npz")
+    click.echo(f"saved job {job_id}'s model to {path}")
+    return EXIT_OK
+
+
+# -- sweeps and experiments -------------------------------------------------------------------------------
+
+@command("sweep", "create a sweep from a YAML or JSON file")
+@click.argument("file")
+@click.option("--wait", is_flag=True, help="wait for it to end (exit 1 unless it finished)")
+def sweep(s: Session, file: str, wait: bool) -> int:
+    created = s.api().sweep(load_document(file))
+    if wait:
+        created = s.api().wait_sweep(created["id"], progress=None if not s.json else False)
+    text = f"sweep {created['id']} ({created['status']}): {created['progress']['planned_jobs']} jobs planned"
+    if wait:
+        text += "\n" + _leaderboard_text(created)
+    s.emit(created, text)
+    return EXIT_ENDED_BADLY if wait and created["status"] != "finished" else EXIT_OK
+
+
+@command("leaderboard", "a sweep's points, best first")
+@click.argument("sweep_id", metavar="SWEEP", type=int)
+@click.option("--csv", "as_csv", is_flag=True)
+def leaderboard(s: Session, sweep_id: int, as_csv: bool) -> int:
+    if as_csv:
+        click.echo(s.api().leaderboard_csv(sweep_id), nl=False)
+        return EXIT_OK
+    found = s.api().get_sweep(sweep_id)
+    s.emit(found["leaderboard"], _leaderboard_text(found))
+    return EXIT_OK
+
+
+@cli.group("sweeps", invoke_without_command=True, help="sweeps: list (default), show, cancel, importance",
+           short_help="sweeps: list (default), show, cancel, importance")
+@global_options
+@click.pass_context
+def sweeps(ctx: click.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        ctx.exit(_list_sweeps(ctx.obj, 20))
+
+
+def sweeps_command(name: str, short: str) -> Callable:
+    def register(fn: Callable) -> click.Command:
+        return sweeps.command(name, help=short, short_help=short)(global_options(click.pass_obj(fn)))
+    return register
+
+
+def _list_sweeps(s: Session, limit: int) -> int:
+    found = s.api().sweeps(limit=limit)
+    lines = [f"{sw['id']:>5}  {sw['status']:<10} {_done(sw):>9} jobs  {sw['strategy']:<6} {sw['experiment']:<16} {sw['name'] or ''}"
+             for sw in found]
+    s.emit(found, "\n".join(lines) or "no sweeps")
+    return EXIT_OK
+
+
+@sweeps_command("list", "sweeps, newest first")
+@click.option("--limit", type=int, default=20, show_default=True)
+def sweeps_list(s: Session, limit: int) -> int:
+    return _list_sweeps(s, limit)
+
+
+@sweeps_command("show", "a sweep's progress and leaderboard")
+@click.argument("sweep_id", metavar="SWEEP", type=int)
+def sweeps_show(s: Session, sweep_id: int) -> int:
+    found = s.api().get_sweep(sweep_id)
+    by_state = ", ".join(f"{n} {state}" for state, n in found["progress"]["by_state"].items()) or "no jobs yet"
+    text = (f"sweep {found['id']} {found['name'] or ''} ({found['status']}): {_done(found)} jobs ended; {by_state}\n"
+            + _leaderboard_text(found))
+    s.emit({k: v for k, v in found.items() if k != "jobs"}, text)
+    return EXIT_OK
+
+
+@sweeps_command("cancel", "cancel a sweep")
+@click.argument("sweep_id", metavar="SWEEP", type=int)
+def sweeps_cancel(s: Session, sweep_id: int) -> int:
+    found = s.api().cancel_sweep(sweep_id)
+    s.emit(found, f"sweep {found['id']}: {found['status']}")
+    return EXIT_OK
+
+
+@sweeps_command("importance", "how much each swept parameter mattered (fANOVA)")
+@click.argument("sweep_id", metavar="SWEEP", type=int)
+def sweeps_importance(s: Session, sweep_id: int) -> int:
+    importance = s.api().importance(sweep_id)
+    width = max((len(k) for k in importance), default=0)
+    s.emit(importance, "\n".join(f"{k:<{width}}  {v:.3f}  {'#' * round(v * 40)}" for k, v in importance.items()))
+    return EXIT_OK
+
+
+@command("experiments", "your experiments with their job counts")
+def experiments(s: Session) -> int:
+    rows = s.api().experiments()
+    lines = [f"{e['name']:<24} {e['jobs']:>6} jobs  {e['archived_jobs']:>5} archived  {e['active_jobs']:>4} active" for e in rows]
+    s.emit(rows, "\n".join(lines) or "no experiments")
+    return EXIT_OK
+
+
+@command("archive", "archive an experiment's ended jobs (--restore brings them back)")
+@click.argument("experiment")
+@click.option("--restore", is_flag=True)
+def archive(s: Session, experiment: str, restore: bool) -> int:
+    answer = (s.api().restore if restore else s.api().archive)(experiment)
+    verb = "restored" if restore else "archived"
+    left = f"; {answer['not_ended']} not ended, left as they are" if answer["not_ended"] else ""
+    s.emit(answer, f"{verb} {answer['changed']} jobs of {answer['experiment']}{left}")
+    return EXIT_OK
+
+
+# -- running it ---------------------------------------------------------------------------------------
+
+def exit_code(exc: BaseException) -> int:
+    return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, (ValidationFailed, BadRequest)):
+        return f"{exc.status} {exc.title}" + (f" ({exc.field})" if exc.field else "") + f": {exc.detail}"
+    if isinstance(exc, (NotFound, Conflict)):
+        return exc.detail
+    if isinstance(exc, click.UsageError):
+        return exc.format_message()
+    return str(exc)
+
+
+def run(args: list[str] | None = None, session: Session | None = None) -> int:
+    """The CLI as a function: its exit code, messages on stderr (what `main` and the tests call)."""
+    session = session or Session()
     try:
-        with Client(args.url, token=args.token) as client:
-            return args.run(client, args)
-    except UsageError as exc:
-        print(f"bplab: {exc}", file=sys.stderr)
+        return cli.main(args, prog_name="bplab", standalone_mode=False, obj=session) or EXIT_OK
+    except click.exceptions.Exit as exc:  # --help
+        return exc.exit_code
+    except click.exceptions.Abort:
         return EXIT_INPUT
-    except (ValidationFailed, BadRequest) as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        print(f"bplab: {exc.status} {exc.title}{where}: {exc.detail}", file=sys.stderr)
-        return EXIT_INPUT
-    except NotFound as exc:
-        print(f"bplab: {exc.detail}", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    except Conflict as exc:
-        print(f"bplab: {exc.detail}", file=sys.stderr)
-        return EXIT_CONFLICT
-    except (ConnectionFailed, ServerError) as exc:
-        print(f"bplab: {exc}", file=sys.stderr)
-        return EXIT_SERVICE
-    except ApiError as exc:
-        print(f"bplab: {exc}", file=sys.stderr)
-        return EXIT_SERVICE
-    except OSError as exc:
-        print(f"bplab: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+    except SystemExit as exc:  # click ends a program whose reader went away (`bplab ls | head`) quietly, with 1
+        if exc.code == 1 and _reader_gone():
+            return EXIT_OK  # nothing failed: nobody reads the rest
+        raise
+    except tuple(kind for kind, _ in EXIT_CODES) as exc:
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            click.echo(exc.ctx.get_usage(), err=True)
+        click.echo(f"bplab: {_message(exc)}", err=True)
+        return exit_code(exc)
+    finally:
+        for client in session.opened:
+            client.close()
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe nobody reads any more (poll says POLLERR for it)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.__stdout__.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+def commands_table() -> str:
+    """The Markdown table of every command and what it does, from the commands themselves (docs/client.md)."""
+    rows = ["| command | what it does |", "|---|---|"]
+    for name, cmd in sorted(cli.commands.items()):
+        rows.append(f"| `bplab {name}` | {cmd.short_help} |")
+        for sub, subcmd in sorted(getattr(cmd, "commands", {}).items()):
+            rows.append(f"| `bplab {name} {sub}` | {subcmd.short_help} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

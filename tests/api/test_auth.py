@@ -12,8 +12,8 @@ from sqlalchemy import select
 from services.store import jobs
 from services.store.db import session_factory
 from services.store.models import ApiToken
-from tests.api.conftest import http, make_app, token
 from tests.conftest import BACKENDS, drop_database
+from tests.support.inprocess import http, make_app, token
 from tests.support.specs import moons
 
 RATE = 8  # submissions per minute per owner in this app

@@ -208,7 +208,7 @@ def test_readiness_reports_each_dependency(client):
 
 
 def test_readiness_is_503_while_the_broker_is_down(redis_server, tmp_path_factory):
-    from tests.api.conftest import http, make_app
+    from tests.support.inprocess import http, make_app
 
     app, _ = make_app("sqlite", "redis://127.0.0.1:1/0", tmp_path_factory)
     with http(app) as c:
@@ -222,8 +222,8 @@ def test_readiness_is_503_while_the_broker_is_down(redis_server, tmp_path_factor
 def test_readiness_is_503_while_migrations_are_behind(tmp_path, redis_server):
     from services.api import create_app
     from services.migrate import upgrade
-    from tests.api.conftest import http
     from tests.conftest import settings_for
+    from tests.support.inprocess import http
 
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     upgrade(url, revision="0001")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import http, make_app
+from tests.support.inprocess import http, make_app
 from tests.support.problems import assert_problem
 from tests.support.specs import SEED, moons
 

@@ -1,4 +1,5 @@
-"""The Python client against a live server (real HTTP, real workers)."""
+"""The Python client against the in-process service (conftest.py: create_app() over WSGI, every
+queued job trained at once with the worker's code); connection failures against a real address."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from tests.support.specs import SEED, moons
 
 
 @pytest.fixture
-def client(stack):
-    with Client(stack.url) as c:
-        yield c
+def client(api):
+    return api
 
 
 def test_submit_wait_and_read_everything(client):

@@ -19,8 +19,8 @@ from services.mlflow.owners import MlflowOwners
 from services.store import mlflow_experiments
 from services.store.db import session_factory
 from services.store.models import Job, MlflowExperiment
-from tests.api.conftest import http
 from tests.conftest import BACKENDS, drop_database, new_database, settings_for
+from tests.support.inprocess import http
 from tests.support.services import MlflowServer
 from tests.support.specs import SEED
 from worker.mlflow.experiments import KEY_TAG, forget_experiments
