@@ -7,6 +7,8 @@ arguments let the network reuse its buffers on the hot path.
 
 from __future__ import annotations
 
+from typing import Never
+
 import numpy as np
 
 
@@ -45,7 +47,7 @@ class LeakyReLU(Activation):
     name = "leaky_relu"
     hinge_at_zero = True
 
-    def __init__(self, alpha: float = 0.01):
+    def __init__(self, alpha: float = 0.01) -> None:
         self.alpha = alpha
 
     def forward(self, Z, out=None):
@@ -63,7 +65,7 @@ class ELU(Activation):
     name = "elu"
     hinge_at_zero = True
 
-    def __init__(self, alpha: float = 1.0):
+    def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = alpha
 
     def forward(self, Z, out=None):
@@ -120,7 +122,7 @@ class Softmax(Activation):
         out /= out.sum(axis=-1, keepdims=True)
         return out
 
-    def derivative(self, Z, A):
+    def derivative(self, Z, A) -> Never:
         raise ValueError("softmax is not elementwise: its derivative is a Jacobian (see backward)")
 
     def backward(self, Z, A, dA):

@@ -34,7 +34,7 @@ def numeric_gradients(network: Network, loss: Loss, X: np.ndarray, Y: np.ndarray
 def max_relative_error(analytic: list[np.ndarray], numeric: list[np.ndarray], floor: float = 1e-4) -> float:
     """Largest |a - n| / max(|a| + |n|, floor) over all entries."""
     worst = 0.0
-    for a, n in zip(analytic, numeric):
+    for a, n in zip(analytic, numeric, strict=True):
         err = np.abs(a - n) / np.maximum(np.abs(a) + np.abs(n), floor)
         worst = max(worst, float(err.max(initial=0.0)))
     return worst

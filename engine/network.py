@@ -40,7 +40,7 @@ class _Buffers:
 class Network:
     """Dense layers plus the gradients of their parameters (`dW`, `db`, same shapes)."""
 
-    def __init__(self, layers: list[Dense], dropout: float = 0.0):
+    def __init__(self, layers: list[Dense], dropout: float = 0.0) -> None:
         self.layers = layers
         self.dropout = dropout
         dtype = layers[0].W.dtype
@@ -80,11 +80,11 @@ class Network:
 
     def grads(self) -> list[np.ndarray]:
         """Gradients in the order of `params()`."""
-        return [g for pair in zip(self.dW, self.db) for g in pair]
+        return [g for pair in zip(self.dW, self.db, strict=True) for g in pair]
 
     def split(self, flat: np.ndarray) -> list[np.ndarray]:
         """A flat vector laid out like `flat_params`, as one view per parameter tensor."""
-        return [flat[s].reshape(p.shape) for s, p in zip(self.slices, self.params())]
+        return [flat[s].reshape(p.shape) for s, p in zip(self.slices, self.params(), strict=True)]
 
 
     # -- forward and backward -----------------------------------------------------------------

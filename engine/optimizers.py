@@ -22,7 +22,7 @@ class Optimizer:
     # Whether the update is just lr × the gradient (so its size is the gradient's, times lr).
     scales_gradient = False
 
-    def __init__(self, spec: OptimizerSpec, param: np.ndarray):
+    def __init__(self, spec: OptimizerSpec, param: np.ndarray) -> None:
         self.spec = spec
         self.t = 0  # optimizer steps taken
         self.last_update = np.zeros_like(param)
@@ -30,11 +30,6 @@ class Optimizer:
 
     def _state_names(self) -> list[str]:
         return []
-
-    def step(self, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
-        """Apply one update in place: p -= update(g)."""
-        self.compute(param, grad, lr)
-        self.apply(param)
 
     def compute(self, param: np.ndarray, grad: np.ndarray, lr: float) -> np.ndarray:
         """Advance the optimizer's state and compute this step's update into `last_update`."""
@@ -64,14 +59,14 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    def __init__(self, spec: OptimizerSpec, param: np.ndarray):
+    def __init__(self, spec: OptimizerSpec, param: np.ndarray) -> None:
         super().__init__(spec, param)
         self.scales_gradient = not spec.momentum and not spec.weight_decay
 
     def _state_names(self):
         return ["momentum_buffer"] if self.spec.momentum else []
 
-    def _update(self, p, g, lr, out):
+    def _update(self, p, g, lr, out) -> None:
         s = self.spec
         g = self._with_weight_decay(p, g)
         if s.momentum:
@@ -89,7 +84,7 @@ class RMSprop(Optimizer):
     def _state_names(self):
         return ["square_avg"] + (["momentum_buffer"] if self.spec.momentum else []) + (["grad_avg"] if self.spec.centered else [])
 
-    def _update(self, p, g, lr, out):
+    def _update(self, p, g, lr, out) -> None:
         s = self.spec
         g = self._with_weight_decay(p, g)
         sq = self.state["square_avg"]
@@ -119,7 +114,7 @@ class Adam(Optimizer):
     def _state_names(self):
         return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.spec.amsgrad else [])
 
-    def _update(self, p, g, lr, out):
+    def _update(self, p, g, lr, out) -> None:
         s = self.spec
         beta1, beta2 = s.betas
         if not self.decoupled:

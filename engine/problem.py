@@ -223,7 +223,7 @@ def network_from_model(spec: JobSpec, model: dict) -> Network:
     """A network with the given trained weights (as in a result's `model`), for prediction."""
     layers = [Dense(W=np.array(W, dtype=spec.dtype), b=np.array(b, dtype=spec.dtype),
                     activation=make_activation(layer.activation, layer.alpha))
-              for layer, W, b in zip(spec.model.layers, model["weights"], model["biases"])]
+              for layer, W, b in zip(spec.model.layers, model["weights"], model["biases"], strict=True)]
     return Network(layers)
 
 

@@ -81,7 +81,7 @@ def gradient_metrics(network: Network, weight_sq: np.ndarray, update_sq: np.ndar
     weight_norm = np.sqrt(weight_sq, out=stats[4])
     np.divide(np.sqrt(update_sq), weight_norm, out=stats[5])  # update_ratio; inf / nan where a tensor is all zeros: dropped below
     values = stats.ravel().tolist()
-    out = dict(zip(_keys(network.param_names), values))
+    out = dict(zip(_keys(network.param_names), values, strict=True))
     first, last = values[0], values[sizes.size - 2]  # grad_norm of dense_1.weight and of dense_L.weight
     if sizes.size > 2 and last > 0:
         out["vanishing_ratio"] = first / last
@@ -150,7 +150,8 @@ def metric_keys(spec: JobSpec) -> list[str]:
         keys += _keys(tuple(f"{name}.{kind}" for name in names for kind in ("weight", "bias")))
         if len(layers) > 1:
             keys.append("vanishing_ratio")
-    keys += [f"dead_fraction/{name}" for name, layer in zip(names, layers) if make_activation(layer.activation, layer.alpha).hinge_at_zero]
+    keys += [f"dead_fraction/{name}" for name, layer in zip(names, layers, strict=True)
+             if make_activation(layer.activation, layer.alpha).hinge_at_zero]
     classify = spec.loss != "mse"
     keys += ["train_loss"] + (["train_accuracy"] if classify else [])
     if spec.data.validation_split > 0:

@@ -37,7 +37,7 @@ OPTIMIZER_DEFAULTS = {
 class SpecError(ValueError):
     """A job spec that cannot be trained; `errors` lists `(field_path, reason)` pairs."""
 
-    def __init__(self, errors: list[tuple[str, str]]):
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{field}: {reason}" if field else reason for field, reason in errors))
 
@@ -227,7 +227,7 @@ class JobSpec(_Strict):
 class InvalidField(ValueError):
     """Raised inside validators to point at a sub-field of the model being validated."""
 
-    def __init__(self, field: str, reason: str):
+    def __init__(self, field: str, reason: str) -> None:
         self.field, self.reason = field, reason
         super().__init__(f"{field}: {reason}")
 

@@ -89,7 +89,7 @@ class StackStep:
 class StackedTrainer:
     """Trains the members (solo `Trainer`s at the same position, with one `stack_signature`) together."""
 
-    def __init__(self, trainers: Sequence[Trainer]):
+    def __init__(self, trainers: Sequence[Trainer]) -> None:
         if not trainers:
             raise NotStackable("a stack needs at least one member")
         signatures = {stack_signature(t) for t in trainers}
@@ -294,7 +294,7 @@ class StackedTrainer:
                     m.update(recording.gradient_metrics(members[k].network, *sums[k]))
                 m.update(self._dead_fractions(k))
                 if self.gradients[k] == "full":
-                    record.gradients = {name: g.copy() for name, g in zip(self.param_names, trainer.network.split(self.grads[k]))}
+                    record.gradients = {name: g.copy() for name, g in zip(self.param_names, trainer.network.split(self.grads[k]), strict=True)}
             if traced[k]:
                 record.trace = self._trace(k, step, X, Y, loss, float(lr[k]), before[k], deltas)
             if epoch_end or last[k]:
@@ -319,7 +319,7 @@ class StackedTrainer:
         buffers = self._buffers_for(X.shape[-2])
         self.Z, self.A, self.masks, self.dropped = buffers.Z, [None] * len(self.W), [None] * len(self.W), [None] * len(self.W)
         A_prev = X
-        for i, (WT, b, activation) in enumerate(zip(self.WT, self.b, self.activations)):
+        for i, (WT, b, activation) in enumerate(zip(self.WT, self.b, self.activations, strict=True)):
             Z = _matmul(A_prev, WT, buffers.Z[i])
             Z += b[:, None, :]
             self.A[i] = A = activation.forward(Z, out=buffers.A[i])
@@ -383,7 +383,7 @@ class StackedTrainer:
         """Each member's epoch figures, as `Trainer.epoch_metrics` gives them."""
         out = [{"train_loss": value} for value in (self.loss_sum / self.samples).tolist()]
         if self._classify:
-            for figures, right in zip(out, self.right.tolist()):
+            for figures, right in zip(out, self.right.tolist(), strict=True):
                 figures["train_accuracy"] = right / self.counted
         if self.X_val is not None:
             A, Z = self._evaluate(self.X_val)
@@ -402,7 +402,7 @@ class StackedTrainer:
     def _evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Outputs `(A, Z)` of the output layer without dropout."""
         A = X
-        for WT, b, activation in zip(self.WT, self.b, self.activations):
+        for WT, b, activation in zip(self.WT, self.b, self.activations, strict=True):
             Z = _matmul(A, WT, None) + b[:, None, :]
             A = activation.forward(Z, out=np.empty_like(Z))
         return A, Z
@@ -412,7 +412,7 @@ class StackedTrainer:
         """Member k's backward-pass trace of this step, as `Trainer._trace` writes it (after the update)."""
         old = self.members[k].network.split(before)
         layers = []
-        for i, (name, activation) in enumerate(zip(self.names, self.activations)):
+        for i, (name, activation) in enumerate(zip(self.names, self.activations, strict=True)):
             layers.append({
                 "name": name, "activation": activation.name, "alpha": getattr(activation, "alpha", None),
                 "W": old[2 * i].tolist(), "b": old[2 * i + 1].tolist(),
@@ -507,7 +507,7 @@ class _StackedOptimizer:
     computes in Python floats is computed here in float64 too and then cast to the parameters' dtype,
     as NumPy casts a Python float meeting a float32 array, so float32 members round alike."""
 
-    def __init__(self, optimizers: Sequence, params: np.ndarray):
+    def __init__(self, optimizers: Sequence, params: np.ndarray) -> None:
         first = optimizers[0]
         self.name, self.t, self.dtype = first.spec.name, first.t, params.dtype
         names = dict.fromkeys(name for o in optimizers for name in o.state)  # a momentum buffer only some members have
@@ -551,7 +551,7 @@ class _StackedOptimizer:
     def _decayed(self, p, g):
         return g + self._c(self.weight_decay) * p if self.has_weight_decay else g
 
-    def _sgd(self, p, g, lr, out):
+    def _sgd(self, p, g, lr, out) -> None:
         g = self._decayed(p, g)
         if self.has_momentum:
             buf = self.state["momentum_buffer"]
@@ -563,7 +563,7 @@ class _StackedOptimizer:
             g = g + self._c(self.momentum) * buf if self.nesterov else np.where(self.uses_momentum, buf, g)
         np.multiply(g, self._c(lr), out=out)
 
-    def _rmsprop(self, p, g, lr, out):
+    def _rmsprop(self, p, g, lr, out) -> None:
         g = self._decayed(p, g)
         sq = self.state["square_avg"]
         sq *= self._c(self.alpha)
@@ -585,7 +585,7 @@ class _StackedOptimizer:
             np.divide(g, avg, out=out)
             out *= self._c(lr)
 
-    def _adam(self, p, g, lr, out, decoupled: bool = False):
+    def _adam(self, p, g, lr, out, decoupled: bool = False) -> None:
         if not decoupled:
             g = self._decayed(p, g)
         m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
@@ -608,7 +608,7 @@ class _StackedOptimizer:
         if decoupled and self.has_weight_decay:
             out += self._c(lr * self.weight_decay) * p
 
-    def _adamw(self, p, g, lr, out):
+    def _adamw(self, p, g, lr, out) -> None:
         self._adam(p, g, lr, out, decoupled=True)
 
     def write_back(self, k: int, optimizer) -> None:

@@ -103,7 +103,7 @@ def format_trace_table(trace: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = [f"Step {trace['step']} (epoch {trace['epoch']}): loss {trace['loss']:.5f}, lr {trace['lr']:g}"]
     for n, r in enumerate(rows):
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -52,7 +52,7 @@ class Divergence:
 class Trainer:
     """Trains the network a spec describes, one step per iteration."""
 
-    def __init__(self, spec: JobSpec | dict | Problem):
+    def __init__(self, spec: JobSpec | dict | Problem) -> None:
         self.problem = spec if isinstance(spec, Problem) else build_problem(spec)
         p = self.problem
         self.spec = p.spec
@@ -156,7 +156,7 @@ class Trainer:
                 m.update(recording.gradient_metrics(net, weight_sq, update_sq, moments))
             m.update(recording.dead_fractions(net))
             if self._gradients == "full":
-                record.gradients = {name: g.copy() for name, g in zip(net.param_names, net.grads())}
+                record.gradients = {name: g.copy() for name, g in zip(net.param_names, net.grads(), strict=True)}
         if traced:
             record.trace = self._trace(X, Y, loss, lr, before)
 
@@ -174,7 +174,7 @@ class Trainer:
     def _diverge(self, step: int, kind: str) -> None:
         """Stop before applying a step whose gradients or update are not finite, naming the first culprit."""
         names = self.network.param_names
-        for name, g in zip(names, self.network.grads()):
+        for name, g in zip(names, self.network.grads(), strict=True):
             bad_entries = g[~np.isfinite(g)]
             if bad_entries.size:
                 self.divergence = Divergence(step, f"gradient of {name}", float(bad_entries[0]))
@@ -222,7 +222,7 @@ class Trainer:
     def _trace(self, X, Y, loss: float, lr: float, before: list[np.ndarray]) -> dict[str, Any]:
         net = self.network
         layers = []
-        for i, (name, layer) in enumerate(zip(net.names, net.layers)):
+        for i, (name, layer) in enumerate(zip(net.names, net.layers, strict=True)):
             layers.append({
                 "name": name,
                 "activation": layer.activation.name, "alpha": getattr(layer.activation, "alpha", None),

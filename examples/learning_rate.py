@@ -14,7 +14,7 @@ sweep = client.wait_sweep(sweep["id"], progress=False)
 print(f"{'lr':>6} | {'before':>8} | {'1 step':>8} | {'100 steps':>9} | after 100 steps")
 for row in sorted(sweep["leaderboard"], key=lambda r: r["params"]["optimizer.lr"]):
     loss = client.metrics(row["jobs"][0], ["loss"])["loss"]
-    values = dict(zip(loss["steps"], loss["values"]))  # loss at step s = before update s = after s updates
+    values = dict(zip(loss["steps"], loss["values"], strict=True))  # loss at step s = before update s = after s updates
     before, one, hundred = values[0], values[1], values[100]
     # judged where it ended, not by its first step: a rate can go down once and end above where it began
     verdict = "↓ learned" if hundred < before else "↑ worse than it began (overshoot)"

@@ -39,7 +39,7 @@ def _label(value: float) -> str:
 class _Frame:
     """The plotting area: data coordinates to SVG pixels."""
 
-    def __init__(self, width: int, height: int, x: tuple[float, float], y: tuple[float, float], log_y: bool):
+    def __init__(self, width: int, height: int, x: tuple[float, float], y: tuple[float, float], log_y: bool) -> None:
         self.width, self.height, self.log_y = width, height, log_y
         left, right, top, bottom = MARGIN
         self.box = (left, top, width - right, height - bottom)
@@ -98,7 +98,7 @@ def line_chart(series: Series, title: str, x_label: str = "step", y_label: str =
     body = frame.axes(x_label, y_label)
     for i, (name, (steps, values)) in enumerate(drawn.items()):
         color = PALETTE[i % len(PALETTE)]
-        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(frame.px(steps).tolist(), frame.py(values).tolist()))
+        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(frame.px(steps).tolist(), frame.py(values).tolist(), strict=True))
         if len(steps) == 1:
             body.append(f'<circle cx="{points.split(",")[0]}" cy="{points.split(",")[1]}" r="3" fill="{color}"/>')
         else:
@@ -128,7 +128,7 @@ def decision_map(classes: np.ndarray, extent: tuple[float, float, float, float],
                 body.append(f'<rect x="{xs[start]:.1f}" y="{ys[r + 1]:.1f}" width="{xs[c] - xs[start]:.1f}" '
                             f'height="{ys[r] - ys[r + 1]:.1f}" fill="{color}" fill-opacity="0.25"/>')
                 start = c
-    for (x, y), label in zip(X.tolist(), labels.tolist()):
+    for (x, y), label in zip(X.tolist(), labels.tolist(), strict=True):
         body.append(f'<circle cx="{float(frame.px(np.array(x))):.1f}" cy="{float(frame.py(np.array(y))):.1f}" r="3" '
                     f'fill="{PALETTE[int(label) % len(PALETTE)]}" stroke="black" stroke-width="0.5"/>')
     return _svg(size, size, title, body + frame.axes("x₁", "x₂"))
@@ -147,7 +147,7 @@ def scatter_chart(points: dict[str, tuple[np.ndarray, np.ndarray]], title: str, 
     body = frame.axes(x_label, y_label)
     for i, (name, (x, y)) in enumerate(drawn.items()):
         color = PALETTE[i % len(PALETTE)]
-        for px, py in zip(frame.px(x).tolist(), frame.py(y).tolist()):
+        for px, py in zip(frame.px(x).tolist(), frame.py(y).tolist(), strict=True):
             body.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{color}" fill-opacity="0.8"><title>{escape(name)}</title></circle>')
     return _svg(width, height, title, body)
 
@@ -165,15 +165,15 @@ def parallel_coordinates(axes: list[str], rows: list[list[float]], title: str, w
     scaled = (table - low) / span
     objective = scaled[:, -1]
     body = []
-    for x, name, lo, hi in zip(xs.tolist(), axes, low.tolist(), high.tolist()):
+    for x, name, lo, hi in zip(xs.tolist(), axes, low.tolist(), high.tolist(), strict=True):
         body.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="#999"/>'
                     f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{escape(name)}</text>'
                     f'<text x="{x:.1f}" y="{top - 6}" text-anchor="middle">{_label(hi)}</text>'
                     f'<text x="{x:.1f}" y="{bottom + 30}" text-anchor="middle" fill="#777">{_label(lo)}</text>')
-    for row, score in zip(scaled.tolist(), objective.tolist()):
+    for row, score in zip(scaled.tolist(), objective.tolist(), strict=True):
         if any(map(math.isnan, row)):
             continue
-        points = " ".join(f"{x:.1f},{bottom - v * (bottom - top):.1f}" for x, v in zip(xs.tolist(), row))
+        points = " ".join(f"{x:.1f},{bottom - v * (bottom - top):.1f}" for x, v in zip(xs.tolist(), row, strict=True))
         red, blue = int(40 + 200 * score), int(40 + 200 * (1 - score))
         body.append(f'<polyline points="{points}" fill="none" stroke="rgb({red},60,{blue})" stroke-opacity="0.7" stroke-width="1.5"/>')
     return _svg(width, height, title, body)

@@ -27,7 +27,7 @@ from .time_limits import resolve as resolve_time_limits
 class OverLimit(Exception):
     """A valid job over one of the server's limits: `field` asks for `requested`, the setting `name` allows `value`."""
 
-    def __init__(self, field: str, name: str, value: int, requested: int, what: str):
+    def __init__(self, field: str, name: str, value: int, requested: int, what: str) -> None:
         self.field, self.name, self.value, self.requested = field, name, value, requested
         super().__init__(f"{field}: the job has {requested:,} {what}, over the limit of {value:,} ({name})")
 

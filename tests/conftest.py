@@ -1,18 +1,15 @@
 """Fixtures shared by the tests that need services: real Redis, SQLite and PostgreSQL databases,
-live stacks (gunicorn + Celery workers) and a real MLflow tracking server."""
+live stacks (the API server + Celery workers) and a real MLflow tracking server. The helpers behind
+them are in tests/support/ (databases.py, services.py); test modules import from there."""
 
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
 
-from services.settings import Settings
-from tests.support.services import MlflowServer, Redis, Stack, create_postgres_database, drop_postgres_database, postgres_available
-
-BACKENDS = ["sqlite", "postgresql"]
-MAX_POINTS = 100  # MLFLOW_MAX_POINTS of the MLflow stacks, so thinning shows on small jobs
+from tests.support.databases import BACKENDS, MAX_POINTS, drop_database, new_database, running_stack
+from tests.support.services import MlflowServer, Redis
 
 
 def pytest_report_header(config):
@@ -26,58 +23,12 @@ def redis_server():
     server.stop()
 
 
-def new_database(backend: str, tmp_path_factory) -> str:
-    """A fresh empty database of `backend` (PostgreSQL skipped with the reason when absent, unless REQUIRE_POSTGRES=1)."""
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'bplab.db'}"
-    if not postgres_available():
-        reason = "PostgreSQL is not reachable on 127.0.0.1:5432"
-        if os.environ.get("REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{reason} and REQUIRE_POSTGRES=1")
-        pytest.skip(reason)
-    return create_postgres_database()
-
-
-def drop_database(url: str) -> None:
-    if url.startswith("postgresql"):
-        drop_postgres_database(url)
-
-
 @pytest.fixture
 def database_url(request, tmp_path_factory):
     """A fresh empty database of the parametrized backend (`indirect=True`)."""
     url = new_database(request.param, tmp_path_factory)
     yield url
     drop_database(url)
-
-
-both_databases = pytest.mark.parametrize("database_url", BACKENDS, indirect=True)
-
-
-def settings_for(database_url: str, redis_url: str = "redis://127.0.0.1:1/0", **overrides) -> Settings:
-    """Settings for code run inside the test process: its own queue, no MLflow, quick flushes."""
-    values = {"database_url": database_url, "redis_url": redis_url, "bplab_queue": f"bplab-test-{uuid.uuid4().hex[:8]}",
-              "mlflow_tracking_uri": "", "mlflow_ui_url": "", "flush_seconds": 0.05, **overrides}
-    return Settings(**values)
-
-
-def running_stack(backend: str, redis_url: str, tmp_path_factory, **kwargs):
-    """A started Stack on a fresh database of `backend`; stopped and dropped afterwards."""
-    url = new_database(backend, tmp_path_factory)
-    stack = Stack(url, redis_url, **kwargs)
-    stack.backend = backend
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
-        drop_database(url)
-
-
-def fault_backend() -> str:
-    """The store the fault tests run on: PostgreSQL (as in production, and always in CI), or SQLite
-    where this machine has no PostgreSQL (said in the test's id)."""
-    return "postgresql" if postgres_available() or os.environ.get("REQUIRE_POSTGRES") == "1" else "sqlite"
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

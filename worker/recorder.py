@@ -34,7 +34,7 @@ class FlushResult:
 
 class Recorder:
     def __init__(self, sessions: sessionmaker[Session], job_id: int, lease: str, flush_seconds: float,
-                 db_retry_seconds: float = 60.0, max_bytes: int = 0):
+                 db_retry_seconds: float = 60.0, max_bytes: int = 0) -> None:
         self.sessions, self.job_id, self.lease = sessions, job_id, lease
         # What this attempt recorded, against what the job reserved (its share of the owner's quota; 0: none).
         self.recorded_bytes, self.max_bytes = 0, max_bytes
@@ -80,7 +80,7 @@ class Recorder:
             for j, key in enumerate(keys):
                 by_key.setdefault(key, []).append((step_array, table[:, j]))
         for key, parts in by_key.items():
-            steps, values = parts[0] if len(parts) == 1 else map(np.concatenate, zip(*parts))
+            steps, values = parts[0] if len(parts) == 1 else map(np.concatenate, zip(*parts, strict=True))
             if len(parts) > 1:  # a key some steps share with the epoch's last step: back in step order
                 order = np.argsort(steps, kind="stable")
                 steps, values = steps[order], values[order]

@@ -163,7 +163,7 @@ def _train_group(sessions: sessionmaker[Session], group: list[Member], started: 
 
 def _progress(members: list[Member], done: StackStep | None) -> None:
     """Each recorder's progress as of the last step: the member's step and its latest loss."""
-    losses = {} if done is None else dict(zip(done.members, done.losses.tolist()))
+    losses = {} if done is None else dict(zip(done.members, done.losses.tolist(), strict=True))
     for m in members:
         m.recorder.step = done.step + 1 if m.trainer in losses and m.trainer.divergence is None else m.trainer.step
         if m.trainer in losses:

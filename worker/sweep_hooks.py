@@ -21,7 +21,7 @@ class EarlyStopping:
     """Reports the objective metric of the first seed of a point; the pruner may stop the job.
     The study is loaded once per job, not at every report."""
 
-    def __init__(self, sweep: Sweep, trial_number: int, settings: Settings):
+    def __init__(self, sweep: Sweep, trial_number: int, settings: Settings) -> None:
         self.sweep_id, self.database_url = sweep.id, settings.database_url
         self.metric = sweep.request["objective"]["metric"]
         self.rule = sweep.request["early_stop"]["rule"]

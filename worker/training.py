@@ -119,14 +119,6 @@ def train_job_now(sessions: sessionmaker[Session], job_id: int, settings: Settin
     return status.value
 
 
-def _give_way(sessions: sessionmaker[Session], job_id: int, settings: Settings) -> bool:
-    """The job's turn given to another owner (services/store/fairness.py): its message sent again, to the back of the queue."""
-    with sessions.begin() as session:
-        if not fairness.should_wait(session, job_id, settings.resend_after):
-            return False
-        return outbox.send(session, [job_id], settings) == 1
-
-
 def _claim(sessions: sessionmaker[Session], job_id: int, settings: Settings) -> list[tuple[int, jobs.Claimed]]:
     """The job, with as many queued siblings of its shape as STACK_MAX and STACK_MAX_BYTES allow."""
     with sessions.begin() as session:

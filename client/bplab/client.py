@@ -36,7 +36,7 @@ class Client:
     """A connection to a Backprop Lab service. Transient connection errors are retried with backoff."""
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0, retries: int = 4,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.url = (url or os.environ.get("BPLAB_URL") or DEFAULT_URL).rstrip("/")
         headers = {"Accept": "application/json"}
         token = token or os.environ.get("BPLAB_TOKEN")

@@ -16,7 +16,7 @@ class ConnectionFailed(BplabError):
 class ApiError(BplabError):
     """The service answered with a problem; its fields are attributes."""
 
-    def __init__(self, status: int, problem: dict[str, Any]):
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
         self.status = status
         self.problem = problem
         self.type = problem.get("type")

@@ -39,7 +39,7 @@ def progress_for(show: bool | None, stream: TextIO | None = None) -> Progress | 
 class ProgressBar:
     """The terminal's bar: step of total, loss, state and ETA on one line redrawn with `\\r`."""
 
-    def __init__(self, stream: TextIO, width: int = 30):
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
         self.stream, self.width = stream, width
         self.live = bool(getattr(stream, "isatty", lambda: False)())
         self.started: float | None = None  # when the job was first seen running: the rate counts from there
@@ -72,7 +72,7 @@ class TqdmProgress:
     """tqdm's bar (in a notebook, its widget), created when the job starts running so its rate and
     ETA leave queued time out; the state and loss ride in its postfix."""
 
-    def __init__(self, tqdm_class, **options):
+    def __init__(self, tqdm_class, **options) -> None:
         self.tqdm_class, self.options, self.bar = tqdm_class, options, None
 
     def update(self, done: int, total: int, loss: float | None, status: str, unit: str = "steps") -> None:

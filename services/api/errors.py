@@ -25,7 +25,7 @@ class ApiError(Exception):
     """A problem of one of the kinds in `problems.PROBLEMS`, with a detail and optionally the offending field(s)."""
 
     def __init__(self, kind: str, detail: str, *, field: str | None = None, errors: list[dict[str, str]] | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any):
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.kind, self.detail = kind, detail
         self.status = PROBLEMS[kind].status

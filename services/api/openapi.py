@@ -48,7 +48,8 @@ class Answers(Response):
     """Spectree's responses, with problems as `application/problem+json`, other representations of
     a success (`media`: media type -> its description, or its schema) and response headers."""
 
-    def __init__(self, *, media: dict[str, str | dict[str, Any]] | None = None, headers: dict[int, dict[str, str]] | None = None, **code_models: Any):
+    def __init__(self, *, media: dict[str, str | dict[str, Any]] | None = None, headers: dict[int, dict[str, str]] | None = None,
+                 **code_models: Any) -> None:
         super().__init__(**code_models)
         self.media, self.headers = media or {}, headers or {}
 
@@ -129,11 +130,11 @@ def operation(tag: str, *, ok: type[BaseModel] | None = None, status: int = 200,
     if 503 in by_status:
         extra_headers[503] = {"Retry-After": "seconds to wait before retrying"}
 
-    def before(_request, _response, error, _instance, _adapter):
+    def before(_request, _response, error, _instance, _adapter) -> None:
         if error is not None:
             raise _problem_from(error, query, headers, body_kind)
 
-    def after(_request, _response, error, _instance, _adapter):
+    def after(_request, _response, error, _instance, _adapter) -> None:
         if error is not None:  # our bug, not the client's: logged, and answered as a 500 problem
             raise ContractBroken(f"{view_name}: the answer does not match its model: {error}")
 

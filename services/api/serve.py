@@ -73,7 +73,7 @@ class AccessLog:
     """WSGI middleware: one line per answer with the method, the path (never the query string: it may
     carry what should not be kept), status, bytes and seconds."""
 
-    def __init__(self, app: Callable):
+    def __init__(self, app: Callable) -> None:
         self.app = app
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:

@@ -41,7 +41,7 @@ def experiment_name(owner: str, experiment: str, settings: Settings) -> str:
 class MlflowOwners:
     """MLflow's users and permissions, managed as its admin."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings) -> None:
         auth = (settings.mlflow_tracking_username, settings.mlflow_tracking_password)
         self.http = httpx.Client(base_url=settings.mlflow_tracking_uri.rstrip("/"), auth=auth, timeout=TIMEOUT_SECONDS)
 

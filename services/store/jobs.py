@@ -132,7 +132,7 @@ class Claimed:
     sweep_id: int | None
     sweep_trial: int | None
     sweep_seed: int | None
-    reserved_bytes: int  # what it may record (0: no reservation, an older job)
+    reserved_bytes: int  # what it may record (0: no reservation, an older job; the column is NOT NULL)
 
 
 def claim_for_training(session: Session, job_id: int) -> Claimed | None:
@@ -143,7 +143,7 @@ def claim_for_training(session: Session, job_id: int) -> Claimed | None:
         return None
     lease, attempt, soft, sweep_id, trial, seed, reserved = claimed
     spec = session.scalar(select(JobPayload.spec).where(JobPayload.job_id == job_id))
-    return Claimed(lease, attempt, spec, soft, sweep_id, trial, seed, reserved or 0)
+    return Claimed(lease, attempt, spec, soft, sweep_id, trial, seed, reserved)
 
 
 def claim_stack_for_training(session: Session, job_id: int, limit: int | Callable[[dict[str, Any]], int]) -> list[tuple[int, Claimed]]:
@@ -173,7 +173,7 @@ def claim_stack_for_training(session: Session, job_id: int, limit: int | Callabl
         outbox.remove(session, row[0])
     if rows:
         fairness.started(session, session.scalar(select(Job.owner).where(Job.id == rows[0][0])))
-    claimed = {row[0]: Claimed(row[1], row[2], specs[row[0]], row[3], row[4], row[5], row[6], row[7] or 0) for row in rows}
+    claimed = {row[0]: Claimed(row[1], row[2], specs[row[0]], row[3], row[4], row[5], row[6], row[7]) for row in rows}
     # The asked-for job first; it may be missing if another worker took it between the two statements
     # (then the siblings this claim did take are trained all the same).
     return sorted(claimed.items(), key=lambda item: (item[0] != job_id, item[0]))

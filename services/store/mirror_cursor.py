@@ -51,9 +51,6 @@ def claim_behind(session: Session, token: str, limit: int) -> list[int]:
     return list(session.scalars(select(Job.id).where(Job.id.in_(ids), Job.mirror_lock == token).order_by(running_last, Job.id)))
 
 
-def set_state(session: Session, job_id: int, state: MirrorState, error: str | None = None) -> None:
-    """The mirror's state without holding the lock (e.g. `disabled` when no MLflow is configured)."""
-    session.execute(update(Job).where(Job.id == job_id).values(mirror_state=state, mirror_error=error))
 
 
 def points_after(session: Session, job_id: int, cursor: dict[str, int]) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:

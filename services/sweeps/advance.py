@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import optuna
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.problem import RawData, load_data
@@ -24,9 +24,8 @@ from engine.stacked import stack_key
 from ..job_checks import Checked, OverLimit, check_job, parse_document, reserve
 from ..job_metadata import MAX_NAME
 from ..settings import Settings
-from ..store import jobs, locks, outbox
-from ..store.columns import utcnow
-from ..store.models import LOCAL_OWNER, TERMINAL, Job, JobStatus, MirrorState, Sweep, SweepStatus
+from ..store import jobs, locks, outbox, sweeps
+from ..store.models import LOCAL_OWNER, TERMINAL, Job, JobStatus, Sweep, SweepStatus
 from ..time_limits import TimeLimits
 from . import study as studies
 from .leaderboard import objective_value
@@ -40,14 +39,10 @@ def create_sweep(session: Session, request: SweepRequest, time_limits: TimeLimit
     """Insert a running sweep whose jobs will get `time_limits` (`mirrored`: it will have an MLflow parent run)."""
     stored = request.model_dump(mode="json")
     stored["time_limits"] = {"soft_seconds": time_limits.soft, "hard_seconds": time_limits.hard}
-    sweep = Sweep(name=request.name, owner=owner, experiment=request.experiment, strategy=request.strategy,
-                  status=SweepStatus.running, request=stored, n_trials=request.n_trials, seeds=request.seeds,
-                  max_parallel=request.max_parallel, objective_metric=request.objective.metric,
-                  objective_goal=request.objective.goal, created_at=utcnow(), trials_created=0,
-                  mirror_state=MirrorState.pending if mirrored else MirrorState.disabled)
-    session.add(sweep)
-    session.flush()
-    return sweep
+    return sweeps.add(session, owner=owner, mirrored=mirrored, name=request.name, experiment=request.experiment,
+                      strategy=request.strategy, request=stored, n_trials=request.n_trials, seeds=request.seeds,
+                      max_parallel=request.max_parallel, objective_metric=request.objective.metric,
+                      objective_goal=request.objective.goal)
 
 
 def advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings, wait_seconds: float = WAIT_SECONDS) -> bool:
@@ -97,7 +92,7 @@ def _advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings)
             else:
                 job_ids = [_create_job(session, sweep, request, trial.number, seed_index, params, settings, point)
                            for seed_index, point in enumerate(checked)]
-                session.execute(update(Sweep).where(Sweep.id == sweep_id).values(trials_created=Sweep.trials_created + 1))
+                sweeps.trial_created(session, sweep_id)
                 refused = False
         started += 1
         if refused:
@@ -113,8 +108,7 @@ def _advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings)
     _send(sessions, unsent, settings)
     with sessions.begin() as session:
         if started >= sweep.n_trials and _all_ended(session, sweep_id):
-            session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.running)
-                            .values(status=SweepStatus.finished, finished_at=utcnow(), importance=studies.importance(study)))
+            sweeps.finish(session, sweep_id, studies.importance(study))
 
 
 def _send(sessions: sessionmaker[Session], job_ids: list[int], settings: Settings) -> None:
@@ -197,7 +191,6 @@ def _tell_finished(study: optuna.Study, sweep: Sweep, by_trial: dict[int, list[J
 
 def cancel(session: Session, sweep_id: int) -> None:
     """running -> cancelled, and every unfinished job of it cancelled."""
-    session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.running)
-                    .values(status=SweepStatus.cancelled, finished_at=utcnow()))
+    sweeps.cancel(session, sweep_id)
     for job_id in session.scalars(select(Job.id).where(Job.sweep_id == sweep_id, Job.status.notin_(TERMINAL))).all():
         jobs.cancel(session, job_id)

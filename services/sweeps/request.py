@@ -153,7 +153,7 @@ def corner_points(request: SweepRequest) -> list[dict[str, Any]]:
     """Points checked before anything is queued: the whole grid, or each dimension's bounds and choices."""
     if request.strategy == "grid":
         keys = list(request.space)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*request.space.values())]
+        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*request.space.values())]
     points = []
     for path, dim in request.space.items():
         values = dim if isinstance(dim, list) else dim.choice if isinstance(dim, Choice) else list(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import BACKENDS, drop_database
+from tests.support.databases import BACKENDS, drop_database
 from tests.support.inprocess import http, make_app
 
 

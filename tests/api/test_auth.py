@@ -12,7 +12,7 @@ from sqlalchemy import select
 from services.store import jobs
 from services.store.db import session_factory
 from services.store.models import ApiToken
-from tests.conftest import BACKENDS, drop_database
+from tests.support.databases import BACKENDS, drop_database
 from tests.support.inprocess import http, make_app, token
 from tests.support.specs import moons
 

@@ -24,7 +24,7 @@ BAD_SPECS = [
 ]
 
 
-@pytest.mark.parametrize("body, field, words", [c[1:] for c in BAD_SPECS], ids=[c[0] for c in BAD_SPECS])
+@pytest.mark.parametrize(("body", "field", "words"), [c[1:] for c in BAD_SPECS], ids=[c[0] for c in BAD_SPECS])
 def test_invalid_submission_is_422_naming_the_field(client, body, field, words):
     before = client.get("/api/v1/jobs", params={"limit": 1}).json()["jobs"]
     problem = assert_problem(client.post("/api/v1/jobs", json=body), 422, field, words)
@@ -32,7 +32,7 @@ def test_invalid_submission_is_422_naming_the_field(client, body, field, words):
     assert client.get("/api/v1/jobs", params={"limit": 1}).json()["jobs"] == before  # nothing stored or queued
 
 
-@pytest.mark.parametrize("spec, field, limit", [
+@pytest.mark.parametrize(("spec", "field", "limit"), [
     (moons(model={"layers": [{"units": 1000, "activation": "relu"}, {"units": 1000, "activation": "relu"},
                              {"units": 1, "activation": "sigmoid"}]}), "model.layers", "MAX_PARAMS"),
     (moons(epochs=300000), "epochs", "MAX_STEPS"),
@@ -53,7 +53,7 @@ def test_request_over_the_size_limit_is_413(client):
     assert problem["limit"]["value"] == 2_000_000
 
 
-@pytest.mark.parametrize("content, words", [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), ("", "not valid JSON")])
+@pytest.mark.parametrize(("content", "words"), [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), ("", "not valid JSON")])
 def test_malformed_body_is_400(client, content, words):
     assert_problem(client.post("/api/v1/jobs", content=content, headers={"Content-Type": "application/json"}), 400, words=words)
 

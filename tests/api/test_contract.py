@@ -101,12 +101,12 @@ def _refused(client, spec: dict, field: str) -> dict:
     return problem
 
 
-@pytest.mark.parametrize("path, wrong_type, _bad", FIELDS, ids=[f[0] for f in FIELDS])
+@pytest.mark.parametrize(("path", "wrong_type", "_bad"), FIELDS, ids=[f[0] for f in FIELDS])
 def test_every_field_refuses_a_wrong_type(client, path, wrong_type, _bad):
     _refused(client, _with(path, wrong_type), path)
 
 
-@pytest.mark.parametrize("path, _wrong_type, bad", FIELDS, ids=[f[0] for f in FIELDS])
+@pytest.mark.parametrize(("path", "_wrong_type", "bad"), FIELDS, ids=[f[0] for f in FIELDS])
 def test_every_field_refuses_a_value_out_of_range(client, path, _wrong_type, bad):
     _refused(client, _with(path, bad), path)
 
@@ -117,7 +117,7 @@ def test_a_missing_required_field_is_named(client, path):
     assert "required" in problem["detail"].lower()
 
 
-@pytest.mark.parametrize("path, text", [("model.layers[0].units", "8"), ("optimizer.lr", "0.1"), ("seed", "3")])
+@pytest.mark.parametrize(("path", "text"), [("model.layers[0].units", "8"), ("optimizer.lr", "0.1"), ("seed", "3")])
 def test_strings_are_not_numbers(client, path, text):
     """Coercion would store `"units": "8"` and echo it back: refused instead."""
     problem = _refused(client, _with(path, text), path)
@@ -144,7 +144,7 @@ def test_a_valid_submission_answers_without_its_spec_and_gives_it_on_request(cli
     assert stored["data"]["X"] == X and stored["optimizer"] == SEED["optimizer"]
 
 
-@pytest.mark.parametrize("params, field", [
+@pytest.mark.parametrize(("params", "field"), [
     ({"name": "x"}, "name"),
     ({"limit": 1000}, "limit"),
     ({"limit": 0}, "limit"),
@@ -222,7 +222,7 @@ def test_readiness_is_503_while_the_broker_is_down(redis_server, tmp_path_factor
 def test_readiness_is_503_while_migrations_are_behind(tmp_path, redis_server):
     from services.api import create_app
     from services.migrate import upgrade
-    from tests.conftest import settings_for
+    from tests.support.databases import settings_for
     from tests.support.inprocess import http
 
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"

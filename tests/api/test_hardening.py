@@ -14,7 +14,7 @@ from sqlalchemy import event
 
 from services.api.routes.events import STREAMS
 from services.store.db import session_factory
-from tests.conftest import BACKENDS, drop_database
+from tests.support.databases import BACKENDS, drop_database
 from tests.support.inprocess import http, make_app, token
 from tests.support.specs import SEED, moons
 

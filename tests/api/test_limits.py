@@ -72,7 +72,7 @@ def test_sampled_points_over_a_limit_are_refused_before_a_job_exists(client):
     assert all(r["limit"]["requested"] > r["limit"]["value"] for r in refused)
 
 
-@pytest.mark.parametrize("metadata, field", [
+@pytest.mark.parametrize(("metadata", "field"), [
     ({"name": "lr\r\nsweep"}, "name"),
     ({"experiment": "=cmd|'/c calc'!A1\n"}, "experiment"),
     ({"tags": {f"t{i}": "x" * 500 for i in range(2000)}}, "tags"),

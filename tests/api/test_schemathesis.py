@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import running_stack
+from tests.support.databases import running_stack
 
 BIN = Path(sys.executable).parent
 

@@ -25,7 +25,7 @@ def _serve(tmp_path: Path, bind: str, **env: str) -> tuple[subprocess.Popen, Pat
     return proc, log
 
 
-@pytest.mark.parametrize("auth, host, bind, starts", [
+@pytest.mark.parametrize(("auth", "host", "bind", "starts"), [
     ("off", "127.0.0.1", "0.0.0.0", False),   # the server would listen beyond loopback: refused before it binds
     ("off", "0.0.0.0", "127.0.0.1", False),   # API_HOST says it is exposed: refused by the app factory
     ("off", "127.0.0.1", "127.0.0.1", True),  # the `make up` default
@@ -46,7 +46,7 @@ def test_auth_off_is_refused_unless_the_api_listens_on_loopback(tmp_path, auth, 
         proc.wait(20)
 
 
-@pytest.mark.parametrize("variable, value, words", [
+@pytest.mark.parametrize(("variable", "value", "words"), [
     ("FLUSH_SECONDS", "fast", "FLUSH_SECONDS: Input should be a valid number"),
     ("AUTH", "maybe", "AUTH: Input should be 'on' or 'off'"),
     ("JOB_SOFT_TIME_LIMIT", "9999", "JOB_SOFT_TIME_LIMIT (9999) must not exceed JOB_HARD_TIME_LIMIT (3900)"),

@@ -15,7 +15,7 @@ def test_defaults_come_from_the_server(client):
     assert lowered["time_limits"] == {"soft_seconds": 60, "hard_seconds": 60}
 
 
-@pytest.mark.parametrize("limits, field, reason", [
+@pytest.mark.parametrize(("limits", "field", "reason"), [
     ({"soft_seconds": 4000}, "time_limits.soft_seconds", "JOB_SOFT_TIME_LIMIT"),
     ({"hard_seconds": 5000}, "time_limits.hard_seconds", "JOB_HARD_TIME_LIMIT"),
     ({"soft_seconds": 50, "hard_seconds": 40}, "time_limits.soft_seconds", "must not exceed hard_seconds"),

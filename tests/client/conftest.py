@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bplab import Client
-from tests.conftest import drop_database
+from tests.support.databases import drop_database
 from tests.support.inprocess import Training, make_app
 
 

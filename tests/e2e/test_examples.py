@@ -11,7 +11,7 @@ import pytest
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
-@pytest.mark.parametrize("name, expect", [
+@pytest.mark.parametrize(("name", "expect"), [
     ("walkthrough", ["0.5823", "0.4839", "0.76881"]),
     ("learning_rate", ["0.001", "10 |", "0.7303", "worse than it began"]),
     ("batch_modes", ["full", "3000"]),

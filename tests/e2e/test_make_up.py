@@ -1,6 +1,6 @@
 """`make up`'s process layout (services/up.py under supervisord): a training worker SIGKILLed while it
-trains leaves the API answering, is started again, and the job it held finishes; with AUTH=on, a
-token made in another shell opens its MLflow."""
+trains leaves the API answering, is started again, and the job it held finishes; nothing outlives
+make up killed hard; with AUTH=on, a token made in another shell opens its MLflow."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import signal
 import subprocess
 
 import httpx
+import psutil
 import pytest
 
-from tests.support.services import BIN, ROOT, MakeUp, wait_for
+from tests.support.services import BIN, ROOT, MakeUp, port_open, wait_for
 from tests.support.specs import moons
 from tests.support.waiting import wait_mirror, wait_status
 
@@ -74,3 +75,31 @@ def test_tokens_created_beside_make_up_open_its_mlflow_as_documented(tmp_path_fa
         assert "erin" not in flask("list").stdout
     finally:
         up.stop()
+
+
+@pytest.mark.timeout(300)
+def test_nothing_outlives_make_up_killed_hard_and_its_terminal_stays_readable(tmp_path_factory):
+    """SIGKILL of make up's process group (as a closed terminal or `kill -9 -PGID` does): every
+    program and their children end and their ports are free; the terminal shows the banner and each
+    program's start, the programs' own output goes to VAR_DIR/logs."""
+    var = tmp_path_factory.mktemp("up-kill")
+    up = MakeUp(var).start()
+    with httpx.Client(base_url=up.url, timeout=30) as client:
+        job = client.post("/api/v1/jobs", json=moons(epochs=2000, batch_size=1, record={"every": 100})).json()
+        wait_for(lambda: client.get(f"/api/v1/jobs/{job['id']}").json()["status"] == "running", 60, what="training under way")
+    everything = psutil.Process(up.process.pid).children(recursive=True)
+    assert len(everything) >= 12, everything  # supervisord, six programs with their wrappers, Celery's pools, MLflow's uvicorn
+    ports = [up.api_port, up.mlflow_port, int(up.env["EMBEDDED_REDIS_PORT"])]
+    os.killpg(up.process.pid, signal.SIGKILL)
+    up.process.wait(10)
+
+    def gone() -> bool:
+        return not [p for p in everything if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    wait_for(gone, 60, interval=0.5, what="make up's programs to end")
+    assert not any(port_open("127.0.0.1", port) for port in ports)
+    terminal = (var / "up.log").read_text()
+    assert "Backprop Lab is starting" in terminal and "spawned: 'api'" in terminal and str(var / "logs") in terminal
+    assert '"POST /api/v1/jobs' not in terminal and "celery@" not in terminal  # the programs' own lines are in their logs
+    assert '"POST /api/v1/jobs HTTP/1.1" 202' in (var / "logs" / "api.log").read_text()
+    assert "ready." in (var / "logs" / "worker.log").read_text()

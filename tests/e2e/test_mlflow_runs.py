@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import MAX_POINTS
+from tests.support.databases import MAX_POINTS
 from tests.support.runs import mlflow_series, rest_series
 from tests.support.specs import SEED, moons
 from tests.support.waiting import wait_mirror, wait_status, wait_sweep
@@ -123,7 +123,7 @@ def test_a_sweep_of_jobs_is_one_row_per_job_in_search_runs(mlflow_api, mlflow_se
     assert runs["metrics.loss"].notna().all() and (runs["params.architecture"] == "2-8(relu)-1(sigmoid)").all()
 
 
-@pytest.mark.parametrize("spec, job_status, run_status", [
+@pytest.mark.parametrize(("spec", "job_status", "run_status"), [
     ({"model": {"layers": [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "linear"}]}, "loss": "mse",
       "data": {"builtin": "seed"}, "optimizer": {"name": "sgd", "lr": 1e6}, "steps": 60, "seed": 1}, "diverged", "FAILED"),
 ])

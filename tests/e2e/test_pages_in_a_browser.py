@@ -150,7 +150,7 @@ def test_a_missing_job_is_said_plainly(stack):
 
 @pytest.fixture(scope="module")
 def auth_stack(redis_server, tmp_path_factory):
-    from tests.conftest import running_stack
+    from tests.support.databases import running_stack
 
     yield from running_stack("sqlite", redis_server.url, tmp_path_factory, env_overrides={"AUTH": "on"})
 

@@ -34,7 +34,7 @@ def test_grid_sweep_with_seeds_runs_every_point_and_ranks_them(api):
     expected = sorted((statistics.fmean(v), statistics.stdev(v), p) for p, v in by_point.items())
     board = done["leaderboard"]
     assert len(board) == 6
-    for row, (mean, std, point) in zip(board, expected):
+    for row, (mean, std, point) in zip(board, expected, strict=True):
         assert (row["params"]["optimizer.lr"], row["params"]["batch_size"]) == point
         assert row["objective_mean"] == pytest.approx(mean, rel=1e-12) and row["objective_std"] == pytest.approx(std, rel=1e-9)
     csv_text = api.get(f"/api/v1/sweeps/{sweep['id']}", headers={"Accept": "text/csv"}).text.splitlines()
@@ -73,7 +73,7 @@ def test_max_parallel_bounds_the_active_jobs(api):
     assert seen_max <= 2 and state["progress"]["jobs"] == 5
 
 
-@pytest.mark.parametrize("body, field, words", [
+@pytest.mark.parametrize(("body", "field", "words"), [
     ({"base": small(), "space": {"optimizer.lr": [0.1, 0]}}, "optimizer.lr", "must be > 0"),
     ({"base": small(), "space": {"model.layers[5].units": [2]}}, "space.model.layers[5].units", "no 5"),
     ({"base": small(), "strategy": "tpe", "space": {"optimizer.lr": {"log_uniform": [1e-3, 1]}}}, "trials", "required"),

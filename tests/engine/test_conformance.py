@@ -28,5 +28,5 @@ def test_conformance_case(path):
     assert [s for s, _ in result["metrics"]["loss"]] == [s for s, _ in expected["loss"]]
     assert relative_error([v for _, v in result["metrics"]["loss"]], [v for _, v in expected["loss"]]) <= tolerance
     for kind in ("weights", "biases"):
-        for i, (mine, theirs) in enumerate(zip(result["model"][kind], expected["model"][kind])):
+        for i, (mine, theirs) in enumerate(zip(result["model"][kind], expected["model"][kind], strict=True)):
             assert relative_error(mine, theirs) <= tolerance, f"{kind}[{i}]"

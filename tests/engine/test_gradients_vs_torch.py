@@ -34,7 +34,7 @@ def networks(draw):
     rng = np.random.default_rng(seed)
     n_in = int(rng.integers(1, 5))
     layers = []
-    for act, u in zip(hidden + [out_act], units):
+    for act, u in zip(hidden + [out_act], units, strict=True):
         layer = {"units": u, "activation": act}
         if act in ("leaky_relu", "elu"):
             layer["alpha"] = float(rng.uniform(0.01, 1.5))
@@ -68,7 +68,7 @@ def test_gradients_equal_torch_autograd(spec):
     loss, grads = engine_gradients(spec)
     torch_loss, torch_grads = ref.gradients(spec)
     assert ref.relative_error(loss, torch_loss) <= 1e-10
-    for name, mine, theirs in zip(["W", "b"] * 8, grads, torch_grads):
+    for name, mine, theirs in zip(["W", "b"] * 8, grads, torch_grads, strict=True):
         err = ref.relative_error(mine, theirs)
         assert err <= 1e-10, f"{name}: mine {mine} vs torch {theirs} (relative error {err:.3g})"
 
@@ -81,7 +81,7 @@ def test_gradients_equal_central_differences(spec):
     n = problem.batch_size
     problem.network.forward(problem.X_train[:n])
     # Finite differences are meaningless across a kink: skip points within eps of ReLU's corner.
-    for layer, Z in zip(problem.network.layers, problem.network.Z):
+    for layer, Z in zip(problem.network.layers, problem.network.Z, strict=True):
         assume(not layer.activation.hinge_at_zero or np.abs(Z).min() > 1e-4)
     numeric = numeric_gradients(problem.network, problem.loss, problem.X_train[:n], problem.Y_train[:n])
     assert max_relative_error(grads, numeric) < 1e-5
@@ -100,5 +100,5 @@ def test_linear_output_with_bce_is_exact_by_the_chain_rule():
     delta2 = record.trace["layers"][1]["delta"][0][0]
     assert delta2 == pytest.approx((y_hat - 0) / (y_hat * (1 - y_hat)), rel=1e-12)
     _, torch_grads = ref.gradients(spec)
-    for mine, theirs in zip(record.gradients.values(), torch_grads):
+    for mine, theirs in zip(record.gradients.values(), torch_grads, strict=True):
         assert ref.relative_error(mine, theirs) <= 1e-12

@@ -50,7 +50,7 @@ def test_optimizer_trajectory_equals_torch_optim(name, batch_size):
     losses = [v for _, v in result["metrics"]["loss"]]
     assert len(losses) == 50
     assert ref.relative_error(losses, torch_losses) <= 1e-9
-    mine = [p for pair in zip(result["model"]["weights"], result["model"]["biases"]) for p in pair]
-    for m, t in zip(mine, torch_params):
+    mine = [p for pair in zip(result["model"]["weights"], result["model"]["biases"], strict=True) for p in pair]
+    for m, t in zip(mine, torch_params, strict=True):
         err = ref.relative_error(m, t)
         assert err <= 1e-9, f"{name}: mine {np.array(m)} vs torch {t} ({err:.3g})"

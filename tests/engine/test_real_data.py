@@ -19,7 +19,7 @@ def two_hidden(dataset: str, classes: int) -> dict:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("dataset, classes", [("breast_cancer", 2), ("digits", 10)])
+@pytest.mark.parametrize(("dataset", "classes"), [("breast_cancer", 2), ("digits", 10)])
 def test_real_data_reaches_95_percent_validation_accuracy(dataset, classes):
     result = run(two_hidden(dataset, classes))
     assert result["status"] == "succeeded"

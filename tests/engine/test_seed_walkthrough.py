@@ -30,7 +30,7 @@ def step():
 
 def test_forward_pass_matches_post(step):
     hidden, out = step.trace["layers"]
-    assert [close(a, p) for a, p in zip(hidden["A"][0], ["0.33", "0.13"])] == [True, True]
+    assert [close(a, p) for a, p in zip(hidden["A"][0], ["0.33", "0.13"], strict=True)] == [True, True]
     assert close(out["Z"][0][0], "0.146")
     assert close(out["A"][0][0], "0.536")
 
@@ -44,19 +44,19 @@ def test_loss_is_exact_not_the_posts_0767(step):
 def test_backward_pass_matches_post(step):
     hidden, out = step.trace["layers"]
     assert close(out["delta"][0][0], "0.536")
-    assert all(close(v, p) for v, p in zip(out["dW"][0], ["0.177", "0.070"]))
+    assert all(close(v, p) for v, p in zip(out["dW"][0], ["0.177", "0.070"], strict=True))
     assert close(out["db"][0], "0.536")
-    assert all(close(v, p) for v, p in zip(hidden["delta"][0], ["0.322", "-0.214"]))
+    assert all(close(v, p) for v, p in zip(hidden["delta"][0], ["0.322", "-0.214"], strict=True))
     expected_dW1 = [["0.161", "0.032"], ["-0.107", "-0.021"]]
-    assert all(close(v, p) for row, prow in zip(hidden["dW"], expected_dW1) for v, p in zip(row, prow))
+    assert all(close(v, p) for row, prow in zip(hidden["dW"], expected_dW1, strict=True) for v, p in zip(row, prow, strict=True))
 
 
 def test_update_matches_post(step):
     hidden, out = step.trace["layers"]
-    assert all(close(v, p) for v, p in zip(out["W_new"][0], ["0.5823", "-0.4070"]))
+    assert all(close(v, p) for v, p in zip(out["W_new"][0], ["0.5823", "-0.4070"], strict=True))
     assert close(out["b_new"][0], "-0.0536")
     expected_W1 = [["0.4839", "-0.2032"], ["0.3107", "0.8021"]]
-    assert all(close(v, p) for row, prow in zip(hidden["W_new"], expected_W1) for v, p in zip(row, prow))
+    assert all(close(v, p) for row, prow in zip(hidden["W_new"], expected_W1, strict=True) for v, p in zip(row, prow, strict=True))
 
 
 POST_NET = {"layers": [{"units": 2, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}],

@@ -85,7 +85,7 @@ BAD += [
 ]
 
 
-@pytest.mark.parametrize("spec, field, words", [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+@pytest.mark.parametrize(("spec", "field", "words"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
 def test_bad_spec_is_refused_with_field_and_reason(spec, field, words):
     spec = {k: v for k, v in spec.items() if v is not None}
     with pytest.raises(SpecError) as info:

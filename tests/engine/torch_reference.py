@@ -72,7 +72,7 @@ def gradients(spec: dict) -> tuple[float, list[np.ndarray]]:
 
 def _params(spec: dict) -> list[torch.Tensor]:
     out = []
-    for W, b in zip(spec["model"]["weights"], spec["model"]["biases"]):
+    for W, b in zip(spec["model"]["weights"], spec["model"]["biases"], strict=True):
         out += [torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)]
     return out
 

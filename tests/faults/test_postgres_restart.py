@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fault_backend, running_stack
+from tests.support.databases import fault_backend, running_stack
 from tests.support.reference import clean_run, stored_series
 from tests.support.services import port_open, wait_for
 

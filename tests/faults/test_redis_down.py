@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import fault_backend, running_stack
+from tests.support.databases import fault_backend, running_stack
 from tests.support.reference import clean_run, point_faults, stored_series
 from tests.support.services import Redis
 

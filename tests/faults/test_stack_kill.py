@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import fault_backend, running_stack
+from tests.support.databases import fault_backend, running_stack
 from tests.support.reference import clean_run, point_faults, stored_series
 
 FAST_RECOVERY = {"HEARTBEAT_SECONDS": "0.3", "HEARTBEAT_TIMEOUT": "2", "REAPER_SECONDS": "1", "CHECKPOINT_EVERY": "200",
@@ -58,5 +58,5 @@ def test_a_killed_stack_resumes_each_member_from_its_own_checkpoint(one_worker):
                 np.testing.assert_allclose([v for _, v in stored[key]], [v for _, v in points], rtol=1e-11, atol=1e-14,
                                            err_msg=f"job {job['id']} {key}")
             model = client.get(f"/api/v1/jobs/{job['id']}/model").json()
-            for got, want in zip(model["weights"], expected["model"]["weights"]):
+            for got, want in zip(model["weights"], expected["model"]["weights"], strict=True):
                 np.testing.assert_allclose(got, want, rtol=1e-11)

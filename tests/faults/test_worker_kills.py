@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import fault_backend, running_stack
+from tests.support.databases import fault_backend, running_stack
 from tests.support.reference import clean_run, point_faults, stored_series
 
 JOBS, CLIENTS = 300, 10

@@ -15,9 +15,9 @@ from services.store.models import Job, JobStatus, MirrorState, Sweep, SweepStatu
 from services.sweeps.advance import create_sweep
 from services.sweeps.request import parse_request
 from services.time_limits import TimeLimits
-from tests.conftest import both_databases
-from tests.store.test_metrics import new_job
+from tests.support.databases import both_databases
 from tests.support.specs import small
+from tests.support.store import new_job
 
 
 @both_databases

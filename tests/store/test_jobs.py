@@ -9,8 +9,8 @@ from services.migrate import upgrade
 from services.store import jobs, outbox
 from services.store.db import session_factory
 from services.store.models import Job, JobStatus
-from tests.conftest import both_databases
-from tests.store.test_metrics import new_job
+from tests.support.databases import both_databases
+from tests.support.store import new_job
 
 
 @both_databases
@@ -32,7 +32,7 @@ def test_lease_fences_writes_and_transitions(database_url):
         assert jobs.finish(s, job_id, lease, JobStatus.cancelled)
         assert jobs.get_job(s, job_id).status is JobStatus.cancelled
         assert not jobs.finish(s, job_id, lease, JobStatus.succeeded)  # terminal states are final
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="not a terminal status"):
             jobs.finish(s, job_id, lease, JobStatus.running)
 
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from services.migrate import upgrade
-from services.store import jobs, metrics
+from services.store import metrics
 from services.store.db import session_factory
 from services.store.metrics import Chunk, downsample
 from services.store.models import CHUNK_POINTS
-from tests.conftest import both_databases
-
-
-def new_job(session) -> int:
-    return jobs.create_job(session, {"spec": "x"}, total_steps=10, n_params=1).id
+from tests.support.databases import both_databases
+from tests.support.store import new_job
 
 
 @both_databases

@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 from services.migrate import upgrade
 from services.settings import ROOT
 from services.store.db import get_engine
-from tests.conftest import both_databases
+from tests.support.databases import both_databases
 
 
 def _config(database_url: str) -> Config:

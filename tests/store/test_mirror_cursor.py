@@ -8,21 +8,13 @@ import numpy as np
 from services.migrate import upgrade
 from services.store import metrics, mirror_cursor
 from services.store.db import session_factory
-from services.store.metrics import Chunk
 from services.store.models import CHUNK_POINTS
-from tests.conftest import both_databases
-from tests.store.test_metrics import new_job
+from tests.support.databases import both_databases
+from tests.support.store import new_job, write_series
 
 KEYS, CHUNKS = 41, 27  # a digits job cancelled at step 26,266 had these
 
 
-def write_series(sessions, job_id: int, keys: list[str], steps: int) -> None:
-    with sessions.begin() as s:
-        for key in keys:
-            chunks = [Chunk(key, i, list(range(i * CHUNK_POINTS, min(steps, (i + 1) * CHUNK_POINTS))),
-                            [float(hash((key, i)) % 1000) + j for j in range(min(CHUNK_POINTS, steps - i * CHUNK_POINTS))])
-                      for i in range(-(-steps // CHUNK_POINTS))]
-            metrics.write_chunks(s, job_id, chunks)
 
 
 @both_databases

@@ -15,7 +15,7 @@ from services.public_errors import describe
 from services.store import jobs
 from services.store.db import session_factory
 from services.store.models import Job
-from tests.conftest import settings_for
+from tests.support.databases import settings_for
 from worker.mlflow.mirror import failure
 from worker.training import train
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from services.migrate import upgrade
 from services.store import quota
 from services.store.db import session_factory
-from tests.conftest import both_databases
+from tests.support.databases import both_databases
 
 
 @both_databases

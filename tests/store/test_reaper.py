@@ -8,14 +8,15 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from services.migrate import upgrade
-from services.store import jobs, reaper
+from services.store import jobs
 from services.store.columns import utcnow
 from services.store.db import session_factory
 from services.store.models import Dispatch, Job, JobStatus
 from services.store.reaper import Reaped
 from services.time_limits import TimeLimits
-from tests.conftest import both_databases, settings_for
+from tests.support.databases import both_databases, settings_for
 from tests.support.specs import moons
+from tests.support.store import reap, silence
 
 
 def queued_job(sessions, spec: dict | None = None, limits: TimeLimits | None = None) -> int:
@@ -23,19 +24,12 @@ def queued_job(sessions, spec: dict | None = None, limits: TimeLimits | None = N
         return jobs.create_job(s, spec or moons(), total_steps=40, n_params=33, time_limits=limits).id
 
 
-def silence(sessions, job_id: int, seconds: float = 60) -> None:
-    """As if the job's worker stopped heartbeating `seconds` ago."""
-    with sessions.begin() as s:
-        s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - timedelta(seconds=seconds)))
 
 
 def outbox_rows(s, job_id: int) -> int:
     return s.scalar(select(func.count()).select_from(Dispatch).where(Dispatch.job_id == job_id))
 
 
-def reap(sessions, settings) -> dict:
-    with sessions.begin() as s:
-        return reaper.reap(s, settings)
 
 
 @both_databases

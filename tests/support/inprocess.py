@@ -15,7 +15,7 @@ from services.api import create_app
 from services.migrate import upgrade
 from services.store.db import session_factory
 from services.store.models import Job, JobStatus
-from tests.conftest import new_database, settings_for
+from tests.support.databases import new_database, settings_for
 
 # Small limits for fast tests, and a submission rate no test run reaches (test_auth pins the rate limit itself).
 LIMITS = {"max_params": 200_000, "max_steps": 2_000_000, "max_samples": 20_000, "max_request_bytes": 2_000_000,

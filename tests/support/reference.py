@@ -23,7 +23,7 @@ def clean_run(spec: dict) -> dict:
 def stored_series(client: httpx.Client, job_id: int) -> dict[str, list[list[float]]]:
     """Every point the service stored for the job, as {key: [[step, value], ...]}."""
     body = client.get(f"/api/v1/jobs/{job_id}/metrics").json()
-    return {key: [[s, v] for s, v in zip(series["steps"], series["values"])] for key, series in body.items()}
+    return {key: [[s, v] for s, v in zip(series["steps"], series["values"], strict=True)] for key, series in body.items()}
 
 
 def point_faults(stored: dict[str, list[list[float]]], expected: dict[str, list[list[float]]]) -> tuple[int, int]:

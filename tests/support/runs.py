@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 
 def rest_series(client: httpx.Client, job_id: int) -> dict[str, list[tuple[int, float]]]:
     body = client.get(f"/api/v1/jobs/{job_id}/metrics").json()
-    return {k: list(zip(v["steps"], v["values"])) for k, v in body.items()}
+    return {k: list(zip(v["steps"], v["values"], strict=True)) for k, v in body.items()}
 
 
 def mlflow_series(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:

@@ -16,7 +16,7 @@ from services.store.models import Job, JobStatus, Sweep, SweepStatus
 from services.sweeps import advance, study
 from services.sweeps.request import SweepRequest, parse_request
 from services.time_limits import TimeLimits
-from tests.conftest import both_databases, settings_for
+from tests.support.databases import both_databases, settings_for
 from tests.support.specs import small
 
 GRID = {"base": small(), "space": {"optimizer.lr": [0.01, 0.02, 0.03]}, "seeds": 2, "max_parallel": 4}

@@ -15,7 +15,7 @@ from services.store.models import Job, Sweep
 from services.sweeps import advance, study
 from services.sweeps.request import parse_request
 from services.time_limits import TimeLimits
-from tests.conftest import both_databases, settings_for
+from tests.support.databases import both_databases, settings_for
 from tests.support.specs import small
 from worker.sweep_hooks import EarlyStopping
 

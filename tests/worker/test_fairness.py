@@ -20,7 +20,7 @@ from services.store import fairness, jobs
 from services.store.columns import utcnow
 from services.store.db import session_factory
 from services.store.models import Dispatch, Job, JobStatus
-from tests.conftest import both_databases, settings_for
+from tests.support.databases import both_databases, settings_for
 from tests.support.specs import SEED, moons
 from worker.training import stack_limit, train
 

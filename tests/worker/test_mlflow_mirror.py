@@ -16,10 +16,10 @@ from services.store.models import Job, JobStatus, MirrorState, Sweep, SweepStatu
 from services.sweeps import advance
 from services.sweeps.request import parse_request
 from services.time_limits import TimeLimits
-from tests.conftest import both_databases, settings_for
-from tests.store.test_mirror_cursor import write_series
+from tests.support.databases import both_databases, settings_for
 from tests.support.services import free_port
 from tests.support.specs import moons, small
+from tests.support.store import write_series
 from worker.mlflow.mirror import mirror_pass
 from worker.mlflow.sweep_runs import SweepRunBusy, ensure_sweep_run, finish_pending_sweeps, finish_sweep_run, sweep_key
 

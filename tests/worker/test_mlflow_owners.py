@@ -19,7 +19,7 @@ from services.mlflow.owners import MlflowOwners
 from services.store import mlflow_experiments
 from services.store.db import session_factory
 from services.store.models import Job, MlflowExperiment
-from tests.conftest import BACKENDS, drop_database, new_database, settings_for
+from tests.support.databases import BACKENDS, drop_database, new_database, settings_for
 from tests.support.inprocess import http
 from tests.support.services import MlflowServer
 from tests.support.specs import SEED
@@ -96,7 +96,6 @@ def owners(request, tmp_path, tmp_path_factory, guarded_mlflow, redis_server, mo
     """A store (SQLite and PostgreSQL: it keeps the experiments' ids), an app with AUTH=on in front of
     the guarded MLflow, and tokens for alice and bob."""
     url = new_database(request.param, tmp_path_factory)
-    request.addfinalizer(lambda: drop_database(url))
     upgrade(url)
     settings = settings_for(url, redis_server.url, auth="on", mlflow_tracking_uri=guarded_mlflow.url,
                             mlflow_tracking_username="admin", mlflow_tracking_password=ADMIN_PASSWORD)
@@ -109,8 +108,9 @@ def owners(request, tmp_path, tmp_path_factory, guarded_mlflow, redis_server, mo
         made = app.test_cli_runner().invoke(args=["tokens", "create", f"{owner}-{tmp_path.name}", "--owner", owner])
         assert made.exit_code == 0, made.output
         secret[owner] = made.output.strip().splitlines()[-1]
-    return SimpleNamespace(url=url, settings=settings, app=app, secret=secret, mlflow=guarded_mlflow.url,
-                           as_=lambda who: httpx.Client(base_url=guarded_mlflow.url, auth=(who, secret[who]), timeout=30))
+    yield SimpleNamespace(url=url, settings=settings, app=app, secret=secret, mlflow=guarded_mlflow.url,
+                          as_=lambda who: httpx.Client(base_url=guarded_mlflow.url, auth=(who, secret[who]), timeout=30))
+    drop_database(url)
 
 
 def _train_and_mirror(owners, who: str, **spec) -> Job:

@@ -20,10 +20,10 @@ from services.store.reaper import Reaped
 from services.sweeps import advance
 from services.sweeps.request import parse_request
 from services.time_limits import TimeLimits
-from tests.conftest import both_databases, settings_for
-from tests.store.test_reaper import reap, silence
+from tests.support.databases import both_databases, settings_for
 from tests.support.reference import clean_run
 from tests.support.specs import moons
+from tests.support.store import reap, silence
 from worker.recorder import Recorder
 from worker.training import train
 
@@ -53,7 +53,7 @@ def assert_recorded_as_alone(sessions, job_id: int) -> None:
         # a gradient's mean and spread are sums that cancel: judged against its largest entry (tests/engine/test_stacked.py)
         scale = max(abs(v) for _, v in expected["metrics"][f"grad_max/{tensor}"]) if family in ("grad_mean", "grad_std") else 0.0
         np.testing.assert_allclose(values, [p[1] for p in points], rtol=1e-12, atol=max(1e-15, 1e-12 * scale), err_msg=f"job {job_id} {key}")
-    for got, want in zip(model["weights"], expected["model"]["weights"]):
+    for got, want in zip(model["weights"], expected["model"]["weights"], strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12)
     for key in {"final_loss", "model_train_loss", "model_val_loss", "final_val_loss"} & set(expected["summary"]):
         assert abs(summary[key] - expected["summary"][key]) <= 1e-12 * abs(expected["summary"][key]), key
@@ -129,7 +129,7 @@ def test_after_a_crash_each_member_resumes_from_its_own_checkpoint(database_url)
         done = stack.train_step()
         for trainer, record in done.records.items():
             recorders[shells.index(trainer)].add(record)
-        for shell, recorder in zip(shells, recorders):
+        for shell, recorder in zip(shells, recorders, strict=True):
             recorder.step = stack.step
             if stack.step % 20 == 0:
                 recorder.flush(checkpoint=stack.sync(shell).state_dict())

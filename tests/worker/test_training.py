@@ -16,11 +16,11 @@ from services.store.db import session_factory
 from services.store.models import Checkpoint, Job, JobStatus
 from services.store.reaper import Reaped
 from services.time_limits import TimeLimits
-from tests.conftest import both_databases, settings_for
-from tests.store.test_reaper import reap, silence
+from tests.support.databases import both_databases, settings_for
 from tests.support.reference import clean_run
 from tests.support.specs import IRIS as SPEC
 from tests.support.specs import moons
+from tests.support.store import reap, silence
 from worker.recorder import LeaseLost, Recorder
 from worker.training import train
 
@@ -33,7 +33,7 @@ def queued_job(sessions, spec: dict = SPEC, limits: TimeLimits | None = None) ->
 
 def stored(sessions, job_id: int) -> dict:
     with sessions() as s:
-        return {k: [[int(a), float(b)] for a, b in zip(*pair)] for k, pair in metrics.read(s, job_id).items()}
+        return {k: [[int(a), float(b)] for a, b in zip(*pair, strict=True)] for k, pair in metrics.read(s, job_id).items()}
 
 
 @both_databases

@@ -4,7 +4,7 @@
   artifacts and final status once it ended), the periodic back-fill, the live mirror of a running job;
 - `run_content`: what a run holds (params, tags, point strides, artifacts);
 - `sweep_runs`: a sweep's parent run, created once and finished once the sweep has ended;
-- `plots`: the PNGs among the artifacts.
+- `experiments`: an owner's experiment, created by the service and found again by its kept id.
 """
 
 import os

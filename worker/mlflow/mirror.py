@@ -46,7 +46,6 @@ MAX_METRICS_PER_BATCH = 1000  # mlflow/utils/validation.py: MAX_METRICS_PER_BATC
 MAX_PARAMS_TAGS_PER_BATCH = 100
 RUN_STATUS = {JobStatus.succeeded: RunStatus.FINISHED, JobStatus.diverged: RunStatus.FAILED,
               JobStatus.failed: RunStatus.FAILED, JobStatus.cancelled: RunStatus.KILLED}
-BUSY = "busy"
 BATCH_JOBS = 20  # jobs claimed at a time
 THREADS = 2  # jobs mirrored at once: one's plots are drawn while the server takes another's points (more only contend)
 PASS_SECONDS = 20.0  # a pass keeps taking batches of ended jobs for this long
@@ -113,25 +112,11 @@ def _mirror_batch(sessions: sessionmaker[Session], client: MlflowClient, job_ids
         return state
 
     with ThreadPoolExecutor(THREADS, thread_name_prefix="mlflow-mirror") as pool:
-        states = dict(zip(job_ids, pool.map(one, job_ids)))
+        states = dict(zip(job_ids, pool.map(one, job_ids), strict=True))
     done.update({job_id: state.value for job_id, state in states.items() if state is not None})
     if down.is_set():
         raise MlflowDown("MLflow unreachable")
     return sum(state is MirrorState.synced for state in states.values())
-
-
-def mirror_job(job_id: int, settings: Settings) -> str:
-    """One job brought up to date now (under its own lock): its mirror state, or "busy"."""
-    sessions = session_factory(settings.database_url)
-    if not settings.mlflow_tracking_uri:
-        with sessions.begin() as session:
-            mirror_cursor.set_state(session, job_id, MirrorState.disabled)
-        return MirrorState.disabled.value
-    with sessions.begin() as session:
-        token = mirror_cursor.acquire(session, job_id)
-    if token is None:
-        return BUSY
-    return _mirror_one(sessions, MlflowClient(settings.mlflow_tracking_uri), job_id, token, settings)[0].value
 
 
 def _mirror_one(sessions: sessionmaker[Session], client: MlflowClient, job_id: int, token: str,
@@ -265,7 +250,7 @@ def _points_to_send(session: Session, job: Job, cursor: dict[str, int], ended: b
     for key, (first, steps, values) in pending.items():
         stride = epoch_stride if key in EPOCH_KEYS else step_stride
         taken = 0
-        for offset, (step, value) in enumerate(zip(steps.tolist(), values.tolist())):
+        for offset, (step, value) in enumerate(zip(steps.tolist(), values.tolist(), strict=True)):
             if per_key is not None and taken == per_key:
                 break
             index = first + offset

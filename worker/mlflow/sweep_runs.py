@@ -16,22 +16,21 @@ import time
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.public_errors import describe
 from services.settings import Settings
-from services.store import locks
-from services.store.columns import utcnow
+from services.store import sweeps
 from services.store.db import session_factory
 from services.store.models import Job, MirrorState, Sweep, SweepStatus
+from services.store.sweeps import ENDED
 from services.sweeps.leaderboard import leaderboard
 
 from .experiments import experiment_id
 from .run_content import MAX_PARAM_VALUE
 
 logger = logging.getLogger(__name__)
-ENDED = (SweepStatus.finished, SweepStatus.cancelled)
 
 
 class SweepRunBusy(RuntimeError):
@@ -44,7 +43,7 @@ def sweep_key(sweep: Sweep) -> str:
 
 def _lock(sessions: sessionmaker[Session], sweep_id: int) -> str:
     with sessions.begin() as session:
-        token = locks.acquire(session, Sweep.mirror_lock, Sweep.mirror_lock_until, sweep_id)
+        token = sweeps.lock_mirror(session, sweep_id)
     if token is None:
         raise SweepRunBusy(f"sweep {sweep_id}: its MLflow parent run is being written by another mirror")
     return token
@@ -52,9 +51,7 @@ def _lock(sessions: sessionmaker[Session], sweep_id: int) -> str:
 
 def _unlock(sessions: sessionmaker[Session], sweep_id: int, token: str, **values: object) -> None:
     with sessions.begin() as session:
-        if values:
-            locks.extend(session, Sweep.mirror_lock, Sweep.mirror_lock_until, sweep_id, token, **values)
-        locks.release(session, Sweep.mirror_lock, Sweep.mirror_lock_until, sweep_id, token)
+        sweeps.unlock_mirror(session, sweep_id, token, **values)
 
 
 def ensure_sweep_run(client: MlflowClient, sessions: sessionmaker[Session], sweep_id: int, settings: Settings) -> str:
@@ -68,7 +65,7 @@ def ensure_sweep_run(client: MlflowClient, sessions: sessionmaker[Session], swee
     try:
         run_id = _find_or_create(client, sessions, sweep_id, settings)
     finally:
-        _unlock(sessions, sweep_id, token, **({"mlflow_parent_run_id": run_id} if run_id else {}))
+        _unlock(sessions, sweep_id, token, parent_run_id=run_id)
     return run_id
 
 
@@ -112,7 +109,7 @@ def finish_sweep_run(sweep_id: int, settings: Settings) -> MirrorState | None:
     except (MlflowException, OSError) as exc:
         logger.warning("sweep %s: could not finish its MLflow run: %s", sweep_id, exc)
         state, error = MirrorState.pending, f"MLflow unreachable: {describe(exc)}"
-    _unlock(sessions, sweep_id, token, mirror_state=state, mirror_error=error)
+    _unlock(sessions, sweep_id, token, state=state, error=error)
     return state
 
 
@@ -129,14 +126,12 @@ def _log_results(client: MlflowClient, session: Session, run_id: str, sweep: Swe
 
 def _record(sessions: sessionmaker[Session], sweep_id: int, state: MirrorState, error: str | None) -> None:
     with sessions.begin() as session:
-        session.execute(update(Sweep).where(Sweep.id == sweep_id).values(mirror_state=state, mirror_error=error))
+        sweeps.record_mirror(session, sweep_id, state, error)
 
 
 def finish_pending_sweeps(settings: Settings, limit: int = 20) -> dict[int, MirrorState | None]:
     """The back-fill's share for sweeps: finish the parent runs of ended sweeps not yet synced."""
     sessions = session_factory(settings.database_url)
     with sessions() as session:
-        ids = list(session.scalars(select(Sweep.id).where(
-            Sweep.status.in_(ENDED), Sweep.mirror_state == MirrorState.pending,
-            or_(Sweep.mirror_lock.is_(None), Sweep.mirror_lock_until < utcnow())).order_by(Sweep.id).limit(limit)))
+        ids = sweeps.pending_mirrors(session, limit)
     return {sweep_id: finish_sweep_run(sweep_id, settings) for sweep_id in ids}

@@ -125,7 +125,7 @@ def sweep_parallel(sweep_id: int):
         values = [(job.sweep_params or {}).get(p) for p in params]
         if objective is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             continue
-        rows.append([math.log10(v) if param_name(p) in logged and v > 0 else v for p, v in zip(params, values)] + [objective])
+        rows.append([math.log10(v) if param_name(p) in logged and v > 0 else v for p, v in zip(params, values, strict=True)] + [objective])
     axes = [f"log10({p})" if param_name(p) in logged else p for p in params] + [sweep.objective_metric]
     return _svg(charts.parallel_coordinates(axes, rows, "Parallel coordinates (lines: ended jobs; blue is best)"),
                 f"sweep {sweep_id} has no ended job with numeric parameters")

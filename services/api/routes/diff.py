@@ -76,6 +76,6 @@ def diff(job_a: int, job_b: int):
                             "architecture": arch_a, "keys_compared": keys,
                             "steps_compared": steps, "first_difference": first, "identical": first is None}
     if a.model and b.model:
-        per_layer = [float(np.max(np.abs(np.array(wa) - np.array(wb)))) for wa, wb in zip(a.model["weights"], b.model["weights"])]
+        per_layer = [float(np.max(np.abs(np.array(wa) - np.array(wb)))) for wa, wb in zip(a.model["weights"], b.model["weights"], strict=True)]
         body["final_weights"] = {"max_abs_difference": max(per_layer), "per_layer": per_layer}
     return body

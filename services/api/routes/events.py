@@ -93,7 +93,7 @@ class _Held:
     """The stream as a response body that gives its slot back however it ends: finished, idle, the
     client gone, or closed by the server before it ever started (a generator's `finally` would not run then)."""
 
-    def __init__(self, stream: Iterator[str], slot: str):
+    def __init__(self, stream: Iterator[str], slot: str) -> None:
         self.stream, self.slot, self.closed = stream, slot, False
 
     def __iter__(self) -> Iterator[str]:

@@ -70,7 +70,7 @@ def _csv_rows(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> Iterator[str]
     for key in sorted(series):
         steps, values = series[key]
         for start in range(0, len(steps), 10_000):
-            writer.writerows((key, int(s), repr(float(v))) for s, v in zip(steps[start:start + 10_000], values[start:start + 10_000]))
+            writer.writerows((key, int(s), repr(float(v))) for s, v in zip(steps[start:start + 10_000], values[start:start + 10_000], strict=True))
             yield out.getvalue()
             out.seek(0)
             out.truncate()

@@ -1,4 +1,5 @@
-"""`make up`: run the whole service on this machine in the foreground (Ctrl-C stops everything).
+"""`make up` (`python -m services.up`): run the whole service on this machine in the foreground
+(Ctrl-C stops everything; so does killing it hard: bound.py).
 
 supervisord starts, and restarts whenever one exits, the API (services.api.serve: waitress, API_HOST:API_PORT), a
 training worker (one process per core unless WORKER_CONCURRENCY says otherwise), the maintenance
@@ -19,8 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .mlflow.owners import remember_make_up_server, write_auth_config
-from .settings import ROOT, Settings, SettingsError, get_settings
+from ..mlflow.owners import remember_make_up_server, write_auth_config
+from ..settings import ROOT, Settings, SettingsError, get_settings
 
 # CPU priorities: the API answers first; training takes the rest; MLflow (its worker and its server)
 # only what nothing else wants (Linux's SCHED_IDLE), so it never slows training and catches up when
@@ -92,15 +93,21 @@ def _kept_secret(path: Path) -> str:
 
 
 def supervisord_conf(programs: dict[str, str], var: Path) -> str:
-    """A supervisord configuration that restarts any process that exits and logs them all to the terminal."""
+    """A supervisord configuration that restarts any process that exits, binds each to its own life
+    (services/up/bound.py: nothing outlives `make up`, however it is stopped), and writes each
+    program's output to VAR_DIR/logs/NAME.log; the terminal gets supervisord's own lines (each
+    program's start, exit and restart)."""
+    logs = var / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     lines = ["[supervisord]", "nodaemon=true", f"logfile={var / 'supervisord.log'}", f"pidfile={var / 'supervisord.pid'}",
              "", "[unix_http_server]", f"file={var / 'supervisor.sock'}", "chmod=0700",
              "", "[rpcinterface:supervisor]", "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
              "", "[supervisorctl]", f"serverurl=unix://{var / 'supervisor.sock'}"]
     for name, command in programs.items():
-        lines += ["", f"[program:{name}]", f"command={command}", f"directory={ROOT}", "autorestart=true", "startsecs=2",
-                  "startretries=1000", "stopasgroup=true", "killasgroup=true", "stopwaitsecs=20", "redirect_stderr=true",
-                  "stdout_logfile=/dev/stdout", "stdout_logfile_maxbytes=0"]
+        lines += ["", f"[program:{name}]", f"command={shlex.quote(sys.executable)} -m services.up.bound -- {command}",
+                  f"directory={ROOT}", "autorestart=true", "startsecs=2", "startretries=1000", "stopasgroup=true", "killasgroup=true",
+                  "stopwaitsecs=20", "redirect_stderr=true", f"stdout_logfile={logs / (name + '.log')}",
+                  "stdout_logfile_maxbytes=20MB", "stdout_logfile_backups=2"]
     return "\n".join(lines) + "\n"
 
 
@@ -128,7 +135,7 @@ def main() -> None:
         remember_make_up_server(var, None)
     os.environ.update(env)
 
-    from .migrate import upgrade
+    from ..migrate import upgrade
 
     upgrade(env["DATABASE_URL"])
     conf = var / "supervisord.conf"
@@ -136,12 +143,14 @@ def main() -> None:
     api = env["PUBLIC_URL"]
     seed = ROOT / "engine" / "examples" / "seed-trace.json"
     print(f"""
-Backprop Lab is starting (Ctrl-C stops everything; a process that dies is restarted):
+Backprop Lab is starting (Ctrl-C stops everything, and nothing outlives it; a process that dies is restarted):
   API        {api}/api/v1/jobs      docs: {api}/docs
   MLflow UI  http://127.0.0.1:{settings.mlflow_port}/#/experiments?workflowType=machine_learning
   store      {env['DATABASE_URL']}
   broker     {env['REDIS_URL']}{'  (embedded)' if embedded else ''}
   processes  {Path(sys.executable).parent / 'supervisorctl'} -c {conf} status
+  logs       {var / 'logs'}/api.log, worker.log, maintenance.log, mlflow-worker.log, mlflow.log{', redis.log' if embedded else ''}
+             (below: each program's start, exit and restart)
 
 Submit the walkthrough's example:
   curl -s -X POST {api}/api/v1/jobs -H 'Content-Type: application/json' -d @{seed.relative_to(ROOT)}
@@ -149,6 +158,3 @@ Submit the walkthrough's example:
     supervisord = str(Path(sys.executable).parent / "supervisord")
     os.execvpe(supervisord, [supervisord, "-c", str(conf)], env)
 
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,5 @@
+"""`python -m services.up`: what `make up` runs."""
+
+from . import main
+
+main()
