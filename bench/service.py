@@ -61,7 +61,7 @@ def celery_floor(stack: MakeUp, n: int = 500) -> tuple[float, float]:
     import redis
     from celery import Celery
 
-    from services.celery_config import celery_config
+    from services.broker.celery_config import celery_config
     from services.settings import Settings
 
     settings = Settings(redis_url=stack.env.get("REDIS_URL") or f"redis://127.0.0.1:{stack.env['EMBEDDED_REDIS_PORT']}/0")

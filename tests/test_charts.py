@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from services import charts
+from services.charts import svg as charts
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -16,3 +16,8 @@ def test_no_test_module_imports_another_or_a_conftest():
             if re.match(r"\s*(from|import)\s+tests\.(\w+\.)*(test_\w+|conftest)\b", line):
                 offenders.append(f"{path.relative_to(TESTS)}: {line.strip()}")
     assert offenders == []
+
+
+def test_the_services_root_holds_settings_migrate_and_packages_only():
+    loose = sorted(p.name for p in (TESTS.parent / "services").glob("*.py"))
+    assert loose == ["__init__.py", "migrate.py", "settings.py"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from services.celery_config import celery_config
+from services.broker.celery_config import celery_config
 from services.settings import get_settings
 
 settings = get_settings()

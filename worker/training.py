@@ -20,7 +20,7 @@ from engine.problem import plan
 from engine.spec import SpecError, parse_spec
 from engine.stacked import state_bytes
 from engine.training import SUMMARY_KEYS, Trainer, summarize
-from services.public_errors import describe
+from services.jobs.public_errors import describe
 from services.settings import Settings
 from services.store import checkpoints, fairness, jobs, metrics, outbox
 from services.store.db import session_factory

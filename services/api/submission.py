@@ -1,4 +1,4 @@
-"""A job's checks (`services.job_checks`, the same for a job submitted alone and every job of a
+"""A job's checks (`services.jobs.checks`, the same for a job submitted alone and every job of a
 sweep) as the API answers them: a broken rule is a 422 naming each field, a limit a 422 naming it
 with the limit, what was asked and how much is allowed."""
 
@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from engine.problem import RawData
 from engine.spec import SpecError
-from services.job_checks import Checked, OverLimit, check_job, reserve
-from services.job_metadata import JobSubmission
+from services.jobs.checks import Checked, OverLimit, check_job, reserve
+from services.jobs.metadata import JobSubmission
 from services.settings import Settings
 
 from .errors import ApiError

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from ..job_metadata import MAX_TAGS
+from ..jobs.metadata import MAX_TAGS
 from . import quota
 from .columns import utcnow
 from .models import TERMINAL, Job, JobTag, MirrorState, MlflowDeletion

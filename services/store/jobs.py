@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, bindparam, cast, delete, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from ..time_limits import TimeLimits
+from ..jobs.time_limits import TimeLimits
 from . import fairness, outbox
 from .columns import utcnow
 from .models import LOCAL_OWNER, MAX_INT32, TERMINAL, Checkpoint, Job, JobPayload, JobStatus, JobTag, MirrorState

@@ -21,7 +21,7 @@ from datetime import timedelta
 from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ..celery_config import enqueue_training, queued_messages
+from ..broker.celery_config import enqueue_training, queued_messages
 from ..settings import Settings
 from .columns import utcnow
 from .models import Dispatch, Job, JobStatus

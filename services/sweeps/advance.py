@@ -21,12 +21,12 @@ from engine.problem import RawData, load_data
 from engine.spec import SpecError
 from engine.stacked import stack_key
 
-from ..job_checks import Checked, OverLimit, check_job, parse_document, reserve
-from ..job_metadata import MAX_NAME
+from ..jobs.checks import Checked, OverLimit, check_job, parse_document, reserve
+from ..jobs.metadata import MAX_NAME
+from ..jobs.time_limits import TimeLimits
 from ..settings import Settings
 from ..store import jobs, locks, outbox, sweeps
 from ..store.models import LOCAL_OWNER, TERMINAL, Job, JobStatus, Sweep, SweepStatus
-from ..time_limits import TimeLimits
 from . import study as studies
 from .leaderboard import objective_value
 from .request import SweepRequest, job_spec

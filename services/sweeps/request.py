@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from engine.spec import SEED_MAX, InvalidField, SpecError, errors_from_validation
 
-from ..job_metadata import JobMetadata
+from ..jobs.metadata import JobMetadata
 
 PATH_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
 

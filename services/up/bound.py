@@ -10,6 +10,7 @@ included (Celery's pool, MLflow's uvicorn): SIGTERM, then SIGKILL after STOP_SEC
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -18,12 +19,13 @@ import threading
 import time
 
 STOP_SECONDS = 15.0
+PR_SET_PDEATHSIG = 1
 WATCH_SECONDS = 0.5
 
 
 def _end_group(child: subprocess.Popen) -> None:
-    """SIGTERM to the group (this process ignores it), then SIGKILL to what is left, this process included."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """SIGTERM to the group (this process's handler, `stop`, has already run), then SIGKILL to what is
+    left, this process included. Runs on a thread of its own (signal handlers cannot be set here)."""
     group = os.getpgrp()
     try:
         os.killpg(group, signal.SIGTERM)
@@ -33,6 +35,13 @@ def _end_group(child: subprocess.Popen) -> None:
     os.killpg(group, signal.SIGKILL)
 
 
+def _die_with_parent() -> None:
+    """In the child before it execs COMMAND: SIGKILL it if this wrapper dies (Linux's PR_SET_PDEATHSIG),
+    so even a wrapper killed outright leaves no program behind."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def main(argv: list[str]) -> int:
     command = argv[1:] if argv[:1] == ["--"] else argv
     if not command:
@@ -40,7 +49,7 @@ def main(argv: list[str]) -> int:
     if os.getpgrp() != os.getpid():
         os.setpgid(0, 0)  # a group of our own to end whole (supervisord already gives one)
     parent = os.getppid()
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, preexec_fn=_die_with_parent)
     stopping = threading.Event()
 
     def stop(*_args: object) -> None:

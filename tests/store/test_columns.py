@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, update
 
+from services.jobs.time_limits import TimeLimits
 from services.migrate import upgrade
 from services.store import jobs
 from services.store.db import session_factory
 from services.store.models import Job, JobStatus, MirrorState, Sweep, SweepStatus
 from services.sweeps.advance import create_sweep
 from services.sweeps.request import parse_request
-from services.time_limits import TimeLimits
 from tests.support.databases import both_databases
 from tests.support.specs import small
 from tests.support.store import new_job

@@ -10,7 +10,7 @@ from datetime import timedelta
 import redis
 from sqlalchemy import select, update
 
-from services.celery_config import queued_messages
+from services.broker.celery_config import queued_messages
 from services.migrate import upgrade
 from services.store import jobs, outbox
 from services.store.columns import utcnow

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.jobs.public_errors import describe
 from services.migrate import upgrade
-from services.public_errors import describe
 from services.store import jobs
 from services.store.db import session_factory
 from services.store.models import Job

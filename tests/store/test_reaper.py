@@ -7,13 +7,13 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
+from services.jobs.time_limits import TimeLimits
 from services.migrate import upgrade
 from services.store import jobs
 from services.store.columns import utcnow
 from services.store.db import session_factory
 from services.store.models import Dispatch, Job, JobStatus
 from services.store.reaper import Reaped
-from services.time_limits import TimeLimits
 from tests.support.databases import both_databases, settings_for
 from tests.support.specs import moons
 from tests.support.store import reap, silence

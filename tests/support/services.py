@@ -280,7 +280,7 @@ class MlflowServer:
 
 
 class MakeUp:
-    """The whole service as `make up` runs it (services/up.py under supervisord), in a folder of its own,
+    """The whole service as `make up` runs it (services/up/ under supervisord), in a folder of its own,
     on free ports: embedded Redis unless `redis_url`, SQLite unless `database_url`, its own MLflow server."""
 
     def __init__(self, var: Path, database_url: str | None = None, redis_url: str | None = None, **env: str):
@@ -312,9 +312,18 @@ class MakeUp:
                               capture_output=True, text=True, timeout=60).stdout
 
     def pid(self, program: str) -> int:
-        """The pid of one of its processes (0 while it is not running)."""
+        """The pid of one of its programs (0 while it is not running): the process the wrapper that binds
+        it to make up's life runs (services/up/bound.py)."""
+        import psutil
+
         said = self.supervisorctl("pid", program).strip()
-        return int(said) if said.isdigit() else 0
+        if not said.isdigit() or said == "0":
+            return 0
+        try:
+            children = psutil.Process(int(said)).children()
+        except psutil.NoSuchProcess:
+            return 0
+        return children[0].pid if children else 0
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import func, select
 
 from engine.spec import SEED_MAX, SpecError
+from services.jobs.time_limits import TimeLimits
 from services.migrate import upgrade
 from services.store import jobs
 from services.store.db import session_factory
 from services.store.models import Job, JobStatus, Sweep, SweepStatus
 from services.sweeps import advance, study
 from services.sweeps.request import SweepRequest, parse_request
-from services.time_limits import TimeLimits
 from tests.support.databases import both_databases, settings_for
 from tests.support.specs import small
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from services.jobs.time_limits import TimeLimits
 from services.migrate import upgrade
 from services.store import jobs
 from services.store.db import session_factory
 from services.store.models import Job, Sweep
 from services.sweeps import advance, study
 from services.sweeps.request import parse_request
-from services.time_limits import TimeLimits
 from tests.support.databases import both_databases, settings_for
 from tests.support.specs import small
 from worker.sweep_hooks import EarlyStopping

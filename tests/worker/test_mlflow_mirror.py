@@ -9,13 +9,13 @@ import threading
 from mlflow import MlflowClient
 from sqlalchemy import update
 
+from services.jobs.time_limits import TimeLimits
 from services.migrate import upgrade
 from services.store import jobs, metrics
 from services.store.db import session_factory
 from services.store.models import Job, JobStatus, MirrorState, Sweep, SweepStatus
 from services.sweeps import advance
 from services.sweeps.request import parse_request
-from services.time_limits import TimeLimits
 from tests.support.databases import both_databases, settings_for
 from tests.support.services import free_port
 from tests.support.specs import moons, small

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from engine.stacked import StackedTrainer
 from engine.training import Trainer
+from services.jobs.time_limits import TimeLimits
 from services.migrate import upgrade
 from services.store import jobs, metrics
 from services.store.db import session_factory
@@ -19,7 +20,6 @@ from services.store.models import Job, JobStatus
 from services.store.reaper import Reaped
 from services.sweeps import advance
 from services.sweeps.request import parse_request
-from services.time_limits import TimeLimits
 from tests.support.databases import both_databases, settings_for
 from tests.support.reference import clean_run
 from tests.support.specs import moons

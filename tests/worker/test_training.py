@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import update
 
 from engine.training import Trainer
+from services.jobs.time_limits import TimeLimits
 from services.migrate import upgrade
 from services.store import checkpoints, jobs, metrics, step_arrays
 from services.store.db import session_factory
 from services.store.models import Checkpoint, Job, JobStatus
 from services.store.reaper import Reaped
-from services.time_limits import TimeLimits
 from tests.support.databases import both_databases, settings_for
 from tests.support.reference import clean_run
 from tests.support.specs import IRIS as SPEC

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.job_metadata import DEFAULT_EXPERIMENT
+from services.jobs.metadata import DEFAULT_EXPERIMENT
 from services.mlflow.owners import MlflowOwners, experiment_name, guarded
 from services.settings import Settings
 from services.store import mlflow_experiments

@@ -28,8 +28,8 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.jobs.public_errors import describe
 from services.mlflow.run_params import log_scale_params
-from services.public_errors import describe
 from services.settings import Settings
 from services.store import housekeeping, metrics, mirror_cursor
 from services.store.columns import utcnow

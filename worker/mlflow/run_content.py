@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from engine.inference import predict
 from engine.problem import Plan, build_problem, plan_document
 from engine.spec import JobSpec
-from services.job_charts import decision_boundary, plots, raw_inputs
+from services.charts.job import decision_boundary, plots, raw_inputs
 from services.mlflow.run_params import LOG_SCALE, param_name, spec_params
 from services.settings import Settings
 from services.store import metrics, step_arrays

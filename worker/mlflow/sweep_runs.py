@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.public_errors import describe
+from services.jobs.public_errors import describe
 from services.settings import Settings
 from services.store import sweeps
 from services.store.db import session_factory

@@ -1,4 +1,4 @@
-"""Charts as SVG drawn on the server (services/charts.py), for the pages: a job's curves and decision
+"""Charts as SVG drawn on the server (services/charts/), for the pages: a job's curves and decision
 boundary, a sweep's objective against each swept parameter and its parallel coordinates, several
 jobs' curves overlaid; and the steps a job recorded in full."""
 
@@ -12,7 +12,8 @@ import numpy as np
 from flask import Blueprint, Response, request
 
 from engine.problem import build_problem
-from services import charts, job_charts
+from services.charts import job as job_charts
+from services.charts import svg as charts
 from services.mlflow.run_params import log_scale_params, param_name
 from services.store import metrics, step_arrays
 from services.store.models import Job as JobRow

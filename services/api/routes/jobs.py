@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, request, url_for
 
 from engine.spec import JobSpec, SpecError
-from services.job_metadata import MAX_TAGS, JobSubmission
+from services.jobs.metadata import MAX_TAGS, JobSubmission
 from services.store import housekeeping, jobs, outbox
 from services.store.jobs import JobFilter
 from services.store.models import TERMINAL, SweepStatus

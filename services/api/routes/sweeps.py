@@ -12,8 +12,10 @@ from sqlalchemy import select
 from engine.problem import load_data
 from engine.spec import SpecError
 from engine.stacked import state_bytes
-from services.job_checks import OverLimit, check_quota, parse_document
-from services.job_metadata import META_FIELDS
+from services.jobs.checks import OverLimit, check_quota, parse_document
+from services.jobs.metadata import META_FIELDS
+from services.jobs.time_limits import TimeLimits
+from services.jobs.time_limits import resolve as resolve_time_limits
 from services.settings import Settings
 from services.store.db import session_factory
 from services.store.models import Job as JobRow
@@ -21,8 +23,6 @@ from services.store.models import Sweep as SweepRow
 from services.store.models import SweepStatus
 from services.sweeps import advance, study
 from services.sweeps.request import SweepRequest, corner_points, job_spec
-from services.time_limits import TimeLimits
-from services.time_limits import resolve as resolve_time_limits
 
 from ..auth import owner
 from ..errors import ApiError

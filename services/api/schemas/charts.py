@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from services.job_charts import CHARTS
+from services.charts.job import CHARTS
 
 from .common import Out, Query, Step, Unset
 

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from services.job_metadata import MAX_TAGS, Name, TagKey, TagValue
+from services.jobs.metadata import MAX_TAGS, Name, TagKey, TagValue
+from services.jobs.time_limits import TimeLimitsRequest
 from services.store.models import JobStatus, MirrorState
-from services.time_limits import TimeLimitsRequest
 
 from .common import Body, Id, Out, Query, Unset
 

@@ -17,9 +17,9 @@ from engine.problem import Plan, RawData, build_problem, plan, recording_bytes
 from engine.recording import metric_keys
 from engine.spec import JobSpec, SpecError, errors_from_validation
 
-from .job_metadata import META_FIELDS, JobSubmission
-from .settings import Settings
-from .store import quota
+from ..settings import Settings
+from ..store import quota
+from .metadata import META_FIELDS, JobSubmission
 from .time_limits import TimeLimits
 from .time_limits import resolve as resolve_time_limits
 

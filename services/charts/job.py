@@ -1,5 +1,5 @@
 """A job's charts as SVG, from the store's points and its model: the MLflow run's artifacts and the
-job page draw the same ones (services/charts.py draws them)."""
+job page draw the same ones (svg.py draws them)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from engine.inference import predict
 from engine.problem import Problem
 
-from . import charts
+from . import svg as charts
 
 Series = charts.Series
 

@@ -15,7 +15,7 @@ import functools
 
 from celery import Celery
 
-from .settings import Settings
+from ..settings import Settings
 
 TRAIN_TASK = "worker.tasks.train_job"
 PREFETCH = 2

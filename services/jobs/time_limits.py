@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.spec import SpecError, errors_from_validation
 
-from .settings import Settings
-from .store.models import MAX_INT32
+from ..settings import Settings
+from ..store.models import MAX_INT32
 
 
 class TimeLimitsRequest(BaseModel):
