@@ -31,14 +31,14 @@ class ReLU(Activation):
     name = "relu"
     hinge_at_zero = True
 
-    def forward(self, Z, out=None):
+    def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return np.maximum(Z, 0, out=out)
 
-    def derivative(self, Z, A):
+    def derivative(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
         # relu'(z) = 1 if z > 0 else 0 (0 at z = 0, as in PyTorch)
         return (Z > 0).astype(Z.dtype)
 
-    def backward(self, Z, A, dA):
+    def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         dA *= Z > 0  # × relu'(z), in place: the hot path of most networks
         return dA
 
@@ -50,14 +50,14 @@ class LeakyReLU(Activation):
     def __init__(self, alpha: float = 0.01) -> None:
         self.alpha = alpha
 
-    def forward(self, Z, out=None):
+    def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return np.where(Z > 0, Z, self.alpha * Z) if out is None else _write(out, np.where(Z > 0, Z, self.alpha * Z))
 
-    def derivative(self, Z, A):
+    def derivative(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
         # leaky'(z) = 1 if z > 0 else alpha
         return np.where(Z > 0, 1.0, self.alpha).astype(Z.dtype)
 
-    def backward(self, Z, A, dA):
+    def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         return dA * self.derivative(Z, A)
 
 
@@ -68,22 +68,22 @@ class ELU(Activation):
     def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = alpha
 
-    def forward(self, Z, out=None):
+    def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         A = np.where(Z > 0, Z, self.alpha * np.expm1(np.minimum(Z, 0)))
         return A if out is None else _write(out, A)
 
-    def derivative(self, Z, A):
+    def derivative(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
         # elu'(z) = 1 if z > 0 else alpha * exp(z) = elu(z) + alpha
         return np.where(Z > 0, 1.0, A + self.alpha).astype(Z.dtype)
 
-    def backward(self, Z, A, dA):
+    def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         return dA * self.derivative(Z, A)
 
 
 class Sigmoid(Activation):
     name = "sigmoid"
 
-    def forward(self, Z, out=None):
+    def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         # s(z) = 1 / (1 + exp(-z)); exp's argument is capped so z << 0 gives ~0 without overflow
         out = np.negative(Z, out=out)
         np.minimum(out, 700.0, out=out)
@@ -91,41 +91,41 @@ class Sigmoid(Activation):
         out += 1
         return np.reciprocal(out, out=out)
 
-    def derivative(self, Z, A):
+    def derivative(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
         # s'(z) = s(z) (1 - s(z))
         return A * (1 - A)
 
-    def backward(self, Z, A, dA):
+    def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         return dA * self.derivative(Z, A)
 
 
 class Tanh(Activation):
     name = "tanh"
 
-    def forward(self, Z, out=None):
+    def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         return np.tanh(Z, out=out)
 
-    def derivative(self, Z, A):
+    def derivative(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
         # tanh'(z) = 1 - tanh(z)^2
         return 1 - A * A
 
-    def backward(self, Z, A, dA):
+    def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         return dA * self.derivative(Z, A)
 
 
 class Softmax(Activation):
     name = "softmax"
 
-    def forward(self, Z, out=None):
+    def forward(self, Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         shifted = Z - Z.max(axis=-1, keepdims=True)  # the last axis: units (a stack of networks adds one in front)
         out = np.exp(shifted, out=out)
         out /= out.sum(axis=-1, keepdims=True)
         return out
 
-    def derivative(self, Z, A) -> Never:
+    def derivative(self, Z: np.ndarray, A: np.ndarray) -> Never:
         raise ValueError("softmax is not elementwise: its derivative is a Jacobian (see backward)")
 
-    def backward(self, Z, A, dA):
+    def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         # Jacobian-vector product: dZ_k = a_k (dA_k - sum_j dA_j a_j)
         return A * (dA - (dA * A).sum(axis=-1, keepdims=True))
 

@@ -24,11 +24,11 @@ class Loss:
 class MSE(Loss):
     name = "mse"
 
-    def value(self, A, Z, Y):
+    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> float:
         diff = A - Y
         return float(np.vdot(diff, diff)) / diff.size
 
-    def grad(self, A, Z, Y):
+    def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         # d/dA mean((A - Y)^2) = 2 (A - Y) / N
         diff = A - Y
         diff *= 2.0 / diff.size
@@ -40,11 +40,11 @@ class BCE(Loss):
 
     name = "bce"
 
-    def value(self, A, Z, Y):
+    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> float:
         with np.errstate(divide="ignore", invalid="ignore"):
             return -_mean(Y * np.log(A) + (1 - Y) * np.log1p(-A))
 
-    def grad(self, A, Z, Y):
+    def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         # dL/dA = (A - Y) / (A (1 - A)) / N
         with np.errstate(divide="ignore", invalid="ignore"):
             return (A - Y) / (A * (1 - A) * A.size)
@@ -56,11 +56,11 @@ class SigmoidBCE(Loss):
     name = "bce"
     fused = True
 
-    def value(self, A, Z, Y):
+    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> float:
         # -[y log s(z) + (1-y) log(1-s(z))] = log(1 + exp(z)) - z y, with log(1 + e^z) = logaddexp(0, z)
         return _mean(np.logaddexp(0, Z) - Z * Y)
 
-    def grad(self, A, Z, Y):
+    def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         # dL/dZ = (s(z) - y) / N: the sigmoid's derivative cancels the BCE's denominators
         return (A - Y) / A.size
 
@@ -70,11 +70,11 @@ class CrossEntropy(Loss):
 
     name = "cross_entropy"
 
-    def value(self, A, Z, Y):
+    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> float:
         with np.errstate(divide="ignore", invalid="ignore"):
             return float(-(Y * np.log(A)).sum() / A.shape[0])
 
-    def grad(self, A, Z, Y):
+    def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         # dL/dA = -Y / A / n
         with np.errstate(divide="ignore", invalid="ignore"):
             return -Y / (A * A.shape[0])
@@ -86,12 +86,12 @@ class SoftmaxCrossEntropy(Loss):
     name = "cross_entropy"
     fused = True
 
-    def value(self, A, Z, Y):
+    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> float:
         shifted = Z - Z.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         return float(-(Y * log_probs).sum() / Z.shape[0])
 
-    def grad(self, A, Z, Y):
+    def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         # dL/dZ = (softmax(z) - y) / n
         return (A - Y) / Z.shape[0]
 

@@ -63,10 +63,10 @@ class SGD(Optimizer):
         super().__init__(spec, param)
         self.scales_gradient = not spec.momentum and not spec.weight_decay
 
-    def _state_names(self):
+    def _state_names(self) -> list[str]:
         return ["momentum_buffer"] if self.spec.momentum else []
 
-    def _update(self, p, g, lr, out) -> None:
+    def _update(self, p: np.ndarray, g: np.ndarray, lr: float, out: np.ndarray) -> None:
         s = self.spec
         g = self._with_weight_decay(p, g)
         if s.momentum:
@@ -81,10 +81,10 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
-    def _state_names(self):
+    def _state_names(self) -> list[str]:
         return ["square_avg"] + (["momentum_buffer"] if self.spec.momentum else []) + (["grad_avg"] if self.spec.centered else [])
 
-    def _update(self, p, g, lr, out) -> None:
+    def _update(self, p: np.ndarray, g: np.ndarray, lr: float, out: np.ndarray) -> None:
         s = self.spec
         g = self._with_weight_decay(p, g)
         sq = self.state["square_avg"]
@@ -111,10 +111,10 @@ class RMSprop(Optimizer):
 class Adam(Optimizer):
     decoupled = False
 
-    def _state_names(self):
+    def _state_names(self) -> list[str]:
         return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.spec.amsgrad else [])
 
-    def _update(self, p, g, lr, out) -> None:
+    def _update(self, p: np.ndarray, g: np.ndarray, lr: float, out: np.ndarray) -> None:
         s = self.spec
         beta1, beta2 = s.betas
         if not self.decoupled:

@@ -125,7 +125,7 @@ def build_problem(spec: JobSpec | dict, raw: RawData | None = None) -> Problem:
     network = _build_network(spec, X_train.shape[1], rngs[STREAM_INIT], dtype)
     _check_record_budget(spec, batch_size, X_train.shape[1], total_steps, steps_per_epoch)
 
-    def cast(a):
+    def cast(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.ascontiguousarray(a, dtype=dtype)
 
     return Problem(

@@ -219,7 +219,7 @@ class Trainer:
                 out[f"model_{part}_accuracy"] = recording.accuracy(self.spec.loss, outputs, Y)
         return out
 
-    def _trace(self, X, Y, loss: float, lr: float, before: list[np.ndarray]) -> dict[str, Any]:
+    def _trace(self, X: np.ndarray, Y: np.ndarray, loss: float, lr: float, before: list[np.ndarray]) -> dict[str, Any]:
         net = self.network
         layers = []
         for i, (name, layer) in enumerate(zip(net.names, net.layers, strict=True)):

@@ -8,7 +8,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 from urllib.parse import quote
 
 import httpx
@@ -23,7 +26,7 @@ TERMINAL = {"succeeded", "diverged", "failed", "cancelled"}
 class Metrics(dict):
     """`{key: {"steps": [...], "values": [...]}}`, with `as_dataframe()` when pandas is installed."""
 
-    def as_dataframe(self):
+    def as_dataframe(self) -> pd.DataFrame:
         import pandas as pd
 
         frames = [pd.Series(v["values"], index=v["steps"], name=k) for k, v in self.items()]
@@ -53,11 +56,11 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- plumbing ---------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         delay = 0.2
         for attempt in range(self.retries + 1):
             try:
@@ -76,7 +79,7 @@ class Client:
             delay = min(delay * 2, 5.0)
         raise error_for(response.status_code, _problem(response))
 
-    def _json(self, method: str, path: str, **kwargs) -> Any:
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
 
     def _pages(self, path: str, field: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
@@ -134,7 +137,7 @@ class Client:
             time.sleep(poll)
 
     def jobs_frame(self, sweep_id: int | None = None, experiment: str | None = None, status: str | None = None,
-                   tag: str | None = None, q: str | None = None, limit: int = 10_000):
+                   tag: str | None = None, q: str | None = None, limit: int = 10_000) -> pd.DataFrame:
         """Jobs as a pandas DataFrame, one row per job indexed by id, columns named as `mlflow.search_runs`
         names them: `params.lr`, `summary.model_val_loss`, `tags.team`, with status and times (needs pandas)."""
         try:

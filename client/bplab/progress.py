@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 
 class Progress(Protocol):
@@ -72,7 +72,7 @@ class TqdmProgress:
     """tqdm's bar (in a notebook, its widget), created when the job starts running so its rate and
     ETA leave queued time out; the state and loss ride in its postfix."""
 
-    def __init__(self, tqdm_class, **options) -> None:
+    def __init__(self, tqdm_class: type, **options: Any) -> None:
         self.tqdm_class, self.options, self.bar = tqdm_class, options, None
 
     def update(self, done: int, total: int, loss: float | None, status: str, unit: str = "steps") -> None:

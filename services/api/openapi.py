@@ -37,7 +37,7 @@ class _FlaskPlugin(FlaskPlugin):
     """Spectree's Flask plugin, except that answers in another media type (CSV, plain text, an event
     stream) leave as they are: their model describes only the JSON representation."""
 
-    def validate_response(self, resp, resp_model, skip_validation, force_resp_serialize):
+    def validate_response(self, resp: Any, resp_model: Any, skip_validation: bool, force_resp_serialize: bool) -> Any:
         payload = resp[0] if isinstance(resp, tuple) else resp
         if isinstance(payload, FlaskResponse) and payload.mimetype != JSON:
             return make_response(resp), None
@@ -130,11 +130,11 @@ def operation(tag: str, *, ok: type[BaseModel] | None = None, status: int = 200,
     if 503 in by_status:
         extra_headers[503] = {"Retry-After": "seconds to wait before retrying"}
 
-    def before(_request, _response, error, _instance, _adapter) -> None:
+    def before(_request: Any, _response: Any, error: Any, _instance: Any, _adapter: Any) -> None:
         if error is not None:
             raise _problem_from(error, query, headers, body_kind)
 
-    def after(_request, _response, error, _instance, _adapter) -> None:
+    def after(_request: Any, _response: Any, error: Any, _instance: Any, _adapter: Any) -> None:
         if error is not None:  # our bug, not the client's: logged, and answered as a 500 problem
             raise ContractBroken(f"{view_name}: the answer does not match its model: {error}")
 

@@ -79,7 +79,7 @@ class AccessLog:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         started, seen = time.monotonic(), {}
 
-        def recording_start(status: str, headers: list, exc_info=None):
+        def recording_start(status: str, headers: list, exc_info: object = None) -> Callable:
             seen["status"] = status.split(" ", 1)[0]
             return start_response(status, headers, exc_info)
 

@@ -48,7 +48,7 @@ class MlflowOwners:
     def __enter__(self) -> MlflowOwners:
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.http.close()
 
     def exists(self, owner: str) -> bool:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, bindparam, cast, delete, exists, func, literal, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ..jobs.time_limits import TimeLimits
 from . import fairness, outbox
@@ -106,7 +106,7 @@ def claim(session: Session, job_id: int) -> str | None:
     return None if claimed is None else claimed[0]
 
 
-def _claim(session: Session, job_id: int, *columns) -> tuple | None:
+def _claim(session: Session, job_id: int, *columns: InstrumentedAttribute) -> tuple | None:
     """The claim itself: (lease, *the claimed row's `columns`) or None."""
     lease, now = str(uuid.uuid4()), utcnow()
     row = session.execute(

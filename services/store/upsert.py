@@ -11,7 +11,7 @@ import functools
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.sql.dml import Insert
 
 
@@ -22,7 +22,7 @@ def _statement(dialect: str, table: Table, columns: tuple[str, ...], key_columns
                                       set_={c: stmt.excluded[c] for c in columns if c not in key_columns})
 
 
-def upsert(session: Session, model, rows: list[dict], key_columns: list[str]) -> None:
+def upsert(session: Session, model: type[DeclarativeBase], rows: list[dict], key_columns: list[str]) -> None:
     """Insert rows (all with the same columns), replacing those whose key already exists."""
     if not rows:
         return
@@ -30,7 +30,7 @@ def upsert(session: Session, model, rows: list[dict], key_columns: list[str]) ->
     session.connection().execute(stmt, rows)
 
 
-def insert_missing(session: Session, model, row: dict, key_columns: list[str]) -> None:
+def insert_missing(session: Session, model: type[DeclarativeBase], row: dict, key_columns: list[str]) -> None:
     """Insert `row` unless a row with its key exists (INSERT ... ON CONFLICT DO NOTHING)."""
     stmt = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model.__table__)
     session.connection().execute(stmt.on_conflict_do_nothing(index_elements=key_columns), [row])

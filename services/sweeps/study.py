@@ -62,7 +62,7 @@ class _AskTellGridSampler(optuna.samplers.GridSampler):
     """GridSampler stops the study when the grid is exhausted, which only works inside
     `study.optimize`; with ask-and-tell we count the points ourselves."""
 
-    def after_trial(self, study, trial, state, values) -> None:
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: optuna.trial.TrialState, values: object) -> None:
         return None
 
 

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine.problem import plan_document
 from services.store import metrics
@@ -120,7 +121,7 @@ def _sse(event: str, data: dict | Out, ident: str) -> str:
     return f"event: {event}\nid: {ident}\ndata: {payload}\n\n"
 
 
-def _event_stream(sessions, job_id: int, poll: float, timeout: float, idle: float,
+def _event_stream(sessions: sessionmaker[Session], job_id: int, poll: float, timeout: float, idle: float,
                   seen: tuple[str | None, int | None]) -> Iterator[str]:
     (last_status, last_step), started = seen, time.monotonic()
     last_sent = last_event = started
