@@ -236,7 +236,7 @@ def finish(session: Session, job_id: int, lease: str, status: JobStatus, *, summ
 
 def cancel(session: Session, job_id: int) -> JobStatus:
     """Cancel: a queued job at once (it never starts), a running one by flag (its worker stops
-    within a second and keeps what it recorded). Returns the job's status afterwards."""
+    at its next write, every FLUSH_SECONDS, and keeps what it recorded). Returns the job's status afterwards."""
     queued = (Job.id == job_id, Job.status == JobStatus.queued)
     if _end(session, queued, job_id, JobStatus.cancelled, {"reason": "cancelled", "message": "cancelled before it started"}):
         outbox.remove(session, job_id)

@@ -106,7 +106,7 @@ def get_job_spec(job_id: int):
 @bp.post(f"/{JOB_ID}/cancel")
 @operation("jobs", ok=Job, status=202, query=NoQuery, problems=("not-found", "already-ended"))
 def cancel_job(job_id: int):
-    """Cancel a job: a queued job never starts; a running one stops within a second and keeps its points."""
+    """Cancel a job: a queued job never starts; a running one stops at its next write (every FLUSH_SECONDS, 0.5 s by default) and keeps its points."""
     job = job_or_404(job_id)
     if job.status in TERMINAL:
         raise ApiError("already-ended", f"job {job_id} already ended ({job.status})", status_now=job.status.value)
