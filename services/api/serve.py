@@ -83,12 +83,14 @@ class AccessLog:
             seen["status"] = status.split(" ", 1)[0]
             return start_response(status, headers, exc_info)
 
-        sent = 0
+        sent, answer = 0, self.app(environ, recording_start)
         try:
-            for chunk in self.app(environ, recording_start):
+            for chunk in answer:
                 sent += len(chunk)
                 yield chunk
         finally:
+            if hasattr(answer, "close"):  # WSGI: the server's close() must reach the app's answer (a stream gives its slot back)
+                answer.close()
             access_log.info('%s "%s %s %s" %s %d %.3fs', environ.get("REMOTE_ADDR", "-"), environ.get("REQUEST_METHOD"),
                             environ.get("PATH_INFO"), environ.get("SERVER_PROTOCOL"), seen.get("status", "-"), sent,
                             time.monotonic() - started)

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.services import ROOT, Stack
+from tests.support.services import ROOT, Stack, wait_for
 from tests.support.slow_clients import Trickle, open_streams, probe, trickling
 from tests.support.specs import moons
 
@@ -59,3 +59,11 @@ def test_one_owners_event_streams_leave_the_others_served(guarded_stack):
         for sock in socks:
             sock.close()
     assert max(took) < TIMEOUT, took
+
+    def reopened() -> bool:  # clients that left give their streams back (noticed at the next keep-alive)
+        again, statuses = open_streams("127.0.0.1", stack.port, f"/api/v1/jobs/{job}/events", tokens["alice"], 8)
+        for sock in again:
+            sock.close()
+        return statuses == {200: 8}
+
+    wait_for(reopened, 45, interval=6, what="the streams of clients that left to be given back")
