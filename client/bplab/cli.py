@@ -3,7 +3,7 @@ takes --url (or BPLAB_URL), --token (or BPLAB_TOKEN) and --json, before or after
 
 Exit codes (EXIT_CODES, one table from exception to code): 0 done; 1 a job or sweep ended other than
 succeeded/finished; 2 bad input (usage, 400, 413, 422); 3 not found; 4 service unreachable or failing
-(5xx); 5 conflict (409). A closed output (`bplab ls | head`) ends it quietly.
+(5xx); 5 conflict (409); 130 interrupted (Ctrl-C). A closed output (`bplab ls | head`) ends it quietly.
 
 KEY=VALUE (one converter, `Assignment`, everywhere): a `--set` value is JSON when it parses (`0.5`,
 `true`, `null`, `[1, 2]`), else the text (`full`); a tag's value is always the text as typed
@@ -29,6 +29,7 @@ from .client import Client
 from .errors import ApiError, BadRequest, Conflict, ConnectionFailed, NotFound, ServerError, ValidationFailed
 
 EXIT_OK, EXIT_ENDED_BADLY, EXIT_INPUT, EXIT_NOT_FOUND, EXIT_SERVICE, EXIT_CONFLICT = 0, 1, 2, 3, 4, 5
+EXIT_INTERRUPTED = 130
 # The first matching type wins: more specific ones first.
 EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (click.UsageError, EXIT_INPUT), (ValidationFailed, EXIT_INPUT), (BadRequest, EXIT_INPUT), (NotFound, EXIT_NOT_FOUND),
@@ -543,8 +544,8 @@ def run(args: list[str] | None = None, session: Session | None = None) -> int:
         return cli.main(args, prog_name="bplab", standalone_mode=False, obj=session) or EXIT_OK
     except click.exceptions.Exit as exc:  # --help
         return exc.exit_code
-    except click.exceptions.Abort:
-        return EXIT_INPUT
+    except click.exceptions.Abort:  # Ctrl-C: as a shell reports an interrupted program
+        return EXIT_INTERRUPTED
     except SystemExit as exc:  # click ends a program whose reader went away (`bplab ls | head`) quietly, with 1
         if exc.code == 1 and _reader_gone():
             return EXIT_OK  # nothing failed: nobody reads the rest
