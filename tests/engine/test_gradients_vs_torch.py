@@ -68,7 +68,7 @@ def test_gradients_equal_torch_autograd(spec):
     loss, grads = engine_gradients(spec)
     torch_loss, torch_grads = ref.gradients(spec)
     assert ref.relative_error(loss, torch_loss) <= 1e-10
-    for name, mine, theirs in zip(["W", "b"] * 8, grads, torch_grads, strict=True):
+    for name, mine, theirs in zip(["W", "b"] * (len(grads) // 2), grads, torch_grads, strict=True):
         err = ref.relative_error(mine, theirs)
         assert err <= 1e-10, f"{name}: mine {mine} vs torch {theirs} (relative error {err:.3g})"
 

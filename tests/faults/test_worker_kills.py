@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.databases import fault_backend, running_stack
 from tests.support.reference import clean_run, point_faults, stored_series
+from tests.support.services import wait_for
 
 JOBS, CLIENTS = 300, 10
 KILL_EVERY_SECONDS = 4.0
@@ -69,6 +70,9 @@ def test_300_jobs_survive_a_worker_killed_every_few_seconds(kill_stack):
                 stack.kill_worker(victim)
                 kills += 1
                 victim = stack.start_worker()
+                # ready before the next kill (a worker starts in 5-7 s here): each one trains, and is killed mid-job
+                log = stack.logdir / f"worker{len(stack.worker_procs) - 1}.log"
+                wait_for(lambda log=log: "ready." in log.read_text(), 60, interval=0.2, what="the restarted worker")
         for t in clients:
             t.join()
         assert not errors, errors[:3]
