@@ -14,7 +14,7 @@ from tests.support.services import wait_for
 from tests.support.specs import moons
 from tests.support.waiting import wait_mirror, wait_status
 
-BURST = 24
+BURST = 8
 
 
 def burst(client, experiment: str) -> tuple[float, list[int]]:

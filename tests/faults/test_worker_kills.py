@@ -19,15 +19,15 @@ from tests.support.services import wait_for
 
 JOBS, CLIENTS = 300, 10
 KILL_EVERY_SECONDS = 4.0
-FAST_RECOVERY = {"HEARTBEAT_SECONDS": "0.3", "HEARTBEAT_TIMEOUT": "2", "REAPER_SECONDS": "1", "CHECKPOINT_EVERY": "100",
+FAST_RECOVERY = {"HEARTBEAT_SECONDS": "0.3", "HEARTBEAT_TIMEOUT": "2", "REAPER_SECONDS": "1", "CHECKPOINT_EVERY": "40",
                  "MAX_ATTEMPTS": "20", "SUBMIT_RATE_LIMIT": "100000/minute", "FLUSH_SECONDS": "0.2"}
 
 
 def spec_for(i: int) -> dict:
-    """Small jobs of 600 to 3,000 steps, every step recorded, several checkpoints each."""
+    """Small jobs of 160 to 800 steps, every step recorded, several checkpoints each (a kill lands mid-job)."""
     return {"model": {"layers": [{"units": 8, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}]}, "loss": "bce",
             "data": {"builtin": "moons", "n_samples": 64}, "optimizer": {"name": "adam", "lr": 0.02}, "batch_size": 8,
-            "steps": 600 + 300 * (i % 9), "seed": i}
+            "steps": 160 + 80 * (i % 9), "seed": i}
 
 
 @pytest.fixture(scope="module")
