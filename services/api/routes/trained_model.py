@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
+from engine import export
 from engine.inference import predict as engine_predict
 from engine.spec import SpecError, parse_spec
 from services.store.models import Job, JobStatus
@@ -14,7 +15,7 @@ from ..errors import ApiError
 from ..openapi import operation
 from ..owned import job_or_404
 from ..schemas.common import NoQuery
-from ..schemas.trained_model import Prediction, PredictRequest, TrainedModel
+from ..schemas.trained_model import ModelQuery, Prediction, PredictRequest, TrainedModel
 from ..submission import invalid
 from .jobs import JOB_ID
 
@@ -32,12 +33,47 @@ def _finite(model: dict) -> bool:
                for v in (x for row in layer for x in (row if isinstance(row, list) else [row])))
 
 
+def _usable_or_409(job: Job) -> dict:
+    model = _model_or_409(job)
+    if job.status == JobStatus.diverged or not _finite(model):
+        raise ApiError("unusable-model", f"job {job.id} {'diverged' if job.status == JobStatus.diverged else 'has non-finite weights'}; "
+                       "its outputs would mean nothing", status_now=job.status.value)
+    return model
+
+
+MODEL_FILES = {
+    "application/onnx": "`format=onnx`: the ONNX model (input `x`, output `probabilities` or `outputs`)",
+    "application/octet-stream": "`format=safetensors` or `format=npz`: the file",
+}
+
+
+def model_metadata(job: Job) -> dict[str, str]:
+    """What an exported file says of where it came from (ONNX metadata_props, the safetensors header)."""
+    return {"bplab.job_id": str(job.id), "bplab.spec_digest": export.spec_digest(job.spec),
+            "bplab.loss": job.spec["loss"], "bplab.dtype": job.spec.get("dtype", "float64")}
+
+
+def exported(job: Job, model: dict, form: str) -> bytes:
+    """The job's model in one of the file formats (engine/export.py)."""
+    if form == "onnx":
+        return export.onnx_bytes(job.spec, model, model_metadata(job))
+    if form == "safetensors":
+        return export.safetensors_bytes(job.spec, model, model_metadata(job))
+    return export.npz_bytes(job.spec, model)
+
+
 @bp.get(f"/{JOB_ID}/model")
-@operation("model", ok=TrainedModel, query=NoQuery, problems=("not-found", "no-model"))
+@operation("model", ok=TrainedModel, query=ModelQuery, problems=("not-found", "no-model", "unusable-model"), media=MODEL_FILES)
 def get_model(job_id: int):
-    """The trained network: final weights and biases per layer (and the input standardisation, when used)."""
+    """The trained network: final weights and biases per layer (and the input standardisation, when used),
+    or (`format`) the same network as an ONNX model, a PyTorch state_dict in safetensors, or NumPy arrays."""
     job = job_or_404(job_id)
-    return TrainedModel(job_id=job.id, status=job.status.value, layers=job.spec["model"]["layers"], **_model_or_409(job))
+    form = request.context.query.format
+    if form == "json":
+        return TrainedModel(job_id=job.id, status=job.status.value, layers=job.spec["model"]["layers"], **_model_or_409(job))
+    body = exported(job, _usable_or_409(job), form)
+    return Response(body, mimetype=export.MEDIA_TYPES[form],
+                    headers={"Content-Disposition": f'attachment; filename="job-{job.id}.{form}"', "Cache-Control": "no-store"})
 
 
 @bp.post(f"/{JOB_ID}/predict")
@@ -45,10 +81,7 @@ def get_model(job_id: int):
 def predict(job_id: int):
     """Outputs of the trained network for new input rows (and classes, for classification losses)."""
     job = job_or_404(job_id)
-    model = _model_or_409(job)
-    if job.status == JobStatus.diverged or not _finite(model):
-        raise ApiError("unusable-model", f"job {job.id} {'diverged' if job.status == JobStatus.diverged else 'has non-finite weights'}; "
-                       "its outputs would mean nothing", status_now=job.status.value)
+    model = _usable_or_409(job)
     try:
         result = engine_predict(parse_spec(job.spec), model, request.context.json.X)
     except SpecError as exc:

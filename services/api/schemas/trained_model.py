@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from engine.spec import FiniteFloat
 
-from .common import Body, Out
+from .common import Body, Out, Query
 
 
 class TrainedModel(Out):
@@ -17,6 +19,12 @@ class TrainedModel(Out):
     biases: list[list[float]]
     input_mean: list[float] | None = Field(default=None, description="with `data.standardize`: the training inputs' mean")
     input_std: list[float] | None = None
+
+
+class ModelQuery(Query):
+    format: Literal["json", "onnx", "safetensors", "npz"] = Field(
+        default="json", description="`json`: weights as JSON (below); `onnx`: the network as an ONNX model (`application/onnx`); "
+                                    "`safetensors`: a PyTorch state_dict (docs/api.md spells out its module); `npz`: NumPy arrays")
 
 
 class PredictRequest(Body):
