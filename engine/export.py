@@ -42,6 +42,16 @@ def spec_digest(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def provenance(job_id: int, spec: dict[str, Any]) -> dict[str, str]:
+    """What an exported file says of where it came from (ONNX metadata_props, the safetensors header)."""
+    return {"bplab.job_id": str(job_id), "bplab.spec_digest": spec_digest(spec)}
+
+
+def finite(model: dict[str, Any]) -> bool:
+    """Every weight and bias is a finite number (a model worth exporting or predicting with)."""
+    return all(np.isfinite(np.asarray(part, dtype=np.float64)).all() for key in ("weights", "biases") for part in model[key])
+
+
 def output_name(spec: JobSpec) -> str:
     """What the network's output is: class probabilities, or the regression's outputs."""
     return "outputs" if spec.loss == "mse" else "probabilities"
@@ -58,8 +68,16 @@ def _standardisation(model: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | N
     return np.asarray(model["input_mean"], dtype=np.float64), np.asarray(model["input_std"], dtype=np.float64)
 
 
-def onnx_model(spec: JobSpec | dict[str, Any], model: dict[str, Any], metadata: dict[str, str] | None = None) -> Any:
-    """The network as an `onnx.ModelProto`, checked by `onnx.checker`; `metadata` goes to its metadata_props."""
+def output_columns(spec: JobSpec, n_outputs: int) -> list[str]:
+    """The outputs as table columns (`probabilities_0`, ...), for an MLflow model with several outputs."""
+    return [output_name(spec)] if n_outputs == 1 else [f"{output_name(spec)}_{j}" for j in range(n_outputs)]
+
+
+def onnx_model(spec: JobSpec | dict[str, Any], model: dict[str, Any], metadata: dict[str, str] | None = None,
+               columns: bool = False) -> Any:
+    """The network as an `onnx.ModelProto`, checked by `onnx.checker`; `metadata` goes to its metadata_props.
+    With `columns`, several outputs leave as one `(batch, 1)` output each (`output_columns`): MLflow's
+    pyfunc answers a DataFrame with a column per graph output, and flattens a wider one."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -90,10 +108,14 @@ def onnx_model(spec: JobSpec | dict[str, Any], model: dict[str, Any], metadata: 
         current = _activation(node, constant, layer.activation, layer.alpha, z, f"a{i}", np.dtype(spec.dtype))
         if i == last:
             current = node("Identity", [current], output_name(spec))
+    n_out = weights[-1].shape[0]
+    outputs = [helper.make_tensor_value_info(output_name(spec), element, ["batch", n_out])]
+    if columns and n_out > 1:
+        names = output_columns(spec, n_out)
+        nodes.append(helper.make_node("Split", [current, constant("split", np.ones(n_out, np.int64))], names, name="columns", axis=1))
+        outputs = [helper.make_tensor_value_info(name, element, ["batch", 1]) for name in names]
     graph = helper.make_graph(nodes, f"bplab_{'_'.join(str(len(b)) for b in biases)}",
-                              [helper.make_tensor_value_info("x", element, ["batch", weights[0].shape[1]])],
-                              [helper.make_tensor_value_info(output_name(spec), element, ["batch", weights[-1].shape[0]])],
-                              initializers)
+                              [helper.make_tensor_value_info("x", element, ["batch", weights[0].shape[1]])], outputs, initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="backprop-lab",
                               doc_string="a network trained by Backprop Lab; its outputs equal the job's /predict outputs")
     proto.ir_version = IR_VERSION

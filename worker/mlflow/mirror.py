@@ -28,6 +28,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.export import finite
 from services.jobs.public_errors import describe
 from services.mlflow.run_params import log_scale_params
 from services.settings import Settings
@@ -38,6 +39,7 @@ from services.store.models import TERMINAL, Job, JobStatus, MirrorState, Sweep
 
 from .experiments import ExperimentTaken, experiment_id, forget_experiments
 from .run_content import EPOCH_KEYS, created_ms, job_key, run_params, run_tags, strides, write_artifacts
+from .run_model import delete_run_models, log_run_model
 from .sweep_runs import SweepRunBusy, ensure_sweep_run, finish_pending_sweeps
 
 logger = logging.getLogger(__name__)
@@ -214,6 +216,7 @@ def delete_runs(settings: Settings, limit: int = 100) -> int:
         run_ids = housekeeping.pending_deletions(session, limit)
     for run_id in run_ids:
         try:
+            delete_run_models(client, run_id)
             client.delete_run(run_id)
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
@@ -307,11 +310,14 @@ def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job,
 
 
 def _finish_run(client: MlflowClient, session: Session, job: Job) -> None:
-    """Artifacts and the final status with the job's end time, once the job has ended (repeatable)."""
+    """Artifacts, the MLflow model of a job that succeeded, and the final status with the job's end
+    time, once the job has ended (repeatable)."""
     run_id = job.mlflow_run_id
     with tempfile.TemporaryDirectory(prefix=f"bplab-job{job.id}-") as tmp:
         folder = Path(tmp)
         write_artifacts(session, job, folder)
         client.log_artifacts(run_id, str(folder))
+    if job.status is JobStatus.succeeded and job.model is not None and finite(job.model):
+        log_run_model(client, job, job.mlflow_experiment_id)
     ended = job.finished_at or utcnow()
     client.set_terminated(run_id, RunStatus.to_string(RUN_STATUS[job.status]), end_time=int(ended.timestamp() * 1000))

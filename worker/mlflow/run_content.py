@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from engine.export import npz_bytes
 from engine.inference import predict
 from engine.problem import Plan, build_problem, plan_document
 from engine.spec import JobSpec
@@ -107,16 +108,11 @@ def strides(job: Job, max_points: int) -> tuple[int, int]:
 
 
 def write_artifacts(session: Session, job: Job, folder: Path) -> None:
-    """spec.json, model.npz (+ a predict example), PNG plots, recorded gradients and traces."""
+    """spec.json, model.npz (engine/export.py's; + a predict example), SVG plots, recorded gradients and traces."""
     (folder / "spec.json").write_text(json.dumps(job.spec, indent=2))
     problem = build_problem(job.spec) if job.model else None
     if problem is not None:
-        arrays = {f"weights_{i}": np.array(w) for i, w in enumerate(job.model["weights"])}
-        arrays.update({f"biases_{i}": np.array(b) for i, b in enumerate(job.model["biases"])})
-        for extra in ("input_mean", "input_std"):
-            if extra in job.model:
-                arrays[extra] = np.array(job.model[extra])
-        np.savez(folder / "model.npz", **arrays)
+        (folder / "model.npz").write_bytes(npz_bytes(job.spec, job.model))
         example = raw_inputs(problem)[:3]
         (folder / "predict_example.json").write_text(json.dumps({"request": {"X": example.tolist()},
                                                                  "response": predict(problem.spec, job.model, example.tolist())}, indent=2))

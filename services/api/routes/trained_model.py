@@ -28,14 +28,9 @@ def _model_or_409(job: Job) -> dict:
     return job.model
 
 
-def _finite(model: dict) -> bool:
-    return all(math.isfinite(v) for key in ("weights", "biases") for layer in model[key]
-               for v in (x for row in layer for x in (row if isinstance(row, list) else [row])))
-
-
 def _usable_or_409(job: Job) -> dict:
     model = _model_or_409(job)
-    if job.status == JobStatus.diverged or not _finite(model):
+    if job.status == JobStatus.diverged or not export.finite(model):
         raise ApiError("unusable-model", f"job {job.id} {'diverged' if job.status == JobStatus.diverged else 'has non-finite weights'}; "
                        "its outputs would mean nothing", status_now=job.status.value)
     return model
@@ -47,18 +42,12 @@ MODEL_FILES = {
 }
 
 
-def model_metadata(job: Job) -> dict[str, str]:
-    """What an exported file says of where it came from (ONNX metadata_props, the safetensors header)."""
-    return {"bplab.job_id": str(job.id), "bplab.spec_digest": export.spec_digest(job.spec),
-            "bplab.loss": job.spec["loss"], "bplab.dtype": job.spec.get("dtype", "float64")}
-
-
 def exported(job: Job, model: dict, form: str) -> bytes:
     """The job's model in one of the file formats (engine/export.py)."""
     if form == "onnx":
-        return export.onnx_bytes(job.spec, model, model_metadata(job))
+        return export.onnx_bytes(job.spec, model, export.provenance(job.id, job.spec))
     if form == "safetensors":
-        return export.safetensors_bytes(job.spec, model, model_metadata(job))
+        return export.safetensors_bytes(job.spec, model, export.provenance(job.id, job.spec))
     return export.npz_bytes(job.spec, model)
 
 

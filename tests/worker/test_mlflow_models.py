@@ -1,0 +1,87 @@
+"""Every run of a job that succeeded carries an MLflow model (the MLflow worker's code in this process,
+a real `mlflow server`): MLflow's own pyfunc loads `runs:/<run>/model` and predicts /predict's
+outputs, MLflow's registry takes it, a second pass logs nothing twice, a job that did not succeed
+gets none, and the model goes with its run: kept while the job is archived, deleted with the job."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
+from mlflow.exceptions import MlflowException
+
+from engine.inference import predict
+from services.migrate import upgrade
+from services.store import housekeeping, jobs
+from services.store.db import session_factory
+from services.store.models import Job
+from tests.support.databases import both_databases, settings_for
+from tests.support.services import free_port
+from tests.support.specs import moons
+from worker.mlflow.mirror import mirror_pass
+from worker.training import train
+
+
+def _trained(sessions, settings, spec: dict, experiment: str) -> int:
+    with sessions.begin() as s:
+        job_id = jobs.create_job(s, spec, total_steps=1, n_params=1, experiment=experiment).id
+    return train(job_id, settings), job_id
+
+
+def _job(sessions, job_id: int) -> SimpleNamespace:
+    with sessions() as s:
+        job = s.get(Job, job_id)
+        return SimpleNamespace(id=job.id, spec=job.spec, model=job.model, mlflow_run_id=job.mlflow_run_id,
+                               mlflow_experiment_id=job.mlflow_experiment_id)
+
+
+@both_databases
+def test_a_succeeded_jobs_run_has_a_model_pyfunc_predicts_with(database_url, mlflow_server, monkeypatch):
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    settings = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url)
+    experiment = f"models-{free_port()}"
+    iris = {"model": {"layers": [{"units": 6, "activation": "elu"}, {"units": 3, "activation": "softmax"}]}, "loss": "cross_entropy",
+            "data": {"builtin": "iris", "standardize": True}, "epochs": 5, "batch_size": 16, "seed": 2}
+    status, job_id = _trained(sessions, settings, iris, experiment)
+    diverged_status, diverged_id = _trained(sessions, settings, moons(optimizer={"name": "sgd", "lr": 1e12}, epochs=3), experiment)
+    assert (status, diverged_status) == ("succeeded", "diverged")
+    assert mirror_pass(settings) == {job_id: "synced", diverged_id: "synced"}
+    assert mirror_pass(settings) == {}
+    job = _job(sessions, job_id)
+    client = MlflowClient(mlflow_server.url)
+    [logged] = client.search_logged_models([job.mlflow_experiment_id])  # one model: none for the diverged job, none twice
+    assert logged.source_run_id == job.mlflow_run_id and logged.name == "model" and logged.status == LoggedModelStatus.READY
+    assert [o.model_id for o in client.get_run(job.mlflow_run_id).outputs.model_outputs] == [logged.model_id]
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    mlflow.set_tracking_uri(mlflow_server.url)
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{job.mlflow_run_id}/model")
+    X = np.random.default_rng(1).normal(size=(20, 4)) * 2 + 3
+    frame = pd.DataFrame(X, columns=["x0", "x1", "x2", "x3"])
+    got = pyfunc.predict(frame)  # a column per class, a row per input row
+    want = np.array(predict(job.spec, job.model, X)["outputs"])
+    assert list(got.columns) == ["probabilities_0", "probabilities_1", "probabilities_2"]
+    assert np.abs(got.to_numpy() - want).max() <= 1e-12 * np.abs(want).max()
+    assert [c.name for c in pyfunc.metadata.signature.inputs.inputs] == ["x0", "x1", "x2", "x3"]
+
+    version = mlflow.register_model(f"runs:/{job.mlflow_run_id}/model", f"iris-{free_port()}")  # what the UI's Register model does
+    assert version.run_id == job.mlflow_run_id and version.source == f"models:/{logged.model_id}"
+    registered = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}").predict(frame)
+    assert registered.equals(got)
+
+    with sessions.begin() as s:
+        housekeeping.set_archived(s, "local", experiment, True)
+    mirror_pass(settings)
+    assert client.get_run(job.mlflow_run_id).info.lifecycle_stage == "deleted"
+    assert client.get_logged_model(logged.model_id).model_id == logged.model_id  # kept with the run, for a restore
+    with sessions.begin() as s:
+        housekeeping.delete_job(s, s.get(Job, job.id))
+    mirror_pass(settings)
+    with pytest.raises(MlflowException):
+        client.get_logged_model(logged.model_id)
