@@ -43,6 +43,13 @@ PROBLEMS: dict[str, ProblemKind] = {
     "no-model": ProblemKind(409, "No model yet", "The trained model is stored when the job ends; wait for it (`status_now`)."),
     "unusable-model": ProblemKind(409, "Model unusable", "The job's final weights are not finite (it diverged), so its outputs would "
                                   "mean nothing. Train again with a smaller learning rate or gradient clipping."),
+    "model-not-mirrored": ProblemKind(409, "Model not in MLflow yet", "The job's run gets its MLflow model from the MLflow worker "
+                                      "shortly after the job succeeds; retry after the seconds in `Retry-After` (`mlflow.state` on the "
+                                      "job says how far the mirror got)."),
+    "mlflow-off": ProblemKind(409, "No MLflow", "This server mirrors nothing to MLflow (`MLFLOW_TRACKING_URI` is empty), so there is "
+                              "no registry to register into; download the model with `GET /jobs/{id}/model?format=onnx` instead."),
+    "name-taken": ProblemKind(409, "Name taken", "An MLflow registered model of that name exists that this service did not make for "
+                              "you; pick another name (or an MLflow admin renames the other)."),
     "not-enough-results": ProblemKind(409, "Not enough results", "Importance needs at least two finished points that differ in a swept parameter."),
     "request-too-large": ProblemKind(413, "Request too large", "The body is over `MAX_REQUEST_BYTES`; use a builtin dataset or a smaller one."),
     "unsupported-media-type": ProblemKind(415, "Unsupported media type", "Send the body as JSON with `Content-Type: application/json`."),
@@ -70,6 +77,8 @@ PROBLEMS: dict[str, ProblemKind] = {
                                   "request. Report it with the time and `instance`."),
     "streams-unavailable": ProblemKind(503, "No event stream free", "The server holds as many event streams as it serves at once "
                                        "(`EVENTS_MAX_STREAMS`, `limit`); retry after `Retry-After` seconds, or poll the job instead."),
+    "mlflow-unavailable": ProblemKind(503, "MLflow unavailable", "The MLflow server did not answer; retry after `Retry-After` "
+                                      "seconds. Nothing was registered."),
     "database-unavailable": ProblemKind(503, "Service unavailable", "The database cannot be reached; retry after `Retry-After` seconds. "
                                         "Nothing you sent was stored."),
 }

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from flask import current_app, url_for
 
+from services.mlflow.registry import model_version_url
 from services.mlflow.run_params import spec_params
 from services.store.models import Job as JobRow
+from services.store.models import ModelVersion as ModelVersionRow
 from services.store.models import Sweep as SweepRow
 from services.sweeps.leaderboard import leaderboard
 
-from .schemas.jobs import Job, JobLinks, JobTimeLimits, MlflowMirror, Progress
+from .schemas.jobs import Job, JobLinks, JobTimeLimits, MlflowMirror, ModelVersion, Progress
 from .schemas.sweeps import Sweep, SweepLinks, SweepObjective, SweepProgress, SweepSummary
 
 
@@ -21,10 +23,16 @@ def mlflow_run_url(job: JobRow) -> str | None:
     return f"{base.rstrip('/')}/#/experiments/{job.mlflow_experiment_id}/runs/{job.mlflow_run_id}?workflowType=machine_learning"
 
 
+def model_version(row: ModelVersionRow) -> ModelVersion:
+    settings = current_app.config["SETTINGS"]
+    return ModelVersion(name=row.name, version=row.version, created_at=row.created_at,
+                        url=model_version_url(settings, row.name, row.version) if settings.mlflow_ui_url else None)
+
+
 def job_links(job_id: int) -> JobLinks:
     endpoints = {"self_": "jobs.get_job", "spec": "jobs.get_job_spec", "metrics": "metrics.get_metrics",
                  "metric_keys": "metrics.get_metric_keys", "events": "events.job_events", "model": "trained_model.get_model",
-                 "predict": "trained_model.predict", "cancel": "jobs.cancel_job", "clone": "jobs.clone_job",
+                 "predict": "trained_model.predict", "register_": "trained_model.register", "cancel": "jobs.cancel_job", "clone": "jobs.clone_job",
                  "gradients": "recorded_steps.get_gradients",
                  "trace": "recorded_steps.get_trace"}
     return JobLinks(**{name: url_for(endpoint, job_id=job_id) for name, endpoint in endpoints.items()})
@@ -40,6 +48,7 @@ def job_model(job: JobRow, with_spec: bool = False, with_params: bool = False) -
         summary=job.summary, error=job.error, cancel_requested=job.cancel_requested, archived=job.archived,
         mlflow=MlflowMirror(experiment_id=job.mlflow_experiment_id, run_id=job.mlflow_run_id, run_url=mlflow_run_url(job),
                             state=job.mirror_state, error=job.mirror_error, points=job.mirror_points),
+        registered=[model_version(v) for v in job.model_versions],
         links=job_links(job.id), spec=job.spec if with_spec else None, params=spec_params(job.spec) if with_params else None,
     )
 

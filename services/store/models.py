@@ -102,6 +102,8 @@ class Job(Base):
     # The MLflow mirror: where it writes, how far it got (points per key), and who is writing.
     mlflow_experiment_id: Mapped[str | None] = mapped_column(String(64))
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    # The run's MLflow model (a LoggedModel), once the MLflow worker logged it: what /register registers.
+    mlflow_model_id: Mapped[str | None] = mapped_column(String(64))
     # Set just before the run is created: a mirror that finds it without a run id looks the run up
     # (by its job_key tag) instead of creating a second one after a crash in between.
     mlflow_run_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -119,6 +121,7 @@ class Job(Base):
 
     tags: Mapped[list[JobTag]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="JobTag.key")
     payload: Mapped[JobPayload] = relationship(cascade="all, delete-orphan", lazy="select", uselist=False)
+    model_versions: Mapped[list[ModelVersion]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="ModelVersion.id")
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -147,6 +150,18 @@ class JobTag(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True, index=True)
     value: Mapped[str] = mapped_column(String(500), default="")
+
+
+class ModelVersion(Base):
+    """A version of an MLflow registered model made from the job's run by `POST /jobs/{id}/register`."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(500))
+    version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class MetricChunk(Base):

@@ -59,3 +59,12 @@ def test_a_file_of_a_diverged_or_unfinished_job_is_409(client, train, form):
 def test_an_unknown_format_is_named(client):
     job = client.post("/api/v1/jobs", json=moons()).json()
     assert_problem(client.get(f"/api/v1/jobs/{job['id']}/model", params={"format": "pickle"}), 400, kind="bad-query", field="format")
+
+
+def test_register_without_mlflow_says_so(client, train):
+    job = client.post("/api/v1/jobs", json=moons()).json()
+    assert_problem(client.post(f"/api/v1/jobs/{job['id']}/register", json={"name": "best"}), 409, kind="no-model")
+    assert train(job["id"]) == "succeeded"
+    assert_problem(client.post(f"/api/v1/jobs/{job['id']}/register", json={"name": "best"}), 409, kind="mlflow-off")
+    assert_problem(client.post(f"/api/v1/jobs/{job['id']}/register", json={"name": "a@b"}), 422, field="name")
+    assert client.get(f"/api/v1/jobs/{job['id']}").json()["registered"] == []

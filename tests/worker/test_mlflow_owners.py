@@ -200,3 +200,51 @@ def test_mlflow_answers_pages_of_its_own_origin_only(owners):
         assert rebound.status_code >= 400  # DNS rebinding: only the names it is reached by
     tags = MlflowClient(owners.mlflow).get_run(mine.mlflow_run_id).data.tags
     assert tags.get("from", "").endswith(port)
+
+
+def test_registered_models_belong_to_their_owner(owners):
+    """`POST /jobs/{id}/register` makes `<name>@<owner>` in MLflow's registry from the job's run; another
+    owner can neither read it, register into it, nor squat an owner's names, in the REST API or MLflow's."""
+    x = uuid.uuid4().hex[:6]  # one MLflow server for both databases: names of their own
+    with http(owners.app, owners.secret["alice"]) as api:
+        job = api.post("/api/v1/jobs", json={**SEED, "experiment": f"registry-{x}"}).json()
+        assert train(job["id"], owners.settings) == "succeeded"
+        early = api.post(f"/api/v1/jobs/{job['id']}/register", json={"name": f"best-{x}"})  # the MLflow worker has not run yet
+        assert early.status_code == 409 and early.json()["type"].endswith("#model-not-mirrored") and int(early.headers["Retry-After"]) >= 1
+        mirror_pass(owners.settings, seconds=5)
+        made = api.post(f"/api/v1/jobs/{job['id']}/register", json={"name": f"best-{x}"})
+        assert made.status_code == 201, made.text
+        assert made.json()["name"] == f"best-{x}@alice" and made.json()["version"] == "1"
+        assert f"#/models/best-{x}%40alice/versions/1" in made.json()["url"]
+        assert [(v["name"], v["version"]) for v in api.get(f"/api/v1/jobs/{job['id']}").json()["registered"]] == [(f"best-{x}@alice", "1")]
+        assert api.post(f"/api/v1/jobs/{job['id']}/register", json={"name": f"best-{x}"}).json()["version"] == "2"
+        assert api.post(f"/api/v1/jobs/{job['id']}/register", json={"name": "bad/name"}).status_code == 422
+    with http(owners.app, owners.secret["bob"]) as api:
+        assert api.post(f"/api/v1/jobs/{job['id']}/register", json={"name": f"best-{x}"}).status_code == 404  # not bob's job
+    bobs = _train_and_mirror(owners, "bob", experiment=f"registry-{x}")
+    admin = MlflowClient(owners.mlflow)
+    admin.create_registered_model(f"taken-{x}@bob")  # made outside the service: not bob's to register into
+    with http(owners.app, owners.secret["bob"]) as api:
+        taken = api.post(f"/api/v1/jobs/{bobs.id}/register", json={"name": f"taken-{x}"})
+        assert taken.status_code == 409 and taken.json()["type"].endswith("#name-taken")
+
+    with owners.as_("bob") as bob:
+        assert bob.get("/api/2.0/mlflow/registered-models/get", params={"name": f"best-{x}@alice"}).status_code == 403
+        into = bob.post("/api/2.0/mlflow/model-versions/create", json={
+            "name": f"best-{x}@alice", "source": f"models:/{bobs.mlflow_model_id}", "run_id": bobs.mlflow_run_id})
+        assert into.status_code == 403
+        listed = bob.get("/api/2.0/mlflow/registered-models/search").json().get("registered_models", [])
+        assert f"best-{x}@alice" not in {m["name"] for m in listed}
+        for path, body in (("/api/2.0/mlflow/registered-models/create", {"name": f"squat-{x}@alice"}),
+                           ("/ajax-api/2.0/mlflow/registered-models/create", {"name": "unprefixed"}),
+                           ("/api/2.0/mlflow/registered-models/create", {"name": "x@bob@alice"})):
+            assert bob.post(path, json=body).status_code == 403, path
+        # the UI's Register model, in bob's own names: allowed, and his run's model goes in
+        assert bob.post("/ajax-api/2.0/mlflow/registered-models/create", json={"name": f"mine-{x}@bob"}).status_code == 200
+        assert bob.post("/api/2.0/mlflow/registered-models/rename", json={"name": f"mine-{x}@bob", "new_name": f"mine-{x}@alice"}).status_code == 403
+        version = bob.post("/ajax-api/2.0/mlflow/model-versions/create", json={
+            "name": f"mine-{x}@bob", "source": f"models:/{bobs.mlflow_model_id}", "run_id": bobs.mlflow_run_id, "model_id": bobs.mlflow_model_id})
+        assert version.status_code == 200, version.text
+    with owners.as_("alice") as alice:
+        assert alice.get("/api/2.0/mlflow/registered-models/get", params={"name": f"best-{x}@alice"}).status_code == 200
+        assert alice.get("/api/2.0/mlflow/registered-models/get", params={"name": f"mine-{x}@bob"}).status_code == 403

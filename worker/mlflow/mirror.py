@@ -180,7 +180,10 @@ def _mirror(sessions: sessionmaker[Session], client: MlflowClient, job_id: int, 
         return MirrorState.pending
     with sessions() as session:
         job = session.get(Job, job_id)
-        _finish_run(client, session, job)
+        model_id = _finish_run(client, session, job)
+        if model_id is not None:
+            with sessions.begin() as writer:
+                mirror_cursor.save(writer, job_id, token, mlflow_model_id=model_id)
         if job.mirror_meta_stale:
             _send_metadata(client, sessions, job, token, settings)
     return MirrorState.synced
@@ -309,15 +312,17 @@ def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job,
     return experiment, run.info.run_id
 
 
-def _finish_run(client: MlflowClient, session: Session, job: Job) -> None:
+def _finish_run(client: MlflowClient, session: Session, job: Job) -> str | None:
     """Artifacts, the MLflow model of a job that succeeded, and the final status with the job's end
-    time, once the job has ended (repeatable)."""
+    time, once the job has ended (repeatable). The model's id, when it has one."""
     run_id = job.mlflow_run_id
     with tempfile.TemporaryDirectory(prefix=f"bplab-job{job.id}-") as tmp:
         folder = Path(tmp)
         write_artifacts(session, job, folder)
         client.log_artifacts(run_id, str(folder))
+    model_id = None
     if job.status is JobStatus.succeeded and job.model is not None and finite(job.model):
-        log_run_model(client, job, job.mlflow_experiment_id)
+        model_id = log_run_model(client, job, job.mlflow_experiment_id)
     ended = job.finished_at or utcnow()
     client.set_terminated(run_id, RunStatus.to_string(RUN_STATUS[job.status]), end_time=int(ended.timestamp() * 1000))
+    return model_id

@@ -59,6 +59,13 @@ class MlflowMirror(Out):
     points: int = Field(description="metric points the run has received")
 
 
+class ModelVersion(Out):
+    name: str = Field(description="the registered model's name in MLflow")
+    version: str
+    url: str | None = Field(description="the version's page in the MLflow UI")
+    created_at: datetime
+
+
 class JobLinks(Out):
     model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
 
@@ -69,6 +76,7 @@ class JobLinks(Out):
     events: str
     model: str
     predict: str
+    register_: str = Field(alias="register")
     cancel: str
     clone: str
     gradients: str
@@ -94,6 +102,7 @@ class Job(Out):
     cancel_requested: bool
     archived: bool = Field(description="hidden from lists (`?archived=true` shows them); its MLflow run deleted until restored")
     mlflow: MlflowMirror
+    registered: list[ModelVersion] = Field(description="versions of MLflow registered models made from this job (`POST /jobs/{id}/register`)")
     links: JobLinks
     spec: dict[str, Any] | None = Field(default=None, exclude_if=lambda value: value is None,
                                         description="the submitted spec; only with `?include=spec`")

@@ -27,6 +27,11 @@ class ModelQuery(Query):
                                     "`safetensors`: a PyTorch state_dict (docs/api.md spells out its module); `npz`: NumPy arrays")
 
 
+class RegisterRequest(Body):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$",
+                      description="the registered model (with AUTH=on, yours alone: MLflow names it `<name>@<owner>`)")
+
+
 class PredictRequest(Body):
     X: list[list[FiniteFloat]] = Field(min_length=1, max_length=10_000, description="input rows, as many values each as the network's inputs")
 
