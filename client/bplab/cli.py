@@ -417,6 +417,33 @@ def model(s: Session, job_id: int, output: str | None) -> int:
     return EXIT_OK
 
 
+@command("export", "download the trained model as ONNX, safetensors (PyTorch) or .npz")
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--format", "form", type=click.Choice(["onnx", "safetensors", "npz"]), default="onnx", show_default=True)
+@click.option("-o", "--output", help="the file (default: job-ID.FORMAT; - for stdout)")
+def export(s: Session, job_id: int, form: str, output: str | None) -> int:
+    if output == "-":
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            click.get_binary_stream("stdout").write(s.api().export(job_id, form, Path(tmp) / f"model.{form}").read_bytes())
+        return EXIT_OK
+    path = s.api().export(job_id, form, output)
+    s.emit({"job_id": job_id, "format": form, "path": str(path), "bytes": path.stat().st_size},
+           f"saved job {job_id}'s model as {form} to {path} ({path.stat().st_size:,} bytes)")
+    return EXIT_OK
+
+
+@command("register", "register the job's model in MLflow's model registry as NAME (a new version)")
+@click.argument("job_id", metavar="ID", type=int)
+@click.argument("name")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="seconds to wait for the run to get its model")
+def register(s: Session, job_id: int, name: str, timeout: float) -> int:
+    version = s.api().register(job_id, name, timeout=timeout)
+    s.emit(version, f"registered job {job_id} as {version['name']} version {version['version']}: {version['url']}")
+    return EXIT_OK
+
+
 # -- sweeps and experiments -------------------------------------------------------------------------------
 
 @command("sweep", "create a sweep from a YAML or JSON file")

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .errors import ConnectionFailed, error_for
+from .errors import Conflict, ConnectionFailed, error_for
 from .progress import progress_for
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -226,22 +226,43 @@ class Client:
     def model(self, job_id: int) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/jobs/{job_id}/model")
 
+    def export(self, job_id: int, format: str = "onnx", path: str | Path | None = None) -> Path:
+        """Download the trained model as a file another tool reads (no pickle in any of them):
+        `onnx` (ONNX Runtime, Netron, any ONNX tool), `safetensors` (a PyTorch state_dict: the
+        Sequential it loads into is in the file's `sequential` header) or `npz` (NumPy arrays).
+        Written to `path` (default `job-ID.FORMAT`) as it arrives; the path."""
+        if format not in ("onnx", "safetensors", "npz"):
+            raise ValueError(f"format must be onnx, safetensors or npz, not {format!r}")
+        target = Path(path if path is not None else f"job-{job_id}.{format}")
+        partial = target.with_name(target.name + ".part")
+        with self._http.stream("GET", f"/api/v1/jobs/{job_id}/model", params={"format": format}) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise error_for(response.status_code, _problem(response))
+            with partial.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        partial.replace(target)  # a download cut short leaves no file that looks whole
+        return target
+
     def save_model(self, job_id: int, path: str | Path) -> Path:
         """The trained model as a NumPy `.npz` (`weights_0`, `biases_0`, ..., `input_mean`/`input_std` when
-        standardised, `layers_json`), loadable with `np.load(path)`, no pickle (needs numpy)."""
-        try:
-            import numpy as np
-        except ImportError:
-            raise ImportError("saving a model as .npz needs numpy: pip install 'bplab-client[npz]'") from None
-        model = self.model(job_id)
-        arrays = {f"weights_{i}": np.array(w, dtype=float) for i, w in enumerate(model["weights"])}
-        arrays.update({f"biases_{i}": np.array(b, dtype=float) for i, b in enumerate(model["biases"])})
-        arrays.update({k: np.array(model[k], dtype=float) for k in ("input_mean", "input_std") if model.get(k) is not None})
-        arrays["layers_json"] = np.array(json.dumps(model["layers"]))
-        path = Path(path)
-        with path.open("wb") as out:
-            np.savez(out, **arrays)
-        return path
+        standardised, `layers_json`), loadable with `np.load(path, allow_pickle=False)`: `export(job_id, "npz", path)`."""
+        return self.export(job_id, "npz", path)
+
+    def register(self, job_id: int, name: str, timeout: float = 60.0) -> dict[str, Any]:
+        """A new version of the MLflow registered model `name` from the job's run (with AUTH=on, yours:
+        MLflow names it `<name>@<owner>`). Waits, up to `timeout` seconds, for the MLflow worker to give
+        the run its model when the job has only just succeeded. The version: name, version, url."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._json("POST", f"/api/v1/jobs/{job_id}/register", json={"name": name})
+            except Conflict as exc:
+                wait = exc.problem.get("retry_after")
+                if not str(exc.type or "").endswith("#model-not-mirrored") or wait is None or time.monotonic() + wait > deadline:
+                    raise
+                time.sleep(wait)
 
     def predict(self, job_id: int, X: list[list[float]]) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/jobs/{job_id}/predict", json={"X": X})

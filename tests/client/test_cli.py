@@ -134,6 +134,15 @@ def test_every_capability_has_a_command(bplab, api, spec_file, tmp_path):
     with np.load(tmp_path / "m.npz", allow_pickle=False) as arrays:
         assert arrays["weights_1"].tolist() == api.model(job["id"])["weights"][1]
         assert json.loads(str(arrays["layers_json"]))[0] == {"units": 2, "activation": "relu"}
+    exported = bplab("export", job_id, "--format", "onnx", "-o", str(tmp_path / "m.onnx"))
+    assert exported.returncode == 0 and "as onnx" in exported.stdout, exported.stderr
+    import onnxruntime
+
+    onnx_out = onnxruntime.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"x": np.array([[0.5, 0.1]])})[0]
+    assert abs(onnx_out[0][0] - api.predict(job["id"], [[0.5, 0.1]])["outputs"][0][0]) <= 1e-12
+    described = json.loads(bplab("--json", "export", job_id, "--format", "safetensors", "-o", str(tmp_path / "m.safetensors")).stdout)
+    assert described["format"] == "safetensors" and described["bytes"] == (tmp_path / "m.safetensors").stat().st_size
+    assert bplab("export", job_id, "--format", "pickle").returncode == 2
     tagged = bplab("tag", job_id, "stage=done", "--remove", "team")
     assert tagged.returncode == 0 and tagged.stdout.strip() == f"job {job_id} tags: stage=done"
     assert "cli-renamed" in bplab("rename", job_id, "cli-renamed").stdout
