@@ -30,7 +30,7 @@ def _number(text: str) -> float:
 
 
 @pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
-def test_the_job_page_draws_the_posts_network_and_its_step_0(stack):
+def test_the_job_page_draws_the_posts_network_and_its_step_0(stack, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -64,11 +64,25 @@ def test_the_job_page_draws_the_posts_network_and_its_step_0(stack):
         assert browser.find_element(By.ID, "delta-2-0").text == "δ 0.5364"
         assert browser.find_element(By.ID, "dw-2-0-0").text == "∂W 0.177"
         assert "Output error signal" in browser.find_element(By.ID, "trace").text
-        charts = {e.get_attribute("data-chart") for e in browser.find_elements(By.CSS_SELECTOR, "#charts figure")}
-        assert {"loss", "gradient_norms", "decision_boundary"} <= charts
+        charts = set(browser.execute_script("return [...document.querySelectorAll('#charts figure')].map((f) => f.dataset.chart)"))
+        assert {"loss", "gradient_norms", "decision_boundary"} <= charts  # read in one go: the slider's redraw replaces them
         assert browser.find_element(By.CSS_SELECTOR, "#summary").text.count("final_loss") == 1
         screenshot(browser, "job-page")
         assert console_errors(browser) == []
+    with chromium(downloads=tmp_path) as browser:  # the page's model link saves a file ONNX Runtime runs as /predict answers
+        _ready(browser, f"{stack.url}/jobs/{job['id']}")
+        assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "a[id^=model-]")] == ["ONNX", "safetensors", "npz"]
+        browser.find_element(By.ID, "model-onnx").click()
+        saved = tmp_path / f"job-{job['id']}.onnx"
+        WebDriverWait(browser, TIMEOUT).until(lambda _b: saved.exists() and saved.stat().st_size > 0)
+        assert console_errors(browser) == []
+    import numpy as np
+    import onnxruntime
+
+    outputs = onnxruntime.InferenceSession(str(saved)).run(None, {"x": np.array([[0.5, 0.1]])})[0]
+    with stack.client() as api:
+        expected = api.post(f"/api/v1/jobs/{job['id']}/predict", json={"X": [[0.5, 0.1]]}).json()["outputs"]
+    assert np.abs(outputs - np.array(expected)).max() <= 1e-12
 
 
 @pytest.mark.parametrize("stack", ["sqlite"], indirect=True)

@@ -28,8 +28,9 @@ def _need_browser() -> None:
 
 
 @contextmanager
-def chromium(width: int = 1400, height: int = 1000) -> Iterator:
-    """A headless Chromium session (selenium WebDriver) with the page's console log kept."""
+def chromium(width: int = 1400, height: int = 1000, downloads: Path | None = None) -> Iterator:
+    """A headless Chromium session (selenium WebDriver) with the page's console log kept; files the
+    page downloads land in `downloads`."""
     _need_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -40,7 +41,11 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator:
                      f"--window-size={width},{height}", "--no-first-run", "--disable-extensions"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if downloads is not None:
+        options.add_experimental_option("prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    if downloads is not None:
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.set_page_load_timeout(60)
     try:
         yield driver

@@ -26,7 +26,15 @@ async function api(path, accept = "application/json") {
     error.problem = problem;
     throw error;
   }
-  return accept === "application/json" ? response.json() : response.text();
+  if (accept === "application/json") return response.json();
+  return accept.startsWith("text/") || accept === "image/svg+xml" ? response.text() : response.blob();
+}
+
+// A file of the API saved by the browser (fetched with the token, which a plain link would not send).
+async function download(path, accept, filename) {
+  const body = await api(path, accept);
+  const link = el("a", { href: URL.createObjectURL(body instanceof Blob ? body : new Blob([body], { type: accept })), download: filename });
+  link.click();
 }
 
 let asking = null;
@@ -198,6 +206,23 @@ function overview(job) {
     el("a", { href: "#", id: "csv" }, "metrics as CSV"));
   if (job.mlflow.run_url) links.append(" · ", el("a", { href: job.mlflow.run_url, id: "mlflow" }, "MLflow run"));
   if (job.sweep_id) links.append(" · ", el("a", { href: `/sweeps/${job.sweep_id}` }, `sweep ${job.sweep_id}`));
+  const formats = { onnx: "application/onnx", safetensors: "application/octet-stream", npz: "application/octet-stream" };
+  if (job.status === "succeeded") {
+    links.append(" · model as ");
+    Object.entries(formats).forEach(([format, accept], i) => {
+      const link = el("a", { href: `/api/v1/jobs/${job.id}/model?format=${format}`, id: `model-${format}`,
+        title: { onnx: "ONNX Runtime and any ONNX tool", safetensors: "a PyTorch state_dict (docs: Models out)", npz: "NumPy arrays" }[format] },
+      format === "onnx" ? "ONNX" : format);
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        download(link.getAttribute("href"), accept, `job-${job.id}.${format}`).catch((error) => say(error.message));
+      });
+      links.append(...(i ? [", ", link] : [link]));
+    });
+  }
+  for (const version of job.registered || []) {
+    links.append(" · ", el("a", { href: version.url || "#", class: "registered" }, `registered ${version.name} v${version.version}`));
+  }
   const rows = [["status", job.status], ["progress", `${job.progress.step}/${job.progress.total_steps} steps`],
     ["experiment", job.experiment], ["created", when(job.created_at)]];
   for (const [key, value] of Object.entries(s)) rows.push([key, typeof value === "number" ? fmt(value, 6) : value]);
@@ -205,11 +230,9 @@ function overview(job) {
   box.replaceChildren(links, table);
   if (job.error) box.append(el("pre", { class: "error", id: "error" }, JSON.stringify(job.error, null, 2)));
   $("#title").textContent = `Job ${job.id}${job.name ? `: ${job.name}` : ""}`;
-  $("#csv").addEventListener("click", async (event) => {
+  $("#csv").addEventListener("click", (event) => {
     event.preventDefault();
-    const text = await api(`/api/v1/jobs/${job.id}/metrics`, "text/csv");
-    const link = el("a", { href: URL.createObjectURL(new Blob([text], { type: "text/csv" })), download: `job-${job.id}-metrics.csv` });
-    link.click();
+    download(`/api/v1/jobs/${job.id}/metrics`, "text/csv", `job-${job.id}-metrics.csv`).catch((error) => say(error.message));
   });
   say(job.status === "running" ? "training: the charts follow it live" : "");
 }
