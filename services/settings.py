@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     mlflow_flush_seconds: float = Field(default=1.0, gt=0, description="how often the MLflow worker looks for runs behind the store")
     mlflow_live_points_per_second: int = Field(default=1000, ge=0,
                                                description="points per second mirrored while a job trains (0: no limit)")
+    mlflow_log_models: bool = Field(default=True, description="log each succeeded run's network as an MLflow model (ONNX flavor)")
 
     # -- size limits, checked before anything is queued -----------------------------------------
     max_params: int = Field(default=5_000_000, ge=1, description="parameters per job")

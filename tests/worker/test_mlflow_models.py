@@ -5,6 +5,8 @@ gets none, and the model goes with its run: kept while the job is archived, dele
 
 from __future__ import annotations
 
+import os
+import signal
 from types import SimpleNamespace
 
 import mlflow
@@ -85,3 +87,72 @@ def test_a_succeeded_jobs_run_has_a_model_pyfunc_predicts_with(database_url, mlf
     mirror_pass(settings)
     with pytest.raises(MlflowException):
         client.get_logged_model(logged.model_id)
+
+
+def test_each_member_of_a_stacked_sweep_carries_its_own_model_and_mlflow_serves_one(tmp_path, mlflow_server, monkeypatch):
+    import subprocess
+
+    import httpx
+    from sqlalchemy import select
+
+    from services.jobs.time_limits import TimeLimits
+    from services.sweeps import advance
+    from services.sweeps.request import parse_request
+    from tests.support.services import BIN, wait_for
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    sessions = session_factory(url)
+    settings = settings_for(url, mlflow_tracking_uri=mlflow_server.url)
+    base = moons(epochs=3, dtype="float32", data={"builtin": "moons", "n_samples": 100, "standardize": True})
+    request = parse_request({"base": base, "space": {"optimizer.lr": [0.01, 0.05, 0.2]}, "max_parallel": 10, "stack": True,
+                             "experiment": f"stacked-{free_port()}"})
+    with sessions.begin() as s:
+        sweep_id = advance.create_sweep(s, request, TimeLimits(3600, 3900)).id
+    advance.advance(sessions, sweep_id, settings)
+    with sessions() as s:
+        ids = list(s.scalars(select(Job.id).where(Job.sweep_id == sweep_id).order_by(Job.id)))
+        assert len({s.get(Job, i).stack_key for i in ids}) == 1  # one shape: one stack
+    assert train(ids[0], settings) == "succeeded"  # one claim trains all three
+
+    def mirrored() -> bool:
+        mirror_pass(settings)  # the sweep's parent run is made by one of the two threads; the others' jobs wait a pass
+        with sessions() as s:
+            return all(s.get(Job, i).mirror_state.value == "synced" for i in ids)
+
+    wait_for(mirrored, 60, what="the sweep's runs")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    mlflow.set_tracking_uri(mlflow_server.url)
+    X = np.random.default_rng(2).normal(size=(16, 2))
+    frame = pd.DataFrame(X, columns=["x0", "x1"])
+    outputs = {}
+    for job_id in ids:
+        job = _job(sessions, job_id)
+        got = mlflow.pyfunc.load_model(f"runs:/{job.mlflow_run_id}/model").predict(frame)["probabilities"].to_numpy()
+        want = np.array(predict(job.spec, job.model, X)["outputs"])[:, 0]
+        assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max(), job_id  # float32
+        outputs[job_id] = got
+    assert len({o.tobytes() for o in outputs.values()}) == 3  # three learning rates, three models
+
+    port = free_port()
+    job = _job(sessions, ids[1])
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", f"runs:/{job.mlflow_run_id}/model", "--env-manager", "local",
+                               "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True, env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})  # as in an activated venv
+    try:
+        def answers() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+                return False
+
+        wait_for(answers, 120, interval=0.5, what="mlflow models serve")
+        served = httpx.post(f"http://127.0.0.1:{port}/invocations", timeout=30,
+                            json={"dataframe_split": {"columns": ["x0", "x1"], "data": X.tolist()}}).json()["predictions"]
+        assert np.abs(np.array([row["probabilities"] for row in served]) - outputs[ids[1]]).max() <= 1e-7
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+        log.close()

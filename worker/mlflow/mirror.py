@@ -180,7 +180,7 @@ def _mirror(sessions: sessionmaker[Session], client: MlflowClient, job_id: int, 
         return MirrorState.pending
     with sessions() as session:
         job = session.get(Job, job_id)
-        model_id = _finish_run(client, session, job)
+        model_id = _finish_run(client, session, job, settings.mlflow_log_models)
         if model_id is not None:
             with sessions.begin() as writer:
                 mirror_cursor.save(writer, job_id, token, mlflow_model_id=model_id)
@@ -312,7 +312,7 @@ def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job,
     return experiment, run.info.run_id
 
 
-def _finish_run(client: MlflowClient, session: Session, job: Job) -> str | None:
+def _finish_run(client: MlflowClient, session: Session, job: Job, log_model: bool) -> str | None:
     """Artifacts, the MLflow model of a job that succeeded, and the final status with the job's end
     time, once the job has ended (repeatable). The model's id, when it has one."""
     run_id = job.mlflow_run_id
@@ -321,7 +321,7 @@ def _finish_run(client: MlflowClient, session: Session, job: Job) -> str | None:
         write_artifacts(session, job, folder)
         client.log_artifacts(run_id, str(folder))
     model_id = None
-    if job.status is JobStatus.succeeded and job.model is not None and finite(job.model):
+    if log_model and job.status is JobStatus.succeeded and job.model is not None and finite(job.model):
         model_id = log_run_model(client, job, job.mlflow_experiment_id)
     ended = job.finished_at or utcnow()
     client.set_terminated(run_id, RunStatus.to_string(RUN_STATUS[job.status]), end_time=int(ended.timestamp() * 1000))
