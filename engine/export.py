@@ -43,8 +43,13 @@ def spec_digest(spec: dict[str, Any]) -> str:
 
 
 def provenance(job_id: int, spec: dict[str, Any]) -> dict[str, str]:
-    """What an exported file says of where it came from (ONNX metadata_props, the safetensors header)."""
-    return {"bplab.job_id": str(job_id), "bplab.spec_digest": spec_digest(spec)}
+    """What an exported file says of where it came from (ONNX metadata_props, the safetensors header):
+    the job, the spec's digest, and the class labels in output order when a dataset named them."""
+    found = {"bplab.job_id": str(job_id), "bplab.spec_digest": spec_digest(spec)}
+    classes = (spec.get("data") or {}).get("classes")
+    if classes is not None:
+        found["bplab.classes"] = json.dumps(classes)
+    return found
 
 
 def finite(model: dict[str, Any]) -> bool:

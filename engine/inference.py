@@ -11,7 +11,8 @@ from .spec import JobSpec, SpecError, parse_spec
 
 
 def predict(spec: JobSpec | dict, model: dict[str, Any], X: Any) -> dict[str, Any]:
-    """Outputs for rows `X`: `outputs` always; `classes` for bce (threshold 0.5) and cross_entropy (argmax)."""
+    """Outputs for rows `X`: `outputs` always; `classes` for bce (threshold 0.5) and cross_entropy (argmax),
+    and `labels` (the classes' names) when an uploaded dataset gave them."""
     if not isinstance(spec, JobSpec):
         spec = parse_spec(spec)
     n_inputs = len(model["weights"][0][0])
@@ -31,4 +32,7 @@ def predict(spec: JobSpec | dict, model: dict[str, Any], X: Any) -> dict[str, An
         result["classes"] = outputs.argmax(axis=1).tolist()
     elif spec.loss == "bce":
         result["classes"] = (outputs > 0.5).astype(int).tolist()
+    labels = spec.data.classes
+    if labels is not None and "classes" in result:  # a dataset named the classes: answer with the names too
+        result["labels"] = [labels[c] if isinstance(c, int) else [labels[i] for i in c] for c in result["classes"]]
     return result

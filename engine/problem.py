@@ -70,6 +70,10 @@ def plan(spec: JobSpec, n_samples: int | None = None) -> Plan:
     if data.builtin is not None:
         n = dataset_size(data.builtin, data.n_samples)
         n_inputs = BUILTIN_INPUTS[data.builtin]
+    elif data.dataset is not None:
+        if data.rows is None or data.features is None:
+            raise SpecError([("data.dataset", "the dataset's rows and features are set by the service when the job is stored")])
+        n, n_inputs = data.rows, len(data.features)
     else:
         n, n_inputs = n_samples or len(data.X), len(data.X[0])
     widths = [n_inputs] + [layer.units for layer in spec.model.layers]
@@ -158,6 +162,8 @@ class RawData:
 def load_data(spec: JobSpec, rng: np.random.Generator | None = None) -> RawData:
     """The spec's data as arrays (a builtin set generated from the spec's data stream)."""
     data = spec.data
+    if data.dataset is not None:
+        raise SpecError([("data.dataset", "an uploaded dataset is read by the service: give its rows as `raw` (RawData)")])
     if data.builtin is not None:
         rng = rng if rng is not None else streams(spec.seed)[STREAM_DATA]
         X, labels = load_builtin(data.builtin, data.n_samples, data.noise, int(rng.integers(2**62)))

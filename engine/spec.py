@@ -146,6 +146,17 @@ class Data(_Strict):
     y: list[FiniteFloat | list[FiniteFloat]] | None = Field(default=None, description="inline targets")
     builtin: Literal["seed", "xor", "moons", "circles", "spiral", "blobs", "iris", "breast_cancer", "digits"] | None = Field(
         default=None, description="a builtin dataset instead of inline X/y (`seed`: the post's five samples)")
+    dataset: int | None = Field(default=None, ge=1, le=2**31 - 1,
+                                description="an uploaded dataset's id (POST /api/v1/datasets) instead of inline X/y or a builtin")
+    target: str | list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, description="with `dataset`: the target column (class labels or, for mse, numbers; several columns for mse)")
+    features: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, min_length=1, description="with `dataset`: the input columns (default: every column but the target)")
+    digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                               description="with `dataset`: its SHA-256, set by the service when the job is stored")
+    rows: int | None = Field(default=None, ge=1, description="with `dataset`: its rows, set by the service when the job is stored")
+    classes: list[str] | list[float] | None = Field(
+        default=None, description="with `dataset` and bce or cross_entropy: the target's classes in sorted order, set by the service")
     n_samples: int | None = Field(default=None, ge=1, le=10_000_000, description="samples of a synthetic builtin dataset")
     noise: FiniteFloat | None = Field(default=None, ge=0, description="noise of a synthetic builtin dataset")
     validation_split: float = Field(default=0.0, ge=0.0, lt=1.0, description="a seeded random part held out for val_loss and val_accuracy")
@@ -160,10 +171,21 @@ class Data(_Strict):
         if self._checked:
             return self
         inline = self.X is not None or self.y is not None
-        if inline and self.builtin is not None:
-            raise InvalidField("builtin", "give either inline X/y or a builtin dataset, not both")
-        if not inline and self.builtin is None:
-            raise InvalidField("X", "give inline X and y, or a builtin dataset")
+        sources = [name for name, given in (("X", inline), ("builtin", self.builtin is not None), ("dataset", self.dataset is not None))
+                   if given]
+        if len(sources) > 1:
+            raise InvalidField(sources[1], "give one source of data (inline X/y, a builtin dataset or an uploaded dataset), "
+                                           f"not {' and '.join(sources)}")
+        if not sources:
+            raise InvalidField("X", "give inline X and y, a builtin dataset, or an uploaded dataset")
+        if self.dataset is None:
+            for name in ("target", "features", "digest", "rows", "classes"):
+                if getattr(self, name) is not None:
+                    raise InvalidField(name, "only an uploaded dataset (`dataset`) takes it")
+        elif self.target is None or self.target == []:
+            raise InvalidField("target", "name the target column of the dataset")
+        if self.dataset is not None and (self.n_samples is not None or self.noise is not None):
+            raise InvalidField("n_samples" if self.n_samples is not None else "noise", "only builtin datasets take it")
         if inline:
             if self.X is None or self.y is None:
                 raise InvalidField("X" if self.X is None else "y", "X and y must be given together")

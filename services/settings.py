@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     max_steps: int = Field(default=1_000_000, ge=1, description="optimizer steps per job")
     max_samples: int = Field(default=200_000, ge=1, description="samples per job")
     max_sweep_jobs: int = Field(default=500, ge=1, description="jobs per sweep (points × seeds)")
+    max_dataset_bytes: int = Field(default=256 * 2**20, ge=1, description="bytes of one uploaded dataset file (POST /api/v1/datasets)")
+    max_dataset_columns: int = Field(default=1000, ge=1, description="columns of one uploaded dataset")
     max_record_bytes: int = Field(default=64 * 1024 * 1024, ge=0,
                                   description="what one job may record (metric points, full gradients, traces): the most `record.max_bytes` may ask")
     max_metric_keys: int = Field(default=1000, ge=1, description="metric keys one job may record (they grow with its layers)")

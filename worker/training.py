@@ -20,6 +20,7 @@ from engine.problem import plan
 from engine.spec import SpecError, parse_spec
 from engine.stacked import state_bytes
 from engine.training import SUMMARY_KEYS, Trainer, summarize
+from services.datasets.use import problem_for
 from services.jobs.public_errors import describe
 from services.settings import Settings
 from services.store import checkpoints, fairness, jobs, metrics, outbox
@@ -137,8 +138,10 @@ def stack_limit(spec: dict, settings: Settings) -> int:
 
 
 def make_trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attempt: int) -> Trainer:
-    """The engine's trainer for the spec, restored from the job's checkpoint on a retry."""
-    trainer = Trainer(spec)
+    """The engine's trainer for the spec (an uploaded dataset's rows read once per process), restored
+    from the job's checkpoint on a retry."""
+    with sessions() as session:
+        trainer = Trainer(problem_for(session, spec))
     if attempt > 1:
         with sessions() as session:
             checkpoint = checkpoints.load(session, job_id)
@@ -230,4 +233,6 @@ def job_summary(session: Session, job_id: int, trainer: Trainer, seconds: float)
                    duration_seconds=round(seconds, 3))
     if trainer.divergence is None:  # the model as it ended, on the whole training and validation sets
         summary.update(trainer.final_model_figures())
+    if trainer.problem.spec.data.classes is not None:  # an uploaded dataset's labels, in the order of the outputs
+        summary["classes"] = list(trainer.problem.spec.data.classes)
     return summary

@@ -80,6 +80,8 @@ class Client:
         raise error_for(response.status_code, _problem(response))
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        if "json" in kwargs:
+            kwargs["json"] = plain(kwargs["json"])
         return self._request(method, path, **kwargs).json()
 
     def _pages(self, path: str, field: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
@@ -264,6 +266,37 @@ class Client:
                     raise
                 time.sleep(wait)
 
+    # -- datasets ---------------------------------------------------------------------------------------
+
+    def upload_dataset(self, data: str | Path | Any, name: str | None = None, delimiter: str = ",") -> dict[str, Any]:
+        """Upload a table once: a CSV (header row), NPZ (`X`, `y`) or Parquet file by path, or a pandas
+        DataFrame (sent as CSV). The same table uploaded again is the dataset it already is. Name it in a
+        job with `"data": {"dataset": ID, "target": "COLUMN"}`."""
+        fields = {"delimiter": delimiter, **({"name": name} if name else {})}
+        if hasattr(data, "to_csv"):  # a DataFrame, sent as the CSV it writes
+            content = data.to_csv(index=False).encode()
+            return self._json("POST", "/api/v1/datasets", files={"file": (f"{name or 'dataframe'}.csv", content, "text/csv")}, data=fields,
+                              timeout=httpx.Timeout(30.0, write=None, read=300.0))
+        path = Path(data)
+        with path.open("rb") as file:
+            return self._json("POST", "/api/v1/datasets", files={"file": (path.name, file, "application/octet-stream")}, data=fields,
+                              timeout=httpx.Timeout(30.0, write=None, read=300.0))
+
+    def datasets(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Your datasets, newest first."""
+        return self._pages("/api/v1/datasets", "datasets", {}, limit)
+
+    def dataset(self, dataset_id: int) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/datasets/{dataset_id}")
+
+    def dataset_jobs(self, dataset_id: int) -> dict[str, Any]:
+        """Lineage: the jobs (and their sweeps) that used the dataset."""
+        return self._json("GET", f"/api/v1/datasets/{dataset_id}/jobs")
+
+    def delete_dataset(self, dataset_id: int) -> None:
+        """Delete a dataset no unfinished job uses (Conflict otherwise)."""
+        self._request("DELETE", f"/api/v1/datasets/{dataset_id}")
+
     def predict(self, job_id: int, X: list[list[float]]) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/jobs/{job_id}/predict", json={"X": X})
 
@@ -337,6 +370,20 @@ class Client:
                     bar.close()
                 return sweep
             time.sleep(poll)
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: NumPy arrays and scalars, pandas DataFrames and Series become lists and numbers
+    (duck-typed, so the client needs neither), wherever they sit in a spec or in rows."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "to_numpy") and not hasattr(value, "tolist"):  # a DataFrame
+        value = value.to_numpy()
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return value.tolist()
+    return value
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

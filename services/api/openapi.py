@@ -105,7 +105,8 @@ def _problem_from(error: ValidationError, query: type | None, headers: type | No
 
 
 def operation(tag: str, *, ok: type[BaseModel] | None = None, status: int = 200, query: type[BaseModel] | None = None,
-              body: type[BaseModel] | None = None, headers: type[BaseModel] | None = None, body_kind: str = "invalid-input",
+              body: type[BaseModel] | None = None, form: type[BaseModel] | None = None, headers: type[BaseModel] | None = None,
+              body_kind: str = "invalid-input",
               problems: Iterable[str] = (), media: dict[str, str | dict[str, Any]] | None = None, response_headers: dict[str, str] | None = None,
               also: dict[int, tuple[type[BaseModel], str]] | None = None, public: bool = False) -> Callable:
     """Declare a view's contract: its models in, its answer `ok` with `status`, and the kinds of problem
@@ -115,7 +116,7 @@ def operation(tag: str, *, ok: type[BaseModel] | None = None, status: int = 200,
         kinds += ["bad-query", "uri-too-long"]
     if headers is not None:
         kinds.append("bad-idempotency-key")
-    if body is not None:
+    if body is not None or form is not None:
         kinds += ["bad-request", "request-too-large", "unsupported-media-type", body_kind]
     by_status: dict[int, list[str]] = {}
     for kind in dict.fromkeys(kinds):
@@ -141,9 +142,9 @@ def operation(tag: str, *, ok: type[BaseModel] | None = None, status: int = 200,
     def decorate(view: Callable) -> Callable:
         nonlocal view_name
         view_name = view.__name__
-        return api.validate(query=query, json=body, headers=headers, resp=Answers(media=media, headers=extra_headers, **answers),
+        return api.validate(query=query, json=body, form=form, headers=headers, resp=Answers(media=media, headers=extra_headers, **answers),
                             tags=[tag], before=before, after=after, operation_id=view.__name__, security={} if public else None,
-                            validation_error_status=422 if body is not None else 400)(view)
+                            validation_error_status=422 if body is not None or form is not None else 400)(view)
 
     return decorate
 

@@ -50,14 +50,21 @@ PROBLEMS: dict[str, ProblemKind] = {
                               "no registry to register into; download the model with `GET /jobs/{id}/model?format=onnx` instead."),
     "name-taken": ProblemKind(409, "Name taken", "An MLflow registered model of that name exists that this service did not make for "
                               "you; pick another name (or an MLflow admin renames the other)."),
+    "dataset-in-use": ProblemKind(409, "Dataset in use", "Jobs that have not ended train on this dataset (`jobs` counts them); "
+                                  "cancel them or let them end, then delete it."),
     "not-enough-results": ProblemKind(409, "Not enough results", "Importance needs at least two finished points that differ in a swept parameter."),
-    "request-too-large": ProblemKind(413, "Request too large", "The body is over `MAX_REQUEST_BYTES`; use a builtin dataset or a smaller one."),
+    "request-too-large": ProblemKind(413, "Request too large", "The body is over `MAX_REQUEST_BYTES` (an upload: over "
+                                   "`MAX_DATASET_BYTES`); upload large data as a dataset (POST /api/v1/datasets) and name it in the spec."),
     "unsupported-media-type": ProblemKind(415, "Unsupported media type", "Send the body as JSON with `Content-Type: application/json`."),
     "invalid-spec": ProblemKind(422, "Invalid job spec", "The job spec or its metadata breaks a rule; `errors` has one entry per "
                                 "offending field (`field` is a dotted path such as `model.layers[0].units`). The rules are in "
                                 "docs/job-spec.md and the OpenAPI document's `JobSubmission` schema."),
     "invalid-sweep": ProblemKind(422, "Invalid sweep", "The sweep, its base spec, or one of the points it would train breaks a rule; "
                                  "`errors` names each field and `point` the offending point."),
+    "invalid-dataset": ProblemKind(422, "Invalid dataset", "The uploaded file cannot become a dataset: `detail` says why (an empty "
+                                   "file, a header without rows, a row with another number of fields than the header, a column "
+                                   "named twice, text that is not UTF-8, an NPZ without X and y or with object arrays), and `row` "
+                                   "or `column` where it applies. docs/datasets.md lists what is read."),
     "invalid-input": ProblemKind(422, "Invalid input", "The request body breaks its schema; `errors` names each field."),
     "over-limit": ProblemKind(422, "Over a limit", "The request is valid but asks for more than this server allows; `limit` gives "
                               "the setting's name, its value and what was requested."),

@@ -35,9 +35,10 @@ from .problems import PROBLEMS
 MAX_HEADER_BYTES = 64 * 1024  # all headers together (one header over 8,190 bytes, or a request line over 4,094, the app refuses)
 CONNECTION_LIMIT = 2000  # open sockets before new ones wait in the backlog (slow clients cost a socket each)
 IDLE_SECONDS = 60  # a connection that sends nothing for this long is closed
+UPLOAD_OVERHEAD = 64 * 1024  # a dataset upload's form fields and boundaries beside the file (routes/datasets.py)
 SERVER_KINDS = {400: "bad-request", 413: "request-too-large", 431: "request-header-fields-too-large"}
 DETAILS = {"bad-request": "the request could not be parsed as HTTP",
-           "request-too-large": "the body is larger than this server reads (MAX_REQUEST_BYTES)",
+           "request-too-large": "the body is larger than this server reads (MAX_REQUEST_BYTES; an upload, MAX_DATASET_BYTES)",
            "request-header-fields-too-large": "a request header, or all of them together, is larger than this server reads"}
 
 access_log = logging.getLogger("bplab.access")
@@ -118,9 +119,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(str(exc)) from None
 
     host, port = _bind(bind)
+    largest_body = max(settings.max_request_bytes, settings.max_dataset_bytes + UPLOAD_OVERHEAD)  # the app holds each route to its own
     server = create_server(AccessLog(app), host=host, port=port, threads=settings.api_threads, connection_limit=CONNECTION_LIMIT,
                            channel_timeout=IDLE_SECONDS, max_request_header_size=MAX_HEADER_BYTES,
-                           max_request_body_size=settings.max_request_bytes, asyncore_use_poll=True, ident="bplab",
+                           max_request_body_size=largest_body, asyncore_use_poll=True, ident="bplab",
                            clear_untrusted_proxy_headers=True)
     server.channel_class = _ProblemChannel
     access_log.info("serving the API on http://%s:%s (%d threads)", host, port, settings.api_threads)

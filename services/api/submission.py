@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine.problem import RawData
-from engine.spec import SpecError
+from engine.spec import SpecError, parse_spec
+from services.datasets import use as datasets_use
 from services.jobs.checks import Checked, OverLimit, check_job, reserve
-from services.jobs.metadata import JobSubmission
+from services.jobs.metadata import META_FIELDS, JobSubmission
 from services.settings import Settings
 
 from .errors import ApiError
@@ -43,3 +44,27 @@ def reserve_quota(session: Session, owner: str, needed: int, settings: Settings)
         reserve(session, owner, needed, settings)
     except OverLimit as exc:
         raise over_limit(exc) from None
+
+
+def resolved(document: dict[str, Any], kind: str = "invalid-spec") -> dict[str, Any]:
+    """The document with its uploaded dataset's reference completed (services/datasets/use.py), or a 422 naming the field."""
+    from .auth import owner
+    from .request_session import db
+
+    try:
+        return datasets_use.resolve(db(), owner(), document)
+    except SpecError as exc:
+        raise invalid(exc.errors, kind) from None
+
+
+def dataset_rows(document: dict[str, Any]) -> RawData | None:
+    """A dataset job's rows (read once per process), for the checks of the data against the network."""
+    data = document.get("data")
+    if not isinstance(data, dict) or data.get("dataset") is None or data.get("digest") is None:
+        return None
+    from .request_session import db
+
+    try:
+        return datasets_use.raw_data(db(), parse_spec({k: v for k, v in document.items() if k not in META_FIELDS}))
+    except SpecError as exc:
+        raise invalid(exc.errors) from None

@@ -13,7 +13,7 @@ from engine.spec import JobSpec
 # `model.` and `data.` dropped: one param per field, no `lr` beside `optimizer.lr`.
 SHORT_NAMES = {"optimizer.name": "optimizer", "optimizer.schedule.name": "schedule", "data.builtin": "dataset"}
 LOG_SCALE = ("lr", "weight_decay")  # also as log10_<name> in MLflow, so compare plots spread 0.001 .. 1
-LEFT_OUT = ("data.X", "data.y", "model.weights", "model.biases")  # numbers, not settings (they are in spec.json)
+LEFT_OUT = ("data.X", "data.y", "data.classes", "model.weights", "model.biases")  # numbers and labels, not settings (in spec.json)
 
 
 def param_name(path: str) -> str:
@@ -57,7 +57,9 @@ def spec_params(document: dict, parsed: tuple[JobSpec, Plan] | None = None) -> d
     params.update({
         "architecture": architecture(document, sizes.n_inputs), "hidden_layers": len(spec.model.layers) - 1,
         "init": "explicit" if document["model"].get("weights") is not None else spec.model.init,
-        "dataset": document["data"].get("builtin") or f"inline({sizes.n_samples}x{sizes.n_inputs})", "n_params": sizes.n_params,
+        "dataset": document["data"].get("builtin") or (f"datasets/{document['data']['dataset']}" if document["data"].get("dataset")
+                                                       else f"inline({sizes.n_samples}x{sizes.n_inputs})"),
+        "n_params": sizes.n_params,
         "lr": spec.optimizer.lr,  # the default lr the engine applied when the spec left it out
     })
     return params

@@ -36,7 +36,8 @@ def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_pa
               sweep_trial=sweep_trial, sweep_seed=sweep_seed, sweep_params=sweep_params, stack_key=stack_key, status=JobStatus.queued,
               mirror_state=MirrorState.pending if mirrored else MirrorState.disabled,
               total_steps=total_steps, n_params=n_params, created_at=utcnow(), reserved_bytes=reserved_bytes,
-              soft_time_limit=time_limits and time_limits.soft, hard_time_limit=time_limits and time_limits.hard)
+              soft_time_limit=time_limits and time_limits.soft, hard_time_limit=time_limits and time_limits.hard,
+              dataset_id=(spec.get("data") or {}).get("dataset"))
     job.tags = [JobTag(key=k, value=v) for k, v in sorted((tags or {}).items())]
     session.add(job)
     session.flush()

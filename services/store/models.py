@@ -102,6 +102,8 @@ class Job(Base):
     # The MLflow mirror: where it writes, how far it got (points per key), and who is writing.
     mlflow_experiment_id: Mapped[str | None] = mapped_column(String(64))
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    # The uploaded dataset the job trains on (data.dataset), for lineage; the spec holds its digest.
+    dataset_id: Mapped[int | None] = mapped_column(Integer, index=True)
     # The run's MLflow model (a LoggedModel), once the MLflow worker logged it: what /register registers.
     mlflow_model_id: Mapped[str | None] = mapped_column(String(64))
     # Set just before the run is created: a mirror that finds it without a run id looks the run up
@@ -150,6 +152,35 @@ class JobTag(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True, index=True)
     value: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Dataset(Base):
+    """An uploaded table, named by its content: an owner's same table uploaded twice is one row.
+    `columns` holds each column's profile (services/datasets/canonical.py); the rows are in DatasetBlob."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (Index("ux_datasets_owner_digest", "owner", "digest", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True, default=LOCAL_OWNER)
+    name: Mapped[str] = mapped_column(String(200))
+    digest: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(16))
+    rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    preview: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    bytes: Mapped[int] = mapped_column(BigInteger)  # what the store keeps (counted in the owner's MAX_OWNER_BYTES)
+    upload_bytes: Mapped[int] = mapped_column(BigInteger)  # the file as uploaded
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DatasetBlob(Base):
+    """A dataset's rows in their canonical form (a compressed NPZ, read without pickle)."""
+
+    __tablename__ = "dataset_blobs"
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ModelVersion(Base):

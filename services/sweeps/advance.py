@@ -17,10 +17,11 @@ import optuna
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.problem import RawData, load_data
+from engine.problem import RawData
 from engine.spec import SpecError
 from engine.stacked import stack_key
 
+from ..datasets.use import raw_data, resolve
 from ..jobs.checks import Checked, OverLimit, check_job, parse_document, reserve
 from ..jobs.metadata import MAX_NAME
 from ..jobs.time_limits import TimeLimits
@@ -140,11 +141,12 @@ def _check_point(session: Session, sweep: Sweep, request: SweepRequest, params: 
     shares_data = request.shares_data
     checked = []
     for seed_index in range(sweep.seeds):
-        document = {**job_spec(request, params, seed_index), **meta}
+        document = resolve(session, sweep.owner, {**job_spec(request, params, seed_index), **meta})  # an uploaded dataset's reference
         parsed = parse_document(document)
         if shares_data and seed_index not in loaded:
-            loaded[seed_index] = load_data(parsed)
-        checked.append(check_job(document, settings, parsed=parsed, raw=loaded.get(seed_index) if shares_data else None))
+            loaded[seed_index] = raw_data(session, parsed)
+        own = None if shares_data or parsed.data.dataset is None else raw_data(session, parsed)  # a searched dataset: read (cached) per point
+        checked.append(check_job(document, settings, parsed=parsed, raw=loaded.get(seed_index) if shares_data else own))
     reserve(session, sweep.owner, sum(c.record_bytes for c in checked), settings)  # rolled back with the point if it fails
     return checked
 

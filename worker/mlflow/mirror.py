@@ -39,6 +39,7 @@ from services.store.models import TERMINAL, Job, JobStatus, MirrorState, Sweep
 
 from .experiments import ExperimentTaken, experiment_id, forget_experiments
 from .run_content import EPOCH_KEYS, created_ms, job_key, run_params, run_tags, strides, write_artifacts
+from .run_inputs import log_dataset_inputs
 from .run_model import delete_run_models, log_run_model
 from .sweep_runs import SweepRunBusy, ensure_sweep_run, finish_pending_sweeps
 
@@ -301,6 +302,8 @@ def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job,
     if job.mlflow_run_requested_at is not None:
         found = client.search_runs([experiment], f"tags.job_key = '{job_key(job)}'", max_results=1)
         if found:
+            with sessions() as session:
+                log_dataset_inputs(client, session, job, found[0].info.run_id)  # perhaps not logged before the crash
             return experiment, found[0].info.run_id
     with sessions.begin() as session:
         mirror_cursor.save(session, job.id, token, mlflow_run_requested_at=utcnow())
@@ -309,6 +312,8 @@ def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job,
         tags["mlflow.parentRunId"] = ensure_sweep_run(client, sessions, job.sweep_id, settings)
     started = job.started_at or job.created_at
     run = client.create_run(experiment, start_time=int(started.timestamp() * 1000), run_name=tags["mlflow.runName"], tags=tags)
+    with sessions() as session:
+        log_dataset_inputs(client, session, job, run.info.run_id)
     return experiment, run.info.run_id
 
 
@@ -322,7 +327,7 @@ def _finish_run(client: MlflowClient, session: Session, job: Job, log_model: boo
         client.log_artifacts(run_id, str(folder))
     model_id = None
     if log_model and job.status is JobStatus.succeeded and job.model is not None and finite(job.model):
-        model_id = log_run_model(client, job, job.mlflow_experiment_id)
+        model_id = log_run_model(client, session, job, job.mlflow_experiment_id)
     ended = job.finished_at or utcnow()
     client.set_terminated(run_id, RunStatus.to_string(RUN_STATUS[job.status]), end_time=int(ended.timestamp() * 1000))
     return model_id

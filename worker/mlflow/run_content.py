@@ -13,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from engine.export import npz_bytes
 from engine.inference import predict
-from engine.problem import Plan, build_problem, plan_document
+from engine.problem import Plan, plan_document
 from engine.spec import JobSpec
 from services.charts.job import decision_boundary, plots, raw_inputs
+from services.datasets.use import DatasetGone, problem_for
 from services.mlflow.run_params import LOG_SCALE, param_name, spec_params
 from services.settings import Settings
 from services.store import metrics, step_arrays
@@ -110,7 +111,12 @@ def strides(job: Job, max_points: int) -> tuple[int, int]:
 def write_artifacts(session: Session, job: Job, folder: Path) -> None:
     """spec.json, model.npz (engine/export.py's; + a predict example), SVG plots, recorded gradients and traces."""
     (folder / "spec.json").write_text(json.dumps(job.spec, indent=2))
-    problem = build_problem(job.spec) if job.model else None
+    problem = None
+    if job.model:
+        try:
+            problem = problem_for(session, job.spec)
+        except DatasetGone:  # deleted since the job ended: the run gets no example rows and no map of them
+            problem = None
     if problem is not None:
         (folder / "model.npz").write_bytes(npz_bytes(job.spec, job.model))
         example = raw_inputs(problem)[:3]

@@ -21,23 +21,24 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModel, LoggedModelOutput, LoggedModelStatus
 from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, Schema
+from sqlalchemy.orm import Session
 
 from engine import export
 from engine.inference import predict
-from engine.problem import load_data
-from engine.spec import parse_spec
+from engine.spec import JobSpec, parse_spec
+from services.datasets.use import DatasetGone, raw_data
 from services.store.models import Job
 
 MODEL_NAME = "model"  # runs:/<run>/model
 EXAMPLE_ROWS = 3
 
 
-def feature_columns(n_inputs: int) -> list[str]:
-    """The input columns the signature names (`x0`, `x1`, ...)."""
-    return [f"x{i}" for i in range(n_inputs)]
+def feature_columns(spec: JobSpec, n_inputs: int) -> list[str]:
+    """The input columns the signature names: a dataset's feature columns, else `x0`, `x1`, ..."""
+    return list(spec.data.features) if spec.data.features else [f"x{i}" for i in range(n_inputs)]
 
 
-def log_run_model(client: MlflowClient, job: Job, experiment_id: str) -> str:
+def log_run_model(client: MlflowClient, session: Session, job: Job, experiment_id: str) -> str:
     """Log the job's model on its run (once) and return the LoggedModel's id."""
     import mlflow.onnx
 
@@ -49,7 +50,11 @@ def log_run_model(client: MlflowClient, job: Job, experiment_id: str) -> str:
                                                     tags={"job_id": str(job.id)})
     spec = parse_spec(job.spec)
     n_inputs = len(job.model["weights"][0][0])
-    example = pd.DataFrame(load_data(spec).X[:EXAMPLE_ROWS], columns=feature_columns(n_inputs))
+    try:
+        rows = raw_data(session, spec).X[:EXAMPLE_ROWS]
+    except DatasetGone:  # deleted since the job ended: an example of the right width instead of its first rows
+        rows = np.zeros((1, n_inputs))
+    example = pd.DataFrame(rows, columns=feature_columns(spec, n_inputs))
     outputs = np.asarray(predict(spec, job.model, example.to_numpy())["outputs"])
     columns = export.output_columns(spec, outputs.shape[1])
     signature = ModelSignature(inputs=Schema([ColSpec("double", name) for name in example.columns]),

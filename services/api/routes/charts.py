@@ -11,9 +11,9 @@ import re
 import numpy as np
 from flask import Blueprint, Response, request
 
-from engine.problem import build_problem
 from services.charts import job as job_charts
 from services.charts import svg as charts
+from services.datasets.use import DatasetGone, problem_for
 from services.mlflow.run_params import log_scale_params, param_name
 from services.store import metrics, step_arrays
 from services.store.models import Job as JobRow
@@ -61,7 +61,10 @@ def job_chart(job_id: int, name: str):
 
 
 def _boundary(job: JobRow, step: int | None) -> str | None:
-    problem = build_problem(job.spec)
+    try:
+        problem = problem_for(db(), job.spec)
+    except DatasetGone:
+        raise ApiError("not-recorded", f"job {job.id}'s dataset was deleted: its rows cannot be drawn") from None
     if problem.X_train.shape[1] != 2:
         return None
     if step is None:

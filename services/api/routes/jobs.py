@@ -24,7 +24,7 @@ from ..representations import job_model
 from ..request_session import db, transaction
 from ..schemas.common import NoQuery
 from ..schemas.jobs import CloneRequest, Job, JobChanges, JobList, JobListQuery, JobQuery
-from ..submission import check, invalid, reserve_quota
+from ..submission import check, dataset_rows, invalid, reserve_quota, resolved
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1/jobs")
 CREATED_HEADERS = {"Location": "the job's URL", "Idempotent-Replayed": "`true` when an earlier request with this key made the job"}
@@ -53,7 +53,8 @@ def _create(body: dict, parsed: JobSubmission | None):
     if prior is not None:
         return _job_response(job_or_404(prior), replayed=True)
     settings = current_app.config["SETTINGS"]
-    submission = check(body, settings, parsed=parsed)
+    document = resolved(body)  # an uploaded dataset's reference completed (digest, rows, features, classes)
+    submission = check(document, settings, parsed=parsed if document is body else None, raw=dataset_rows(document))
     parsed = submission.parsed
     reserve_quota(db(), owner(), submission.record_bytes, settings)
     job = jobs.create_job(db(), submission.spec, total_steps=submission.plan.total_steps, n_params=submission.plan.n_params,

@@ -1,5 +1,5 @@
-"""The pages: jobs (`/`), a job (`/jobs/{id}`), a sweep (`/sweeps/{id}`) and a comparison
-(`/compare?jobs=3,4,7`). Each is a small HTML shell and one script (static/pages.js) that reads the
+"""The pages: jobs (`/`), a job (`/jobs/{id}`), a sweep (`/sweeps/{id}`), datasets (`/datasets`) and
+a comparison (`/compare?jobs=3,4,7`). Each is a small HTML shell and one script (static/pages.js) that reads the
 typed API with the caller's token (asked for once, kept in the browser) and draws what it reads; the
 charts are SVG drawn on the server (routes/charts.py). Nothing is fetched from elsewhere."""
 
@@ -15,7 +15,8 @@ SHELL = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · Backprop Lab</title><link rel="icon" href="data:,"><link rel="stylesheet" href="{css}"></head>
 <body data-page="{page}" data-id="{ident}">
-<header><a href="{home}" class="brand">Backprop Lab</a> <nav><a href="{home}">jobs</a> <a href="{docs}">API</a></nav>
+<header><a href="{home}" class="brand">Backprop Lab</a> <nav><a href="{home}">jobs</a> <a href="/datasets">datasets</a>
+<a href="{docs}">API</a></nav>
 <span id="who"></span></header>
 <dialog id="login"><form method="dialog" id="login-form"><p>This service needs an API token (an operator creates one with
 <code>flask --app services.api tokens create NAME</code>).</p><label>Token <input id="token" type="password" autocomplete="off" required></label>
@@ -47,6 +48,11 @@ SWEEP = """<section id="overview"></section>
 <section><h2>Parallel coordinates</h2><div id="parallel"></div></section>
 <section><h2>Importance</h2><div id="importance"></div></section>"""
 
+DATASETS = """<section><table id="datasets"><thead><tr><th>id</th><th>name</th><th>rows</th><th>columns</th><th>bytes</th>
+<th>digest</th><th>created</th><th>used by</th></tr></thead><tbody></tbody></table>
+<p class="hint">Upload with <code>bplab datasets upload FILE</code> or <code>POST /api/v1/datasets</code>; a job names one with
+<code>"data": {"dataset": ID, "target": "COLUMN"}</code>.</p></section>"""
+
 COMPARE = """<section><div class="controls"><label>metric <select id="key"></select></label></div><div id="overlay"></div></section>
 <section><h2>How the specs differ</h2><table id="differences"><thead><tr><th>field</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Where the runs part</h2><ul id="parting"></ul></section>"""
@@ -74,6 +80,12 @@ def job_page(job_id: int):
 def sweep_page(sweep_id: int):
     """One sweep: progress, leaderboard, the objective against each parameter, parallel coordinates, importance."""
     return _page("sweep", f"Sweep {sweep_id}", SWEEP, sweep_id)
+
+
+@bp.get("/datasets")
+def datasets_page():
+    """The owner's datasets with their columns and the jobs that used them."""
+    return _page("datasets", "Datasets", DATASETS)
 
 
 @bp.get("/compare")

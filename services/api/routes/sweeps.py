@@ -9,9 +9,9 @@ import json
 from flask import Blueprint, Response, current_app, request, url_for
 from sqlalchemy import select
 
-from engine.problem import load_data
 from engine.spec import SpecError
 from engine.stacked import state_bytes
+from services.datasets.use import raw_data
 from services.jobs.checks import OverLimit, check_quota, parse_document
 from services.jobs.metadata import META_FIELDS
 from services.jobs.time_limits import TimeLimits
@@ -34,7 +34,7 @@ from ..representations import sweep_model, sweep_summary
 from ..request_session import db, transaction
 from ..schemas.common import NoQuery
 from ..schemas.sweeps import Importance, Sweep, SweepList, SweepListQuery
-from ..submission import check, invalid, over_limit
+from ..submission import check, dataset_rows, invalid, over_limit, resolved
 
 bp = Blueprint("sweeps", __name__, url_prefix="/api/v1/sweeps")
 SWEEP_ID = "<int(min=1, max=2147483647):sweep_id>"
@@ -70,11 +70,11 @@ def _check(req: SweepRequest, settings: Settings) -> TimeLimits:
     data, raw, needed, states = None, None, [], []
     for point in corner_points(req):
         try:
-            document = job_spec(req, point, 0)
+            document = resolved(job_spec(req, point, 0), "invalid-sweep")  # an uploaded dataset's reference completed
             parsed = parse_document(document if data is None else {**document, "data": data})
             if shares_data and raw is None:
-                data, raw = parsed.data, load_data(parsed)
-            checked = check(document, settings, parsed=parsed, raw=raw)
+                data, raw = parsed.data, raw_data(db(), parsed)
+            checked = check(document, settings, parsed=parsed, raw=raw if shares_data else dataset_rows(document))
             needed.append(checked.record_bytes)
             states.append(state_bytes(checked.parsed, checked.plan))
         except (SpecError, ApiError) as exc:

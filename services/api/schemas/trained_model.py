@@ -40,3 +40,6 @@ class Prediction(Out):
     outputs: list[list[float]]
     classes: list[int] | list[list[int]] | None = Field(
         default=None, description="cross_entropy: the argmax per row; bce: output > 0.5 per row and output")
+    labels: list[str] | list[float] | list[list[str]] | list[list[float]] | None = Field(
+        default=None, exclude_if=lambda value: value is None,
+        description="with an uploaded dataset's class labels: each row's class by its label (`data.classes` of the spec)")
