@@ -245,10 +245,17 @@ def _submitted(s: Session, job: dict, wait: bool) -> int:
 
 @command("submit", "submit a job spec")
 @click.argument("spec")
+@click.option("--dataset", "dataset_file", metavar="FILE", help="train on this CSV/NPZ/Parquet file: uploaded if new, then named as data.dataset")
 @new_job_options
-def submit(s: Session, spec: str, changes: tuple[Pair, ...], name: str | None, experiment: str | None, tags: tuple[Pair, ...],
-           wait: bool) -> int:
+def submit(s: Session, spec: str, dataset_file: str | None, changes: tuple[Pair, ...], name: str | None, experiment: str | None,
+           tags: tuple[Pair, ...], wait: bool) -> int:
     document = load_document(spec)
+    if dataset_file is not None:
+        dataset = s.api().upload_dataset(dataset_file)  # the same table again is the dataset it already is
+        data = document.get("data") if isinstance(document.get("data"), dict) else {}
+        document["data"] = {k: v for k, v in data.items() if k not in ("X", "y", "builtin", "n_samples", "noise")} | {"dataset": dataset["id"]}
+        if not s.json:
+            click.echo(f"dataset {dataset['id']} ({dataset['name']}, {dataset['rows']:,} rows)", err=True)
     for pair in changes:
         set_path(document, pair.key, pair.value)
     return _submitted(s, s.api().submit(document, **_meta(name, experiment, tags)), wait)
@@ -479,6 +486,68 @@ def leaderboard(s: Session, sweep_id: int, as_csv: bool) -> int:
 def sweeps(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is None:
         ctx.exit(_list_sweeps(ctx.obj, 20))
+
+
+@cli.group("datasets", invoke_without_command=True, help="datasets: list (default), upload, show, delete",
+           short_help="datasets: list (default), upload, show, delete")
+@global_options
+@click.pass_context
+def datasets(ctx: click.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        ctx.exit(_list_datasets(ctx.obj))
+
+
+def datasets_command(name: str, short: str) -> Callable:
+    def register(fn: Callable) -> click.Command:
+        return datasets.command(name, help=short, short_help=short)(global_options(click.pass_obj(fn)))
+    return register
+
+
+def _dataset_line(d: dict) -> str:
+    return f"{d['id']}\t{d['name']}\t{d['rows']:,} rows\t{len(d['columns'])} columns\t{d['bytes']:,} bytes\t{d['digest'][:12]}"
+
+
+def _list_datasets(s: Session) -> int:
+    found = s.api().datasets()
+    s.emit(found, "\n".join(_dataset_line(d) for d in found) or "no datasets yet: bplab datasets upload FILE")
+    return EXIT_OK
+
+
+@datasets_command("list", "datasets, newest first")
+def datasets_list(s: Session) -> int:
+    return _list_datasets(s)
+
+
+@datasets_command("upload", "upload a CSV (header row), NPZ (X, y) or Parquet file; the same table again is the same dataset")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", help="default: the file's name")
+@click.option("--delimiter", default=",", show_default=True, help="CSV field delimiter")
+def datasets_upload(s: Session, path: str, name: str | None, delimiter: str) -> int:
+    found = s.api().upload_dataset(path, name=name, delimiter=delimiter)
+    columns = ", ".join(f"{c['name']} ({c['type']})" for c in found["columns"][:20])
+    s.emit(found, f"dataset {found['id']}: {found['name']}, {found['rows']:,} rows; columns {columns}")
+    return EXIT_OK
+
+
+@datasets_command("show", "a dataset's columns, size and the jobs that used it")
+@click.argument("dataset_id", metavar="ID", type=int)
+def datasets_show(s: Session, dataset_id: int) -> int:
+    found = s.api().dataset(dataset_id)
+    used = s.api().dataset_jobs(dataset_id)
+    lines = [_dataset_line(found), f"digest {found['digest']}"]
+    lines += [f"  {c['name']}: {c['type']}" + (f", {c['missing']} empty" if c["missing"] else "")
+              + (f", classes {c['classes'][:10]}" if c["type"] == "string" and c["classes"] else "") for c in found["columns"]]
+    lines.append(f"used by jobs {[j['id'] for j in used['jobs']]}" + (f", sweeps {used['sweeps']}" if used["sweeps"] else ""))
+    s.emit({**found, "jobs": [j["id"] for j in used["jobs"]], "sweeps": used["sweeps"]}, "\n".join(lines))
+    return EXIT_OK
+
+
+@datasets_command("delete", "delete a dataset no unfinished job uses")
+@click.argument("dataset_id", metavar="ID", type=int)
+def datasets_delete(s: Session, dataset_id: int) -> int:
+    s.api().delete_dataset(dataset_id)
+    s.emit({"deleted": dataset_id}, f"deleted dataset {dataset_id}")
+    return EXIT_OK
 
 
 def sweeps_command(name: str, short: str) -> Callable:

@@ -142,3 +142,21 @@ def test_python_client_with_tokens(auth_app, tokens):
             bob.get(job["id"])
         with pytest.raises(Unauthorized):
             nobody.jobs()
+
+
+def test_datasets_belong_to_their_owner(auth_app, tokens):
+    content = b"a,b,label\n1,2,x\n3,4,y\n5,6,x\n"
+    with http(auth_app, tokens["alice"]) as alice, http(auth_app, tokens["bob"]) as bob:
+        mine = alice.post("/api/v1/datasets", files={"file": ("d.csv", content)}).json()
+        assert bob.get(f"/api/v1/datasets/{mine['id']}").status_code == 404
+        assert bob.get(f"/api/v1/datasets/{mine['id']}/jobs").status_code == 404
+        assert bob.delete(f"/api/v1/datasets/{mine['id']}").status_code == 404
+        spec = {"model": {"layers": [{"units": 1, "activation": "sigmoid"}]}, "loss": "bce", "data": {"dataset": mine["id"], "target": "label"}}
+        refused = bob.post("/api/v1/jobs", json=spec)
+        assert refused.status_code == 422 and refused.json()["field"] == "data.dataset"
+        theirs = bob.post("/api/v1/datasets", files={"file": ("d.csv", content)})
+        assert theirs.status_code == 201 and theirs.json()["id"] != mine["id"]  # the same table: bob's own dataset
+        assert mine["id"] not in [d["id"] for d in bob.get("/api/v1/datasets").json()["datasets"]]
+        assert alice.post("/api/v1/jobs", json=spec).status_code == 202
+        with http(auth_app, tokens["alice-laptop"]) as laptop:  # another token of alice's: her datasets
+            assert laptop.get(f"/api/v1/datasets/{mine['id']}").status_code == 200

@@ -236,9 +236,8 @@ def test_a_sweep_searches_over_datasets_and_feature_lists(client):
 
 
 def test_the_client_takes_numpy_arrays_and_uploads_dataframes(app):
-    import pandas as pd
-
     import httpx
+    import pandas as pd
 
     from bplab import Client
 

@@ -115,3 +115,34 @@ def test_what_the_server_refuses_itself_is_problem_json_and_the_access_log_keeps
         proc.wait(20)
     text = log.read_text()
     assert '"GET /healthz HTTP/1.1" 400' in text and "bpl_secret_in_the_url" not in text, text[-2000:]
+
+
+def test_uploads_are_bounded_before_their_body_and_a_cut_one_stores_nothing(tmp_path):
+    """Through the real server: a 10 GB Content-Length is refused from its headers (413, nothing read);
+    an upload that stops half-way stores nothing; a 2 MB CSV (spooled to disk, not memory) becomes a dataset."""
+    import httpx
+
+    port = free_port()
+    db = tmp_path / "db.sqlite"
+    upgrade(f"sqlite:///{db}")
+    proc, _log = _serve(tmp_path, f"127.0.0.1:{port}", DATABASE_URL=f"sqlite:///{db}", MAX_DATASET_BYTES="3000000")
+    try:
+        wait_for(lambda: port_open("127.0.0.1", port), 30, what="the API server")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(b"POST /api/v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                        b"Content-Length: 10737418240\r\n\r\n")
+            answer = raw.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 413") and "application/problem+json" in answer and "MAX_DATASET_BYTES" in answer
+        rows = "a,b,label\n" + "".join(f"{i},{i * 0.5},{'x' if i % 2 else 'y'}\n" for i in range(100_000))
+        body = (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n\r\n" + rows.encode() + b"\r\n--b--\r\n")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # half the body, then the client is gone
+            raw.sendall(b"POST /api/v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                        + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2])
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            assert client.get("/api/v1/datasets").json()["datasets"] == []
+            made = client.post("/api/v1/datasets", content=body, headers={"Content-Type": "multipart/form-data; boundary=b"})
+            assert made.status_code == 201, made.text
+            assert made.json()["rows"] == 100_000 and made.json()["upload_bytes"] == len(rows.encode())
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -196,3 +196,25 @@ def test_a_closed_output_ends_quietly():
     finally:
         os.close(write)
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_datasets_commands_and_submit_with_a_dataset_file(bplab, tmp_path):
+    rows = ["x1,x2,label"] + [f"{i / 10},{(i % 7) / 7},{'yes' if i % 2 else 'no'}" for i in range(60)]
+    data = tmp_path / "mine.csv"
+    data.write_text("\n".join(rows) + "\n")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"model": {"layers": [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}]},
+                                "loss": "bce", "data": {"builtin": "moons", "target": "label"}, "epochs": 2}))
+    uploaded = bplab("datasets", "upload", str(data), "--name", "mine")
+    assert uploaded.returncode == 0 and "60 rows" in uploaded.stdout and "label (string)" in uploaded.stdout, uploaded.stderr
+    job = bplab("--json", "submit", str(spec), "--dataset", str(data), "--wait")  # the same file: the same dataset, then the job
+    assert job.returncode == 0, job.stderr
+    found = json.loads(job.stdout)
+    assert found["status"] == "succeeded" and found["summary"]["classes"] == ["no", "yes"]
+    listed = json.loads(bplab("--json", "datasets").stdout)
+    assert [d["name"] for d in listed].count("mine") == 1
+    dataset_id = listed[0]["id"]
+    shown = bplab("datasets", "show", str(dataset_id))
+    assert shown.returncode == 0 and f"used by jobs [{found['id']}]" in shown.stdout and "classes ['no', 'yes']" in shown.stdout
+    assert bplab("datasets", "delete", str(dataset_id)).returncode == 0
+    assert bplab("datasets", "show", str(dataset_id)).returncode != 0

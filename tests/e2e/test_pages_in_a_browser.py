@@ -1,4 +1,4 @@
-"""The pages as a person meets them: served by gunicorn next to the API, opened in headless Chromium
+"""The pages as a person meets them: served by the API's own server, opened in headless Chromium
 against a live stack (workers training), with no error on the console. The job page draws the
 spec's network and, at step 0 of the post's example, the post's δ and ∂L/∂W as REST's trace gives
 them; a running job's chart grows while it trains; a sweep's page lists every point; the compare page
@@ -204,3 +204,26 @@ def test_with_auth_the_pages_ask_for_a_token_once_and_show_only_its_owners_jobs(
         screenshot(browser, "job-page-another-owner")
         # the only errors: the first request before the token (401), and bob's job (404)
         assert all(re.search(r"status of (401|404)", e) for e in console_errors(browser)), console_errors(browser)
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_the_datasets_page_lists_a_dataset_with_its_jobs_and_the_job_page_names_it(stack):
+    from selenium.webdriver.common.by import By
+
+    rows = ["size,weight,kind"] + [f"{i % 10},{(i * 7) % 13},{'cat' if i % 3 else 'dog'}" for i in range(90)]
+    with stack.client() as api:
+        dataset = api.post("/api/v1/datasets", files={"file": ("pets.csv", ("\n".join(rows) + "\n").encode(), "text/csv")}).json()
+        job = api.post("/api/v1/jobs", json={"model": {"layers": [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}]},
+                                             "loss": "bce", "data": {"dataset": dataset["id"], "target": "kind"}, "epochs": 2}).json()
+        wait_status(api, job["id"], {"succeeded"})
+    with chromium() as browser:
+        _ready(browser, f"{stack.url}/datasets")
+        row = browser.find_element(By.ID, f"dataset-{dataset['id']}")
+        assert "pets.csv" in row.text and "90" in row.text and "kind (string)" in row.text and f"job {job['id']}" in row.text
+        screenshot(browser, "datasets-page")
+        assert console_errors(browser) == []
+        _ready(browser, f"{stack.url}/jobs/{job['id']}")
+        link = browser.find_element(By.ID, "dataset")
+        assert link.text == f"dataset {dataset['id']}: 90 rows, target kind" and link.get_attribute("href").endswith(f"#dataset-{dataset['id']}")
+        assert "classes" in browser.find_element(By.ID, "summary").text
+        assert console_errors(browser) == []

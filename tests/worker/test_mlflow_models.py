@@ -5,12 +5,14 @@ gets none, and the model goes with its run: kept while the job is archived, dele
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from types import SimpleNamespace
 
 import mlflow
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -156,3 +158,51 @@ def test_each_member_of_a_stacked_sweep_carries_its_own_model_and_mlflow_serves_
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
         log.close()
+
+
+@both_databases
+def test_a_dataset_jobs_run_names_its_dataset_once_per_context_and_rows_are_read_once(database_url, mlflow_server, tmp_path):
+    from services.datasets import canonical
+    from services.datasets.tables import read_table
+    from services.datasets.use import CACHE, resolve
+    from services.store import datasets
+
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    settings = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url)
+    path = tmp_path / "flowers.csv"
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(90, 2))
+    path.write_text("petal,sepal,species\n" + "".join(f"{a},{b},{'iris' if a > b else 'rose'}\n" for a, b in X.tolist()))
+    table = read_table(path, "csv")
+    with sessions.begin() as s:
+        row, _ = datasets.create(s, "local", name="flowers.csv", digest=canonical.digest(table), form="csv", rows=table.rows,
+                                 columns=[canonical.profile(c) for c in table.columns], preview=canonical.preview(table),
+                                 data=canonical.encode(table), upload_bytes=path.stat().st_size, max_owner_bytes=10**9)
+        dataset_id = row.id
+    loads = CACHE.loads
+    ids = []
+    for seed in range(3):
+        document = {"model": {"layers": [{"units": 4, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}]}, "loss": "bce",
+                    "data": {"dataset": dataset_id, "target": "species", "validation_split": 0.2}, "epochs": 3, "seed": seed}
+        with sessions.begin() as s:
+            spec = resolve(s, "local", document)
+            ids.append(jobs.create_job(s, spec, total_steps=1, n_params=1, experiment=f"flowers-{free_port()}").id)
+    assert [train(i, settings) for i in ids] == ["succeeded"] * 3
+    assert CACHE.loads - loads <= 1  # three jobs on one dataset: its rows parsed once in this process (none if cached before)
+    assert mirror_pass(settings) == dict.fromkeys(ids, "synced")
+    client = MlflowClient(mlflow_server.url)
+    job = _job(sessions, ids[0])
+    inputs = client.get_run(job.mlflow_run_id).inputs.dataset_inputs
+    assert sorted(next(t.value for t in i.tags if t.key == "mlflow.data.context") for i in inputs) == ["training", "validation"]
+    assert len(inputs) == 2 and len({i.dataset.digest for i in inputs}) == 2 and sum(json.loads(i.dataset.profile)["num_rows"]
+                                                                                    for i in inputs) == 90
+    dataset = inputs[0].dataset
+    assert dataset.name == "flowers.csv" and f"bplab:datasets/{dataset_id}" in dataset.source
+    assert [c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]] == ["petal", "sepal", "species"]
+    mlflow.set_tracking_uri(mlflow_server.url)
+    model = mlflow.pyfunc.load_model(f"runs:/{job.mlflow_run_id}/model")
+    assert [c.name for c in model.metadata.signature.inputs.inputs] == ["petal", "sepal"]
+    props = {p.key: p.value for p in onnx.load(mlflow.artifacts.download_artifacts(f"runs:/{job.mlflow_run_id}/model") + "/model.onnx")
+             .metadata_props}
+    assert json.loads(props["bplab.classes"]) == ["iris", "rose"]

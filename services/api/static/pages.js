@@ -206,6 +206,11 @@ function overview(job) {
     el("a", { href: "#", id: "csv" }, "metrics as CSV"));
   if (job.mlflow.run_url) links.append(" · ", el("a", { href: job.mlflow.run_url, id: "mlflow" }, "MLflow run"));
   if (job.sweep_id) links.append(" · ", el("a", { href: `/sweeps/${job.sweep_id}` }, `sweep ${job.sweep_id}`));
+  const data = (job.spec || {}).data || {};
+  if (data.dataset) {
+    links.append(" · ", el("a", { href: `/datasets#dataset-${data.dataset}`, id: "dataset" },
+      `dataset ${data.dataset}: ${data.rows} rows, target ${[].concat(data.target).join(", ")}`));
+  }
   const formats = { onnx: "application/onnx", safetensors: "application/octet-stream", npz: "application/octet-stream" };
   if (job.status === "succeeded") {
     links.append(" · model as ");
@@ -483,5 +488,25 @@ async function comparePage() {
   ready();
 }
 
-const PAGES = { jobs: jobsPage, job: jobPage, sweep: sweepPage, compare: comparePage };
+// -- datasets: each with its columns and the jobs that used it ------------------------------------------
+async function datasetsPage() {
+  const found = [];
+  let next = "/api/v1/datasets?limit=200";
+  while (next) {
+    const pageOf = await api(next);
+    found.push(...pageOf.datasets);
+    next = pageOf.next;
+  }
+  const lineages = await Promise.all(found.map((d) => api(d.links.jobs)));
+  $("#datasets tbody").replaceChildren(...found.map((d, i) => el("tr", { id: `dataset-${d.id}` },
+    el("td", {}, String(d.id)), el("td", {}, d.name), el("td", {}, d.rows.toLocaleString()),
+    el("td", { class: "columns" }, d.columns.map((c) => `${c.name} (${c.type})`).join(", ")),
+    el("td", {}, d.bytes.toLocaleString()), el("td", { title: d.digest }, d.digest.slice(0, 12)), el("td", {}, when(d.created_at)),
+    el("td", {}, ...lineages[i].jobs.flatMap((j, k) => [k ? ", " : "", el("a", { href: `/jobs/${j.id}` }, `job ${j.id}`)]),
+      ...lineages[i].sweeps.map((id) => el("span", {}, " · ", el("a", { href: `/sweeps/${id}` }, `sweep ${id}`)))))));
+  if (!found.length) say("no datasets yet: bplab datasets upload FILE");
+  ready();
+}
+
+const PAGES = { jobs: jobsPage, job: jobPage, sweep: sweepPage, compare: comparePage, datasets: datasetsPage };
 PAGES[page]().catch((error) => { say(error.message, true); ready(); });
