@@ -89,7 +89,7 @@ def _csv(path: Path, delimiter: str, max_columns: int) -> Table:
     try:
         arrow = pc.read_csv(path, parse_options=pc.ParseOptions(delimiter=delimiter, newlines_in_values=True),
                             convert_options=pc.ConvertOptions(null_values=[""], strings_can_be_null=True))
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, ValueError) as exc:
         message = str(exc)
         if "Expected" in message and "columns" in message:
             row, fields = _ragged_row(path, delimiter, len(header))

@@ -19,7 +19,8 @@ class DatasetUpload(BaseModel):
 
     file: BaseFile = Field(description="CSV with a header row (UTF-8), NPZ with arrays `X` and `y`, or Parquet")
     name: str | None = Field(default=None, min_length=1, max_length=200, description="default: the file's name")
-    delimiter: str = Field(default=",", min_length=1, max_length=1, description="CSV: the field delimiter (`,`, `;`, a tab …)")
+    delimiter: str = Field(default=",", min_length=1, max_length=1, pattern=r'^[^"\r\n]$',
+                           description="CSV: the field delimiter (`,`, `;`, a tab …; not a quote or a line break)")
     format: Literal["csv", "npz", "parquet"] | None = Field(default=None, description="default: from the file's name and first bytes")
 
 
