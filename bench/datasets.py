@@ -1,7 +1,7 @@
 """Your own data: a 50,000-row × 20-feature CSV with a string label, through a live stack (API,
 two training workers, SQLite), as a dataset against the same rows inline.
 
-    .venv/bin/python bench/datasets.py [--rows 50000] [--points 100]
+    .venv/bin/python bench/datasets.py [--rows 50000] [--points 100] [--max-parallel 100]
 
 Figures (targets from the datasets issue), printed side by side:
 - the upload's time (the client's `upload_dataset`, through the HTTP server);
@@ -42,11 +42,11 @@ def write_csv(path: Path, rows: int) -> tuple[np.ndarray, list[str]]:
     return np.round(X, 6), labels.tolist()
 
 
-def sweep_body(data: dict, points: int) -> dict:
+def sweep_body(data: dict, points: int, max_parallel: int) -> dict:
     base = {"model": {"layers": [{"units": 16, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}]}, "loss": "bce",
             "data": data, "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 500, "epochs": 1, "record": {"every": 20}}
     return {"base": base, "strategy": "grid", "space": {"optimizer.lr": [float(v) for v in np.geomspace(1e-4, 1.0, points)]},
-            "max_parallel": points, "stack": False}
+            "max_parallel": max_parallel, "stack": False}
 
 
 def stored_bytes(database: str, sweep_id: int, dataset_id: int | None) -> int:
@@ -75,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--points", type=int, default=100)
+    parser.add_argument("--max-parallel", type=int, default=100, help="the sweep's max_parallel (jobs created by the submission itself)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bplab-datasets-"))
@@ -91,12 +92,13 @@ def main() -> None:
             upload = time.perf_counter() - started
             print(f"{args.rows:,} rows x {FEATURES} features + a string label: CSV {size / 1e6:.1f} MB; upload {upload:.2f} s "
                   f"(stored {dataset['bytes'] / 1e6:.1f} MB)")
-            with_data = run_sweep(client, sweep_body({"dataset": dataset["id"], "target": "decision"}, args.points), database, dataset["id"])
+            named = sweep_body({"dataset": dataset["id"], "target": "decision"}, args.points, args.max_parallel)
+            with_data = run_sweep(client, named, database, dataset["id"])
             y = [1 if v == "rejected" else 0 for v in labels]  # the classes in sorted order: accepted 0, rejected 1
-            inline = run_sweep(client, sweep_body({"X": X.tolist(), "y": y}, args.points), database, None)
+            inline = run_sweep(client, sweep_body({"X": X.tolist(), "y": y}, args.points, args.max_parallel), database, None)
     finally:
         stack.stop()
-    print(f"{args.points}-point sweep             with the dataset    rows inline    inline/dataset")
+    print(f"{args.points}-point sweep, max_parallel {args.max_parallel}   with the dataset    rows inline    inline/dataset")
     print(f"  time to submit        {with_data[0]:10.2f} s      {inline[0]:10.2f} s    {inline[0] / with_data[0]:8.1f}x   "
           f"target <= 0.5 s: {'met' if with_data[0] <= 0.5 else 'NOT met'}")
     print(f"  bytes stored          {with_data[1] / 1e6:10.1f} MB     {inline[1] / 1e6:10.1f} MB   {inline[1] / with_data[1]:8.1f}x   "
