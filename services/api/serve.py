@@ -17,6 +17,7 @@ the app's errors, and the access log records the path, never the query string.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable
 
 from waitress import create_server
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
 from waitress.task import ErrorTask
 
 from services.settings import SettingsError, get_settings
@@ -35,6 +37,7 @@ from .problems import PROBLEMS
 MAX_HEADER_BYTES = 64 * 1024  # all headers together (one header over 8,190 bytes, or a request line over 4,094, the app refuses)
 CONNECTION_LIMIT = 2000  # open sockets before new ones wait in the backlog (slow clients cost a socket each)
 IDLE_SECONDS = 60  # a connection that sends nothing for this long is closed
+UPLOAD_PATH = "/api/v1/datasets"
 UPLOAD_OVERHEAD = 64 * 1024  # a dataset upload's form fields and boundaries beside the file (routes/datasets.py)
 SERVER_KINDS = {400: "bad-request", 413: "request-too-large", 431: "request-header-fields-too-large"}
 DETAILS = {"bad-request": "the request could not be parsed as HTTP",
@@ -66,8 +69,22 @@ class _ProblemErrorTask(ErrorTask):
         access_log.info('%s "- - -" %s %d 0.000s', self.channel.addr[0] if self.channel.addr else "-", PROBLEMS[kind].status, len(body))
 
 
+class _BoundedParser(HTTPRequestParser):
+    """Each request's body bounded from its headers, before a byte of it is read: an upload to
+    /api/v1/datasets by MAX_DATASET_BYTES (the server's own bound), anything else by MAX_REQUEST_BYTES."""
+
+    other_bodies = 0  # set from the settings when the server is made
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if self.path.rstrip("/") != UPLOAD_PATH and self.other_bodies:
+            self.adj = copy.copy(self.adj)
+            self.adj.max_request_body_size = min(self.adj.max_request_body_size, self.other_bodies)
+
+
 class _ProblemChannel(HTTPChannel):
     error_task_class = _ProblemErrorTask
+    parser_class = _BoundedParser
 
 
 class AccessLog:
@@ -119,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(str(exc)) from None
 
     host, port = _bind(bind)
-    largest_body = max(settings.max_request_bytes, settings.max_dataset_bytes + UPLOAD_OVERHEAD)  # the app holds each route to its own
+    largest_body = max(settings.max_request_bytes, settings.max_dataset_bytes + UPLOAD_OVERHEAD)
+    _BoundedParser.other_bodies = settings.max_request_bytes + 1  # waitress refuses a body of its bound or more
     server = create_server(AccessLog(app), host=host, port=port, threads=settings.api_threads, connection_limit=CONNECTION_LIMIT,
                            channel_timeout=IDLE_SECONDS, max_request_header_size=MAX_HEADER_BYTES,
                            max_request_body_size=largest_body, asyncore_use_poll=True, ident="bplab",
