@@ -46,7 +46,7 @@ def sweep_body(data: dict, points: int, max_parallel: int) -> dict:
     base = {"model": {"layers": [{"units": 16, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}]}, "loss": "bce",
             "data": data, "optimizer": {"name": "adam", "lr": 0.01}, "batch_size": 500, "epochs": 1, "record": {"every": 20}}
     return {"base": base, "strategy": "grid", "space": {"optimizer.lr": [float(v) for v in np.geomspace(1e-4, 1.0, points)]},
-            "max_parallel": max_parallel, "stack": False}
+            "max_parallel": max_parallel}
 
 
 def stored_bytes(database: str, sweep_id: int, dataset_id: int | None) -> int:

@@ -81,8 +81,12 @@ def _advance(sessions: sessionmaker[Session], sweep_id: int, settings: Settings)
     dists = studies.distributions(request)
     unsent: list[int] = []
     loaded: dict[int, RawData] = {}
+    fresh: list[studies.NewTrial] = []
     while started < sweep.n_trials and active + sweep.seeds <= max(sweep.max_parallel, sweep.seeds):
-        trial = unstarted.pop(0) if unstarted else study.ask(dists)
+        if not unstarted and not fresh and request.strategy == "grid":  # a grid's next points in one go, not ask by ask
+            room = max(1, (max(sweep.max_parallel, sweep.seeds) - active) // sweep.seeds)
+            fresh = studies.grid_trials(study, request, settings.database_url, min(sweep.n_trials - started, room))
+        trial = unstarted.pop(0) if unstarted else fresh.pop(0) if fresh else study.ask(dists)
         params = studies.decode_params(trial.params)
         with sessions.begin() as session:
             try:

@@ -9,9 +9,13 @@ is used.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import numpy as np
 import optuna
 
 from ..store.db import sqlalchemy_url
@@ -84,6 +88,45 @@ def load_study(sweep: Sweep, database_url: str) -> optuna.Study:
                   else optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, grace)))
     return optuna.create_study(storage=storage(database_url), study_name=study_name(sweep.id), sampler=sampler, pruner=pruner,
                                direction=request.objective.goal, load_if_exists=True)
+
+
+@dataclass(frozen=True)
+class NewTrial:
+    number: int
+    params: dict[str, Any]
+
+
+def grid_trials(study: optuna.Study, request: SweepRequest, database_url: str, count: int) -> list[NewTrial]:
+    """Up to `count` new trials of a grid, made with one read of the study and one insert each.
+
+    `study.ask` re-reads every unfinished trial from the storage, and GridSampler reads them all
+    again to find an unvisited point, so asking a grid point by point costs n² reads (3.5 s of a
+    100-point grid's submission, measured). The trials are the ones GridSampler would make: its grid
+    (the space by sorted name, shuffled by the sweep's seed), `grid_id` and `search_space` in their
+    system attrs, so a study can mix them with trials GridSampler made; the unvisited points are taken
+    in the grid's (shuffled) order."""
+    dists = distributions(request)
+    space = {name: list(dists[name].choices) for name in sorted(dists)}
+    grids = list(itertools.product(*space.values()))
+    np.random.RandomState(request.base_seed % 2**32 or 0).shuffle(grids)  # GridSampler's own shuffle of its grid
+    trials = study.get_trials(deepcopy=False)
+    taken = {t.system_attrs.get("grid_id") for t in trials}
+    store = storage(database_url)
+    study_id = store.get_study_id_from_name(study.study_name)
+    made: list[NewTrial] = []
+    for grid_id in (g for g in range(len(grids)) if g not in taken):
+        if len(made) == count:
+            break
+        params = dict(zip(space, grids[grid_id], strict=True))
+        template = optuna.trial.FrozenTrial(
+            number=-1, state=optuna.trial.TrialState.RUNNING, value=None, datetime_start=datetime.now(), datetime_complete=None,
+            params=params, distributions={name: dists[name] for name in space}, user_attrs={},
+            system_attrs={"search_space": space, "grid_id": grid_id}, intermediate_values={}, trial_id=-1)
+        new_id = store.create_new_trial(study_id, template_trial=template)
+        # numbered in creation order, and the caller holds the sweep's lock: looked up once, then counted
+        number = store.get_trial_number_from_id(new_id) if not made else made[0].number + len(made)
+        made.append(NewTrial(number, params))
+    return made
 
 
 def trial_id(study: optuna.Study, database_url: str, trial_number: int) -> int:

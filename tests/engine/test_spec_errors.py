@@ -62,9 +62,9 @@ BAD = [
     ("unknown dtype", mutate("dtype", "float16"), "dtype", "not one of the allowed"),
     ("empty layers", mutate("model.layers", []), "model.layers", "at least 1"),
     ("zero units", mutate("model.layers[0].units", 0), "model.layers[0].units", "greater than or equal to 1"),
-    ("no data", mutate("data", {}), "data.X", "give inline X and y, or a builtin"),
+    ("no data", mutate("data", {}), "data.X", "give inline X and y, a builtin dataset, or an uploaded dataset"),
     ("unknown dataset", mutate("data", {"builtin": "mnist"}), "data.builtin", "not one of the allowed"),
-    ("both data sources", mutate("data.builtin", "xor"), "data.builtin", "not both"),
+    ("both data sources", mutate("data.builtin", "xor"), "data.builtin", "not X and builtin"),
     ("validation leaves nothing", mutate("data.validation_split", 0.5), "data.validation_split", "both need at least 1"),
     ("step schedule without size", mutate("optimizer.schedule", {"name": "step"}), "optimizer.schedule.step_size", "required"),
 ]

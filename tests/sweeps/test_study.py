@@ -50,3 +50,27 @@ def test_no_code_reaches_into_optunas_private_storage():
     offenders = [str(p.relative_to(ROOT)) for folder in ("services", "worker") for p in (ROOT / folder).rglob("*.py")
                  if re.search(r"\._storage\b|\._study_id\b|\._trial_id\b", p.read_text())]
     assert offenders == []
+
+
+@both_databases
+def test_a_grid_is_made_point_by_point_once_each_across_advances_and_beside_grid_sampler_trials(database_url):
+    import optuna
+
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    space = {"optimizer.lr": [0.01, 0.02, 0.03, 0.04], "batch_size": [4, 8, 16]}
+    request = parse_request({"base": small(), "space": space, "max_parallel": 5, "stack": False})
+    with sessions.begin() as s:
+        sweep_row = advance.create_sweep(s, request, TimeLimits(60, 120))
+    with sessions() as s:
+        found = study.load_study(s.get(Sweep, sweep_row.id), database_url)
+    asked = found.ask(study.distributions(request))  # one trial as GridSampler makes it (an older version's way)
+    made = study.grid_trials(found, request, database_url, 4)
+    assert [t.number for t in made] == [1, 2, 3, 4]
+    rest = study.grid_trials(found, request, database_url, 100)
+    points = [tuple(sorted(t.params.items())) for t in [*made, *rest]] + [tuple(sorted(asked.params.items()))]
+    assert len(points) == 12 and len(set(points)) == 12  # every point of the 4 × 3 grid, once
+    assert study.grid_trials(found, request, database_url, 5) == []  # exhausted
+    stored = found.get_trials(deepcopy=False)
+    assert len({t.system_attrs["grid_id"] for t in stored}) == 12 and all(t.state == optuna.trial.TrialState.RUNNING for t in stored)
+    assert [t.number for t in stored] == list(range(12))
