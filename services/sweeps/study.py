@@ -117,10 +117,11 @@ def grid_trials(study: optuna.Study, request: SweepRequest, database_url: str, c
     for grid_id in (g for g in range(len(grids)) if g not in taken):
         if len(made) == count:
             break
-        params = dict(zip(space, grids[grid_id], strict=True))
+        by_name = dict(zip(space, grids[grid_id], strict=True))
+        params = {name: by_name[name] for name in dists}  # in the space's own order, as ask gives them (run names follow it)
         template = optuna.trial.FrozenTrial(
             number=-1, state=optuna.trial.TrialState.RUNNING, value=None, datetime_start=datetime.now(), datetime_complete=None,
-            params=params, distributions={name: dists[name] for name in space}, user_attrs={},
+            params=params, distributions=dict(dists), user_attrs={},
             system_attrs={"search_space": space, "grid_id": grid_id}, intermediate_values={}, trial_id=-1)
         new_id = store.create_new_trial(study_id, template_trial=template)
         # numbered in creation order, and the caller holds the sweep's lock: looked up once, then counted

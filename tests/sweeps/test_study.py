@@ -66,7 +66,7 @@ def test_a_grid_is_made_point_by_point_once_each_across_advances_and_beside_grid
         found = study.load_study(s.get(Sweep, sweep_row.id), database_url)
     asked = found.ask(study.distributions(request))  # one trial as GridSampler makes it (an older version's way)
     made = study.grid_trials(found, request, database_url, 4)
-    assert [t.number for t in made] == [1, 2, 3, 4]
+    assert [t.number for t in made] == [1, 2, 3, 4] and all(list(t.params) == list(space) for t in made)  # the space's order
     rest = study.grid_trials(found, request, database_url, 100)
     points = [tuple(sorted(t.params.items())) for t in [*made, *rest]] + [tuple(sorted(asked.params.items()))]
     assert len(points) == 12 and len(set(points)) == 12  # every point of the 4 × 3 grid, once
