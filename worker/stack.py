@@ -30,9 +30,7 @@ from services.store.models import JobStatus
 from services.store.retry import TRANSIENT, retry_db
 
 from .heartbeat import beating
-from .recorder import LeaseLost, Recorder, flush_together
-from .sweep_hooks import EarlyStopping, after_job_ended
-from .training import (
+from .job_steps import (
     StopRules,
     Verdict,
     cancelled,
@@ -46,6 +44,8 @@ from .training import (
     over_quota,
     train_loop,
 )
+from .recorder import LeaseLost, Recorder, flush_together
+from .sweep_hooks import EarlyStopping, after_job_ended
 
 logger = logging.getLogger(__name__)
 LEASE_LOST = "lease lost"
