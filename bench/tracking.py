@@ -33,7 +33,7 @@ from services.migrate import upgrade
 from services.settings import Settings
 from services.store import jobs
 from services.store.db import session_factory
-from services.up import IDLE_ONLY
+from services.up import MLFLOW_NICENESS
 from tests.support.services import MlflowServer
 
 
@@ -111,7 +111,7 @@ def main() -> None:
     server = MlflowServer().start()
     mirrored = Settings(database_url=f"sqlite:///{tmp}/mirrored.db", mlflow_tracking_uri=server.url, flush_seconds=0.5)
     upgrade(mirrored.database_url)
-    loop = subprocess.Popen([*IDLE_ONLY.split(), sys.executable, __file__, "--mirror-loop", mirrored.database_url, server.url],
+    loop = subprocess.Popen(["nice", "-n", str(MLFLOW_NICENESS), sys.executable, __file__, "--mirror-loop", mirrored.database_url, server.url],
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     try:
         time.sleep(15)  # the MLflow server's start-up keeps both cores busy for a while

@@ -48,10 +48,10 @@ class Settings(BaseSettings):
                                           "(MLflow's own variable)")
     mlflow_tracking_password: str = Field(default="", description="with AUTH=on: that admin's password (MLflow's own variable)")
     mlflow_ui_url: str = Field(default="", description="the MLflow address users open (default: MLFLOW_TRACKING_URI)")
-    mlflow_max_points: int = Field(default=10_000, ge=1, description="points per metric key sent to MLflow (thinned evenly beyond)")
+    mlflow_max_points_per_key: int = Field(default=1_000, ge=4, description="points per statistic (norms, ratios, dead fractions) "
+                                           "sent to MLflow; past it min/max buckets as the REST metrics downsample (bench/mlflow_ui.py)")
+    mlflow_max_loss_points: int = Field(default=5_000, ge=4, description="the same for the loss, the accuracy and the epoch figures")
     mlflow_flush_seconds: float = Field(default=1.0, gt=0, description="how often the MLflow worker looks for runs behind the store")
-    mlflow_live_points_per_second: int = Field(default=1000, ge=0,
-                                               description="points per second mirrored while a job trains (0: no limit)")
     mlflow_log_models: bool = Field(default=True, description="log each succeeded run's network as an MLflow model (ONNX flavor)")
 
     # -- size limits, checked before anything is queued -----------------------------------------

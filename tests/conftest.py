@@ -56,7 +56,7 @@ def mlflow_stack(request, redis_server, mlflow_server, tmp_path_factory):
     """API, a training worker, Celery beat and the MLflow worker mirroring into the real MLflow server."""
     yield from running_stack(request.param, redis_server.url, tmp_path_factory, beat=True, mirror=True, env_overrides={
         "MLFLOW_TRACKING_URI": mlflow_server.url, "MLFLOW_UI_URL": "http://mlflow.example:5000",
-        "MLFLOW_FLUSH_SECONDS": "0.5", "MLFLOW_MAX_POINTS": str(MAX_POINTS), "PUBLIC_URL": "http://bplab.example:8000"})
+        "MLFLOW_FLUSH_SECONDS": "0.5", "MLFLOW_MAX_POINTS_PER_KEY": str(MAX_POINTS), "MLFLOW_MAX_LOSS_POINTS": str(MAX_POINTS), "PUBLIC_URL": "http://bplab.example:8000"})
 
 
 @pytest.fixture

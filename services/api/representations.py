@@ -47,7 +47,8 @@ def job_model(job: JobRow, with_spec: bool = False, with_params: bool = False) -
         n_params=job.n_params, time_limits=JobTimeLimits(soft_seconds=job.soft_time_limit, hard_seconds=job.hard_time_limit),
         summary=job.summary, error=job.error, cancel_requested=job.cancel_requested, archived=job.archived,
         mlflow=MlflowMirror(experiment_id=job.mlflow_experiment_id, run_id=job.mlflow_run_id, run_url=mlflow_run_url(job),
-                            state=job.mirror_state, error=job.mirror_error, points=job.mirror_points),
+                            state=job.mirror_state, error=job.mirror_error, points=job.mirror_points,
+                            points_due=max(job.mirror_points_due, job.mirror_points), run_finished_at=job.mlflow_run_finished_at),
         registered=[model_version(v) for v in job.model_versions],
         links=job_links(job.id), spec=job.spec if with_spec else None, params=spec_params(job.spec) if with_params else None,
     )

@@ -123,13 +123,36 @@ def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> tuple[
     n = steps.size
     if n <= max_points:
         return steps, values
-    buckets = max(1, max_points // 4)
-    bounds = np.linspace(0, n, buckets + 1).astype(np.int64)
+    idx = kept_indices(values, bucket_bounds(n, max_points))
+    return steps[idx], values[idx]
+
+
+def bucket_bounds(n: int, max_points: int, upto: int | None = None) -> np.ndarray:
+    """The bucket edges that cut a series of `n` points into `max_points // 4` equal buckets (one
+    bucket per point when it fits). Given `upto` > n, buckets of the same width go on past n, so a
+    series longer than planned is still cut the same way (the MLflow mirror plans on the spec's length)."""
+    if n <= max_points:
+        bounds = np.arange(n + 1, dtype=np.int64)
+        width = 1
+    else:
+        buckets = max(1, max_points // 4)
+        bounds = np.linspace(0, n, buckets + 1).astype(np.int64)
+        width = int(np.ceil(n / buckets))
+    if upto is not None and upto > n:
+        bounds = np.concatenate([bounds, np.arange(n + width, upto + width, width, dtype=np.int64)])
+    return bounds
+
+
+def kept_indices(values: np.ndarray, bounds: np.ndarray, offset: int = 0) -> np.ndarray:
+    """The indices a bucketed downsample keeps (first, min, max and last of each bucket between
+    consecutive `bounds`), for `values` that start at index `offset` and cover those buckets."""
     keep = []
-    for lo, hi in itertools.pairwise(bounds):
+    for lo, hi in itertools.pairwise(bounds.tolist()):
         if hi <= lo:
             continue
-        chunk = values[lo:hi]
+        if hi - lo <= 2:
+            keep.extend(range(lo, hi))
+            continue
+        chunk = values[lo - offset:hi - offset]
         keep += [lo, lo + int(np.argmin(chunk)), lo + int(np.argmax(chunk)), hi - 1]
-    idx = np.unique(np.array(keep, dtype=np.int64))
-    return steps[idx], values[idx]
+    return np.unique(np.array(keep, dtype=np.int64))

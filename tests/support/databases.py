@@ -13,7 +13,7 @@ from services.settings import Settings
 from tests.support.services import Stack, create_postgres_database, drop_postgres_database, postgres_available
 
 BACKENDS = ["sqlite", "postgresql"]
-MAX_POINTS = 100  # MLFLOW_MAX_POINTS of the MLflow stacks, so thinning shows on small jobs
+MAX_POINTS = 100  # MLFLOW_MAX_POINTS_PER_KEY and MLFLOW_MAX_LOSS_POINTS of the MLflow stacks, so thinning shows on small jobs
 
 
 

@@ -6,8 +6,8 @@ import httpx
 from mlflow import MlflowClient
 
 
-def rest_series(client: httpx.Client, job_id: int) -> dict[str, list[tuple[int, float]]]:
-    body = client.get(f"/api/v1/jobs/{job_id}/metrics").json()
+def rest_series(client: httpx.Client, job_id: int, max_points: int | None = None) -> dict[str, list[tuple[int, float]]]:
+    body = client.get(f"/api/v1/jobs/{job_id}/metrics", params={"max_points": max_points} if max_points else None).json()
     return {k: list(zip(v["steps"], v["values"], strict=True)) for k, v in body.items()}
 
 

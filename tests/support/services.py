@@ -201,12 +201,12 @@ class Stack:
         self.worker_procs.append(self.beat_proc)
         return self.beat_proc
 
-    def start_mirror(self) -> subprocess.Popen:
-        """The MLflow worker: every run written from the store, on its own queue."""
+    def start_mirror(self, log: str = "mirror.log") -> subprocess.Popen:
+        """The MLflow worker: every run written from the store, on its own queue (start more for more hosts)."""
         proc = subprocess.Popen(
             [str(BIN / "celery"), "-A", "worker.mirror_worker", "worker", "--concurrency", "1", "--loglevel", "INFO",
              "--hostname", f"mirror-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.env, stdout=open(self.logdir / "mirror.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT, env=self.env, stdout=open(self.logdir / log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
         self.worker_procs.append(proc)
         return proc
 
@@ -241,8 +241,9 @@ class MlflowServer:
     started again on the same port and store; with `admin_password`, behind MLflow's basic-auth app as
     AUTH=on runs it (nothing for anyone without a permission)."""
 
-    def __init__(self, admin_password: str | None = None):
+    def __init__(self, admin_password: str | None = None, workers: int = 1):
         self.dir = Path(tempfile.mkdtemp(prefix="bplab-mlflow-"))
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -258,7 +259,7 @@ class MlflowServer:
             env["MLFLOW_AUTH_CONFIG_PATH"], guard = str(config), ["--app-name", "basic-auth"]
             env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "csrf-key-for-the-test"
         self.process = subprocess.Popen(
-            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
              "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}", "--artifacts-destination", str(self.dir / "artifacts"),
              *mlflow_origin_args(self.port), *guard],
             env=env, stdout=open(self.dir / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True)

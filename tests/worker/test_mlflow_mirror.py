@@ -29,7 +29,7 @@ def test_a_job_of_60_keys_over_30000_steps_mirrors_completely(database_url, mlfl
     upgrade(database_url)
     steps, n_keys = 30_000, 60
     sessions = session_factory(database_url)
-    settings = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url, mlflow_max_points=100)
+    settings = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url, mlflow_max_points_per_key=100, mlflow_max_loss_points=100)
     spec = moons(steps=steps, epochs=None, record={"every": 1, "gradients": "none"})
     with sessions.begin() as s:
         job_id = jobs.create_job(s, {k: v for k, v in spec.items() if v is not None}, total_steps=steps, n_params=33).id
@@ -46,9 +46,16 @@ def test_a_job_of_60_keys_over_30000_steps_mirrors_completely(database_url, mlfl
     run = client.get_run(job.mlflow_run_id)
     assert run.info.status == "KILLED" and job.mirror_error is None
     assert run.info.start_time == int(job.started_at.timestamp() * 1000) and run.info.end_time == int(job.finished_at.timestamp() * 1000)
+    with sessions() as s:
+        stored = metrics.read(s, job_id, keys)
+    total = 0
     for key in keys:
-        history = client.get_metric_history(job.mlflow_run_id, key)
-        assert len(history) == 101 and max(m.step for m in history) == last[key][0] == steps - 1  # thinned, ending on the last
+        history = sorted((m.step, m.value) for m in client.get_metric_history(job.mlflow_run_id, key))
+        expected = metrics.downsample(*stored[key], 100)  # thinned as the REST metrics downsample, ending on the last
+        assert history == list(zip(expected[0].tolist(), expected[1].tolist(), strict=True))
+        assert len(history) <= 100 and history[-1][0] == last[key][0] == steps - 1
+        total += len(history)
+    assert (job.mirror_points, job.mirror_points_due) == (total, total) and job.mlflow_run_finished_at is not None
     assert mirror_pass(settings) == {}  # nothing left behind
 
 

@@ -1,8 +1,11 @@
 """The MLflow mirror: the only code that imports `mlflow`.
 
-- `mirror`: one pass bringing a job's run up to date with the store (points after the cursor,
-  artifacts and final status once it ended), the periodic back-fill, the live mirror of a running job;
-- `run_content`: what a run holds (params, tags, point strides, artifacts);
+- `mirror`: the MLflow worker's pass: runs first, series after, then sweeps' parent runs and deletions;
+- `run_state`: the run itself, first: created with params and tags, finished with summary and status as the job ends;
+- `series`: the points after the cursor, a turn per job, then the artifacts and model;
+- `thinning`: which points a run gets (every one up to a limit per key, min/max buckets past it);
+- `batches`: `log_batch` within MLflow's limits;
+- `run_content`: what a run holds (params, tags, artifacts);
 - `sweep_runs`: a sweep's parent run, created once and finished once the sweep has ended;
 - `experiments`: an owner's experiment, created by the service and found again by its kept id.
 """

@@ -1,5 +1,5 @@
-"""What a job's MLflow run holds, computed from the store: params with stable names, tags, how
-densely points are sent, and the artifacts (spec, model, plots, recorded gradients and traces)."""
+"""What a job's MLflow run holds, computed from the store: params with stable names, tags and the
+artifacts (spec, model, plots, recorded gradients and traces)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from services.store import metrics, step_arrays
 from services.store.models import Job
 
 MAX_PARAM_VALUE = 6000
-EPOCH_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 RUN_NAME_LABELS = {"batch_size": "batch"}
 
 
@@ -97,15 +96,6 @@ def run_tags(job: Job, settings: Settings) -> dict[str, str]:
     if settings.public_url:
         tags["job_url"] = f"{settings.public_url.rstrip('/')}/jobs/{job.id}"  # the job's page
     return tags
-
-
-def strides(job: Job, max_points: int) -> tuple[int, int]:
-    """Send every k-th point so a key never exceeds `max_points` in MLflow: (step keys, epoch keys)."""
-    spec, sizes = parsed(job)
-    every = spec.record.every
-    step_points = sum(1 for _ in range(0, sizes.total_steps, every)) + (0 if (sizes.total_steps - 1) % every == 0 else 1)
-    epoch_points = math.ceil(sizes.total_steps / sizes.steps_per_epoch)
-    return max(1, math.ceil(step_points / max_points)), max(1, math.ceil(epoch_points / max_points))
 
 
 def write_artifacts(session: Session, job: Job, folder: Path) -> None:

@@ -10,13 +10,13 @@ from flask import Blueprint, current_app
 from sqlalchemy import text
 
 from services.migrate import current_revision, head_revision
-from services.store import outbox
+from services.store import mirror_cursor, outbox
 
 from ..auth import signed_in
 from ..openapi import operation
 from ..request_session import db
 from ..schemas.common import NoQuery
-from ..schemas.health import Check, Health, Readiness
+from ..schemas.health import Check, Health, MirrorBacklog, Readiness
 
 bp = Blueprint("health", __name__)
 TIMEOUT_SECONDS = 1.0
@@ -47,6 +47,15 @@ def _outbox() -> int | None:
     except Exception:  # noqa: BLE001 - the database went away since it answered: no figure
         db().rollback()
         return None
+
+
+def _mlflow_backlog() -> MirrorBacklog | None:
+    try:
+        runs, series, points = mirror_cursor.backlog(db())
+    except Exception:  # noqa: BLE001 - as _outbox
+        db().rollback()
+        return None
+    return MirrorBacklog(runs=runs, series=series, points=points)
 
 
 def _broker(url: str) -> Check:
@@ -82,5 +91,6 @@ def ready():
         body = Readiness(ready=ready)
     else:
         body = Readiness(ready=ready, database=database, migrations=migrations, broker=broker, mlflow=_mlflow(settings.mlflow_tracking_uri),
-                         outbox=_outbox() if migrations.ok and settings.auth == "off" else None)
+                         outbox=_outbox() if migrations.ok and settings.auth == "off" else None,
+                         mlflow_backlog=_mlflow_backlog() if migrations.ok and settings.auth == "off" and settings.mlflow_tracking_uri else None)
     return (body, 200) if body.ready else (body, 503, {"Retry-After": "5"})

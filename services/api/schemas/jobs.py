@@ -57,6 +57,10 @@ class MlflowMirror(Out):
     state: MirrorState
     error: str | None
     points: int = Field(description="metric points the run has received")
+    points_due: int = Field(description="metric points the run is to get in all, past MLflow's limits thinned (MLFLOW_MAX_POINTS_PER_KEY), "
+                                        "as of the MLflow worker's last look: `points_due - points` is how far behind it is")
+    run_finished_at: datetime | None = Field(description="when the ended job's run got its status, summary and last points in MLflow "
+                                                         "(its series may follow later)")
 
 
 class ModelVersion(Out):

@@ -152,9 +152,22 @@ async function jobsPage() {
     body.replaceChildren(...list.jobs.map(jobRow));
     say(`${list.jobs.length} job${list.jobs.length === 1 ? "" : "s"}${list.next_cursor ? " (the newest 200)" : ""}`);
     ready();
-    if (list.jobs.some((job) => job.status === "queued" || job.status === "running")) setTimeout(refresh, 2000);
+    if (list.jobs.some((job) => job.status === "queued" || job.status === "running" || job.mlflow.state === "pending")) setTimeout(refresh, 2000);
   }
   await refresh();
+}
+
+// How far the job's MLflow run is behind the store (runs get their status first, series follow).
+function mirrorLag(job) {
+  const m = job.mlflow;
+  if (m.state === "disabled") return "";
+  if (m.state === "failed") return `MLflow: failed (${m.error || "see the job"})`;
+  if (m.state === "synced") return "MLflow: complete";
+  const done = m.points.toLocaleString("en");
+  const due = Math.max(m.points, m.points_due).toLocaleString("en");
+  if (!m.run_id) return "MLflow: run not made yet";
+  const run = m.run_finished_at ? "run finished" : (job.status === "queued" || job.status === "running" ? "run open" : "run finishing");
+  return `MLflow: ${run}, ${done} of ${due} points${m.error ? ` (retrying: ${m.error})` : ""}`;
 }
 
 function jobRow(job) {
@@ -163,6 +176,8 @@ function jobRow(job) {
   const bar = el("progress", { max: p.total_steps || 1, value: p.step });
   const links = el("td", {}, el("a", { href: `/api/v1/jobs/${job.id}` }, "REST"));
   if (job.mlflow.run_url) links.append(" ", el("a", { href: job.mlflow.run_url }, "MLflow"));
+  const lag = mirrorLag(job);
+  if (lag && job.mlflow.state !== "synced") links.append(" ", el("span", { class: "mirror", title: lag }, lag.replace("MLflow: ", "")));
   return el("tr", { "data-job": job.id, class: job.status },
     el("td", {}, el("a", { href: `/jobs/${job.id}` }, job.id)), el("td", {}, job.name || ""), el("td", {}, job.experiment),
     el("td", { class: "state" }, job.status), el("td", {}, bar, ` ${p.step}/${p.total_steps}`),
@@ -197,6 +212,17 @@ async function jobPage() {
   await Promise.all([drawCharts(job), showStep(state)]);
   ready();
   if (job.status === "queued" || job.status === "running") live(state);
+  followMirror(job.id);
+}
+
+// The MLflow run's lag, asked for every 2 s until it has caught up (runs first, series after).
+function followMirror(id) {
+  const timer = setInterval(async () => {
+    const job = await api(`/api/v1/jobs/${id}`);
+    const span = $("#mirror");
+    if (span) span.textContent = `(${mirrorLag(job).replace("MLflow: ", "")})`;
+    if (job.mlflow.state !== "pending") clearInterval(timer);
+  }, 2000);
 }
 
 function overview(job) {
@@ -205,6 +231,7 @@ function overview(job) {
   const links = el("p", {}, el("a", { href: `/api/v1/jobs/${job.id}` }, "REST"), " · ",
     el("a", { href: "#", id: "csv" }, "metrics as CSV"));
   if (job.mlflow.run_url) links.append(" · ", el("a", { href: job.mlflow.run_url, id: "mlflow" }, "MLflow run"));
+  if (mirrorLag(job)) links.append(" ", el("span", { id: "mirror", class: "mirror" }, `(${mirrorLag(job).replace("MLflow: ", "")})`));
   if (job.sweep_id) links.append(" · ", el("a", { href: `/sweeps/${job.sweep_id}` }, `sweep ${job.sweep_id}`));
   const data = (job.spec || {}).data || {};
   if (data.dataset) {
