@@ -69,9 +69,9 @@ def main() -> None:
                                   params={"run_ids": run_ids, "metric_key": "loss", "max_results": 320})
                 answer.raise_for_status()
 
-            one = median_ms(lambda: chart(runs[:1]))
-            many = f"{median_ms(lambda: chart(runs), 5):8.1f} ms" if len(runs) == RUNS_AT_ONCE else "  (not logged)"
-            full = median_ms(lambda: client.get_metric_history(runs[0], "loss"), 5)
+            one = median_ms(lambda runs=runs: chart(runs[:1]))
+            many = f"{median_ms(lambda runs=runs: chart(runs), 5):8.1f} ms" if len(runs) == RUNS_AT_ONCE else "  (not logged)"
+            full = median_ms(lambda runs=runs: client.get_metric_history(runs[0], "loss"), 5)
             print(f"{length:>17,} | {one:31.1f} ms | {many:>23} | {full:17.1f} ms", flush=True)
     finally:
         server.stop()

@@ -107,8 +107,9 @@ def run_floor(mlflow_url: str, runs: int = 100) -> float:
         experiment = http.post(base + "experiments/create", json={"name": f"bench-runs-{uuid.uuid4().hex[:6]}"}).json()["experiment_id"]
         t0 = time.perf_counter()
         for _ in range(runs):
-            run_id = http.post(base + "runs/create", json={"experiment_id": experiment, "start_time": now, "run_name": "r",
-                                                           "tags": [{"key": f"t{i}", "value": "v"} for i in range(8)]}).json()["run"]["info"]["run_id"]
+            created = http.post(base + "runs/create", json={"experiment_id": experiment, "start_time": now, "run_name": "r",
+                                                            "tags": [{"key": f"t{i}", "value": "v"} for i in range(8)]})
+            run_id = created.json()["run"]["info"]["run_id"]
             http.post(base + "runs/log-batch", json={"run_id": run_id, "params": [{"key": f"p{i}", "value": "1"} for i in range(45)],
                                                      "metrics": [{"key": f"m{i}", "value": 1.0, "timestamp": now, "step": 0} for i in range(39)]}
                       ).raise_for_status()

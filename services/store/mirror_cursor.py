@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import locks
@@ -56,7 +56,7 @@ def claim_series(session: Session, token: str, limit: int) -> list[int]:
     return _claim(session, token, limit, ready, (never_first, Job.mirror_series_at, Job.id))
 
 
-def _claim(session: Session, token: str, limit: int, behind, order) -> list[int]:
+def _claim(session: Session, token: str, limit: int, behind: ColumnElement[bool], order: tuple) -> list[int]:
     now = utcnow()
     free = or_(Job.mirror_lock.is_(None), Job.mirror_lock_until < now)
     ids = list(session.scalars(select(Job.id).where(behind, Job.status != JobStatus.queued, free).order_by(*order).limit(limit)))

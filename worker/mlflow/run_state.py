@@ -13,11 +13,11 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.mlflow.run_params import log_scale_params
 from services.settings import Settings
 from services.store import metrics, mirror_cursor
 from services.store.columns import utcnow
 from services.store.models import TERMINAL, Job, JobStatus, MirrorState, Sweep
-from services.mlflow.run_params import log_scale_params
 
 from .batches import send
 from .experiments import experiment_id

@@ -16,6 +16,7 @@ import numpy as np
 
 from services.settings import Settings
 from services.store.metrics import bucket_bounds, kept_indices
+from services.store.models import Job
 
 from .run_content import parsed
 
@@ -33,7 +34,7 @@ class KeyPlan:
         return self.planned > self.limit
 
 
-def planned_points(job) -> tuple[int, int]:
+def planned_points(job: Job) -> tuple[int, int]:
     """(points a step key records, points an epoch key records), from the spec alone."""
     spec, sizes = parsed(job)
     every = spec.record.every
@@ -41,7 +42,7 @@ def planned_points(job) -> tuple[int, int]:
     return step_points, -(-sizes.total_steps // sizes.steps_per_epoch)
 
 
-def key_plan(job, key: str, settings: Settings) -> KeyPlan:
+def key_plan(job: Job, key: str, settings: Settings) -> KeyPlan:
     step_points, epoch_points = planned_points(job)
     limit = settings.mlflow_max_loss_points if key in LOSS_KEYS else settings.mlflow_max_points_per_key
     return KeyPlan(epoch_points if key in EPOCH_KEYS else step_points, limit)
@@ -80,7 +81,7 @@ def first_turn(keep: np.ndarray, marks: np.ndarray, budget: int) -> int:
     return int(ends[at]) + 1 if at < ends.size else keep.size
 
 
-def points_due(job, counts: dict[str, int], settings: Settings) -> int:
+def points_due(job: Job, counts: dict[str, int], settings: Settings) -> int:
     """About how many points the run gets in all for the points stored now (`counts` per key): every
     point of a key within its limit, at most four per bucket past it."""
     due = 0
@@ -94,7 +95,7 @@ def points_due(job, counts: dict[str, int], settings: Settings) -> int:
     return due
 
 
-def thinning_tags(job, settings: Settings, series_url: str | None) -> dict[str, str]:
+def thinning_tags(job: Job, settings: Settings, series_url: str | None) -> dict[str, str]:
     """What the run says about its series: the limits and, for each family that was thinned, its bucket
     width and where the full series is."""
     step_points, epoch_points = planned_points(job)
