@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 from mlflow import MlflowClient
 from sqlalchemy import func, select
@@ -24,11 +25,12 @@ from worker.mlflow.mirror import mirror_pass
 from worker.training import train
 
 
-def ended_job(sessions, keys: list[str], steps: int, spec: dict | None = None, status: JobStatus = JobStatus.succeeded) -> int:
+def ended_job(sessions, keys: list[str], steps: int, experiment: str = "default", status: JobStatus = JobStatus.succeeded) -> int:
     """A job of `steps` recorded steps of `keys` that has ended, as the training worker leaves one."""
-    spec = spec or moons(steps=steps, epochs=None, record={"every": 1, "gradients": "none"})
+    spec = moons(steps=steps, epochs=None, record={"every": 1, "gradients": "none"})
     with sessions.begin() as s:
-        job_id = jobs.create_job(s, {k: v for k, v in spec.items() if v is not None}, total_steps=steps, n_params=33).id
+        job_id = jobs.create_job(s, {k: v for k, v in spec.items() if v is not None}, total_steps=steps, n_params=33,
+                                 experiment=experiment).id
     write_series(sessions, job_id, keys, steps)
     with sessions.begin() as s:
         lease = jobs.claim(s, job_id)
@@ -42,7 +44,8 @@ def test_500_ended_jobs_runs_are_finished_with_summaries_before_any_series(datab
     upgrade(database_url)
     sessions = session_factory(database_url)
     settings = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url, mlflow_log_models=False)
-    ids = [ended_job(sessions, ["loss", "grad_norm/dense_1.weight"], 20) for _ in range(500)]
+    experiment = f"keeps-up-{uuid.uuid4().hex[:8]}"  # the MLflow server is shared with other tests
+    ids = [ended_job(sessions, ["loss", "grad_norm/dense_1.weight"], 20, experiment) for _ in range(500)]
     with sessions() as s:
         assert mirror_cursor.backlog(s) == (500, 500, 0)  # nothing counted yet: the mirror has not looked
     assert mirror_pass(settings, seconds=600) == dict.fromkeys(ids, "synced")
