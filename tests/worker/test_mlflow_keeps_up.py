@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 
+import pytest
 from mlflow import MlflowClient
 from sqlalchemy import func, select
 
@@ -18,7 +19,7 @@ from services.migrate import upgrade
 from services.store import jobs, metrics, mirror_cursor
 from services.store.db import session_factory
 from services.store.models import Job, JobStatus
-from tests.support.databases import both_databases, settings_for
+from tests.support.databases import both_databases, fault_backend, settings_for
 from tests.support.specs import moons
 from tests.support.store import write_series
 from worker.mlflow.mirror import mirror_pass
@@ -39,7 +40,7 @@ def ended_job(sessions, keys: list[str], steps: int, experiment: str = "default"
     return job_id
 
 
-@both_databases
+@pytest.mark.parametrize("database_url", [fault_backend()], indirect=True)  # one store: 500 runs take a minute
 def test_500_ended_jobs_runs_are_finished_with_summaries_before_any_series(database_url, mlflow_server):
     upgrade(database_url)
     sessions = session_factory(database_url)
