@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.problem import plan
 from engine.spec import parse_spec
-from engine.stacked import state_bytes
+from engine.stacking import state_bytes
 from services.settings import Settings
 from tests.support.services import BIN, ROOT, Stack, wait_for
 from tests.support.specs import SEED

@@ -1,7 +1,7 @@
 """Stacked sweeps against one job at a time, in one run.
 
-Engine: one stacked step of K = 1, 10, 100 members (each its own seed and learning rate) against K
-solo steps of the same members, for cases (a) 2-2-1 on the post's five samples and (b) 2-16-16-1
+Engine: one step of a trainer of K = 1, 10, 100 members (each its own seed and learning rate) against K
+steps of the same members each trained alone (a trainer of one), for cases (a) 2-2-1 on the post's five samples and (b) 2-16-16-1
 batch 32 of bench/engine_vs_torch.py (target for (b): ≥ 20× at K = 100), and (c) 784-256-256-10 batch
 128, where the matrices are big enough for BLAS alone and stacking stops paying. Recording off, as in
 engine_vs_torch.py; median of five timed blocks after a warm-up.
@@ -28,7 +28,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.engine_vs_torch import CASES, case_data, engine_spec
-from engine.stacked import StackedTrainer
 from engine.training import Trainer
 
 
@@ -62,8 +61,8 @@ def engine_figures(case_name: str, ks: list[int], dtype: str, budget: float) -> 
         specs = member_specs(case, k, dtype, steps * 2 + 10)
         solo = [Trainer(spec) for spec in specs]
         t_solo = median_block(lambda solo=solo: [t.train_step() for t in solo], steps)
-        stack = StackedTrainer([Trainer(spec) for spec in specs])
-        t_stack = median_block(stack.train_step, steps)
+        stack = Trainer.stack([Trainer(spec) for spec in specs])
+        t_stack = median_block(stack.step_all, steps)
         print(f"  ({case_name}) K={k:>3}: {k} solo steps {t_solo * 1e6:>10,.0f} µs, one stacked step {t_stack * 1e6:>9,.0f} µs: "
               f"{t_solo / t_stack:6.1f}×  ({t_stack / k * 1e6:,.1f} µs per member-step)", flush=True)
 

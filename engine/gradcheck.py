@@ -9,14 +9,16 @@ from .network import Network
 
 
 def loss_at(network: Network, loss: Loss, X: np.ndarray, Y: np.ndarray) -> float:
+    """The loss of a network of one member on `X`."""
     Z, A = network.evaluate(X)
-    return loss.value(A, Z, Y)
+    return float(loss.value(A, Z, Y)[0])
 
 
 def numeric_gradients(network: Network, loss: Loss, X: np.ndarray, Y: np.ndarray, eps: float = 1e-6) -> list[np.ndarray]:
-    """dL/dp for every parameter by (L(p + eps) - L(p - eps)) / 2 eps, one entry at a time."""
+    """dL/dp for every parameter of a network of one member by (L(p + eps) - L(p - eps)) / 2 eps, one
+    entry at a time; one array per tensor, without the member axis."""
     grads = []
-    for p in network.params():
+    for p in network.split(network.flat_params[0]):
         g = np.zeros_like(p)
         flat, gflat = p.reshape(-1), g.reshape(-1)
         for i in range(flat.size):

@@ -26,7 +26,8 @@ def predict(spec: JobSpec | dict, model: dict[str, Any], X: Any) -> dict[str, An
         raise SpecError([("X", "values must be finite")])
     if "input_mean" in model:
         rows = (rows - np.array(model["input_mean"])) / np.array(model["input_std"])
-    outputs = network_from_model(spec, model).predict(rows.astype(spec.dtype))
+    with np.errstate(over="ignore"):  # float32's exp overflows to inf for z << 0, and the sigmoid is then exactly 0
+        outputs = network_from_model(spec, model).predict(rows.astype(spec.dtype))[0]
     result: dict[str, Any] = {"outputs": outputs.tolist()}
     if spec.loss == "cross_entropy":
         result["classes"] = outputs.argmax(axis=1).tolist()

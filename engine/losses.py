@@ -1,8 +1,13 @@
-"""Losses: the mean over the batch (and over outputs for mse and bce), as in PyTorch.
+"""Losses: the mean over the batch (and over outputs for mse and bce), as in PyTorch, one per member.
 
-`value(A, Z, Y)` is the loss; `grad(A, Z, Y)` is dL/dA, or dL/dZ for the fused losses
+Arrays carry the trainer's leading member axis: `A`, `Z` are `(K, n, outputs)`; `Y` has the same
+shape, or `(n, outputs)` when every member trains on the same batch. `value(A, Z, Y)` is each
+member's loss, `(K,)` in float64; `grad(A, Z, Y)` is dL/dA, or dL/dZ for the fused losses
 (sigmoid + bce, softmax + cross-entropy), which read the logits Z and never take log of a
 saturated probability. Y always has the output's shape (class labels arrive one-hot).
+
+Every sum runs over one member's own entries (the last two axes), so what a member gets never
+depends on how many members share the arrays or where it sits among them.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ class Loss:
     name = ""
     fused = False  # True: grad() is dL/dZ of the output layer, the activation's backward is skipped
 
-    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> float:
+    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -24,14 +29,14 @@ class Loss:
 class MSE(Loss):
     name = "mse"
 
-    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> float:
+    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         diff = A - Y
-        return float(np.vdot(diff, diff)) / diff.size
+        return _member_sum(np.square(diff, out=diff)) / _entries(A)
 
     def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        # d/dA mean((A - Y)^2) = 2 (A - Y) / N
+        # d/dA mean((A - Y)^2) = 2 (A - Y) / N, N a member's outputs × samples
         diff = A - Y
-        diff *= 2.0 / diff.size
+        diff *= 2.0 / _entries(A)
         return diff
 
 
@@ -40,14 +45,14 @@ class BCE(Loss):
 
     name = "bce"
 
-    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> float:
+    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return -_mean(Y * np.log(A) + (1 - Y) * np.log1p(-A))
+            return -_member_sum(Y * np.log(A) + (1 - Y) * np.log1p(-A)) / _entries(A)
 
     def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         # dL/dA = (A - Y) / (A (1 - A)) / N
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (A - Y) / (A * (1 - A) * A.size)
+            return (A - Y) / (A * (1 - A) * _entries(A))
 
 
 class SigmoidBCE(Loss):
@@ -56,13 +61,13 @@ class SigmoidBCE(Loss):
     name = "bce"
     fused = True
 
-    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> float:
+    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         # -[y log s(z) + (1-y) log(1-s(z))] = log(1 + exp(z)) - z y, with log(1 + e^z) = logaddexp(0, z)
-        return _mean(np.logaddexp(0, Z) - Z * Y)
+        return _member_sum(np.logaddexp(0, Z) - Z * Y) / _entries(Z)
 
     def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         # dL/dZ = (s(z) - y) / N: the sigmoid's derivative cancels the BCE's denominators
-        return (A - Y) / A.size
+        return (A - Y) / _entries(A)
 
 
 class CrossEntropy(Loss):
@@ -70,14 +75,14 @@ class CrossEntropy(Loss):
 
     name = "cross_entropy"
 
-    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> float:
+    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return float(-(Y * np.log(A)).sum() / A.shape[0])
+            return -_member_sum(Y * np.log(A)) / A.shape[-2]
 
     def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         # dL/dA = -Y / A / n
         with np.errstate(divide="ignore", invalid="ignore"):
-            return -Y / (A * A.shape[0])
+            return -Y / (A * A.shape[-2])
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -86,19 +91,27 @@ class SoftmaxCrossEntropy(Loss):
     name = "cross_entropy"
     fused = True
 
-    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> float:
-        shifted = Z - Z.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        return float(-(Y * log_probs).sum() / Z.shape[0])
+    def value(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        # -sum y log softmax(z), with log softmax(z) = (z - max z) - log sum exp(z - max z)
+        shifted = Z - Z.max(axis=-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        return -_member_sum(Y * log_probs) / Z.shape[-2]
 
     def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         # dL/dZ = (softmax(z) - y) / n
-        return (A - Y) / Z.shape[0]
+        return (A - Y) / Z.shape[-2]
 
 
-def _mean(a: np.ndarray) -> float:
-    """Mean of all entries (np.add.reduce directly: .mean() costs microseconds of Python on tiny arrays)."""
-    return float(np.add.reduce(a, axis=None)) / a.size
+def _entries(A: np.ndarray) -> int:
+    """One member's outputs × samples: what mse and bce average over."""
+    return A.shape[-2] * A.shape[-1]
+
+
+def _member_sum(a: np.ndarray) -> np.ndarray:
+    """Each member's sum of its entries, `(K,)` in float64 (the sum itself in the arrays' dtype, pairwise
+    over the member's contiguous block, whatever K is)."""
+    sums = np.add.reduce(a.reshape(a.shape[0], -1), axis=1)
+    return sums if sums.dtype == np.float64 else sums.astype(np.float64)
 
 
 def make_loss(name: str, output_activation: str) -> Loss:

@@ -1,18 +1,24 @@
-"""A multilayer perceptron of dense layers: forward caches what backward needs, backward fills
-gradients and never touches parameters (the optimizer is their only writer).
+"""K ≥ 1 multilayer perceptrons of one architecture, on a leading member axis: forward caches what
+backward needs, backward fills gradients and never touches parameters (the optimizer is their only
+writer). A job trained alone is K = 1.
 
-Layer l computes `Z_l = A_{l-1} @ W_l.T + b_l`, `A_l = f_l(Z_l)`, with `W_l` of shape `(out, in)`.
-Arrays are batch-first: `X (n, in)`, `Z_l, A_l, delta_l (n, units_l)`. Per-batch-size buffers are
-reused across steps so the hot loop allocates as little as possible.
+Layer l computes `Z_l = A_{l-1} @ W_l.T + b_l`, `A_l = f_l(Z_l)`, with `W_l` of shape `(K, out, in)`.
+Arrays are member-first, then batch: `Z_l, A_l, delta_l (K, n, units_l)`; the input `X` is `(n, in)`
+when every member sees the same batch, else `(K, n, in)`. Per-batch-size buffers are reused across
+steps so the hot loop allocates as little as possible.
 
-All parameters live in one flat vector (`flat_params`) and all gradients in another (`flat_grads`);
-each layer's `W`, `b`, `dW`, `db` are views into them. The optimizer, the divergence check and
-checkpoints then work on one array instead of one per tensor, which is most of the per-step Python
-cost of small networks.
+All parameters live in one array (`flat_params`, `(K, P)`: a member's row is its flat vector) and all
+gradients in another (`flat_grads`); each layer's `W`, `b`, `dW`, `db` are views into them. The
+optimizer, the divergence check and checkpoints then work on one array instead of one per tensor.
+
+What a member computes never depends on K or on its place: each product is one BLAS call per
+member (NumPy's stacked matmul calls it member by member), each reduction runs over the member's
+own entries, and each elementwise rule is the same for every entry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,33 +26,36 @@ import numpy as np
 from .activations import Activation
 from .losses import Loss
 
-
-@dataclass
-class Dense:
-    W: np.ndarray  # (out, in)
-    b: np.ndarray  # (out,)
-    activation: Activation
+# Above this many multiply-adds per member, one 2-D BLAS call per member (multithreaded, at its peak)
+# beats NumPy's stacked matmul; below it, the stacked call's one dispatch beats K of them. Either way
+# a member's product is the same BLAS call on the same numbers.
+PER_MEMBER_MATMUL_FLOPS = 200_000
 
 
 @dataclass
 class _Buffers:
     Z: list[np.ndarray]
     A: list[np.ndarray]
-    dA: list[np.ndarray]
     dropped: list[np.ndarray | None] = field(default_factory=list)
     masks: list[np.ndarray | None] = field(default_factory=list)
 
 
 class Network:
-    """Dense layers plus the gradients of their parameters (`dW`, `db`, same shapes)."""
+    """Dense layers of K members plus the gradients of their parameters (`dW`, `db`, same shapes)."""
 
-    def __init__(self, layers: list[Dense], dropout: float = 0.0) -> None:
-        self.layers = layers
+    def __init__(self, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray], activations: Sequence[Activation],
+                 dropout: float = 0.0) -> None:
+        """`weights[l]` is `(K, out, in)` (or `(out, in)` for one member), `biases[l]` `(K, out)` (or `(out,)`)."""
+        weights = [w if w.ndim == 3 else w[None] for w in weights]
+        biases = [b if b.ndim == 2 else b[None] for b in biases]
+        self.activations = list(activations)
         self.dropout = dropout
-        dtype = layers[0].W.dtype
-        sizes = [a.size for layer in layers for a in (layer.W, layer.b)]
-        self.flat_params = np.empty(sum(sizes), dtype=dtype)
-        self.flat_grads = np.zeros(sum(sizes), dtype=dtype)
+        self.members = weights[0].shape[0]
+        dtype = weights[0].dtype
+        self.shapes = [s for w, b in zip(weights, biases, strict=True) for s in (w.shape[1:], b.shape[1:])]
+        sizes = [int(np.prod(s)) for s in self.shapes]
+        self.flat_params = np.empty((self.members, sum(sizes)), dtype=dtype)
+        self.flat_grads = np.zeros_like(self.flat_params)
         self.slices: list[slice] = []
         start = 0
         for size in sizes:
@@ -54,69 +63,74 @@ class Network:
             start += size
         self.starts = np.array([s.start for s in self.slices], dtype=np.intp)  # for segmented reductions
         self.sizes = np.array(sizes, dtype=np.float64)
-        self.dW, self.db = [], []
-        for i, layer in enumerate(layers):
-            w_slice, b_slice = self.slices[2 * i], self.slices[2 * i + 1]
-            W = self.flat_params[w_slice].reshape(layer.W.shape)
-            W[...] = layer.W
-            b = self.flat_params[b_slice]
-            b[...] = layer.b
-            layer.W, layer.b = W, b
-            self.dW.append(self.flat_grads[w_slice].reshape(W.shape))
-            self.db.append(self.flat_grads[b_slice])
+        self.W, self.b = self.split(self.flat_params)[0::2], self.split(self.flat_params)[1::2]
+        self.dW, self.db = self.split(self.flat_grads)[0::2], self.split(self.flat_grads)[1::2]
+        for W, b, w, bias in zip(self.W, self.b, weights, biases, strict=True):
+            W[...], b[...] = w, bias
+        self.WT = [W.transpose(0, 2, 1) for W in self.W]  # views: the forward pass's Wᵀ without a copy
+        self._b_rows = [b[:, None, :] for b in self.b]  # views: each member's bias, broadcast over its batch
         # Names as metric keys use them: layers dense_1, dense_2, …; tensors dense_1.weight, dense_1.bias, …
-        self.names = tuple(f"dense_{i + 1}" for i in range(len(layers)))
+        self.names = tuple(f"dense_{i + 1}" for i in range(len(self.W)))
         self.param_names = tuple(f"{name}.{kind}" for name in self.names for kind in ("weight", "bias"))
-        self.hinged = tuple(i for i, layer in enumerate(layers) if layer.activation.hinge_at_zero)  # ReLU-family layers
+        self.hinged = tuple(i for i, a in enumerate(self.activations) if a.hinge_at_zero)  # ReLU-family layers
         self.deltas: list[np.ndarray] | None = None  # filled by backward(keep_deltas=True)
         self._buffers: dict[int, _Buffers] = {}
         self._last: _Buffers | None = None
 
+    @classmethod
+    def stack(cls, networks: Sequence[Network]) -> Network:
+        """One network of all the members of `networks`, in order (their parameters copied)."""
+        first = networks[0]
+        weights = [np.concatenate([n.W[i] for n in networks]) for i in range(len(first.W))]
+        biases = [np.concatenate([n.b[i] for n in networks]) for i in range(len(first.b))]
+        return cls(weights, biases, first.activations, first.dropout)
+
+    def take(self, members: Sequence[int]) -> Network:
+        """A network of some of the members (their parameters copied), in the order given."""
+        index = list(members)
+        return Network([W[index] for W in self.W], [b[index] for b in self.b], self.activations, self.dropout)
+
     # -- parameters ---------------------------------------------------------------------------
 
     def params(self) -> list[np.ndarray]:
-        """Parameter tensors in a fixed order: W1, b1, W2, b2, ..."""
-        return [p for layer in self.layers for p in (layer.W, layer.b)]
+        """Parameter tensors in a fixed order: W1, b1, W2, b2, ... (each with the member axis)."""
+        return [p for pair in zip(self.W, self.b, strict=True) for p in pair]
 
     def grads(self) -> list[np.ndarray]:
         """Gradients in the order of `params()`."""
         return [g for pair in zip(self.dW, self.db, strict=True) for g in pair]
 
     def split(self, flat: np.ndarray) -> list[np.ndarray]:
-        """A flat vector laid out like `flat_params`, as one view per parameter tensor."""
-        return [flat[s].reshape(p.shape) for s, p in zip(self.slices, self.params(), strict=True)]
-
+        """An array laid out like `flat_params` (`(K, P)`, or one member's `(P,)`) as one view per tensor."""
+        lead = flat.shape[:-1]
+        return [flat[..., s].reshape(lead + shape) for s, shape in zip(self.slices, self.shapes, strict=True)]
 
     # -- forward and backward -----------------------------------------------------------------
     def _buffers_for(self, n: int) -> _Buffers:
         buf = self._buffers.get(n)
         if buf is None:
-            dtype = self.layers[0].W.dtype
-            shapes = [(n, layer.W.shape[0]) for layer in self.layers]
-            buf = _Buffers(
-                Z=[np.empty(s, dtype) for s in shapes],
-                A=[np.empty(s, dtype) for s in shapes],
-                dA=[np.empty(s, dtype) for s in shapes],
-                dropped=[None] * len(shapes),
-                masks=[None] * len(shapes),
-            )
+            dtype = self.flat_params.dtype
+            shapes = [(self.members, n, W.shape[1]) for W in self.W]
+            buf = _Buffers(Z=[np.empty(s, dtype) for s in shapes], A=[np.empty(s, dtype) for s in shapes],
+                           dropped=[None] * len(shapes), masks=[None] * len(shapes))
             self._buffers[n] = buf
         return buf
 
-    def forward(self, X: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Output of the network for `X (n, in)`; with `rng`, hidden activations get inverted dropout."""
-        buf = self._buffers_for(X.shape[0])
+    def forward(self, X: np.ndarray, rngs: Sequence[np.random.Generator] | None = None) -> np.ndarray:
+        """Outputs `(K, n, out)` for `X`; with `rngs` (one per member), hidden activations get inverted
+        dropout, each member's mask drawn from its own generator."""
+        buf = self._buffers_for(X.shape[-2])
         self._last = buf
-        train_dropout = rng is not None and self.dropout > 0
+        train_dropout = rngs is not None and self.dropout > 0
         A_prev = X
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            Z = np.matmul(A_prev, layer.W.T, out=buf.Z[i])
-            Z += layer.b
-            A = buf.A[i] = layer.activation.forward(Z, out=buf.A[i])
+        last = len(self.W) - 1
+        for i, (WT, b, activation) in enumerate(zip(self.WT, self._b_rows, self.activations, strict=True)):
+            Z = matmul(A_prev, WT, out=buf.Z[i])
+            Z += b
+            A = buf.A[i] = activation.forward(Z, out=buf.A[i])
             if train_dropout and i < last:
                 keep = 1.0 - self.dropout
-                mask = (rng.random(A.shape) < keep).astype(A.dtype)
+                mask = np.stack([rng.random(A.shape[1:]) < keep for rng in rngs]).astype(A.dtype)
                 mask /= keep
                 buf.masks[i] = mask
                 buf.dropped[i] = A_prev = A * mask
@@ -126,15 +140,16 @@ class Network:
         return buf.A[last]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Outputs without dropout, in fresh arrays (safe to keep)."""
+        """Outputs `(K, n, out)` without dropout, in fresh arrays (safe to keep)."""
         return self.evaluate(X)[1]
 
     def evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`(Z, A)` of the output layer without dropout, in fresh arrays."""
         A = X
-        for layer in self.layers:
-            Z = A @ layer.W.T + layer.b
-            A = layer.activation.forward(Z, out=np.empty_like(Z))
+        for WT, b, activation in zip(self.WT, self.b, self.activations, strict=True):
+            Z = matmul(A, WT, None)
+            Z += b[:, None, :]
+            A = activation.forward(Z, out=np.empty_like(Z))
         return Z, A
 
     @property
@@ -150,11 +165,11 @@ class Network:
     def backward(self, X: np.ndarray, Y: np.ndarray, loss: Loss, keep_deltas: bool = False) -> None:
         """Fill `dW`, `db` with dL/dW, dL/db for the last forward pass on `X` (targets `Y`)."""
         buf = self._last
-        last = len(self.layers) - 1
+        last = len(self.W) - 1
         delta = loss.grad(buf.A[last], buf.Z[last], Y)  # dL/dZ_L if fused, else dL/dA_L
         if not loss.fused:
-            delta = self.layers[last].activation.backward(buf.Z[last], buf.A[last], delta)
-        deltas = [None] * len(self.layers) if keep_deltas else None
+            delta = self.activations[last].backward(buf.Z[last], buf.A[last], delta)
+        deltas = [None] * len(self.W) if keep_deltas else None
         for i in range(last, -1, -1):
             if keep_deltas:
                 deltas[i] = delta.copy()
@@ -163,12 +178,31 @@ class Network:
             else:
                 A_prev = X
             # Z_i = A_prev @ W.T + b  =>  dL/dW = delta.T @ A_prev, dL/db = sum over the batch of delta
-            np.matmul(delta.T, A_prev, out=self.dW[i])
-            np.add.reduce(delta, axis=0, out=self.db[i])
+            matmul(delta.transpose(0, 2, 1), A_prev, out=self.dW[i])
+            np.add.reduce(delta, axis=1, out=self.db[i])
             if i > 0:
-                # dL/dA_prev = delta @ W, then through dropout's mask and the activation's derivative
-                dA = np.matmul(delta, self.layers[i].W, out=buf.dA[i - 1])
+                # dL/dA_prev = delta @ W (a one-unit layer's is an outer product: one multiply per entry,
+                # as BLAS computes it, far faster), then through dropout's mask and the activation's derivative
+                dA = delta * self.W[i] if delta.shape[2] == 1 else matmul(delta, self.W[i], None)
                 if buf.masks[i - 1] is not None:
                     dA *= buf.masks[i - 1]
-                delta = self.layers[i - 1].activation.backward(buf.Z[i - 1], buf.A[i - 1], dA)
+                delta = self.activations[i - 1].backward(buf.Z[i - 1], buf.A[i - 1], dA)
         self.deltas = deltas
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """`a @ b` member by member (either may be one 2-D array shared by all members). One member's is a
+    2-D call: the same BLAS call on the same numbers, without the stacked call's broadcasting setup."""
+    if (a.shape[0] if a.ndim == 3 else b.shape[0]) == 1:
+        if out is None:
+            out = np.empty((1, a.shape[-2], b.shape[-1]), dtype=np.result_type(a, b))
+        np.matmul(a[0] if a.ndim == 3 else a, b[0] if b.ndim == 3 else b, out=out[0])
+        return out
+    if a.shape[-2] * a.shape[-1] * b.shape[-1] < PER_MEMBER_MATMUL_FLOPS:
+        return np.matmul(a, b, out=out)
+    members = a.shape[0] if a.ndim == 3 else b.shape[0]
+    if out is None:
+        out = np.empty((members, a.shape[-2], b.shape[-1]), dtype=np.result_type(a, b))
+    for k in range(members):
+        np.matmul(a if a.ndim == 2 else a[k], b if b.ndim == 2 else b[k], out=out[k])
+    return out

@@ -15,7 +15,7 @@ from .activations import make_activation
 from .datasets import BUILTIN_INPUTS, dataset_size, load_builtin
 from .initializers import init_weights
 from .losses import Loss, make_loss
-from .network import Dense, Network
+from .network import Network
 from .recording import metric_keys
 from .spec import JobSpec, SpecError, parse_spec
 
@@ -43,7 +43,14 @@ class Problem:
 
     @property
     def n_params(self) -> int:
-        return sum(p.size for p in self.network.params())
+        return self.network.flat_params.shape[1]
+
+    @property
+    def sizes(self) -> Plan:
+        """The job's sizes as its arrays have them (what `plan` computes from the spec)."""
+        n_val = 0 if self.X_val is None else self.X_val.shape[0]
+        return Plan(n_samples=self.X_train.shape[0] + n_val, n_inputs=self.X_train.shape[1], n_params=self.n_params,
+                    total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size)
 
 
 def streams(seed: int) -> list[np.random.Generator]:
@@ -227,14 +234,13 @@ def _split(spec: JobSpec, X: np.ndarray, Y: np.ndarray, rng: np.random.Generator
 
 def network_from_model(spec: JobSpec, model: dict) -> Network:
     """A network with the given trained weights (as in a result's `model`), for prediction."""
-    layers = [Dense(W=np.array(W, dtype=spec.dtype), b=np.array(b, dtype=spec.dtype),
-                    activation=make_activation(layer.activation, layer.alpha))
-              for layer, W, b in zip(spec.model.layers, model["weights"], model["biases"], strict=True)]
-    return Network(layers)
+    return Network([np.array(W, dtype=spec.dtype) for W in model["weights"]], [np.array(b, dtype=spec.dtype) for b in model["biases"]],
+                   [make_activation(layer.activation, layer.alpha) for layer in spec.model.layers])
 
 
 def _build_network(spec: JobSpec, n_inputs: int, rng: np.random.Generator, dtype: np.dtype) -> Network:
-    layers = []
+    """The job's network (one member) with its initial weights: the spec's, or drawn from its init stream."""
+    weights, biases = [], []
     fan_in = n_inputs
     for i, layer_spec in enumerate(spec.model.layers):
         shape = (layer_spec.units, fan_in)
@@ -250,9 +256,10 @@ def _build_network(spec: JobSpec, n_inputs: int, rng: np.random.Generator, dtype
         else:
             W = init_weights(spec.model.init, layer_spec.units, fan_in, rng, dtype)
             b = np.zeros(layer_spec.units, dtype=dtype)
-        layers.append(Dense(W=W, b=b, activation=make_activation(layer_spec.activation, layer_spec.alpha)))
+        weights.append(W)
+        biases.append(b)
         fan_in = layer_spec.units
-    return Network(layers, dropout=spec.model.dropout)
+    return Network(weights, biases, [make_activation(layer.activation, layer.alpha) for layer in spec.model.layers], dropout=spec.model.dropout)
 
 
 def traced_steps(spec: JobSpec) -> set[int] | bool:

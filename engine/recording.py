@@ -1,4 +1,4 @@
-"""What a recorded step reports, as pure functions of the network's arrays.
+"""What a recorded step reports, as pure functions of the network's arrays, for every member at once.
 
 Kept apart from the training loop so the loop stays short and the cost of recording can be
 measured on its own (bench/engine_vs_torch.py). Metric names are the ones REST and MLflow show.
@@ -25,36 +25,37 @@ def _keys(param_names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 # Below this many parameters, per-call overhead dominates: one segmented reduction over the flat
-# vector beats a call per tensor. Above it, memory passes dominate: BLAS dot per tensor, no temporaries.
+# vectors beats a call per tensor. Above it, memory passes dominate: BLAS dot per tensor, no temporaries.
+# Either way each member's figures come from its own row alone, whatever K is.
 SEGMENTED_MAX_PARAMS = 32_768
 
 
 def segment_sumsq(network: Network, flat: np.ndarray) -> np.ndarray:
-    """Per-tensor sum of squares of a vector laid out like the flat parameters."""
-    if flat.size <= SEGMENTED_MAX_PARAMS:
-        return np.add.reduceat(np.square(flat, dtype=np.float64), network.starts)
-    return np.array([float(np.dot(flat[s], flat[s])) for s in network.slices])
+    """Per member and tensor, the sum of squares of `(R, P)` rows laid out like the flat parameters: `(R, T)`."""
+    if flat.shape[1] <= SEGMENTED_MAX_PARAMS:
+        return np.add.reduceat(np.square(flat, dtype=np.float64), network.starts, axis=1)
+    return np.array([[float(np.dot(row[s], row[s])) for s in network.slices] for row in flat])
 
 
-def grad_moments(network: Network, flat_grads: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per tensor: the sum of squares, the sum and max |g| of the gradients (the network's, or
-    `flat_grads` laid out like them: a member of a stack).
+def grad_moments(network: Network, grads: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per member and tensor of `(R, P)` gradient rows: the sum of squares, the sum and the max |g|, each `(R, T)`.
 
-    Small networks: one segmented reduction each over the flat vector. Big ones: each tensor's three
-    while it is in cache, with BLAS where it is fastest (a weight matrix sums as 1ᵀ dW 1, two matrix
-    products that read it once) and no |g| temporary."""
-    g = network.flat_grads if flat_grads is None else flat_grads
-    if g.size <= SEGMENTED_MAX_PARAMS:
+    Small networks: one segmented reduction each over the rows. Big ones: each tensor's three while it
+    is in cache, with BLAS where it is fastest (a weight matrix sums as 1ᵀ dW 1, two matrix products
+    that read it once) and no |g| temporary."""
+    if grads.shape[1] <= SEGMENTED_MAX_PARAMS:
         starts = network.starts
-        return (np.add.reduceat(np.square(g, dtype=np.float64), starts), np.add.reduceat(g, starts, dtype=np.float64),
-                np.maximum.reduceat(np.abs(g), starts))
+        return (np.add.reduceat(np.square(grads, dtype=np.float64), starts, axis=1), np.add.reduceat(grads, starts, axis=1, dtype=np.float64),
+                np.maximum.reduceat(np.abs(grads), starts, axis=1))
     sumsq, sums, peaks = [], [], []
-    for v in (network.grads() if flat_grads is None else network.split(flat_grads)):
-        flat = v.reshape(-1)
-        sumsq.append(float(np.dot(flat, flat)))
-        sums.append(float(_ones(v.shape[0], v.dtype) @ v @ _ones(v.shape[1], v.dtype)) if v.ndim == 2 else float(np.add.reduce(v)))
-        peaks.append(max(float(np.maximum.reduce(flat)), -float(np.minimum.reduce(flat))))
-    return np.array(sumsq), np.array(sums), np.array(peaks)
+    for row in grads:
+        for v in network.split(row):
+            flat = v.reshape(-1)
+            sumsq.append(float(np.dot(flat, flat)))
+            sums.append(float(_ones(v.shape[0], v.dtype) @ v @ _ones(v.shape[1], v.dtype)) if v.ndim == 2 else float(np.add.reduce(v)))
+            peaks.append(max(float(np.maximum.reduce(flat)), -float(np.minimum.reduce(flat))))
+    shape = (grads.shape[0], len(network.slices))
+    return np.reshape(sumsq, shape), np.reshape(sums, shape), np.reshape(peaks, shape)
 
 
 @functools.lru_cache(maxsize=32)
@@ -63,29 +64,33 @@ def _ones(n: int, dtype: np.dtype) -> np.ndarray:
 
 
 def gradient_metrics(network: Network, weight_sq: np.ndarray, update_sq: np.ndarray,
-                     moments: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict[str, float]:
-    """Per parameter: grad_norm, grad_mean, grad_std (population), grad_max (max |g|), weight_norm,
-    update_ratio (|update| / |weight|); and vanishing_ratio (first over last layer's weight-gradient norm).
+                     moments: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[dict[str, float]]:
+    """Per member (one dict per row): per parameter grad_norm, grad_mean, grad_std (population),
+    grad_max (max |g|), weight_norm, update_ratio (|update| / |weight|); and vanishing_ratio (first over
+    last layer's weight-gradient norm).
 
     `moments` are the gradients' (see `grad_moments`); `weight_sq` / `update_sq` are per-tensor sums
-    of squares of the weights before the update and of the update (see `segment_sumsq`). Runs under
-    the trainer's `np.errstate`: a tensor of zeros makes an inf or nan ratio, which is dropped."""
+    of squares of the weights before the update and of the update (see `segment_sumsq`), all `(R, T)`.
+    Runs under the trainer's `np.errstate`: a tensor of zeros makes an inf or nan ratio, which is dropped."""
     sizes = network.sizes
     grad_sq, sums, peaks = moments
-    stats = np.empty((len(STAT_FAMILIES), sizes.size))  # one row per family, in STAT_FAMILIES' order
-    mean = np.divide(sums, sizes, out=stats[1])
-    np.sqrt(grad_sq, out=stats[0])  # grad_norm
+    stats = np.empty((grad_sq.shape[0], len(STAT_FAMILIES), sizes.size))  # per member, one row per family
+    mean = np.divide(sums, sizes, out=stats[:, 1])
+    np.sqrt(grad_sq, out=stats[:, 0])  # grad_norm
     variance = grad_sq / sizes - mean * mean
-    np.sqrt(np.maximum(variance, 0.0, out=variance), out=stats[2])  # grad_std
-    stats[3] = peaks  # grad_max
-    weight_norm = np.sqrt(weight_sq, out=stats[4])
-    np.divide(np.sqrt(update_sq), weight_norm, out=stats[5])  # update_ratio; inf / nan where a tensor is all zeros: dropped below
-    values = stats.ravel().tolist()
-    out = dict(zip(_keys(network.param_names), values, strict=True))
-    first, last = values[0], values[sizes.size - 2]  # grad_norm of dense_1.weight and of dense_L.weight
-    if sizes.size > 2 and last > 0:
-        out["vanishing_ratio"] = first / last
-    return out if all(map(math.isfinite, values)) else finite_only(out)
+    np.sqrt(np.maximum(variance, 0.0, out=variance), out=stats[:, 2])  # grad_std
+    stats[:, 3] = peaks  # grad_max
+    weight_norm = np.sqrt(weight_sq, out=stats[:, 4])
+    np.divide(np.sqrt(update_sq), weight_norm, out=stats[:, 5])  # update_ratio; inf / nan where a tensor is all zeros: dropped below
+    keys = _keys(network.param_names)
+    out = []
+    for values in stats.reshape(stats.shape[0], -1).tolist():
+        figures = dict(zip(keys, values, strict=True))
+        first, last = values[0], values[sizes.size - 2]  # grad_norm of dense_1.weight and of dense_L.weight
+        if sizes.size > 2 and last > 0:
+            figures["vanishing_ratio"] = first / last
+        out.append(figures if all(map(math.isfinite, values)) else finite_only(figures))
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -94,11 +99,21 @@ def _dead_keys(names: tuple[str, ...], hinged: tuple[int, ...]) -> tuple[tuple[i
     return tuple((i, f"dead_fraction/{names[i]}") for i in hinged)
 
 
-def dead_fractions(network: Network) -> dict[str, float]:
-    """For ReLU-family layers: the fraction of units whose pre-activation is <= 0 on the whole batch."""
-    Zs = network.Z
-    return {key: np.count_nonzero(np.maximum.reduce(Zs[i], axis=0) <= 0) / Zs[i].shape[1]
-            for i, key in _dead_keys(network.names, network.hinged)}
+def dead_fractions(network: Network, members: list[int]) -> list[dict[str, float]]:
+    """For ReLU-family layers, per member asked for: the fraction of units whose pre-activation is <= 0
+    on the whole batch."""
+    keys = _dead_keys(network.names, network.hinged)
+    if not keys:
+        return [{} for _ in members]
+    Zs, everyone = network.Z, len(members) == network.members
+    out: list[dict[str, float]] = [{} for _ in members]
+    for i, key in keys:
+        Z = Zs[i] if everyone else Zs[i][members]
+        dead = np.maximum.reduce(Z, axis=1) <= 0  # (R, units): never above zero on the batch
+        counts = [np.count_nonzero(dead)] if dead.shape[0] == 1 else np.add.reduce(dead, axis=1, dtype=np.int64).tolist()
+        for figures, count in zip(out, counts, strict=True):
+            figures[key] = count / Z.shape[2]
+    return out
 
 
 def norm(a: np.ndarray) -> float:
@@ -121,19 +136,24 @@ def finite_only(metrics: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if math.isfinite(v)}
 
 
-def correct(loss_name: str, outputs: np.ndarray, Y: np.ndarray) -> tuple[int, int]:
-    """(right, counted) predictions: bce per output at threshold 0.5, cross_entropy by argmax."""
+def correct(loss_name: str, outputs: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each member's right predictions `(K,)` of `outputs (K, n, out)`, and how many were counted
+    (the same for all): bce per output at threshold 0.5, cross_entropy by argmax."""
     if loss_name == "cross_entropy":
-        return int(np.count_nonzero(outputs.argmax(axis=1) == Y.argmax(axis=1))), outputs.shape[0]
-    return int(np.count_nonzero((outputs > 0.5) == (Y > 0.5))), outputs.size
+        hits, counted = outputs.argmax(axis=-1) == Y.argmax(axis=-1), outputs.shape[-2]
+    else:
+        hits, counted = np.equal(outputs > 0.5, Y > 0.5), outputs.shape[-2] * outputs.shape[-1]
+    if hits.shape[0] == 1:  # one member: one count (a count is exact, however it is taken)
+        return np.array([np.count_nonzero(hits)]), counted
+    return np.add.reduce(hits.reshape(hits.shape[0], -1), axis=1, dtype=np.int64), counted
 
 
-def accuracy(loss_name: str, outputs: np.ndarray, Y: np.ndarray) -> float | None:
-    """Classification accuracy (None for mse)."""
+def accuracy(loss_name: str, outputs: np.ndarray, Y: np.ndarray) -> list[float] | None:
+    """Each member's classification accuracy (None for mse)."""
     if loss_name == "mse":
         return None
     right, counted = correct(loss_name, outputs, Y)
-    return right / counted
+    return (right / counted).tolist()
 
 
 def metric_keys(spec: JobSpec) -> list[str]:

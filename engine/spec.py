@@ -226,7 +226,7 @@ class JobSpec(_Strict):
     epochs: int | None = Field(default=None, ge=1, description="passes over the training data (default 1; or give `steps`)")
     steps: int | None = Field(default=None, ge=1, description="optimizer steps across epochs (instead of `epochs`)")
     shuffle: bool = Field(default=True, description="reshuffle every epoch from the seeded generator; `false`: data order")
-    seed: int = Field(default=0, ge=0, le=SEED_MAX, description="the same spec and seed give bit-identical results")
+    seed: int = Field(default=0, ge=0, le=SEED_MAX, description="the same spec and seed give bit-identical results, alone or in a stack")
     dtype: Literal["float64", "float32"] = Field(default="float64", description="kept end to end")
     record: Record = Field(default_factory=Record, description="what every recorded step stores")
 

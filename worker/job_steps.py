@@ -1,6 +1,6 @@
-"""The steps one job's training is made of, shared by a job trained alone (training.py) and the
-members of a stack (stack.py): its trainer (restored from a checkpoint on a retry), the rules that
-stop it, the loop, its summary, and how it is finished."""
+"""The per-job pieces the job loop (training.py) is made of: a job's trainer of one (restored from its
+checkpoint on a retry), the rules that stop it and the verdicts they give, its summary, and how it
+is finished."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.training import SUMMARY_KEYS, Trainer, summarize
+from engine.training import SUMMARY_KEYS, Member, Trainer, summarize
 from services.datasets.use import problem_for
 from services.jobs.public_errors import describe
 from services.store import checkpoints, jobs, metrics
@@ -58,8 +58,9 @@ class StopRules:
     soft_seconds: int | None
     started: float  # time.monotonic() when this attempt began training
 
-    def soft_limit_passed(self) -> bool:
-        return self.soft_seconds is not None and time.monotonic() - self.started > self.soft_seconds
+    def soft_limit_passed(self, now: float | None = None) -> bool:
+        """Past the job's soft time limit, as of `now` (time.monotonic(); read here when not given)."""
+        return self.soft_seconds is not None and (time.monotonic() if now is None else now) - self.started > self.soft_seconds
 
 
 Verdict = tuple[JobStatus, dict[str, Any] | None]
@@ -84,32 +85,11 @@ def early_stopped(pruning: EarlyStopping, step: int) -> Verdict:
     return JobStatus.cancelled, {"reason": "early_stopped", "message": f"stopped early by the sweep's {pruning.rule} rule at step {step}"}
 
 
-def ended(trainer: Trainer) -> Verdict:
-    """How a trainer that ran out of steps (or diverged) ended."""
-    if trainer.divergence is not None:
-        return JobStatus.diverged, {"reason": "diverged", **trainer.divergence.as_dict()}
+def ended(member: Member) -> Verdict:
+    """How a member that ran out of steps (or diverged) ended."""
+    if member.divergence is not None:
+        return JobStatus.diverged, {"reason": "diverged", **member.divergence.as_dict()}
     return JobStatus.succeeded, None
-
-
-def train_loop(trainer: Trainer, recorder: Recorder, pruning: EarlyStopping | None, rules: StopRules) -> Verdict:
-    for record in trainer:
-        recorder.add(record)
-        checkpoint_due = trainer.step % rules.checkpoint_every == 0 and trainer.step < trainer.total_steps
-        if checkpoint_due and recorder.flush(checkpoint=trainer.state_dict()).cancel_requested:
-            return cancelled(trainer.step)
-        if recorder.over_quota:
-            recorder.flush()
-            return over_quota(recorder, trainer.step)
-        if rules.soft_limit_passed():
-            recorder.flush()
-            return out_of_time(rules, trainer.step)
-        if pruning is not None and pruning.metric in record.metrics and pruning.should_stop(record.step, record.metrics[pruning.metric]):
-            recorder.flush()
-            return early_stopped(pruning, record.step)
-        if recorder.due() and recorder.flush().cancel_requested:
-            return cancelled(trainer.step)
-    recorder.flush()
-    return ended(trainer)
 
 
 def job_summary(session: Session, job_id: int, trainer: Trainer, seconds: float) -> dict[str, Any]:

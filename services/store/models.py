@@ -74,7 +74,7 @@ class Job(Base):
     sweep_trial: Mapped[int | None] = mapped_column(Integer)  # the Optuna trial (one point of the search space)
     sweep_seed: Mapped[int | None] = mapped_column(Integer)  # which replica of the point (0 .. seeds-1)
     sweep_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the point: dotted path -> value
-    # Jobs of one sweep with equal keys have one shape and may train as one stack (engine/stacked.py); null: alone.
+    # Jobs of one sweep with equal keys have one shape and may train as one stack (engine/stacking.py); null: alone.
     stack_key: Mapped[str | None] = mapped_column(String(32))
     owner: Mapped[str] = mapped_column(String(200), index=True, default=LOCAL_OWNER, server_default=LOCAL_OWNER)
     status: Mapped[JobStatus] = mapped_column(enum_column(JobStatus), index=True, default=JobStatus.queued)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.problem import RawData
 from engine.spec import SpecError
-from engine.stacked import stack_key
+from engine.stacking import stack_key
 
 from ..datasets.use import raw_data, resolve
 from ..jobs.checks import Checked, OverLimit, check_job, parse_document, reserve

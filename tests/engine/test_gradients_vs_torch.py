@@ -81,8 +81,8 @@ def test_gradients_equal_central_differences(spec):
     n = problem.batch_size
     problem.network.forward(problem.X_train[:n])
     # Finite differences are meaningless across a kink: skip points within eps of ReLU's corner.
-    for layer, Z in zip(problem.network.layers, problem.network.Z, strict=True):
-        assume(not layer.activation.hinge_at_zero or np.abs(Z).min() > 1e-4)
+    for activation, Z in zip(problem.network.activations, problem.network.Z, strict=True):
+        assume(not activation.hinge_at_zero or np.abs(Z).min() > 1e-4)
     numeric = numeric_gradients(problem.network, problem.loss, problem.X_train[:n], problem.Y_train[:n])
     assert max_relative_error(grads, numeric) < 1e-5
 

@@ -1,7 +1,9 @@
-"""A stack of K networks trains each member exactly as its job would train alone: every recorded point,
-full gradient, trace, divergence and final weight, over random architectures, activations, losses,
-optimizers, schedules, seeds, batch orders and dtypes (float64 within 1e-12 relative, float32 1e-5;
-an array's entries relative to its largest, a gradient's mean and spread to its largest entry)."""
+"""A job's results depend on its spec alone: a member of a trainer of K networks records bitwise what
+the same spec records as a trainer of one (`==`, no tolerance) — every loss, recorded point, full
+gradient, trace, divergence, final weight, final figure and checkpoint — over random architectures,
+activations, losses, optimizers (nesterov, amsgrad, centered), schedules, clipping, dropout, shuffles,
+shared and separate data, dtypes, K from 1 to 64, each member's place in the stack, members leaving
+mid-way, and resuming from checkpoints."""
 
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.stacked import NotStackable, StackedTrainer, stack_signature
+from engine import network as network_module
+from engine.stacking import NotStackable
 from engine.training import Trainer
 
 HIDDEN = ["linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh"]
 OUTPUTS = {"mse": ["linear", "sigmoid", "tanh", "softmax"], "bce": ["sigmoid", "softmax"], "cross_entropy": ["softmax", "sigmoid"]}
-TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
 
 
 @st.composite
@@ -74,7 +76,7 @@ def stacks(draw):
     units = [draw(st.integers(1, 6)) for _ in range(depth)] + [draw(st.integers(min_out, 3))]
     n = draw(st.integers(4, 12))
     batch = draw(st.sampled_from([1, 3, "full"]))
-    k = draw(st.integers(1, 5))
+    k = draw(st.one_of(st.integers(1, 6), st.just(64)))
     dtype = draw(st.sampled_from(["float64", "float32"]))
     family = draw(optimizers())
     shuffle = draw(st.booleans())
@@ -112,7 +114,8 @@ def stacks(draw):
             "batch_size": batch, "epochs": int(rng.integers(1, 4)), "shuffle": shuffle, "seed": int(rng.integers(0, 1000)),
             "dtype": dtype, "record": record,
         })
-    return specs
+    leave = (draw(st.integers(0, k - 1)), draw(st.integers(1, 12))) if draw(st.booleans()) else None
+    return specs, leave
 
 
 def solo_run(spec: dict) -> tuple[Trainer, list]:
@@ -121,95 +124,89 @@ def solo_run(spec: dict) -> tuple[Trainer, list]:
     return trainer, records
 
 
-def stacked_run(specs: list[dict]) -> tuple[list[Trainer], dict[int, list]]:
-    shells = [Trainer(copy.deepcopy(spec)) for spec in specs]
-    groups: dict[tuple, list[Trainer]] = {}
-    for shell in shells:
-        groups.setdefault(stack_signature(shell), []).append(shell)
-    records: dict[int, list] = {id(s): [] for s in shells}
-    for members in groups.values():
-        stack = StackedTrainer(members)
+def stacked_run(specs: list[dict], leave: tuple[int, int] | None = None) -> tuple[list[Trainer], list[list]]:
+    """Train the specs stacked by their key; member `leave[0]` is taken out after `leave[1]` steps (a
+    cancel, a prune, a time limit). Each member's trainer as it ended, and its records."""
+    solos = [Trainer(copy.deepcopy(spec)) for spec in specs]
+    members = [t.members[0] for t in solos]
+    groups: dict[str, list[Trainer]] = {}
+    for solo in solos:
+        groups.setdefault(solo.members[0].key, []).append(solo)
+    records: dict = {m: [] for m in members}
+    ended: dict = {}
+    for group in groups.values():
+        stack = Trainer.stack(group)
         while stack.members:
-            done = stack.train_step()
-            for trainer, record in done.records.items():
-                records[id(trainer)].append(record)
-    return shells, records
+            done = stack.step_all()
+            for member, record in done.records.items():
+                records[member].append(record)
+            leaving = list(done.ended)
+            if leave is not None and stack.step == leave[1] and members[leave[0]] in stack.members:
+                leaving.append(members[leave[0]])
+            for alone in stack.remove(leaving):
+                ended[alone.members[0]] = alone
+    return [ended[m] for m in members], [records[m] for m in members]
 
 
-def close(a, b, tol: float, where: str, scale: float | None = None) -> None:
-    """Within `tol` relative to each value, or to `scale` (an array's largest entry, a tensor's largest
-    gradient): entries that cancel to nearly nothing carry the rounding of the terms they cancel."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, where
-    both_nan = np.isnan(a) & np.isnan(b)
-    if scale is None:
-        scale = np.maximum(np.abs(a), np.abs(b))
-    ok = both_nan | (np.abs(a - b) <= tol * np.maximum(scale, 1e-300))
-    assert ok.all(), f"{where}: {a[~ok][:3]} vs {b[~ok][:3]}"
+def same(a, b, where: str) -> None:
+    """Bitwise equal: the same numbers (NaN where NaN), shapes and types."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype, where
+    assert np.array_equal(a, b, equal_nan=True), f"{where}: {a.ravel()[:3]} vs {b.ravel()[:3]}"
 
 
-def array_scale(a) -> float:
-    finite = np.abs(np.asarray(a, dtype=np.float64))
-    finite = finite[np.isfinite(finite)]
-    return float(finite.max()) if finite.size else 0.0
-
-
-def metric_scale(key: str, metrics: dict) -> float | None:
-    """A gradient's mean and spread are sums that cancel: judged against the tensor's largest |gradient|."""
-    family, _, tensor = key.partition("/")
-    if family in ("grad_mean", "grad_std"):
-        return abs(metrics[f"grad_max/{tensor}"])
-    return None
-
-
-def assert_same_run(spec: dict, shell: Trainer, records: list) -> None:
-    tol = TOLERANCE[spec.get("dtype", "float64")]
-    solo, expected = solo_run(spec)
-    assert shell.status == solo.status and shell.step == solo.step
+def assert_same_run(spec: dict, trainer: Trainer, records: list, steps: int | None = None) -> None:
+    """The member's run equals the spec's run as a trainer of one (`steps`: it left after that many)."""
+    solo = Trainer(copy.deepcopy(spec))
+    expected = []
+    while not solo.ended() and (steps is None or solo.step < steps):
+        record = solo.train_step()
+        if record is not None and (record.metrics or record.gradients is not None or record.trace is not None):
+            expected.append(record)
+    assert trainer.status == solo.status and trainer.step == solo.step
     if solo.divergence is not None:
-        assert (shell.divergence.step, shell.divergence.quantity) == (solo.divergence.step, solo.divergence.quantity)
+        assert trainer.divergence.as_dict() == solo.divergence.as_dict()  # the value as repr: NaN equals NaN
     assert [r.step for r in records] == [r.step for r in expected]
     for got, want in zip(records, expected, strict=True):
         where = f"step {want.step}"
-        assert got.epoch == want.epoch and set(got.metrics) == set(want.metrics), where
-        for key, value in want.metrics.items():
-            close(got.metrics[key], value, tol, f"{where} {key}", metric_scale(key, want.metrics))
-        close(got.loss, want.loss, tol, f"{where} loss")
+        assert (got.epoch, got.loss) == (want.epoch, want.loss), where
+        assert got.metrics == want.metrics, where  # dicts of floats: == on every value, and the same keys
         assert (got.gradients is None) == (want.gradients is None), where
         for name, g in (want.gradients or {}).items():
-            close(got.gradients[name], g, tol, f"{where} ∂{name}", array_scale(g))
-        assert (got.trace is None) == (want.trace is None), where
-        if want.trace is not None:
-            for layer_got, layer_want in zip(got.trace["layers"], want.trace["layers"], strict=True):
-                for field in ("W", "b", "Z", "A", "delta", "dW", "db", "W_new", "b_new"):
-                    close(layer_got[field], layer_want[field], tol, f"{where} trace {field}", array_scale(layer_want[field]))
-            close(got.trace["lr"], want.trace["lr"], tol, where)
-            assert got.trace["X"] == want.trace["X"] and got.trace["step"] == want.trace["step"], where
-    for got, want in zip(shell.model()["weights"] + shell.model()["biases"], solo.model()["weights"] + solo.model()["biases"], strict=True):
-        close(got, want, tol, "final weights", array_scale(want))
+            same(got.gradients[name], g, f"{where} ∂{name}")
+        assert got.trace == want.trace, where
+    assert trainer.model() == solo.model()
+    same(trainer.network.flat_params, solo.network.flat_params, "final weights")
     if solo.divergence is None:
-        for key, value in solo.final_model_figures().items():
-            close(shell.final_model_figures()[key], value, tol, key)
-    state, expected_state = shell.state_dict(), solo.state_dict()
-    assert state["step"] == expected_state["step"] and state["rng"] == expected_state["rng"]
+        assert trainer.final_model_figures() == solo.final_model_figures()
+    state, expected_state = trainer.state_dict(), solo.state_dict()
+    for key in ("step", "epoch", "batch_index", "rng", "epoch_sums"):
+        assert repr(state[key]) == repr(expected_state[key]), key  # repr: NaN equals NaN
+    same(state["params"], expected_state["params"], "checkpoint params")
+    assert state["optimizer"]["t"] == expected_state["optimizer"]["t"]
+    assert state["optimizer"]["state"].keys() == expected_state["optimizer"]["state"].keys()
+    for name, value in expected_state["optimizer"]["state"].items():
+        same(state["optimizer"]["state"][name], value, f"optimizer {name}")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(stacks())
-def test_each_member_equals_its_job_trained_alone(specs):
-    shells, records = stacked_run(specs)
-    for spec, shell in zip(specs, shells, strict=True):
-        assert_same_run(spec, shell, records[id(shell)])
+def test_each_member_is_bitwise_its_spec_trained_alone(case):
+    specs, leave = case
+    trainers, records = stacked_run(specs, leave)
+    for k, (spec, trainer) in enumerate(zip(specs, trainers, strict=True)):
+        left_at = leave[1] if leave is not None and leave[0] == k and trainer.status == "running" else None
+        assert_same_run(spec, trainer, records[k], steps=left_at)
 
 
 def test_one_member_diverging_ends_only_it():
     base = {"model": {"layers": [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "linear"}]}, "loss": "mse",
             "data": {"builtin": "seed"}, "steps": 60, "seed": 1, "record": {"every": 5}}
     specs = [{**base, "optimizer": {"name": "sgd", "lr": lr}} for lr in (0.01, 1e6, 0.05)]
-    shells, records = stacked_run(specs)
-    assert [s.status for s in shells] == ["succeeded", "diverged", "succeeded"]
-    for spec, shell in zip(specs, shells, strict=True):
-        assert_same_run(spec, shell, records[id(shell)])
+    trainers, records = stacked_run(specs)
+    assert [t.status for t in trainers] == ["succeeded", "diverged", "succeeded"]
+    for spec, trainer, recorded in zip(specs, trainers, records, strict=True):
+        assert_same_run(spec, trainer, recorded)
 
 
 def test_a_member_taken_out_leaves_the_rest_as_they_were():
@@ -217,44 +214,36 @@ def test_a_member_taken_out_leaves_the_rest_as_they_were():
             "data": {"builtin": "moons", "n_samples": 60, "validation_split": 0.2}, "batch_size": 8, "epochs": 4,
             "optimizer": {"name": "adam", "lr": 0.01}, "record": {"every": 3}}
     specs = [{**base, "seed": seed} for seed in range(3)]
-    shells = [Trainer(copy.deepcopy(s)) for s in specs]
-    stack = StackedTrainer(shells)
-    records = {id(s): [] for s in shells}
-    while stack.members:
-        done = stack.train_step()
-        for trainer, record in done.records.items():
-            records[id(trainer)].append(record)
-        if stack.step == 7 and shells[1] in stack.members:
-            stack.remove([shells[1]])  # cancelled, pruned or out of time: its shell is where it stopped
-    assert shells[1].step == 7 and len(stack.members) == 0
-    alone = Trainer(copy.deepcopy(specs[1]))
-    for _ in range(7):
-        alone.train_step()
-    np.testing.assert_allclose(shells[1].network.flat_params, alone.network.flat_params, rtol=1e-12)
-    for k in (0, 2):
-        assert_same_run(specs[k], shells[k], records[id(shells[k])])
+    trainers, records = stacked_run(specs, leave=(1, 7))
+    assert trainers[1].step == 7 and trainers[1].status == "running"
+    for k, spec in enumerate(specs):
+        assert_same_run(spec, trainers[k], records[k], steps=7 if k == 1 else None)
 
 
-def test_members_resume_from_their_own_checkpoints():
+def test_members_resume_from_their_own_checkpoints_bitwise():
     base = {"model": {"layers": [{"units": 6, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}]}, "loss": "bce",
-            "data": {"builtin": "moons", "n_samples": 40}, "batch_size": 8, "epochs": 3, "optimizer": {"name": "sgd", "lr": 0.1,
-            "momentum": 0.9}}
-    specs = [{**base, "seed": seed} for seed in range(2)]
-    shells = [Trainer(copy.deepcopy(s)) for s in specs]
-    stack = StackedTrainer(shells)
+            "data": {"builtin": "moons", "n_samples": 40}, "batch_size": 8, "epochs": 3,
+            "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "model_dropout": None}
+    base.pop("model_dropout")
+    specs = [{**base, "seed": seed, "optimizer": {**base["optimizer"], "momentum": m}} for seed, m in ((0, 0.9), (1, 0.0), (2, 0.5))]
+    stack = Trainer.stack([Trainer(copy.deepcopy(s)) for s in specs])
     for _ in range(7):  # mid-epoch, mid-shuffle
-        stack.train_step()
-    checkpoints = [stack.sync(s).state_dict() for s in shells]
+        stack.step_all()
+    checkpoints = [stack.state_dict(k) for k in range(len(specs))]
     resumed = [Trainer(copy.deepcopy(s)) for s in specs]
     for trainer, state in zip(resumed, checkpoints, strict=True):
         trainer.load_state_dict(state)
-    again = StackedTrainer(resumed)
+    again = Trainer.stack(resumed[::-1])  # in another order, too
+    finished = {}
     while again.members:
-        again.train_step()
-    for spec, trainer in zip(specs, resumed, strict=True):
+        done = again.step_all()
+        for alone in again.remove(done.ended):
+            finished[alone.members[0].spec.seed] = alone
+    for spec in specs:
         solo = Trainer(copy.deepcopy(spec))
         list(solo)
-        np.testing.assert_allclose(trainer.network.flat_params, solo.network.flat_params, rtol=1e-12)
+        assert finished[spec["seed"]].model() == solo.model()
+        assert finished[spec["seed"]].state_dict()["rng"] == solo.state_dict()["rng"]
 
 
 def test_what_cannot_share_a_stack_is_refused():
@@ -263,27 +252,29 @@ def test_what_cannot_share_a_stack_is_refused():
     wider = copy.deepcopy(base)
     wider["model"]["layers"][0]["units"] = 8
     with pytest.raises(NotStackable):
-        StackedTrainer([Trainer(base), Trainer(wider)])
+        Trainer.stack([Trainer(base), Trainer(wider)])
     with pytest.raises(NotStackable):
-        StackedTrainer([Trainer(base), Trainer({**base, "batch_size": 1})])
+        Trainer.stack([Trainer(base), Trainer({**base, "batch_size": 1})])
     ahead = Trainer(base)
     ahead.train_step()
     with pytest.raises(NotStackable):
-        StackedTrainer([Trainer(base), ahead])
-    assert stack_signature(Trainer(base)) == stack_signature(Trainer({**base, "seed": 5, "optimizer": {"name": "sgd", "lr": 1.0}}))
-    assert StackedTrainer([Trainer(base)]).train_step().step == 0  # a stack of one steps like its member
+        Trainer.stack([Trainer(base), ahead])
+    same_shape = Trainer({**base, "seed": 5, "optimizer": {"name": "sgd", "lr": 1.0}})
+    assert Trainer(base).members[0].key == same_shape.members[0].key
+    assert Trainer.stack([Trainer(base)]).step_all().step == 0  # a stack of one steps like its member
 
 
 def test_wide_layers_take_the_per_member_matmul_and_agree(monkeypatch):
-    """The BLAS call per member that wide layers use gives what the stacked call gives (and the solo run)."""
-    import engine.stacked
-
-    monkeypatch.setattr(engine.stacked, "PER_MEMBER_MATMUL_FLOPS", 1)
+    """The BLAS call per member that wide layers use gives bitwise what the stacked call gives."""
     base = {"model": {"layers": [{"units": 5, "activation": "relu"}, {"units": 3, "activation": "softmax"}]},
             "loss": "cross_entropy", "data": {"builtin": "iris", "validation_split": 0.2}, "batch_size": 16, "epochs": 2,
             "shuffle": False, "record": {"every": 2, "gradients": "full"}, "optimizer": {"name": "adam", "lr": 0.01}}
     for shuffle in (False, True):
         specs = [{**base, "shuffle": shuffle, "seed": seed} for seed in range(3)]
-        shells, records = stacked_run(specs)
-        for spec, shell in zip(specs, shells, strict=True):
-            assert_same_run(spec, shell, records[id(shell)])
+        stacked = stacked_run(specs)
+        monkeypatch.setattr(network_module, "PER_MEMBER_MATMUL_FLOPS", 1)
+        per_member = stacked_run(specs)
+        monkeypatch.undo()
+        for k in range(len(specs)):
+            assert per_member[0][k].model() == stacked[0][k].model()
+            assert [r.metrics for r in per_member[1][k]] == [r.metrics for r in stacked[1][k]]

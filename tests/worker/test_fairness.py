@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from engine.problem import plan
 from engine.spec import parse_spec
-from engine.stacked import state_bytes
+from engine.stacking import state_bytes
 from services.broker.celery_config import queued_messages
 from services.migrate import upgrade
 from services.store import fairness, jobs

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, request, url_for
 from sqlalchemy import select
 
 from engine.spec import SpecError
-from engine.stacked import state_bytes
+from engine.stacking import state_bytes
 from services.datasets.use import raw_data
 from services.jobs.checks import OverLimit, check_quota, parse_document
 from services.jobs.metadata import META_FIELDS
