@@ -34,8 +34,10 @@ PER_MEMBER_MATMUL_FLOPS = 200_000
 
 @dataclass
 class _Buffers:
-    Z: list[np.ndarray]
+    Z: list[np.ndarray]  # (K, n, units): what recording and traces read
     A: list[np.ndarray]
+    Zv: list[np.ndarray]  # the same memory as the loop works on it (one member: its (n, units) block)
+    Av: list[np.ndarray]
     dropped: list[np.ndarray | None] = field(default_factory=list)
     masks: list[np.ndarray | None] = field(default_factory=list)
 
@@ -67,8 +69,14 @@ class Network:
         self.dW, self.db = self.split(self.flat_grads)[0::2], self.split(self.flat_grads)[1::2]
         for W, b, w, bias in zip(self.W, self.b, weights, biases, strict=True):
             W[...], b[...] = w, bias
+        # What the forward and backward loops work on: the member-first arrays, or for one member its own
+        # 2-D blocks of the same memory (the same BLAS calls and ufuncs on the same numbers, without
+        # broadcasting over a member axis of one: a job trained alone pays nothing for stacking).
+        self.single = self.members == 1
+        one = (lambda arrays: [a[0] for a in arrays]) if self.single else (lambda arrays: list(arrays))
         self.WT = [W.transpose(0, 2, 1) for W in self.W]  # views: the forward pass's Wᵀ without a copy
-        self._b_rows = [b[:, None, :] for b in self.b]  # views: each member's bias, broadcast over its batch
+        self._Wv, self._WTv, self._dWv, self._dbv = one(self.W), one(self.WT), one(self.dW), one(self.db)
+        self._bv = [b[0] for b in self.b] if self.single else [b[:, None, :] for b in self.b]  # each member's bias over its batch
         # Names as metric keys use them: layers dense_1, dense_2, …; tensors dense_1.weight, dense_1.bias, …
         self.names = tuple(f"dense_{i + 1}" for i in range(len(self.W)))
         self.param_names = tuple(f"{name}.{kind}" for name in self.names for kind in ("weight", "bias"))
@@ -111,8 +119,9 @@ class Network:
         if buf is None:
             dtype = self.flat_params.dtype
             shapes = [(self.members, n, W.shape[1]) for W in self.W]
-            buf = _Buffers(Z=[np.empty(s, dtype) for s in shapes], A=[np.empty(s, dtype) for s in shapes],
-                           dropped=[None] * len(shapes), masks=[None] * len(shapes))
+            Z, A = [np.empty(s, dtype) for s in shapes], [np.empty(s, dtype) for s in shapes]
+            view = (lambda arrays: [a[0] for a in arrays]) if self.single else (lambda arrays: arrays)
+            buf = _Buffers(Z=Z, A=A, Zv=view(Z), Av=view(A), dropped=[None] * len(shapes), masks=[None] * len(shapes))
             self._buffers[n] = buf
         return buf
 
@@ -122,15 +131,19 @@ class Network:
         buf = self._buffers_for(X.shape[-2])
         self._last = buf
         train_dropout = rngs is not None and self.dropout > 0
-        A_prev = X
+        A_prev = X[0] if self.single and X.ndim == 3 else X
         last = len(self.W) - 1
-        for i, (WT, b, activation) in enumerate(zip(self.WT, self._b_rows, self.activations, strict=True)):
-            Z = matmul(A_prev, WT, out=buf.Z[i])
+        for i, (WT, b, activation) in enumerate(zip(self._WTv, self._bv, self.activations, strict=True)):
+            Z = matmul(A_prev, WT, out=buf.Zv[i])
             Z += b
-            A = buf.A[i] = activation.forward(Z, out=buf.A[i])
+            A = activation.forward(Z, out=buf.Av[i])
+            if A is not buf.Av[i]:  # the identity returns its input: the buffer gets a copy
+                np.copyto(buf.Av[i], A)
+                A = buf.Av[i]
             if train_dropout and i < last:
                 keep = 1.0 - self.dropout
-                mask = np.stack([rng.random(A.shape[1:]) < keep for rng in rngs]).astype(A.dtype)
+                masks = [rng.random(A.shape[-2:]) < keep for rng in rngs]
+                mask = (masks[0] if self.single else np.stack(masks)).astype(A.dtype)
                 mask /= keep
                 buf.masks[i] = mask
                 buf.dropped[i] = A_prev = A * mask
@@ -166,39 +179,36 @@ class Network:
         """Fill `dW`, `db` with dL/dW, dL/db for the last forward pass on `X` (targets `Y`)."""
         buf = self._last
         last = len(self.W) - 1
-        delta = loss.grad(buf.A[last], buf.Z[last], Y)  # dL/dZ_L if fused, else dL/dA_L
+        delta = loss.grad(buf.A[last], buf.Z[last], Y)  # dL/dZ_L if fused, else dL/dA_L; (K, n, out)
         if not loss.fused:
             delta = self.activations[last].backward(buf.Z[last], buf.A[last], delta)
+        if self.single:
+            delta, X = delta[0], X[0] if X.ndim == 3 else X
         deltas = [None] * len(self.W) if keep_deltas else None
         for i in range(last, -1, -1):
             if keep_deltas:
-                deltas[i] = delta.copy()
+                deltas[i] = delta[None].copy() if self.single else delta.copy()
             if i > 0:
-                A_prev = buf.dropped[i - 1] if buf.dropped[i - 1] is not None else buf.A[i - 1]
+                A_prev = buf.dropped[i - 1] if buf.dropped[i - 1] is not None else buf.Av[i - 1]
             else:
                 A_prev = X
             # Z_i = A_prev @ W.T + b  =>  dL/dW = delta.T @ A_prev, dL/db = sum over the batch of delta
-            matmul(delta.transpose(0, 2, 1), A_prev, out=self.dW[i])
-            np.add.reduce(delta, axis=1, out=self.db[i])
+            matmul(delta.swapaxes(-1, -2), A_prev, out=self._dWv[i])
+            np.add.reduce(delta, axis=-2, out=self._dbv[i])
             if i > 0:
                 # dL/dA_prev = delta @ W (a one-unit layer's is an outer product: one multiply per entry,
                 # as BLAS computes it, far faster), then through dropout's mask and the activation's derivative
-                dA = delta * self.W[i] if delta.shape[2] == 1 else matmul(delta, self.W[i], None)
+                W = self._Wv[i]
+                dA = delta * W if delta.shape[-1] == 1 else matmul(delta, W, None)
                 if buf.masks[i - 1] is not None:
                     dA *= buf.masks[i - 1]
-                delta = self.activations[i - 1].backward(buf.Z[i - 1], buf.A[i - 1], dA)
+                delta = self.activations[i - 1].backward(buf.Zv[i - 1], buf.Av[i - 1], dA)
         self.deltas = deltas
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """`a @ b` member by member (either may be one 2-D array shared by all members). One member's is a
-    2-D call: the same BLAS call on the same numbers, without the stacked call's broadcasting setup."""
-    if (a.shape[0] if a.ndim == 3 else b.shape[0]) == 1:
-        if out is None:
-            out = np.empty((1, a.shape[-2], b.shape[-1]), dtype=np.result_type(a, b))
-        np.matmul(a[0] if a.ndim == 3 else a, b[0] if b.ndim == 3 else b, out=out[0])
-        return out
-    if a.shape[-2] * a.shape[-1] * b.shape[-1] < PER_MEMBER_MATMUL_FLOPS:
+    """`a @ b` member by member (either may be one 2-D array shared by all members; both 2-D: one member's)."""
+    if (b.ndim == 2 and a.ndim == 2) or a.shape[-2] * a.shape[-1] * b.shape[-1] < PER_MEMBER_MATMUL_FLOPS:
         return np.matmul(a, b, out=out)
     members = a.shape[0] if a.ndim == 3 else b.shape[0]
     if out is None:

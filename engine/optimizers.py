@@ -57,6 +57,9 @@ class Optimizer:
         self.any_decay = bool(self.decays.any())
         # Whether a member's update is just lr × the gradient (its size is the gradient's, times lr).
         self.scales_gradient = np.array([spec.name == "sgd" and not spec.momentum and not spec.weight_decay for spec in self.specs])
+        self.any_scales = bool(self.scales_gradient.any())
+        self._lr_seen: np.ndarray | None = None
+        self._lr_column = np.zeros((len(self.specs), 1))
         self._setup()
 
     def _setup(self) -> None:
@@ -66,8 +69,8 @@ class Optimizer:
         return np.array([[getattr(spec, attr) or 0.0] for spec in self.specs], dtype=np.float64)
 
     def _c(self, value: np.ndarray) -> np.ndarray:
-        """A float64 column in the parameters' dtype."""
-        return value.astype(self.dtype, copy=False)
+        """A float64 column in the parameters' dtype (the same for float64)."""
+        return value if self.dtype == np.float64 else value.astype(self.dtype)
 
     # -- members ------------------------------------------------------------------------------
     @staticmethod
@@ -100,7 +103,9 @@ class Optimizer:
     def compute(self, param: np.ndarray, grad: np.ndarray, lr: np.ndarray) -> np.ndarray:
         """Advance the state and compute this step's update into `last_update`; `lr` is `(K,)`."""
         self.t += 1
-        self._update(param, grad, np.asarray(lr, dtype=np.float64)[:, None], self.last_update)
+        if lr is not self._lr_seen:  # a constant learning rate is the same array every step: its column once
+            self._lr_seen, self._lr_column = lr, np.asarray(lr, dtype=np.float64)[:, None]
+        self._update(param, grad, self._lr_column, self.last_update)
         return self.last_update
 
     def apply(self, param: np.ndarray) -> None:

@@ -109,8 +109,11 @@ def dead_fractions(network: Network, members: list[int]) -> list[dict[str, float
     out: list[dict[str, float]] = [{} for _ in members]
     for i, key in keys:
         Z = Zs[i] if everyone else Zs[i][members]
-        dead = np.maximum.reduce(Z, axis=1) <= 0  # (R, units): never above zero on the batch
-        counts = [np.count_nonzero(dead)] if dead.shape[0] == 1 else np.add.reduce(dead, axis=1, dtype=np.int64).tolist()
+        if Z.shape[0] == 1:  # one member: its (n, units) block (a max and a count are exact, however taken)
+            counts = [np.count_nonzero(np.maximum.reduce(Z[0], axis=0) <= 0)]
+        else:
+            dead = np.maximum.reduce(Z, axis=1) <= 0  # (R, units): never above zero on the batch
+            counts = np.add.reduce(dead, axis=1, dtype=np.int64).tolist()
         for figures, count in zip(out, counts, strict=True):
             figures[key] = count / Z.shape[2]
     return out

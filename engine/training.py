@@ -94,7 +94,7 @@ class Member:
         self.stopped: _Stopped | None = None  # where it diverged, as it stood
 
 
-@dataclass
+@dataclass(slots=True)
 class StackStep:
     """One step of every member: the step index, the members that took it with their losses (one
     array, in the members' order), the records worth keeping (recorded steps, epoch ends, traces; a
@@ -151,6 +151,7 @@ class Trainer:
         self._every = np.array([m.every for m in members])
         self._last_step = np.array([m.total_steps - 1 for m in members])
         self._everies, self._last_steps = set(self._every.tolist()), set(self._last_step.tolist())
+        self._next_recorded = 0  # the next step some member records (a recorded step sets the one after)
         self._wants_gradients = np.array([m.gradients != "none" for m in members])
         self._full = [m.gradients == "full" for m in members]
         self._any_traced = any(m.trace_all or m.trace_steps for m in members)
@@ -158,6 +159,7 @@ class Trainer:
         self._clipped = np.isfinite(self._clip)
         self._any_clip = bool(self._clipped.any())
         self._base_lr = np.array([m.lr for m in members], dtype=np.float64)
+        self._flat_update = optimizer.last_update.reshape(-1)  # a view: the whole step's update as one vector
         self._constant_lr = all(m.schedule.name == "constant" for m in members)
 
     # -- members ----------------------------------------------------------------------------------
@@ -270,22 +272,26 @@ class Trainer:
         if self.batch_index == 0 and self.orders is None and self._shuffle:
             self.orders = np.stack([rng.permutation(self._n_train) for rng in self._rngs])
         start = self.batch_index * self._batch_size
-        X, Y = self._batch(start, start + self._batch_size)
-        # Which members record this step: looked up in Python first, as arrays only when some do.
-        if step in self._last_steps or any(step % every == 0 for every in self._everies):
+        if self.orders is None:
+            X, Y = self.X_train[..., start:start + self._batch_size, :], self.Y_train[..., start:start + self._batch_size, :]
+        else:
+            X, Y = self._shuffled_batch(start, start + self._batch_size)
+        # Which members record this step: one comparison, and arrays only when some do.
+        if step >= self._next_recorded:
             last = step == self._last_step
             recorded = (step % self._every == 0) | last
+            self._next_recorded = min([step - step % every + every for every in self._everies] + [t for t in self._last_steps if t > step])
         else:
             last = recorded = None
-        traced = self._traced(step, recorded)
+        traced = self._traced(step, recorded) if self._any_traced else None
         keep_deltas = traced is not None
 
         net.forward(X, self._rngs if self._dropout else None)
         out_A, out_Z = net.A[-1], net.Z[-1]
         losses = self.loss.value(out_A, out_Z, Y)
         diverged: dict[int, tuple[str, float | None]] = {}
-        if not math.isfinite(float(np.add.reduce(losses))):  # finite members sum to a finite number (or overflow: checked apart)
-            diverged = {k: ("loss", float(losses[k])) for k in np.isfinite(losses).__invert__().nonzero()[0].tolist()}
+        if not all(map(math.isfinite, losses.tolist())):
+            diverged = {k: ("loss", loss) for k, loss in enumerate(losses.tolist()) if not math.isfinite(loss)}
         n = X.shape[-2]
         self.loss_sum += losses * n
         self.samples += n
@@ -298,7 +304,7 @@ class Trainer:
         if self._any_clip:
             self._clip_gradients(grads, diverged)
 
-        lr = self._learning_rates(step)
+        lr = self._base_lr if self._constant_lr else self._learning_rates(step)
         reporting = [] if recorded is None else (recorded & self._wants_gradients).nonzero()[0].tolist()
         if reporting:
             rows = slice(None) if len(reporting) == len(members) else reporting
@@ -307,22 +313,24 @@ class Trainer:
         update = self.optimizer.compute(params, grads, lr)
         # One pass over the update checks the whole step: a non-finite gradient makes the update non-finite.
         if reporting:
-            # Plain SGD's update is lr × g: its size is the gradient's, already measured.
-            scales = self.optimizer.scales_gradient[reporting]
-            update_sq = (moments[0] * (lr[reporting, None] ** 2) if scales.all()
-                         else np.where(scales[:, None], moments[0] * (lr[reporting, None] ** 2), recording.segment_sumsq(net, update[rows])))
-        self._check_update(update, reporting, update_sq if reporting else None, diverged)
+            update_sq = self._update_sumsq(update, lr, reporting, rows, moments[0])
+        if reporting or not math.isfinite(float(np.dot(self._flat_update, self._flat_update))):
+            self._check_update(update, reporting, update_sq if reporting else None, diverged)
         if diverged:  # what each diverged member reports, before its update: its weights stay as they were
             self._record_divergences(step, diverged, update)
         self.optimizer.apply(params)
 
         result = StackStep(step, self.epoch, members, losses)
         epoch_end = self.batch_index + 1 == self._per_epoch
-        if epoch_end or recorded is not None or traced is not None or diverged:
+        if recorded is not None or traced is not None or diverged:
             if recorded is None:
                 recorded = last = np.zeros(len(members), dtype=bool)
             stats = (weight_sq, update_sq, moments) if reporting else None
             self._report(result, _Batch(X, Y, lr, before), recorded, traced, last, diverged, epoch_end, reporting, stats)
+        elif epoch_end:  # only the epoch's figures to report
+            epoch = self.epoch
+            for member, loss, figures in zip(members, losses.tolist(), self._epoch_figures(), strict=True):
+                result.records[member] = StepRecord(step=step, epoch=epoch, loss=loss, metrics=figures)
 
         if len(diverged) == len(members):  # nobody trains on: the trainer stays where its members stopped
             return result
@@ -332,10 +340,21 @@ class Trainer:
             self.epoch += 1
             self.batch_index = 0
             self.orders = None
-            self.loss_sum[:] = 0.0
-            self.right[:] = 0
+            self.loss_sum.fill(0.0)
+            self.right.fill(0)
             self.samples = self.counted = 0
         return result
+
+    def _update_sumsq(self, update: np.ndarray, lr: np.ndarray, reporting: list[int], rows: slice | list[int],
+                      grad_sq: np.ndarray) -> np.ndarray:
+        """Per reporting member and tensor, the update's sum of squares: plain SGD's update is lr × g, its
+        size the gradient's, already measured; the other rules' are measured."""
+        scales = self.optimizer.scales_gradient
+        if isinstance(rows, slice) and not self.optimizer.any_scales:
+            return recording.segment_sumsq(self.network, update)
+        scales, lr = scales[rows], lr[rows]
+        scaled = grad_sq * (lr * lr)[:, None]
+        return scaled if scales.all() else np.where(scales[:, None], scaled, recording.segment_sumsq(self.network, update[rows]))
 
     def _clip_gradients(self, grads: np.ndarray, diverged: dict[int, Any]) -> None:
         """torch's clip_grad_norm_, per member that clips: scale g so its L2 norm is at most max_norm."""
@@ -353,8 +372,7 @@ class Trainer:
         if len(reporting) == len(self.members):
             update_total = update_sq.sum(axis=1)
         else:
-            flat = update.reshape(-1)
-            if math.isfinite(float(np.dot(flat, flat))):
+            if math.isfinite(float(np.dot(self._flat_update, self._flat_update))):
                 return
             update_total = np.einsum("kp,kp->k", update, update)
             if reporting:
@@ -396,10 +414,9 @@ class Trainer:
             if last[k]:
                 result.ended.append(member)
 
-    def _batch(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each member's batch: `(B, in)` shared when the members share data and order, else `(K, B, in)`."""
-        if self.orders is None:
-            return self.X_train[..., start:end, :], self.Y_train[..., start:end, :]
+    def _shuffled_batch(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each member's batch in its own order this epoch, `(K, B, in)` (in data order, the batch is a
+        slice: `(B, in)` shared when the members share data, else `(K, B, in)`)."""
         idx = self.orders[:, start:end]
         if not self.shared_data:  # member k's rows sit at k × n in the flattened stack
             idx = idx + self._row_offsets
@@ -438,10 +455,12 @@ class Trainer:
         """Each member's train_loss / train_accuracy: sample-weighted means over the epoch's batches, as
         trained (so with dropout on); val_loss / val_accuracy: the validation part with the epoch's final
         weights (this step's update applied)."""
-        out = [{"train_loss": value} for value in (self.loss_sum / self.samples).tolist()]
+        samples, counted = self.samples, self.counted
         if self._classify:
-            for figures, right in zip(out, self.right.tolist(), strict=True):
-                figures["train_accuracy"] = right / self.counted
+            out = [{"train_loss": loss / samples, "train_accuracy": right / counted}
+                   for loss, right in zip(self.loss_sum.tolist(), self.right.tolist(), strict=True)]
+        else:
+            out = [{"train_loss": loss / samples} for loss in self.loss_sum.tolist()]
         if self.X_val is not None:
             logits, outputs = self.network.evaluate(self.X_val)
             values = self.loss.value(outputs, logits, self.Y_val).tolist()
