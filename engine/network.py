@@ -18,6 +18,7 @@ own entries, and each elementwise rule is the same for every entry.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -74,8 +75,14 @@ class Network:
         # broadcasting over a member axis of one: a job trained alone pays nothing for stacking).
         self.single = self.members == 1
         one = (lambda arrays: [a[0] for a in arrays]) if self.single else (lambda arrays: list(arrays))
-        self.WT = [W.transpose(0, 2, 1) for W in self.W]  # views: the forward pass's Wᵀ without a copy
-        self._Wv, self._WTv, self._dWv, self._dbv = one(self.W), one(self.WT), one(self.dW), one(self.db)
+        self.WT = [W.transpose(0, 2, 1) for W in self.W]  # views: Wᵀ without a copy
+        self._Wv, self._dWv, self._dbv = one(self.W), one(self.dW), one(self.db)
+        # Wᵀ as the forward pass reads it: contiguous copies refreshed at each forward pass. NumPy's stacked
+        # matmul reads a transposed view entry by entry, without BLAS (several times slower), and one member
+        # takes the same BLAS call on the same layout as a stack's (a transposed read may round otherwise).
+        self._WT = [np.ascontiguousarray(WT) for WT in self.WT]
+        self._WTv = one(self._WT)
+        self._db_rows = [db[None, :] for db in self._dbv] if self.single else [db[:, None, :] for db in self._dbv]
         self._bv = [b[0] for b in self.b] if self.single else [b[:, None, :] for b in self.b]  # each member's bias over its batch
         # Names as metric keys use them: layers dense_1, dense_2, …; tensors dense_1.weight, dense_1.bias, …
         self.names = tuple(f"dense_{i + 1}" for i in range(len(self.W)))
@@ -133,6 +140,8 @@ class Network:
         train_dropout = rngs is not None and self.dropout > 0
         A_prev = X[0] if self.single and X.ndim == 3 else X
         last = len(self.W) - 1
+        for copy, WT in zip(self._WT, self.WT, strict=True):
+            np.copyto(copy, WT)
         for i, (WT, b, activation) in enumerate(zip(self._WTv, self._bv, self.activations, strict=True)):
             Z = matmul(A_prev, WT, out=buf.Zv[i])
             Z += b
@@ -159,7 +168,7 @@ class Network:
     def evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`(Z, A)` of the output layer without dropout, in fresh arrays."""
         A = X
-        for WT, b, activation in zip(self.WT, self.b, self.activations, strict=True):
+        for WT, b, activation in zip([np.ascontiguousarray(WT) for WT in self.WT], self.b, self.activations, strict=True):
             Z = matmul(A, WT, None)
             Z += b[:, None, :]
             A = activation.forward(Z, out=np.empty_like(Z))
@@ -192,9 +201,11 @@ class Network:
                 A_prev = buf.dropped[i - 1] if buf.dropped[i - 1] is not None else buf.Av[i - 1]
             else:
                 A_prev = X
-            # Z_i = A_prev @ W.T + b  =>  dL/dW = delta.T @ A_prev, dL/db = sum over the batch of delta
-            matmul(delta.swapaxes(-1, -2), A_prev, out=self._dWv[i])
-            np.add.reduce(delta, axis=-2, out=self._dbv[i])
+            # Z_i = A_prev @ W.T + b  =>  dL/dW = delta.T @ A_prev, dL/db = sum over the batch of delta (1ᵀ delta:
+            # BLAS, and an order of magnitude faster than a reduction over the batch axis for a stack)
+            delta_T = np.ascontiguousarray(delta.swapaxes(-1, -2))  # contiguous, as Wᵀ (see _WTv)
+            matmul(delta_T, A_prev, out=self._dWv[i])
+            np.matmul(_ones(delta.shape[-2], delta.dtype), delta, out=self._db_rows[i])
             if i > 0:
                 # dL/dA_prev = delta @ W (a one-unit layer's is an outer product: one multiply per entry,
                 # as BLAS computes it, far faster), then through dropout's mask and the activation's derivative
@@ -204,6 +215,12 @@ class Network:
                     dA *= buf.masks[i - 1]
                 delta = self.activations[i - 1].backward(buf.Zv[i - 1], buf.Av[i - 1], dA)
         self.deltas = deltas
+
+
+@functools.lru_cache(maxsize=32)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    """A row of n ones: 1ᵀ X sums X's rows."""
+    return np.ones((1, n), dtype=dtype)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
