@@ -39,6 +39,8 @@ class _Buffers:
     A: list[np.ndarray]
     Zv: list[np.ndarray]  # the same memory as the loop works on it (one member: its (n, units) block)
     Av: list[np.ndarray]
+    dA: list[np.ndarray]  # dL/dA of each layer's input (as Zv, the previous layer's shape): backward's products land here
+    deltaT: list[np.ndarray]  # each layer's δᵀ, contiguous (see _WTv)
     dropped: list[np.ndarray | None] = field(default_factory=list)
     masks: list[np.ndarray | None] = field(default_factory=list)
 
@@ -128,7 +130,10 @@ class Network:
             shapes = [(self.members, n, W.shape[1]) for W in self.W]
             Z, A = [np.empty(s, dtype) for s in shapes], [np.empty(s, dtype) for s in shapes]
             view = (lambda arrays: [a[0] for a in arrays]) if self.single else (lambda arrays: arrays)
-            buf = _Buffers(Z=Z, A=A, Zv=view(Z), Av=view(A), dropped=[None] * len(shapes), masks=[None] * len(shapes))
+            lead = () if self.single else (self.members,)
+            buf = _Buffers(Z=Z, A=A, Zv=view(Z), Av=view(A), dA=[np.empty(z.shape, dtype) for z in view(Z)],
+                           deltaT=[np.empty((*lead, W.shape[1], n), dtype) for W in self.W],
+                           dropped=[None] * len(shapes), masks=[None] * len(shapes))
             self._buffers[n] = buf
         return buf
 
@@ -203,14 +208,18 @@ class Network:
                 A_prev = X
             # Z_i = A_prev @ W.T + b  =>  dL/dW = delta.T @ A_prev, dL/db = sum over the batch of delta (1ᵀ delta:
             # BLAS, and an order of magnitude faster than a reduction over the batch axis for a stack)
-            delta_T = np.ascontiguousarray(delta.swapaxes(-1, -2))  # contiguous, as Wᵀ (see _WTv)
+            delta_T = buf.deltaT[i]  # contiguous, as Wᵀ (see _WTv)
+            np.copyto(delta_T, delta.swapaxes(-1, -2))
             matmul(delta_T, A_prev, out=self._dWv[i])
             np.matmul(_ones(delta.shape[-2], delta.dtype), delta, out=self._db_rows[i])
             if i > 0:
                 # dL/dA_prev = delta @ W (a one-unit layer's is an outer product: one multiply per entry,
                 # as BLAS computes it, far faster), then through dropout's mask and the activation's derivative
-                W = self._Wv[i]
-                dA = delta * W if delta.shape[-1] == 1 else matmul(delta, W, None)
+                W, dA = self._Wv[i], buf.dA[i - 1]
+                if delta.shape[-1] == 1:
+                    np.multiply(delta, W, out=dA)
+                else:
+                    matmul(delta, W, out=dA)
                 if buf.masks[i - 1] is not None:
                     dA *= buf.masks[i - 1]
                 delta = self.activations[i - 1].backward(buf.Zv[i - 1], buf.Av[i - 1], dA)

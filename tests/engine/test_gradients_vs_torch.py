@@ -57,6 +57,17 @@ def networks(draw):
     }
 
 
+def saturated(spec: dict, floor: float = 1e-6) -> bool:
+    """Whether a tanh or sigmoid unit's derivative is below `floor` on the first batch."""
+    problem = build_problem(spec)
+    network = problem.network
+    network.forward(problem.X_train[:problem.batch_size])
+    for activation, A in zip(network.activations, network.A, strict=True):
+        if activation.name in ("tanh", "sigmoid") and np.abs(activation.derivative(A, A)).min() < floor:
+            return True
+    return False
+
+
 def engine_gradients(spec: dict) -> tuple[float, list[np.ndarray]]:
     record = next(iter(Trainer(spec)))
     return record.loss, list(record.gradients.values())
@@ -65,6 +76,9 @@ def engine_gradients(spec: dict) -> tuple[float, list[np.ndarray]]:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(networks())
 def test_gradients_equal_torch_autograd(spec):
+    # A saturated tanh or sigmoid (f' = 1 - a² or a(1 - a) of order 1e-7) turns one ulp of difference between
+    # NumPy's and PyTorch's f(z) into 1e-9 relative in every gradient before it: no summation order helps.
+    assume(not saturated(spec))
     loss, grads = engine_gradients(spec)
     torch_loss, torch_grads = ref.gradients(spec)
     assert ref.relative_error(loss, torch_loss) <= 1e-10
