@@ -27,10 +27,12 @@ import numpy as np
 from .activations import Activation
 from .losses import Loss
 
-# Above this many multiply-adds per member, one 2-D BLAS call per member (multithreaded, at its peak)
-# beats NumPy's stacked matmul; below it, the stacked call's one dispatch beats K of them. Either way
-# a member's product is the same BLAS call on the same numbers.
-PER_MEMBER_MATMUL_FLOPS = 200_000
+# A layer with at least this many weights is wide: its products are one 2-D BLAS call per member
+# (multithreaded, at its peak), reading Wᵀ and δᵀ as transposed views, which BLAS takes as they are.
+# A narrow layer's are NumPy's stacked matmul over contiguous copies of Wᵀ and δᵀ (its one dispatch
+# beats K calls; it reads a transposed view entry by entry, without BLAS). Which form a layer takes
+# depends on its shape alone, so a member's products are the same BLAS calls whatever K is.
+WIDE_LAYER_WEIGHTS = 16_384
 
 
 @dataclass
@@ -82,8 +84,9 @@ class Network:
         # Wᵀ as the forward pass reads it: contiguous copies refreshed at each forward pass. NumPy's stacked
         # matmul reads a transposed view entry by entry, without BLAS (several times slower), and one member
         # takes the same BLAS call on the same layout as a stack's (a transposed read may round otherwise).
-        self._WT = [np.ascontiguousarray(WT) for WT in self.WT]
-        self._WTv = one(self._WT)
+        self._wide = [W.shape[1] * W.shape[2] >= WIDE_LAYER_WEIGHTS for W in self.W]
+        self._WT = [None if wide else np.ascontiguousarray(WT) for WT, wide in zip(self.WT, self._wide, strict=True)]
+        self._WTv = one([WT if copy is None else copy for WT, copy in zip(self.WT, self._WT, strict=True)])
         self._db_rows = [db[None, :] for db in self._dbv] if self.single else [db[:, None, :] for db in self._dbv]
         self._bv = [b[0] for b in self.b] if self.single else [b[:, None, :] for b in self.b]  # each member's bias over its batch
         # Names as metric keys use them: layers dense_1, dense_2, …; tensors dense_1.weight, dense_1.bias, …
@@ -132,7 +135,7 @@ class Network:
             view = (lambda arrays: [a[0] for a in arrays]) if self.single else (lambda arrays: arrays)
             lead = () if self.single else (self.members,)
             buf = _Buffers(Z=Z, A=A, Zv=view(Z), Av=view(A), dA=[np.empty(z.shape, dtype) for z in view(Z)],
-                           deltaT=[np.empty((*lead, W.shape[1], n), dtype) for W in self.W],
+                           deltaT=[None if wide else np.empty((*lead, W.shape[1], n), dtype) for W, wide in zip(self.W, self._wide, strict=True)],
                            dropped=[None] * len(shapes), masks=[None] * len(shapes))
             self._buffers[n] = buf
         return buf
@@ -146,9 +149,10 @@ class Network:
         A_prev = X[0] if self.single and X.ndim == 3 else X
         last = len(self.W) - 1
         for copy, WT in zip(self._WT, self.WT, strict=True):
-            np.copyto(copy, WT)
+            if copy is not None:
+                np.copyto(copy, WT)
         for i, (WT, b, activation) in enumerate(zip(self._WTv, self._bv, self.activations, strict=True)):
-            Z = matmul(A_prev, WT, out=buf.Zv[i])
+            Z = matmul(A_prev, WT, buf.Zv[i], self._wide[i])
             Z += b
             A = activation.forward(Z, out=buf.Av[i])
             if A is not buf.Av[i]:  # the identity returns its input: the buffer gets a copy
@@ -173,8 +177,8 @@ class Network:
     def evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`(Z, A)` of the output layer without dropout, in fresh arrays."""
         A = X
-        for WT, b, activation in zip([np.ascontiguousarray(WT) for WT in self.WT], self.b, self.activations, strict=True):
-            Z = matmul(A, WT, None)
+        for WT, wide, b, activation in zip(self.WT, self._wide, self.b, self.activations, strict=True):
+            Z = matmul(A, WT if wide else np.ascontiguousarray(WT), None, wide)
             Z += b[:, None, :]
             A = activation.forward(Z, out=np.empty_like(Z))
         return Z, A
@@ -208,9 +212,12 @@ class Network:
                 A_prev = X
             # Z_i = A_prev @ W.T + b  =>  dL/dW = delta.T @ A_prev, dL/db = sum over the batch of delta (1ᵀ delta:
             # BLAS, and an order of magnitude faster than a reduction over the batch axis for a stack)
-            delta_T = buf.deltaT[i]  # contiguous, as Wᵀ (see _WTv)
-            np.copyto(delta_T, delta.swapaxes(-1, -2))
-            matmul(delta_T, A_prev, out=self._dWv[i])
+            delta_T = buf.deltaT[i]  # contiguous for a narrow layer, as Wᵀ (see WIDE_LAYER_WEIGHTS)
+            if delta_T is None:
+                delta_T = delta.swapaxes(-1, -2)
+            else:
+                np.copyto(delta_T, delta.swapaxes(-1, -2))
+            matmul(delta_T, A_prev, self._dWv[i], self._wide[i])
             np.matmul(_ones(delta.shape[-2], delta.dtype), delta, out=self._db_rows[i])
             if i > 0:
                 # dL/dA_prev = delta @ W (a one-unit layer's is an outer product: one multiply per entry,
@@ -219,7 +226,7 @@ class Network:
                 if delta.shape[-1] == 1:
                     np.multiply(delta, W, out=dA)
                 else:
-                    matmul(delta, W, out=dA)
+                    matmul(delta, W, dA, self._wide[i])
                 if buf.masks[i - 1] is not None:
                     dA *= buf.masks[i - 1]
                 delta = self.activations[i - 1].backward(buf.Zv[i - 1], buf.Av[i - 1], dA)
@@ -232,9 +239,10 @@ def _ones(n: int, dtype: np.dtype) -> np.ndarray:
     return np.ones((1, n), dtype=dtype)
 
 
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """`a @ b` member by member (either may be one 2-D array shared by all members; both 2-D: one member's)."""
-    if (b.ndim == 2 and a.ndim == 2) or a.shape[-2] * a.shape[-1] * b.shape[-1] < PER_MEMBER_MATMUL_FLOPS:
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None, per_member: bool) -> np.ndarray:
+    """`a @ b` for each member (either may be one 2-D array shared by all members; both 2-D: one
+    member's): NumPy's stacked call, or with `per_member` one 2-D call per member."""
+    if not per_member or (a.ndim == 2 and b.ndim == 2):
         return np.matmul(a, b, out=out)
     members = a.shape[0] if a.ndim == 3 else b.shape[0]
     if out is None:
