@@ -25,13 +25,15 @@ from tests.support.store import reap, silence
 from worker.recorder import Recorder
 from worker.training import train
 
+HOUR = TimeLimits(3600, 3900)
 BASE = moons(epochs=4, record={"every": 3, "gradients": "full"}, optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9})
 
 
-def sweep_jobs(sessions, settings, space: dict, seeds: int = 2, stack: bool = True, base: dict = BASE) -> list[int]:
+def sweep_jobs(sessions, settings, space: dict, seeds: int = 2, stack: bool = True, base: dict = BASE,
+               limits: TimeLimits = HOUR) -> list[int]:
     request = parse_request({"base": base, "space": space, "seeds": seeds, "max_parallel": 100, "stack": stack})
     with sessions.begin() as s:
-        sweep_id = advance.create_sweep(s, request, TimeLimits(3600, 3900)).id
+        sweep_id = advance.create_sweep(s, request, limits).id
     advance.advance(sessions, sweep_id, settings)
     with sessions() as s:
         return list(s.scalars(select(Job.id).where(Job.sweep_id == sweep_id).order_by(Job.id)))
@@ -178,3 +180,21 @@ def test_a_stack_flush_writes_each_job_under_its_own_lease(database_url):
         assert metrics.read(s, ids[1]) == {} and metrics.read(s, ids[0])["loss"][0].tolist() == [0, 3]
         from services.store.models import Checkpoint
         assert s.get(Checkpoint, ids[2]).step == 5 and s.get(Checkpoint, ids[0]) is None
+
+
+@both_databases
+def test_the_soft_time_limit_is_checked_at_every_step_of_a_stack(database_url):
+    """No flush and no checkpoint is due for an hour, yet each member stops at its soft limit (1 s),
+    keeping what it trained."""
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    settings = settings_for(database_url, flush_seconds=3600, checkpoint_every=10**9)
+    long = moons(epochs=100000, record={"every": 50}, optimizer={"name": "sgd", "lr": 0.1})
+    ids = sweep_jobs(sessions, settings, {"optimizer.lr": [0.05, 0.2]}, base=long, limits=TimeLimits(1, 3900))
+    assert train(ids[0], settings) == "failed"
+    with sessions() as s:
+        for job_id in ids:
+            job = s.get(Job, job_id)
+            assert job.status is JobStatus.failed and job.error["reason"] == "time_limit" and job.error["limit"] == "soft"
+            assert 0 < job.error["step"] == job.step < job.total_steps
+            assert metrics.read(s, job_id)["loss"][0].tolist()[-1] < job.error["step"]  # what it trained is kept
