@@ -57,7 +57,7 @@ class Optimizer:
         self.any_decay = bool(self.decays.any())
         # Whether a member's update is just lr × the gradient (its size is the gradient's, times lr).
         self.scales_gradient = np.array([spec.name == "sgd" and not spec.momentum and not spec.weight_decay for spec in self.specs])
-        self.any_scales = bool(self.scales_gradient.any())
+        self.any_scales, self.all_scale = bool(self.scales_gradient.any()), bool(self.scales_gradient.all())
         self._lr_seen: np.ndarray | None = None
         self._lr_column = np.zeros((len(self.specs), 1))
         self._setup()

@@ -150,9 +150,11 @@ class Trainer:
         self._rngs = [m.rng for m in members]
         self._every = np.array([m.every for m in members])
         self._last_step = np.array([m.total_steps - 1 for m in members])
-        self._everies, self._last_steps = set(self._every.tolist()), set(self._last_step.tolist())
+        self._every_list, self._last_steps_list = self._every.tolist(), self._last_step.tolist()
+        self._everies, self._last_steps = set(self._every_list), set(self._last_steps_list)
         self._next_recorded = 0  # the next step some member records (a recorded step sets the one after)
         self._wants_gradients = np.array([m.gradients != "none" for m in members])
+        self._wants_list = self._wants_gradients.tolist()
         self._full = [m.gradients == "full" for m in members]
         self._any_traced = any(m.trace_all or m.trace_steps for m in members)
         self._clip = np.array([math.inf if m.clip is None else m.clip for m in members])
@@ -277,9 +279,9 @@ class Trainer:
         else:
             X, Y = self._shuffled_batch(start, start + self._batch_size)
         # Which members record this step: one comparison, and arrays only when some do.
-        if step >= self._next_recorded:
-            last = step == self._last_step
-            recorded = (step % self._every == 0) | last
+        if step >= self._next_recorded:  # per member, as Python lists: cheaper than arrays at these sizes
+            last = [step == t for t in self._last_steps_list]
+            recorded = [step % every == 0 or at_last for every, at_last in zip(self._every_list, last, strict=True)]
             self._next_recorded = min([step - step % every + every for every in self._everies] + [t for t in self._last_steps if t > step])
         else:
             last = recorded = None
@@ -305,7 +307,7 @@ class Trainer:
             self._clip_gradients(grads, diverged)
 
         lr = self._base_lr if self._constant_lr else self._learning_rates(step)
-        reporting = [] if recorded is None else (recorded & self._wants_gradients).nonzero()[0].tolist()
+        reporting = [] if recorded is None else [k for k, (r, w) in enumerate(zip(recorded, self._wants_list, strict=True)) if r and w]
         if reporting:
             rows = slice(None) if len(reporting) == len(members) else reporting
             weight_sq, moments = recording.segment_sumsq(net, params[rows]), recording.grad_moments(net, grads[rows])
@@ -324,7 +326,7 @@ class Trainer:
         epoch_end = self.batch_index + 1 == self._per_epoch
         if recorded is not None or traced is not None or diverged:
             if recorded is None:
-                recorded = last = np.zeros(len(members), dtype=bool)
+                recorded = last = [False] * len(members)
             stats = (weight_sq, update_sq, moments) if reporting else None
             self._report(result, _Batch(X, Y, lr, before), recorded, traced, last, diverged, epoch_end, reporting, stats)
         elif epoch_end:  # only the epoch's figures to report
@@ -349,12 +351,17 @@ class Trainer:
                       grad_sq: np.ndarray) -> np.ndarray:
         """Per reporting member and tensor, the update's sum of squares: plain SGD's update is lr × g, its
         size the gradient's, already measured; the other rules' are measured."""
-        scales = self.optimizer.scales_gradient
-        if isinstance(rows, slice) and not self.optimizer.any_scales:
-            return recording.segment_sumsq(self.network, update)
-        scales, lr = scales[rows], lr[rows]
-        scaled = grad_sq * (lr * lr)[:, None]
-        return scaled if scales.all() else np.where(scales[:, None], scaled, recording.segment_sumsq(self.network, update[rows]))
+        optimizer = self.optimizer
+        if isinstance(rows, slice):  # every member reports
+            if not optimizer.any_scales:
+                return recording.segment_sumsq(self.network, update)
+            scales = optimizer.scales_gradient
+        else:
+            scales, lr = optimizer.scales_gradient[rows], lr[rows]
+        scaled = grad_sq * np.square(lr)[:, None]
+        if optimizer.all_scale or scales.all():
+            return scaled
+        return np.where(scales[:, None], scaled, recording.segment_sumsq(self.network, update[rows]))
 
     def _clip_gradients(self, grads: np.ndarray, diverged: dict[int, Any]) -> None:
         """torch's clip_grad_norm_, per member that clips: scale g so its L2 norm is at most max_norm."""
@@ -370,28 +377,28 @@ class Trainer:
         """Members whose update left the finite numbers (a non-finite gradient makes the update non-finite):
         one pass over all updates, or the reporting members' sums of squares already taken."""
         if len(reporting) == len(self.members):
-            update_total = update_sq.sum(axis=1)
+            update_total = np.add.reduce(update_sq, axis=1)
         else:
             if math.isfinite(float(np.dot(self._flat_update, self._flat_update))):
                 return
             update_total = np.einsum("kp,kp->k", update, update)
             if reporting:
-                update_total[reporting] = update_sq.sum(axis=1)
+                update_total[reporting] = np.add.reduce(update_sq, axis=1)
         if not math.isfinite(float(np.add.reduce(update_total))):
             for k in np.isfinite(update_total).__invert__().nonzero()[0].tolist():
                 diverged.setdefault(k, ("update", None))
 
-    def _report(self, result: StackStep, batch: _Batch, recorded: np.ndarray, traced: np.ndarray | None, last: np.ndarray,
+    def _report(self, result: StackStep, batch: _Batch, recorded: list[bool], traced: list[bool] | None, last: list[bool],
                 diverged: dict[int, Any], epoch_end: bool, reporting: list[int], stats: tuple | None) -> None:
         """The records of the members that report this step (recorded, traced, an epoch's or their last
         step), and who ended; the update is applied (a trace shows the weights after it)."""
         net, members, step, losses = self.network, self.members, result.step, result.losses
-        figures = self._epoch_figures() if epoch_end or last.any() else None
+        figures = self._epoch_figures() if epoch_end or any(last) else None
         gradient_figures = dict(zip(reporting, recording.gradient_metrics(net, *stats), strict=True)) if stats else {}
-        at = recorded.nonzero()[0].tolist()
+        at = [k for k, r in enumerate(recorded) if r]
         dead = dict(zip(at, recording.dead_fractions(net, at), strict=True)) if at else {}
-        reports = recorded if traced is None else recorded | traced
-        for k in range(len(members)) if epoch_end or diverged else (reports | last).nonzero()[0].tolist():
+        reports = recorded if traced is None else [r or t for r, t in zip(recorded, traced, strict=True)]
+        for k in range(len(members)) if epoch_end or diverged else [k for k, (r, e) in enumerate(zip(reports, last, strict=True)) if r or e]:
             member = members[k]
             if k in diverged:
                 result.ended.append(member)
@@ -422,13 +429,12 @@ class Trainer:
             idx = idx + self._row_offsets
         return np.take(self._X_rows, idx, axis=0), np.take(self._Y_rows, idx, axis=0)
 
-    def _traced(self, step: int, recorded: np.ndarray | None) -> np.ndarray | None:
+    def _traced(self, step: int, recorded: list[bool] | None) -> list[bool] | None:
         """Which members trace this step (None: none)."""
         if not self._any_traced:
             return None
-        traced = np.array([(m.trace_all and recorded is not None and recorded[k]) or step in m.trace_steps
-                           for k, m in enumerate(self.members)])
-        return traced if traced.any() else None
+        traced = [bool((m.trace_all and recorded is not None and recorded[k]) or step in m.trace_steps) for k, m in enumerate(self.members)]
+        return traced if any(traced) else None
 
     def _learning_rates(self, step: int) -> np.ndarray:
         """Each member's learning rate at `step`, `(K,)`."""
