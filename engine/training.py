@@ -510,7 +510,7 @@ class Trainer:
                 continue
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a model that overflows reports no loss
                 logits, outputs = network.evaluate(X)
-            value = float(self.loss.value(outputs, logits, Y)[0])
+                value = float(self.loss.value(outputs, logits, Y)[0])
             if math.isfinite(value):
                 out[f"model_{part}_loss"] = value
             if self._classify:
