@@ -57,7 +57,7 @@ def series_turn(sessions: sessionmaker[Session], client: MlflowClient, job_id: i
                     continue
                 points.append(Metric(key, float(values[index - first]), timestamp, int(steps[index - first])))
                 marks_sent.append((key, mark))
-            due += sum(1 for index in keep.tolist() if not (ended and index == stored - 1))
+            due += keep.size - (1 if ended and keep.size and keep[-1] == stored - 1 else 0)  # kept in order: the last point can only be last
             if ended and take == keep.size:
                 at_end.append((key, stored))  # past the points thinned away after the last one sent
     sent = job.mirror_points
