@@ -111,7 +111,8 @@ def operation(tag: str, *, ok: type[BaseModel] | None = None, status: int = 200,
               also: dict[int, tuple[type[BaseModel], str]] | None = None, public: bool = False) -> Callable:
     """Declare a view's contract: its models in, its answer `ok` with `status`, and the kinds of problem
     (`problems.PROBLEMS`) it may answer besides those its models imply."""
-    kinds = list(problems) + ([] if public else list(AUTHENTICATED))
+    # Any request may carry headers over the server's limit: every operation can answer 431.
+    kinds = list(problems) + ([] if public else list(AUTHENTICATED)) + ["request-header-fields-too-large"]
     if query is not None:
         kinds += ["bad-query", "uri-too-long"]
     if headers is not None:
