@@ -148,13 +148,9 @@ class Trainer:
         self._row_offsets = np.arange(len(members))[:, None] * self._n_train
         # Per-member settings the hot loop reads at every step, as arrays.
         self._rngs = [m.rng for m in members]
-        self._every = np.array([m.every for m in members])
-        self._last_step = np.array([m.total_steps - 1 for m in members])
-        self._every_list, self._last_steps_list = self._every.tolist(), self._last_step.tolist()
-        self._everies, self._last_steps = set(self._every_list), set(self._last_steps_list)
+        self._every, self._last_step = [m.every for m in members], [m.total_steps - 1 for m in members]
         self._next_recorded = 0  # the next step some member records (a recorded step sets the one after)
-        self._wants_gradients = np.array([m.gradients != "none" for m in members])
-        self._wants_list = self._wants_gradients.tolist()
+        self._wants_gradients = [m.gradients != "none" for m in members]
         self._full = [m.gradients == "full" for m in members]
         self._any_traced = any(m.trace_all or m.trace_steps for m in members)
         self._clip = np.array([math.inf if m.clip is None else m.clip for m in members])
@@ -280,9 +276,9 @@ class Trainer:
             X, Y = self._shuffled_batch(start, start + self._batch_size)
         # Which members record this step: one comparison, and arrays only when some do.
         if step >= self._next_recorded:  # per member, as Python lists: cheaper than arrays at these sizes
-            last = [step == t for t in self._last_steps_list]
-            recorded = [step % every == 0 or at_last for every, at_last in zip(self._every_list, last, strict=True)]
-            self._next_recorded = min([step - step % every + every for every in self._everies] + [t for t in self._last_steps if t > step])
+            last = [step == t for t in self._last_step]
+            recorded = [step % every == 0 or at_last for every, at_last in zip(self._every, last, strict=True)]
+            self._next_recorded = min([step - step % every + every for every in self._every] + [t for t in self._last_step if t > step])
         else:
             last = recorded = None
         traced = self._traced(step, recorded) if self._any_traced else None
@@ -307,7 +303,7 @@ class Trainer:
             self._clip_gradients(grads, diverged)
 
         lr = self._base_lr if self._constant_lr else self._learning_rates(step)
-        reporting = [] if recorded is None else [k for k, (r, w) in enumerate(zip(recorded, self._wants_list, strict=True)) if r and w]
+        reporting = [] if recorded is None else [k for k, (r, w) in enumerate(zip(recorded, self._wants_gradients, strict=True)) if r and w]
         if reporting:
             rows = slice(None) if len(reporting) == len(members) else reporting
             weight_sq, moments = recording.segment_sumsq(net, params[rows]), recording.grad_moments(net, grads[rows])
@@ -316,7 +312,7 @@ class Trainer:
         # One pass over the update checks the whole step: a non-finite gradient makes the update non-finite.
         if reporting:
             update_sq = self._update_sumsq(update, lr, reporting, rows, moments[0])
-        if reporting or not math.isfinite(float(np.dot(self._flat_update, self._flat_update))):
+        if len(reporting) == len(members) or not math.isfinite(float(np.dot(self._flat_update, self._flat_update))):
             self._check_update(update, reporting, update_sq if reporting else None, diverged)
         if diverged:  # what each diverged member reports, before its update: its weights stay as they were
             self._record_divergences(step, diverged, update)
@@ -375,12 +371,11 @@ class Trainer:
 
     def _check_update(self, update: np.ndarray, reporting: list[int], update_sq: np.ndarray | None, diverged: dict[int, Any]) -> None:
         """Members whose update left the finite numbers (a non-finite gradient makes the update non-finite):
-        one pass over all updates, or the reporting members' sums of squares already taken."""
+        from the reporting members' sums of squares when every member reports, else (the whole step's
+        update was not finite) from each member's."""
         if len(reporting) == len(self.members):
             update_total = np.add.reduce(update_sq, axis=1)
         else:
-            if math.isfinite(float(np.dot(self._flat_update, self._flat_update))):
-                return
             update_total = np.einsum("kp,kp->k", update, update)
             if reporting:
                 update_total[reporting] = np.add.reduce(update_sq, axis=1)
