@@ -8,7 +8,7 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..jobs.metadata import MAX_TAGS
-from . import quota
+from . import idempotency_keys, quota
 from .columns import utcnow
 from .models import TERMINAL, Job, JobTag, MirrorState, MlflowDeletion
 from .upsert import insert_missing
@@ -79,6 +79,7 @@ def delete_job(session: Session, job: Job) -> None:
     if job.mlflow_run_id is not None:
         insert_missing(session, MlflowDeletion, {"run_id": job.mlflow_run_id, "requested_at": utcnow()}, ["run_id"])
     quota.release(session, job.owner, job.reserved_bytes)
+    idempotency_keys.forget(session, "job", job.id)
     session.execute(delete(Job).where(Job.id == job.id), execution_options=_PLAIN)
     session.expunge(job)
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from .columns import utcnow
@@ -30,3 +31,9 @@ def remember(session: Session, owner: str, key: str, request_fingerprint: str, r
     """Record the key with what it created (the caller commits, with the resource)."""
     session.add(IdempotencyKey(owner=owner, key=key, fingerprint=request_fingerprint, resource=resource,
                                resource_id=resource_id, created_at=utcnow()))
+
+
+def forget(session: Session, resource: str, resource_id: int) -> None:
+    """Drop the keys that name a resource being deleted: the same key and request then create it anew
+    instead of replaying what no longer exists (the caller commits, with the deletion)."""
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.resource == resource, IdempotencyKey.resource_id == resource_id))

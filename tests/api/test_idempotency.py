@@ -21,6 +21,19 @@ def test_same_key_and_body_return_the_same_job(client):
     assert client.post("/api/v1/jobs", json=body).json()["id"] != first.json()["id"]
 
 
+def test_a_deleted_jobs_key_creates_the_job_anew(client):
+    """The key named a job that is gone: replaying it would answer a 404 for a valid request (schemathesis found it)."""
+    key, body = str(uuid.uuid4()), moons()
+    first = client.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": key}).json()
+    client.post(f"/api/v1/jobs/{first['id']}/cancel")
+    assert client.delete(f"/api/v1/jobs/{first['id']}").status_code == 204
+    again = client.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": key})
+    assert again.status_code == 202 and "Idempotent-Replayed" not in again.headers  # made anew (SQLite may give it the freed id)
+    assert client.get(f"/api/v1/jobs/{again.json()['id']}").status_code == 200
+    replayed = client.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": key})
+    assert replayed.json()["id"] == again.json()["id"] and replayed.headers["Idempotent-Replayed"] == "true"
+
+
 def test_same_key_with_another_body_is_a_conflict(client):
     key = str(uuid.uuid4())
     assert client.post("/api/v1/jobs", json=moons(seed=1), headers={"Idempotency-Key": key}).status_code == 202
