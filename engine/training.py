@@ -611,11 +611,12 @@ SUMMARY_REFERENCE: tuple[tuple[str, str, str], ...] = (
     ("model_val_loss", "unless it diverged, with `data.validation_split`", "the final model on the validation part"),
     ("model_val_accuracy", "as above, `bce` and `cross_entropy`", "the same for accuracy"),
     ("final_loss", "always", "the last recorded mini-batch loss (one batch, before its update: not the model's loss)"),
-    ("best_loss", "always", "the lowest recorded mini-batch loss"),
     ("final_train_loss", "after an epoch ended", "the last epoch's `train_loss`"),
     ("final_train_accuracy", "as above, `bce` and `cross_entropy`", "the last epoch's `train_accuracy`"),
     ("final_val_loss", "as above, with `data.validation_split`", "the last epoch's `val_loss` (a sweep's default objective)"),
     ("final_val_accuracy", "as above, `bce` and `cross_entropy`", "the last epoch's `val_accuracy`"),
+    ("best_train_loss", "after an epoch ended", "the lowest epoch `train_loss` (epoch-level: not one mini-batch's)"),
+    ("best_val_loss", "as above, with `data.validation_split`", "the lowest epoch `val_loss`"),
     ("steps_completed", "the service", "optimizer steps done"),
     ("total_steps", "the service", "optimizer steps planned"),
     ("duration_seconds", "the service", "the training loop with its recording (not the time queued)"),
@@ -623,12 +624,16 @@ SUMMARY_REFERENCE: tuple[tuple[str, str, str], ...] = (
 
 
 def summarize(values: dict[str, Sequence[float]]) -> dict[str, Any]:
-    """Final and best loss, and the last epoch's validation figures, from each key's values in step order."""
+    """The last mini-batch loss, the last epoch's figures and the best epoch losses, from each key's
+    values in step order. No "best" of single mini-batches: one lucky batch says nothing of the model."""
     summary: dict[str, Any] = {}
     if len(values.get("loss", ())):
         summary["final_loss"] = float(values["loss"][-1])
-        summary["best_loss"] = float(min(values["loss"]))
     for key in SUMMARY_KEYS[1:]:
         if len(values.get(key, ())):
             summary[f"final_{key}"] = float(values[key][-1])
+    for key in ("train_loss", "val_loss"):
+        finite = [v for v in values.get(key, ()) if math.isfinite(v)]
+        if finite:
+            summary[f"best_{key}"] = float(min(finite))
     return summary

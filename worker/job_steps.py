@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.training import SUMMARY_KEYS, Member, Trainer, summarize
+from engine.training import SUMMARY_KEYS, SUMMARY_REFERENCE, Member, Trainer, summarize
 from services.datasets.use import problem_for
 from services.jobs.public_errors import describe
 from services.store import checkpoints, jobs, metrics
@@ -93,7 +93,8 @@ def ended(member: Member) -> Verdict:
 
 
 def job_summary(session: Session, job_id: int, trainer: Trainer, seconds: float) -> dict[str, Any]:
-    """Final and best loss and the last epoch's figures, from the points as stored."""
+    """The model's own figures first, then the last and best epoch figures (from the points as stored),
+    in the order docs/job-spec.md lists them."""
     summary = summarize({key: values for key, (_, values) in metrics.read(session, job_id, list(SUMMARY_KEYS)).items()})
     summary.update(steps_completed=trainer.step, total_steps=trainer.total_steps,
                    duration_seconds=round(seconds, 3))
@@ -101,4 +102,5 @@ def job_summary(session: Session, job_id: int, trainer: Trainer, seconds: float)
         summary.update(trainer.final_model_figures())
     if trainer.problem.spec.data.classes is not None:  # an uploaded dataset's labels, in the order of the outputs
         summary["classes"] = list(trainer.problem.spec.data.classes)
-    return summary
+    order = {field: i for i, (field, _, _) in enumerate(SUMMARY_REFERENCE)}
+    return dict(sorted(summary.items(), key=lambda item: order.get(item[0], len(order))))
