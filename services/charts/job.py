@@ -24,6 +24,7 @@ CHARTS: dict[str, tuple[str, tuple[str, str], str, bool, tuple[float, float] | N
                         True, None),
 }
 LOSS_KEYS = ("loss", "train_loss", "val_loss")
+EPOCH_KEYS = ("train_loss", "val_loss")  # one point an epoch: drawn on top of the step series, never smoothed
 
 
 def keys_of(name: str, known: list[str]) -> list[str]:
@@ -34,13 +35,20 @@ def keys_of(name: str, known: list[str]) -> list[str]:
     return sorted(k for k in known if k.startswith(prefix) and k.endswith(suffix))
 
 
-def chart(name: str, series: Series) -> str | None:
-    """One chart of CHARTS from `{key: (steps, values)}` (only its keys are drawn); None if it has no points."""
-    title, _, y_label, log_y, y_range = CHARTS[name]
+def chart(name: str, series: Series, smoothing: float = 0.0, log_y: bool | None = None,
+          max_points: int = charts.MAX_POINTS) -> str | None:
+    """One chart of CHARTS from `{key: (steps, values)}` (only its keys are drawn); None if it has no points.
+
+    `smoothing` smooths the step series (the raw ones stay, faint); `log_y` overrides the chart's own axis."""
+    title, _, y_label, default_log, y_range = CHARTS[name]
+    log_y = default_log if log_y is None else log_y
+    if log_y and name == "loss":
+        title = "Loss (log scale)"
     keys = keys_of(name, list(series))
     # lines named by tensor or layer (`dense_1.weight`), the loss chart's by key
     lines = {key if name in ("loss", "vanishing_ratio") else key.split("/", 1)[1]: series[key] for key in keys}
-    return charts.line_chart(lines, title, y_label=y_label, log_y=log_y, y_range=y_range)
+    return charts.line_chart(lines, title, y_label=y_label, log_y=log_y, y_range=None if log_y else y_range, smoothing=smoothing,
+                             on_top=EPOCH_KEYS if name == "loss" else (), max_points=max_points)
 
 
 def plots(series: Series) -> dict[str, str]:

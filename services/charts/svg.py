@@ -1,12 +1,15 @@
 """Charts as SVG text, drawn on the server: nothing to fetch, no JavaScript, a millisecond each.
 
 `line_chart` draws series against steps (log y axis on request; long series downsampled with their
-spikes kept); `decision_map` draws a 2-D classifier's decision over a grid with the data on top.
-The MLflow worker stores them as run artifacts; the pages can serve them as they are.
+spikes kept; step series smoothed on request, TensorBoard's way, with the raw series faint behind);
+`scatter_chart` and `parallel_coordinates` draw a sweep's jobs, numeric and categorical values alike;
+`decision_map` draws a 2-D classifier's decision over a grid with the data on top. The MLflow worker
+stores them as run artifacts; the pages can serve them as they are.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from xml.sax.saxutils import escape
 
@@ -33,7 +36,40 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def _label(value: float) -> str:
-    return f"{value:.3g}" if value != 0 else "0"
+    if float(value).is_integer() and abs(value) < 1e7:
+        return f"{int(value):,}"  # steps and counts: 2,000, not 2e+03
+    return f"{value:.3g}"
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Tick values for a log axis over [10**low, 10**high]: powers of ten when it spans three decades or
+    more (every few when it spans many), 1-2-5 within fewer, round linear values within one."""
+    decades = high - low
+    if decades >= 3:
+        every = max(1, math.ceil(decades / 8))
+        return [10.0 ** e for e in range(math.ceil(low), math.floor(high) + 1) if e % every == 0]
+    if decades >= 1:
+        return [m * 10.0 ** e for e in range(math.floor(low), math.ceil(high) + 1) for m in (1, 2, 5)
+                if low - 1e-9 <= math.log10(m) + e <= high + 1e-9]
+    return [t for t in _ticks(10.0 ** low, 10.0 ** high) if t > 0] or [10.0 ** low]
+
+
+def smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average debiased for its start (so the first
+    points are not pulled towards zero); non-finite values pass through and do not enter the average,
+    and a constant series stays exactly itself (as TensorBoard keeps it)."""
+    if weight <= 0 or values.size == 0 or np.all(values == values[0]):
+        return values
+    out = values.astype(float).copy()
+    last, count = 0.0, 0
+    finite = np.isfinite(out).tolist()
+    listed = out.tolist()
+    for i, value in enumerate(listed):
+        if finite[i]:
+            last = last * weight + (1 - weight) * value
+            count += 1
+            listed[i] = last / (1 - weight ** count)
+    return np.array(listed)
 
 
 class _Frame:
@@ -56,21 +92,19 @@ class _Frame:
         y = np.log10(y) if self.log_y else y
         return bottom - (y - self.y0) / (self.y1 - self.y0) * (bottom - top)
 
-    def axes(self, x_label: str, y_label: str) -> list[str]:
+    def axes(self, x_label: str, y_label: str, x_ticks: list[tuple[float, str]] | None = None) -> list[str]:
+        """The box, ticks (`x_ticks`: positions and labels, as a categorical axis has them) and labels."""
         left, top, right, bottom = self.box
         out = [f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" stroke="#999"/>']
-        for x in _ticks(self.x0, self.x1):
+        for x, text in x_ticks if x_ticks is not None else [(x, _label(x)) for x in _ticks(self.x0, self.x1)]:
             px = float(self.px(np.array(x)))
             out.append(f'<line x1="{px:.1f}" y1="{bottom}" x2="{px:.1f}" y2="{bottom + 4}" stroke="#999"/>'
-                       f'<text x="{px:.1f}" y="{bottom + 16}" text-anchor="middle">{_label(x)}</text>')
-        if self.log_y:
-            y_ticks = [10.0 ** e for e in range(math.floor(self.y0), math.ceil(self.y1) + 1) if self.y0 <= e <= self.y1] or [10 ** self.y0]
-        else:
-            y_ticks = _ticks(self.y0, self.y1)
+                       f'<text x="{px:.1f}" y="{bottom + 16}" text-anchor="middle" class="tick">{escape(text)}</text>')
+        y_ticks = _log_ticks(self.y0, self.y1) if self.log_y else _ticks(self.y0, self.y1)
         for y in y_ticks:
             py = float(self.py(np.array(y)))
             out.append(f'<line x1="{left - 4}" y1="{py:.1f}" x2="{right}" y2="{py:.1f}" stroke="#eee"/>'
-                       f'<text x="{left - 6}" y="{py + 4:.1f}" text-anchor="end">{_label(y)}</text>')
+                       f'<text x="{left - 6}" y="{py + 4:.1f}" text-anchor="end" class="y-tick">{_label(y)}</text>')
         out.append(f'<text x="{(left + right) / 2}" y="{self.height - 6}" text-anchor="middle">{escape(x_label)}</text>'
                    f'<text transform="translate(12,{(top + bottom) / 2}) rotate(-90)" text-anchor="middle">{escape(y_label)}</text>')
         return out
@@ -83,30 +117,62 @@ def _svg(width: int, height: int, title: str, body: list[str]) -> str:
 
 
 def line_chart(series: Series, title: str, x_label: str = "step", y_label: str = "", log_y: bool = False,
-               y_range: tuple[float, float] | None = None, width: int = 640, height: int = 360) -> str | None:
-    """Each series a line against its steps; None when there is nothing to draw."""
-    drawn = {}
+               y_range: tuple[float, float] | None = None, width: int = 640, height: int = 360, smoothing: float = 0.0,
+               on_top: tuple[str, ...] = (), max_points: int = MAX_POINTS) -> str | None:
+    """Each series a line against its steps; None when there is nothing to draw.
+
+    With `smoothing` (0 ≤ w < 1) the series not in `on_top` are drawn smoothed, each over its raw self
+    drawn faint; the `on_top` ones (epoch-level figures) are drawn last, thicker, with their points
+    marked, so a noisy step series cannot hide them. The legend follows the order of `series`."""
+    drawn, raw = {}, {}
     for name, (steps, values) in series.items():
+        steps, values = np.asarray(steps), np.asarray(values, dtype=float)
+        smoothed = smooth(values, smoothing) if smoothing > 0 and name not in on_top else None
         keep = np.isfinite(values) & ((values > 0) if log_y else True)
+        if smoothed is not None:
+            keep &= (smoothed > 0) if log_y else True
         if np.count_nonzero(keep):
-            drawn[name] = downsample(np.asarray(steps)[keep], np.asarray(values)[keep], MAX_POINTS)
+            if smoothed is not None:
+                raw[name] = downsample(steps[keep], values[keep], max_points)
+                drawn[name] = downsample(steps[keep], smoothed[keep], max_points)
+            else:
+                drawn[name] = downsample(steps[keep], values[keep], max_points)
     if not drawn:
         return None
-    xs = np.concatenate([s for s, _ in drawn.values()])
-    ys = np.concatenate([v for _, v in drawn.values()])
+    everything = [*drawn.values(), *raw.values()]
+    xs = np.concatenate([s for s, _ in everything])
+    ys = np.concatenate([v for _, v in everything])
     frame = _Frame(width, height, (float(xs.min()), float(xs.max())), y_range or (float(ys.min()), float(ys.max())), log_y)
     body = frame.axes(x_label, y_label)
-    for i, (name, (steps, values)) in enumerate(drawn.items()):
-        color = PALETTE[i % len(PALETTE)]
-        points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(frame.px(steps).tolist(), frame.py(values).tolist(), strict=True))
+    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(drawn)}
+
+    def path(steps: np.ndarray, values: np.ndarray) -> str:
+        return " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(frame.px(steps).tolist(), frame.py(values).tolist(), strict=True))
+
+    for name, (steps, values) in raw.items():
+        body.append(f'<polyline points="{path(steps, values)}" fill="none" stroke="{colors[name]}" stroke-opacity="0.25" '
+                    f'stroke-width="1" class="raw"><title>{escape(name)} (raw)</title></polyline>')
+    order = [n for n in drawn if n not in on_top] + [n for n in drawn if n in on_top]
+    for name in order:
+        steps, values = drawn[name]
+        color, emphasised = colors[name], name in on_top
+        kind = "epoch" if emphasised else "smoothed" if name in raw else "series"
         if len(steps) == 1:
-            body.append(f'<circle cx="{points.split(",")[0]}" cy="{points.split(",")[1]}" r="3" fill="{color}"/>')
-        else:
-            body.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="1.5"><title>{escape(name)}</title></polyline>')
-        if len(drawn) <= MAX_LEGEND:
-            right, top = frame.box[2], frame.box[1]
-            body.append(f'<rect x="{right - 150}" y="{top + 6 + 14 * i}" width="10" height="3" fill="{color}"/>'
-                        f'<text x="{right - 136}" y="{top + 11 + 14 * i}">{escape(name)}</text>')
+            x, y = float(frame.px(steps)[0]), float(frame.py(values)[0])
+            body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}" class="{kind}"><title>{escape(name)}</title></circle>')
+            continue
+        body.append(f'<polyline points="{path(steps, values)}" fill="none" stroke="{color}" stroke-width="{2.5 if emphasised else 1.5}" '
+                    f'class="{kind}"><title>{escape(name)}</title></polyline>')
+        if emphasised and len(steps) <= 60:
+            body.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}" stroke="white" stroke-width="0.8"/>'
+                        for x, y in zip(frame.px(steps).tolist(), frame.py(values).tolist(), strict=True))
+    if len(drawn) <= MAX_LEGEND:  # below the chart, one name a line: long names (a sweep's jobs) stay whole and off the lines
+        for i, name in enumerate(drawn):
+            label = f"{name} (smoothed {smoothing:g})" if name in raw else name
+            y = height + 4 + 15 * i
+            body.append(f'<rect x="{MARGIN[0]}" y="{y - 5}" width="14" height="{4 if name in on_top else 3}" fill="{colors[name]}"/>'
+                        f'<text x="{MARGIN[0] + 20}" y="{y}" class="legend">{escape(label)}</text>')
+        return _svg(width, height + 8 + 15 * len(drawn), title, body)
     return _svg(width, height, title, body)
 
 
@@ -134,46 +200,84 @@ def decision_map(classes: np.ndarray, extent: tuple[float, float, float, float],
     return _svg(size, size, title, body + frame.axes("x₁", "x₂"))
 
 
+def category_label(value: object) -> str:
+    """A categorical value as an axis shows it: strings as they are, anything else as JSON (`1`, `true`)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def scatter_chart(points: dict[str, tuple[np.ndarray, np.ndarray]], title: str, x_label: str, y_label: str,
-                  width: int = 420, height: int = 300) -> str | None:
-    """Points (x, y) per series, each its own colour; None when there is nothing finite to draw."""
+                  width: int = 420, height: int = 300, categories: list[str] | None = None,
+                  missing: list[float] | None = None) -> str | None:
+    """Points (x, y) per series, each its own colour; None when there is nothing to draw.
+
+    With `categories`, x is an index into them (fractions between spread the seeds of one value apart)
+    and the axis names them. `missing` are the x of jobs without a y (diverged, failed): each drawn as
+    a grey cross along the top edge, so every ended job has a mark."""
     drawn = {name: (np.asarray(x, float), np.asarray(y, float)) for name, (x, y) in points.items()}
     drawn = {name: (x[keep], y[keep]) for name, (x, y) in drawn.items() if (keep := np.isfinite(x) & np.isfinite(y)).any()}
-    if not drawn:
+    missing = [x for x in missing or [] if math.isfinite(x)]
+    if not drawn and not missing:
         return None
-    xs = np.concatenate([x for x, _ in drawn.values()])
-    ys = np.concatenate([y for _, y in drawn.values()])
-    frame = _Frame(width, height, (float(xs.min()), float(xs.max())), (float(ys.min()), float(ys.max())), log_y=False)
-    body = frame.axes(x_label, y_label)
+    xs = np.concatenate([x for x, _ in drawn.values()] + [np.array(missing, float)])
+    ys = np.concatenate([y for _, y in drawn.values()]) if drawn else np.array([0.0, 1.0])
+    x_range = (-0.5, len(categories) - 0.5) if categories else (float(xs.min()), float(xs.max()))
+    frame = _Frame(width, height, x_range, (float(ys.min()), float(ys.max())), log_y=False)
+    body = frame.axes(x_label, y_label, x_ticks=list(enumerate(categories)) if categories else None)
     for i, (name, (x, y)) in enumerate(drawn.items()):
         color = PALETTE[i % len(PALETTE)]
         for px, py in zip(frame.px(x).tolist(), frame.py(y).tolist(), strict=True):
-            body.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{color}" fill-opacity="0.8"><title>{escape(name)}</title></circle>')
+            body.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{color}" fill-opacity="0.8" class="mark">'
+                        f'<title>{escape(name)}</title></circle>')
+    top = frame.box[1] + 6
+    for px in frame.px(np.array(missing, float)).tolist():
+        body.append(f'<path d="M{px - 4:.1f},{top - 4} l8,8 m0,-8 l-8,8" stroke="#777" stroke-width="1.5" class="mark missing">'
+                    '<title>no objective (diverged or failed)</title></path>')
     return _svg(width, height, title, body)
 
 
-def parallel_coordinates(axes: list[str], rows: list[list[float]], title: str, width: int = 720, height: int = 320) -> str | None:
+def parallel_coordinates(axes: list[str], rows: list[list[float]], title: str, width: int = 720, height: int = 320,
+                         categories: dict[int, list[str]] | None = None) -> str | None:
     """One polyline per row across one vertical axis per column (each scaled to its own range); the last
-    column (the objective) colours the lines, best (lowest) blue to worst red."""
+    column (the objective) colours the lines, best (lowest) blue to worst red. A column in `categories`
+    holds indices into its labels, spread evenly along its axis and each named. A row whose objective
+    is NaN (a job that diverged) is drawn grey and dashed, ending above the axis."""
     table = np.array(rows, dtype=float)
     if table.size == 0 or table.ndim != 2 or table.shape[1] < 2:
         return None
-    left, right, top, bottom = 60, width - 60, 40, height - 40
+    categories = categories or {}
+    left, right, top, bottom = 60, width - 60, 48, height - 40
     xs = np.linspace(left, right, table.shape[1])
-    low, high = np.nanmin(table, axis=0), np.nanmax(table, axis=0)
+    with np.errstate(all="ignore"):
+        low = np.array([0.0 if j in categories else np.nanmin(col) if np.isfinite(col).any() else 0.0 for j, col in enumerate(table.T)])
+        high = np.array([max(len(categories[j]) - 1, 1) if j in categories else np.nanmax(col) if np.isfinite(col).any() else 1.0
+                         for j, col in enumerate(table.T)])
     span = np.where(high > low, high - low, 1.0)
     scaled = (table - low) / span
-    objective = scaled[:, -1]
+    for j, labels in categories.items():
+        if len(labels) == 1:
+            scaled[:, j] = 0.5
     body = []
-    for x, name, lo, hi in zip(xs.tolist(), axes, low.tolist(), high.tolist(), strict=True):
+    for j, (x, name, lo, hi) in enumerate(zip(xs.tolist(), axes, low.tolist(), high.tolist(), strict=True)):
         body.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="#999"/>'
-                    f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{escape(name)}</text>'
-                    f'<text x="{x:.1f}" y="{top - 6}" text-anchor="middle">{_label(hi)}</text>'
-                    f'<text x="{x:.1f}" y="{bottom + 30}" text-anchor="middle" fill="#777">{_label(lo)}</text>')
-    for row, score in zip(scaled.tolist(), objective.tolist(), strict=True):
-        if any(map(math.isnan, row)):
+                    f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{escape(name)}</text>')
+        if j in categories:
+            for k, label in enumerate(categories[j]):
+                y = bottom - (0.5 if len(categories[j]) == 1 else k / span[j]) * (bottom - top)
+                body.append(f'<text x="{x + 5:.1f}" y="{y + 4:.1f}" class="category">{escape(label)}</text>')
+        else:
+            body.append(f'<text x="{x:.1f}" y="{top - 6}" text-anchor="middle">{_label(hi)}</text>'
+                        f'<text x="{x:.1f}" y="{bottom + 30}" text-anchor="middle" fill="#777">{_label(lo)}</text>')
+    for row in scaled.tolist():
+        if any(map(math.isnan, row[:-1])):
             continue
-        points = " ".join(f"{x:.1f},{bottom - v * (bottom - top):.1f}" for x, v in zip(xs.tolist(), row, strict=True))
-        red, blue = int(40 + 200 * score), int(40 + 200 * (1 - score))
-        body.append(f'<polyline points="{points}" fill="none" stroke="rgb({red},60,{blue})" stroke-opacity="0.7" stroke-width="1.5"/>')
+        failed = math.isnan(row[-1])
+        values = [*row[:-1], 1.12] if failed else row
+        points = " ".join(f"{x:.1f},{bottom - v * (bottom - top):.1f}" for x, v in zip(xs.tolist(), values, strict=True))
+        if failed:
+            body.append(f'<polyline points="{points}" fill="none" stroke="#888" stroke-dasharray="4 3" stroke-width="1.2" class="job">'
+                        '<title>no objective (diverged or failed)</title></polyline>')
+            continue
+        red, blue = int(40 + 200 * row[-1]), int(40 + 200 * (1 - row[-1]))
+        body.append(f'<polyline points="{points}" fill="none" stroke="rgb({red},60,{blue})" stroke-opacity="0.7" stroke-width="1.5" '
+                    'class="job"/>')
     return _svg(width, height, title, body)

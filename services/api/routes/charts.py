@@ -16,6 +16,7 @@ from services.charts import svg as charts
 from services.datasets.use import DatasetGone, problem_for
 from services.mlflow.run_params import log_scale_params, param_name
 from services.store import metrics, step_arrays
+from services.store.models import TERMINAL
 from services.store.models import Job as JobRow
 from services.sweeps.leaderboard import objective_value
 
@@ -56,8 +57,10 @@ def job_chart(job_id: int, name: str):
     if name == "decision_boundary":
         return _svg(_boundary(job, query.step), "the decision boundary needs 2-D inputs")
     keys = job_charts.keys_of(name, metrics.keys(db(), job_id))
-    series = {k: metrics.downsample(s, v, query.max_points) for k, (s, v) in metrics.read(db(), job_id, keys).items()} if keys else {}
-    return _svg(job_charts.chart(name, series), f"job {job_id} recorded no points for {name}")
+    series = metrics.read(db(), job_id, keys) if keys else {}  # whole: smoothing runs over every point, then each line is downsampled
+    log_y = None if query.scale is None else query.scale == "log"
+    return _svg(job_charts.chart(name, series, smoothing=query.smoothing, log_y=log_y, max_points=query.max_points),
+                f"job {job_id} recorded no points for {name}")
 
 
 def _boundary(job: JobRow, step: int | None) -> str | None:
@@ -95,44 +98,82 @@ def recorded_steps(job_id: int):
     return RecordedSteps(gradients=step_arrays.steps(db(), job_id, "gradients"), trace=step_arrays.steps(db(), job_id, "trace"))
 
 
+def _numeric(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _categories(dimension: object, values: list[object]) -> list[str]:
+    """A categorical (or mixed, `1` and `"full"`) parameter's values as axis labels: in the order the
+    sweep's space lists them, then any others in the order met."""
+    listed = dimension if isinstance(dimension, list) else dimension.get("choice", []) if isinstance(dimension, dict) else []
+    return list(dict.fromkeys([charts.category_label(v) for v in listed] + [charts.category_label(v) for v in values]))
+
+
+class _Axis:
+    """One swept parameter as a chart axis: numeric (log10 when the sweep searches it on a log scale) or categorical."""
+
+    def __init__(self, sweep_request: dict, param: str, values: list[object]) -> None:
+        present = [v for v in values if v is not None]
+        self.logged = param_name(param) in log_scale_params(sweep_request)
+        self.categories = None if present and all(map(_numeric, present)) else _categories(sweep_request["space"][param], present)
+        self.label = f"log10({param})" if self.logged and self.categories is None else param
+
+    def position(self, value: object) -> float:
+        if self.categories is not None:
+            return float(self.categories.index(charts.category_label(value))) if value is not None else math.nan
+        return math.log10(value) if self.logged and value > 0 else float(value)
+
+
 @bp.get(f"/sweeps/{SWEEP_ID}/charts/objective")
 @operation("charts", ok=Chart, query=ObjectiveQuery, problems=("not-found", "not-recorded"), media=SVG)
 def sweep_objective(sweep_id: int):
-    """The objective of each ended job against one swept parameter (on a log10 axis when the sweep searches it on a log scale)."""
+    """The objective of each ended job against one swept parameter: on a numeric axis (log10 when the sweep
+    searches it on a log scale), or a categorical one when any value is not a number (`"full"`, `"relu"`);
+    jobs that ended without an objective (diverged) as crosses along the top."""
     sweep = sweep_or_404(sweep_id)
     param = request.context.query.param
     if param not in sweep.request["space"]:
         raise ApiError("not-found", f"sweep {sweep_id} does not sweep {param!r}: it sweeps {', '.join(sweep.request['space'])}",
                        field="param")
-    logged = param_name(param) in log_scale_params(sweep.request)
-    xs, ys = [], []
-    for job in sweep_jobs(sweep_id):
-        value, objective = (job.sweep_params or {}).get(param), objective_value(job, sweep.objective_metric)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and objective is not None:
-            xs.append(math.log10(value) if logged and value > 0 else value)
+    ended = [job for job in sweep_jobs(sweep_id) if job.status in TERMINAL]
+    axis = _Axis(sweep.request, param, [(job.sweep_params or {}).get(param) for job in ended])
+    xs, ys, missing = [], [], []
+    for job in ended:
+        value = (job.sweep_params or {}).get(param)
+        if value is None:
+            continue
+        # the seeds of one categorical value spread a little apart, so they do not hide each other
+        x = axis.position(value) + (0.08 * ((job.sweep_seed or 0) - (sweep.seeds - 1) / 2) if axis.categories else 0.0)
+        objective = objective_value(job, sweep.objective_metric)
+        if objective is None:
+            missing.append(x)
+        else:
+            xs.append(x)
             ys.append(objective)
-    label = f"log10({param})" if logged else param
     return _svg(charts.scatter_chart({sweep.objective_metric: (np.array(xs), np.array(ys))}, f"{sweep.objective_metric} against {param}",
-                                     label, sweep.objective_metric), f"no ended job of sweep {sweep_id} has a numeric {param} and an objective")
+                                     axis.label, sweep.objective_metric, categories=axis.categories, missing=missing),
+                f"no job of sweep {sweep_id} has ended yet")
 
 
 @bp.get(f"/sweeps/{SWEEP_ID}/charts/parallel")
 @operation("charts", ok=Chart, query=NoQuery, problems=("not-found", "not-recorded"), media=SVG)
 def sweep_parallel(sweep_id: int):
-    """Parallel coordinates: one line per ended job across the swept (numeric) parameters and the objective."""
+    """Parallel coordinates: one line per ended job across the swept parameters (categorical ones as
+    categorical axes) and the objective; jobs without an objective dashed and grey."""
     sweep = sweep_or_404(sweep_id)
-    logged = log_scale_params(sweep.request)
     params = list(sweep.request["space"])
+    ended = [job for job in sweep_jobs(sweep_id) if job.status in TERMINAL]
+    axes = [_Axis(sweep.request, p, [(job.sweep_params or {}).get(p) for job in ended]) for p in params]
     rows = []
-    for job in sweep_jobs(sweep_id):
+    for job in ended:
         objective = objective_value(job, sweep.objective_metric)
         values = [(job.sweep_params or {}).get(p) for p in params]
-        if objective is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            continue
-        rows.append([math.log10(v) if param_name(p) in logged and v > 0 else v for p, v in zip(params, values, strict=True)] + [objective])
-    axes = [f"log10({p})" if param_name(p) in logged else p for p in params] + [sweep.objective_metric]
-    return _svg(charts.parallel_coordinates(axes, rows, "Parallel coordinates (lines: ended jobs; blue is best)"),
-                f"sweep {sweep_id} has no ended job with numeric parameters")
+        rows.append([axis.position(v) if v is not None else math.nan for axis, v in zip(axes, values, strict=True)]
+                    + [math.nan if objective is None else objective])
+    categories = {j: axis.categories for j, axis in enumerate(axes) if axis.categories is not None}
+    return _svg(charts.parallel_coordinates([axis.label for axis in axes] + [sweep.objective_metric], rows,
+                                            "Parallel coordinates (lines: ended jobs; blue is best)", categories=categories),
+                f"no job of sweep {sweep_id} has ended yet")
 
 
 @bp.get("/compare/chart")
@@ -145,5 +186,7 @@ def compare_chart():
         job = job_or_404(job_id)
         points = metrics.read(db(), job_id, [query.key]).get(query.key)
         if points is not None:
-            series[f"job {job_id}" + (f" {job.name}" if job.name else "")] = metrics.downsample(*points, query.max_points)
-    return _svg(charts.line_chart(series, f"{query.key} by step"), f"none of the jobs recorded {query.key!r}")
+            series[f"job {job_id}" + (f" {job.name}" if job.name else "")] = points
+    log_y = query.scale == "log"
+    return _svg(charts.line_chart(series, f"{query.key} by step" + (" (log scale)" if log_y else ""), log_y=log_y,
+                                  smoothing=query.smoothing, max_points=query.max_points), f"none of the jobs recorded {query.key!r}")
