@@ -177,4 +177,19 @@ def document() -> dict[str, Any]:
     # Query and header models are spelled out as parameters; their schemas would be unused models in a generated client.
     components["schemas"] = {name: schema for name, schema in components["schemas"].items() if name in used}
     spec["components"] = components
+    _lift_examples(spec)
     return spec
+
+
+def _lift_examples(spec: dict[str, Any]) -> None:
+    """A request body's example (its model's first `examples`) also on the media type, where Swagger UI
+    takes the body it offers to send; without one it would make one up from the schema, and a made-up
+    job spec is refused (tests/api/test_contract.py submits every example the document holds)."""
+    schemas = spec["components"]["schemas"]
+    for operations in spec["paths"].values():
+        for op in operations.values():
+            for media in (op.get("requestBody") or {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                examples = schemas.get(ref.rsplit("/", 1)[-1], {}).get("examples")
+                if examples:
+                    media["example"] = examples[0]

@@ -42,7 +42,8 @@ def job_model(job: JobRow, with_spec: bool = False, with_params: bool = False) -
     fraction = job.step / job.total_steps if job.total_steps else 0.0
     return Job(
         id=job.id, name=job.name, experiment=job.experiment, tags={t.key: t.value for t in job.tags}, sweep_id=job.sweep_id,
-        status=job.status, attempt=job.attempt, created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+        sweep_params=job.sweep_params, status=job.status, attempt=job.attempt, created_at=job.created_at, started_at=job.started_at,
+        finished_at=job.finished_at,
         progress=Progress(step=job.step, total_steps=job.total_steps, fraction=round(fraction, 6), loss=job.last_loss),
         n_params=job.n_params, time_limits=JobTimeLimits(soft_seconds=job.soft_time_limit, hard_seconds=job.hard_time_limit),
         summary=job.summary, error=job.error, cancel_requested=job.cancel_requested, archived=job.archived,

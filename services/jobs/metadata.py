@@ -3,6 +3,8 @@ rules for a job submitted alone and for the jobs a sweep creates."""
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -33,7 +35,12 @@ class JobMetadata(BaseModel):
 META_FIELDS = tuple(JobMetadata.model_fields)
 
 
+# The post's worked example as a job of 100 steps, traced at its first: what Swagger UI offers to send.
+POSTS_EXAMPLE = {**json.loads(resources.files("engine.examples").joinpath("seed-trace.json").read_text()),
+                 "name": "the post's example", "experiment": "post", "steps": 100, "record": {"every": 1, "trace": [0]}}
+
+
 class JobSubmission(JobSpec, JobMetadata):
     """A job spec (the engine's contract, shared with `python -m engine` and the client) plus optional metadata."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, title="JobSubmission")
+    model_config = ConfigDict(extra="forbid", strict=True, title="JobSubmission", json_schema_extra={"examples": [POSTS_EXAMPLE]})

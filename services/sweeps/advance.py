@@ -21,10 +21,12 @@ from engine.problem import RawData
 from engine.spec import SpecError
 from engine.stacking import stack_key
 
+from ..charts.svg import category_label
 from ..datasets.use import raw_data, resolve
 from ..jobs.checks import Checked, OverLimit, check_job, parse_document, reserve
 from ..jobs.metadata import MAX_NAME
 from ..jobs.time_limits import TimeLimits
+from ..mlflow.run_params import param_name
 from ..settings import Settings
 from ..store import jobs, locks, outbox, sweeps
 from ..store.models import LOCAL_OWNER, TERMINAL, Job, JobStatus, Sweep, SweepStatus
@@ -165,14 +167,22 @@ def _refuse(session: Session, sweep_id: int, trial: int, params: dict[str, Any],
     sweep.trials_created += 1
 
 
+def job_name(sweep: Sweep, request: SweepRequest, params: dict[str, Any], seed_index: int) -> str:
+    """A sweep's job named by what varies: `lr-x-batch lr=0.1 batch_size=full seed 2` (the seed only when
+    the sweep runs more than one), so lists and MLflow's run names say which point a job is."""
+    point = " ".join(f"{param_name(path)}={category_label(value)}" for path, value in params.items())
+    seed = f" seed {seed_index}" if request.seeds > 1 else ""
+    base = sweep.name or f"sweep-{sweep.id}"
+    return f"{base[:MAX_NAME // 2]} {point}"[:MAX_NAME - len(seed)] + seed
+
+
 def _create_job(session: Session, sweep: Sweep, request: SweepRequest, trial: int, seed_index: int, params: dict[str, Any],
                 settings: Settings, point: Checked) -> int:
     """The queued job of one seed of one point (its outbox row with it)."""
     limits = sweep.request.get("time_limits")
-    suffix = f"-t{trial}-s{seed_index}"
     job = jobs.create_job(session, point.spec, total_steps=point.plan.total_steps, n_params=point.plan.n_params, owner=sweep.owner,
                           time_limits=TimeLimits(limits["soft_seconds"], limits["hard_seconds"]) if limits else None,
-                          name=(sweep.name or f"sweep-{sweep.id}")[:MAX_NAME - len(suffix)] + suffix, experiment=sweep.experiment,
+                          name=job_name(sweep, request, params, seed_index), experiment=sweep.experiment,
                           tags=request.tags, sweep_id=sweep.id, sweep_trial=trial, sweep_seed=seed_index, sweep_params=params,
                           mirrored=bool(settings.mlflow_tracking_uri), reserved_bytes=point.record_bytes,
                           stack_key=stack_key(point.parsed, point.plan) if request.stack else None)

@@ -54,10 +54,21 @@ class EarlyStop(_Strict):
     grace_steps: int = Field(default=0, ge=0)
 
 
+# The README's sweep (examples/sweep.yaml): what Swagger UI offers to send.
+README_SWEEP = {"name": "lr-x-batch", "experiment": "post",
+                "base": {"model": {"layers": [{"units": 8, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}]}, "loss": "bce",
+                         "data": {"builtin": "moons", "n_samples": 200, "validation_split": 0.25}, "optimizer": {"name": "sgd", "lr": 0.1},
+                         "epochs": 20},
+                "strategy": "grid", "space": {"optimizer.lr": [0.001, 0.01, 0.1, 1, 10], "batch_size": [1, "full"]}, "seeds": 3,
+                "objective": {"metric": "val_loss", "goal": "minimize"}, "max_parallel": 4}
+
+
 class SweepRequest(JobMetadata):
     """A sweep: a base job spec, the space of values to try at dotted paths in it, and how to search it.
 
     Its name, experiment, tags and time limits (the job metadata rules) go to each of its jobs."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [README_SWEEP]})
 
     base: dict[str, Any] = Field(description="a job spec (see JobSubmission, without the metadata) that every point starts from; "
                                              "fields the space sets may be left out")

@@ -274,3 +274,19 @@ def test_jobs_are_found_by_text_in_their_name(client):
     assert set(found("MOONS")) >= {ids[0], ids[1]} and ids[2] not in found("moons") and ids[3] not in found("moons")
     assert ids[2] in found("100%_") and ids[0] not in found("%")  # % and _ are text, not wildcards
     assert_problem(client.get("/api/v1/jobs", params={"q": ""}), 400, "q", kind="bad-query")
+
+
+def test_every_example_the_openapi_document_holds_is_a_request_the_api_accepts(client, train):
+    """Swagger UI offers each request body's example as the body to send: every one is accepted as it
+    stands (the job ones against a job trained from the document's own POST /jobs example)."""
+    doc = client.get("/api/v1/openapi.json").json()
+    examples = {(method, path): media["example"] for path, operations in doc["paths"].items() for method, op in operations.items()
+                for media in (op.get("requestBody") or {}).get("content", {}).values() if "example" in media}
+    assert {("post", "/api/v1/jobs"), ("post", "/api/v1/sweeps"), ("patch", "/api/v1/jobs/{job_id}"),
+            ("post", "/api/v1/jobs/{job_id}/clone"), ("post", "/api/v1/jobs/{job_id}/predict")} <= set(examples)
+    job = client.post("/api/v1/jobs", json=examples["post", "/api/v1/jobs"])
+    assert job.status_code == 202, job.text
+    assert train(job.json()["id"]) == "succeeded"
+    for (method, path), body in sorted(examples.items()):
+        answer = client.request(method.upper(), path.replace("{job_id}", str(job.json()["id"])), json=body)
+        assert answer.status_code < 300, (method, path, answer.text)

@@ -93,6 +93,7 @@ class Job(Out):
     experiment: str
     tags: dict[str, str]
     sweep_id: int | None
+    sweep_params: dict[str, Any] | None = Field(description="a sweep's job: the point it trains (dotted path -> value); null otherwise")
     status: JobStatus
     attempt: int = Field(description="1 on the first try; more after a worker was lost")
     created_at: datetime
@@ -123,6 +124,8 @@ class JobList(Out):
 class JobChanges(Body):
     """What PATCH changes: only the fields sent."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "renamed", "tags": {"team": "vision", "draft": None}}]})
+
     name: Name | None = Field(default=None, description="the new name; null removes it")
     tags: dict[TagKey, TagValue | None] = Field(default_factory=dict, max_length=MAX_TAGS,
                                                 description="tags to set; a null value removes that tag")
@@ -130,6 +133,8 @@ class JobChanges(Body):
 
 class CloneRequest(Body):
     """A new job from this one's spec, with fields changed by dotted path."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"set": {"optimizer.lr": 0.5}, "name": "the same at a larger rate"}]})
 
     set: dict[str, Any] = Field(default_factory=dict, max_length=64,
                                 description="dotted path -> value, e.g. {\"optimizer.lr\": 0.5, \"model.layers[0].units\": 16}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from engine.spec import FiniteFloat
 
@@ -33,6 +33,8 @@ class RegisterRequest(Body):
 
 
 class PredictRequest(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"X": [[0.5, 0.1]]}]})
+
     X: list[list[FiniteFloat]] = Field(min_length=1, max_length=10_000, description="input rows, as many values each as the network's inputs")
 
 
