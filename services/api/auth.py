@@ -15,7 +15,7 @@ from .request_session import db
 
 PUBLIC_PATHS = ("/healthz", "/readyz", "/docs", "/api/v1/openapi.json")
 # The pages' shells and script (routes/pages.py): what they show comes from the API, which asks for the token.
-PAGE_PATHS = ("/jobs/", "/sweeps/", "/compare", "/datasets", "/static/")
+PAGE_PATHS = ("/jobs/", "/sweeps", "/compare", "/datasets", "/static/")
 
 
 def owner() -> str:

@@ -25,6 +25,12 @@ def _ready(browser, url: str) -> None:
     WebDriverWait(browser, TIMEOUT).until(lambda b: b.execute_script("return window.pageReady === true"))
 
 
+def _attributes(browser, selector: str, name: str) -> list[str | None]:
+    """An attribute of every element matched, read in one go (a redraw cannot leave a stale element)."""
+    return browser.execute_script("return [...document.querySelectorAll(arguments[0])].map((e) => e.getAttribute(arguments[1]))",
+                                  selector, name)
+
+
 def _number(text: str) -> float:
     return float(text.split()[-1])
 
@@ -64,9 +70,12 @@ def test_the_job_page_draws_the_posts_network_and_its_step_0(stack, tmp_path):
         assert browser.find_element(By.ID, "delta-2-0").text == "δ 0.5364"
         assert browser.find_element(By.ID, "dw-2-0-0").text == "∂W 0.177"
         assert "Output error signal" in browser.find_element(By.ID, "trace").text
-        charts = set(browser.execute_script("return [...document.querySelectorAll('#charts figure')].map((f) => f.dataset.chart)"))
-        assert {"loss", "gradient_norms", "decision_boundary"} <= charts  # read in one go: the slider's redraw replaces them
-        assert browser.find_element(By.CSS_SELECTOR, "#summary").text.count("final_loss") == 1
+        charts = browser.execute_script("return [...document.querySelectorAll('#charts figure:not([hidden])')].map((f) => f.dataset.chart)")
+        # read in one go (the slider's redraw replaces them), in the page's fixed order whatever order they were answered in
+        assert charts == ["loss", "gradient_norms", "update_ratios", "dead_units", "vanishing_ratio", "decision_boundary"]
+        fields = [r.get_attribute("data-field") for r in browser.find_elements(By.CSS_SELECTOR, "#summary tr")]
+        assert fields[:5] == ["status", "progress", "experiment", "created", "model_train_loss"]  # the model's own figures lead
+        assert fields.count("final_loss") == 1 and "best_loss" not in fields
         screenshot(browser, "job-page")
         assert console_errors(browser) == []
     with chromium(downloads=tmp_path) as browser:  # the page's model link saves a file ONNX Runtime runs as /predict answers
@@ -108,7 +117,11 @@ def test_a_running_jobs_chart_grows_while_it_trains(stack):
                 while drawn_points() <= first:
                     assert time.monotonic() < deadline, "the loss chart did not grow"
                     time.sleep(0.3)
-                assert re.match(r"training: step \d+/400000", browser.find_element(By.ID, "status").text)
+                assert re.match(r"training: step [\d,]+/400,000", browser.find_element(By.ID, "status").text)
+                # one source for the step: the header's and the summary table's agree (read in one go)
+                header, table = browser.execute_script(
+                    "return [document.querySelector('#status').textContent, document.querySelector('#progress-steps').textContent]")
+                assert re.search(r"step ([\d,]+)/", header).group(1) == table.split("/")[0], (header, table)
                 screenshot(browser, "job-page-training")
                 assert console_errors(browser) == []
         finally:
@@ -226,4 +239,137 @@ def test_the_datasets_page_lists_a_dataset_with_its_jobs_and_the_job_page_names_
         link = browser.find_element(By.ID, "dataset")
         assert link.text == f"dataset {dataset['id']}: 90 rows, target kind" and link.get_attribute("href").endswith(f"#dataset-{dataset['id']}")
         assert "classes" in browser.find_element(By.ID, "summary").text
+        assert console_errors(browser) == []
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_the_readmes_sweep_draws_every_job_on_every_chart_and_two_picked_jobs_open_their_comparison(stack):
+    import yaml
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.support.specs import ROOT
+
+    request = yaml.safe_load((ROOT / "examples/sweep.yaml").read_text())  # batch_size over 1 and "full": a mixed, categorical axis
+    with stack.client() as api:
+        sweep = api.post("/api/v1/sweeps", json=request).json()
+        done = wait_sweep(api, sweep["id"], timeout=240)
+    ended = sum(done["progress"]["by_state"].get(s, 0) for s in ("succeeded", "diverged", "failed", "cancelled"))
+    assert ended == 30
+    with chromium() as browser:
+        _ready(browser, f"{stack.url}/sweeps/{sweep['id']}")
+        figures = browser.find_elements(By.CSS_SELECTOR, "#objective figure:not([hidden])")
+        assert [f.get_attribute("data-chart") for f in figures] == ["optimizer.lr", "batch_size"]
+        for figure in figures:  # every ended job is a mark on every chart, "full" ones included
+            assert len(figure.find_elements(By.CSS_SELECTOR, ".mark")) == ended, figure.get_attribute("data-chart")
+        ticks = [t.text for t in browser.find_elements(By.CSS_SELECTOR, '#objective figure[data-chart="batch_size"] text.tick')]
+        assert ticks == ["1", "full"]
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#parallel polyline.job")) == ended
+        assert [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#parallel text.category")] == ["1", "full"]
+        screenshot(browser, "sweep-page-readme")
+        # a click on a column's title sorts the leaderboard by it
+        browser.find_element(By.CSS_SELECTOR, '#leaderboard th[data-column="optimizer.lr"]').click()
+        lrs = [float(r.find_elements(By.TAG_NAME, "td")[1].text) for r in browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")]
+        assert lrs == sorted(lrs)
+        boxes = browser.find_elements(By.CSS_SELECTOR, "#leaderboard input.choose")
+        assert len(boxes) == ended
+        picked = [int(b.get_attribute("data-job")) for b in boxes[:2]]
+        for box in boxes[:2]:
+            box.click()
+        browser.find_element(By.ID, "compare").click()
+        WebDriverWait(browser, TIMEOUT).until(lambda b: "/compare?" in b.current_url and b.execute_script("return window.pageReady === true"))
+        assert browser.current_url.endswith(f"/compare?jobs={picked[0]},{picked[1]}")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#overlay polyline")) == 2
+        assert console_errors(browser) == []
+
+        _ready(browser, f"{stack.url}/?sweep_id={sweep['id']}")
+        titles = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#jobs thead th")]
+        assert "optimizer.lr" in titles and "batch_size" in titles  # the swept parameters as columns
+        names = [r.find_elements(By.TAG_NAME, "td")[2].text for r in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")]
+        assert all(re.fullmatch(r"lr-x-batch lr=\S+ batch_size=(1|full) seed [0-2]", n) for n in names), names[:3]
+        column = titles.index("val loss")
+        browser.find_element(By.CSS_SELECTOR, '#jobs th[data-column="val loss"]').click()
+        browser.find_element(By.CSS_SELECTOR, '#jobs th[data-column="val loss"]').click()  # twice: largest first
+        losses = [r.find_elements(By.TAG_NAME, "td")[column].text for r in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")]
+        numbers = [float(v) for v in losses if v != "–"]
+        assert numbers == sorted(numbers, reverse=True) and len(numbers) == ended
+        rows = browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
+        picked = [int(r.get_attribute("data-job")) for r in rows[:2]]
+        for row in rows[:2]:
+            row.find_element(By.CSS_SELECTOR, "input.choose").click()
+        screenshot(browser, "jobs-page-sweep")
+        browser.find_element(By.ID, "compare").click()
+        WebDriverWait(browser, TIMEOUT).until(lambda b: "/compare?" in b.current_url and b.execute_script("return window.pageReady === true"))
+        assert browser.current_url.endswith(f"/compare?jobs={picked[0]},{picked[1]}")
+        browser.find_element(By.ID, "log-loss").click()  # the log scale: the chart is drawn again on a log axis
+        title = "return document.querySelector('#overlay svg').textContent"
+        WebDriverWait(browser, TIMEOUT).until(lambda b: "(log scale)" in b.execute_script(title))
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#overlay text.y-tick")) >= 3
+        screenshot(browser, "compare-page-log")
+        assert console_errors(browser) == []
+
+        _ready(browser, f"{stack.url}/sweeps")  # the sweeps index, linked in the bar like jobs
+        assert browser.find_element(By.CSS_SELECTOR, 'header nav a[href="/sweeps"]').text == "sweeps"
+        row = browser.find_element(By.CSS_SELECTOR, f'#sweeps tr[data-sweep="{sweep["id"]}"]')
+        assert "lr-x-batch" in row.text and f"{ended}/30" in row.text
+        screenshot(browser, "sweeps-page")
+        assert console_errors(browser) == []
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_a_wide_network_is_drawn_as_bands_with_histograms_and_shaded_edges(stack):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    layers = [{"units": 64, "activation": "relu"}, {"units": 64, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}]
+    with stack.client() as api:
+        job = api.post("/api/v1/jobs", json=moons(model={"layers": layers}, record={"trace": [0]})).json()
+        wait_status(api, job["id"], {"succeeded"})
+    with chromium() as browser:
+        _ready(browser, f"{stack.url}/jobs/{job['id']}")
+        bands = browser.find_elements(By.CSS_SELECTOR, "#network-svg g.band-layer")
+        assert [b.get_attribute("data-layer") for b in bands] == ["1", "2"]
+        for band in bands:  # a histogram of the layer's a over the batch at step 0
+            assert len(band.find_elements(By.CSS_SELECTOR, ".band-hist rect.bar")) == 16
+        edges = browser.find_elements(By.CSS_SELECTOR, "#network-svg polygon.band-edge")
+        titles = [e.find_element(By.TAG_NAME, "title").get_attribute("textContent") for e in edges]
+        assert [t.split(":")[0] for t in titles] == ["W1", "W2", "W3"] and titles[1].startswith("W2: 64×64, mean ")
+        assert float(browser.find_element(By.ID, "network-svg").get_attribute("height")) <= 900  # on one screen
+        bars = '#network-svg g.band-layer[data-layer="1"] rect.bar'
+        before = _attributes(browser, bars, "width")
+        Select(browser.find_element(By.ID, "band-values")).select_by_value("delta")
+        WebDriverWait(browser, TIMEOUT).until(lambda b: len(_attributes(b, bars, "width")) == 16 and _attributes(b, bars, "width") != before)
+        browser.find_element(By.CSS_SELECTOR, '#network-svg g.band-layer[data-layer="2"] rect.band').click()
+        listed = browser.find_element(By.ID, "band-units").text.splitlines()
+        assert listed[0].startswith("Layer 2 (δ over the batch at step 0)") and len(listed) == 1 + 64
+        assert listed[1].startswith("unit 1: z ")
+        screenshot(browser, "job-page-wide")
+        assert console_errors(browser) == []
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_smoothing_changes_the_drawn_loss_and_keeps_the_raw_one_behind(stack):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with stack.client() as api:  # batches of one: a noisy loss under each epoch's train and validation loss
+        job = api.post("/api/v1/jobs", json=moons(batch_size=1, optimizer={"name": "sgd", "lr": 0.1})).json()
+        wait_status(api, job["id"], {"succeeded"})
+
+    def loss_lines(browser) -> dict[str, str]:
+        lines = browser.find_elements(By.CSS_SELECTOR, '#charts figure[data-chart="loss"] polyline')
+        return {f'{line.get_attribute("class")} {line.find_element(By.TAG_NAME, "title").get_attribute("textContent")}':
+                line.get_attribute("points") for line in lines}
+
+    with chromium() as browser:
+        _ready(browser, f"{stack.url}/jobs/{job['id']}")
+        smoothed = loss_lines(browser)
+        assert list(smoothed) == ["raw loss (raw)", "smoothed loss", "epoch train_loss", "epoch val_loss"]  # epoch losses on top
+        assert smoothed["smoothed loss"] != smoothed["raw loss (raw)"]
+        screenshot(browser, "job-page-smoothed")
+        browser.execute_script("const s = document.querySelector('#smoothing'); s.value = '0'; s.dispatchEvent(new Event('input'))")
+        WebDriverWait(browser, TIMEOUT).until(lambda b: "series loss" in loss_lines(b))
+        plain = loss_lines(browser)
+        assert plain["series loss"] == smoothed["raw loss (raw)"]  # unsmoothed, the line is the raw one drawn behind before
+        assert browser.find_element(By.ID, "smoothing-value").text == "0"
         assert console_errors(browser) == []

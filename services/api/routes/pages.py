@@ -1,5 +1,5 @@
-"""The pages: jobs (`/`), a job (`/jobs/{id}`), a sweep (`/sweeps/{id}`), datasets (`/datasets`) and
-a comparison (`/compare?jobs=3,4,7`). Each is a small HTML shell and one script (static/pages.js) that reads the
+"""The pages: jobs (`/`), a job (`/jobs/{id}`), sweeps (`/sweeps`), a sweep (`/sweeps/{id}`), datasets
+(`/datasets`) and a comparison (`/compare?jobs=3,4,7`). Each is a small HTML shell and one script (static/pages.js) that reads the
 typed API with the caller's token (asked for once, kept in the browser) and draws what it reads; the
 charts are SVG drawn on the server (routes/charts.py). Nothing is fetched from elsewhere."""
 
@@ -15,7 +15,8 @@ SHELL = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · Backprop Lab</title><link rel="icon" href="data:,"><link rel="stylesheet" href="{css}"></head>
 <body data-page="{page}" data-id="{ident}">
-<header><a href="{home}" class="brand">Backprop Lab</a> <nav><a href="{home}">jobs</a> <a href="/datasets">datasets</a>
+<header><a href="{home}" class="brand">Backprop Lab</a> <nav><a href="{home}">jobs</a> <a href="/sweeps">sweeps</a>
+<a href="/datasets">datasets</a>
 <a href="{docs}">API</a></nav>
 <span id="who"></span></header>
 <dialog id="login"><form method="dialog" id="login-form"><p>This service needs an API token (an operator creates one with
@@ -29,21 +30,33 @@ JOBS = """<form id="filters"><label>status <select name="status"><option value="
 <option>cancelled</option></select></label> <label>experiment <input name="experiment" size="12"></label>
 <label>tag <input name="tag" size="10" placeholder="key or key:value"></label> <label>sweep <input name="sweep_id" size="4"></label>
 <label>name <input name="q" size="12" placeholder="text in the name"></label> <button type="submit">filter</button></form>
-<table id="jobs"><thead><tr><th>id</th><th>name</th><th>experiment</th><th>status</th><th>progress</th><th>final loss</th>
-<th>best loss</th><th>val loss</th><th>val acc</th><th>duration</th><th>created</th><th>links</th></tr></thead><tbody></tbody></table>
-<p class="hint">Open a job for its network, trace and charts; <code>/compare?jobs=3,4</code> overlays runs.</p>"""
+<p class="controls"><button id="compare" type="button" disabled>compare chosen</button> <span class="hint" id="chosen">tick 2 to 10
+jobs to compare them</span></p>
+<table id="jobs" class="sortable"><thead></thead><tbody></tbody></table>
+<p class="hint">Open a job for its network, trace and charts; click a column's title to sort by it. A sweep's jobs (filter by
+sweep) show its swept parameters as columns.</p>"""
+
+SWEEPS = """<table id="sweeps" class="sortable"><thead></thead><tbody></tbody></table>
+<p class="hint">Start one with <code>bplab sweep examples/sweep.yaml</code> or <code>POST /api/v1/sweeps</code>.</p>"""
 
 JOB = """<section id="overview"></section>
 <section><h2>The network</h2><div class="controls"><button id="play" type="button">▶ play</button>
-<input id="step" type="range" min="0" max="0" value="0"> <span id="step-label"></span></div>
-<div id="network"></div><p class="hint" id="network-hint"></p><div id="tensor-stats"></div></section>
+<input id="step" type="range" min="0" max="0" value="0"> <span id="step-label"></span>
+<label id="band-choice" hidden>wide layers show <select id="band-values"><option value="A">a</option><option value="Z">z</option>
+<option value="delta">δ</option></select></label></div>
+<div id="network"></div><p class="hint" id="network-hint"></p><pre id="band-units" hidden></pre><div id="tensor-stats"></div></section>
 <section><h2>Backward pass at this step</h2><pre id="trace">(no trace recorded)</pre></section>
-<section><h2>Charts</h2><div id="charts" class="charts"></div></section>
+<section><h2>Charts</h2><div class="controls"><label>smoothing <input id="smoothing" type="range" min="0" max="0.99"
+step="0.01" value="0.9"></label> <output id="smoothing-value">0.9</output> <label><input id="log-loss" type="checkbox"> loss on a log
+scale</label></div><div id="charts" class="charts"></div><p class="hint">Step series are smoothed as TensorBoard smooths them
+(an exponential moving average, debiased at the start), the raw series faint behind; epoch-level losses are drawn on top, as
+they are.</p></section>
 <section><h2>Spec</h2><pre id="spec"></pre></section>"""
 
 SWEEP = """<section id="overview"></section>
-<section><h2>Leaderboard</h2><table id="leaderboard"><thead><tr><th>rank</th><th>params</th><th>objective (mean ± std)</th>
-<th>diverged</th><th>jobs</th></tr></thead><tbody></tbody></table></section>
+<section><h2>Leaderboard</h2><p class="controls"><button id="compare" type="button" disabled>compare chosen</button>
+<span class="hint" id="chosen">tick 2 to 10 jobs to compare them</span></p>
+<table id="leaderboard" class="sortable"><thead></thead><tbody></tbody></table></section>
 <section><h2>Objective against each parameter</h2><div id="objective" class="charts"></div></section>
 <section><h2>Parallel coordinates</h2><div id="parallel"></div></section>
 <section><h2>Importance</h2><div id="importance"></div></section>"""
@@ -53,7 +66,9 @@ DATASETS = """<section><table id="datasets"><thead><tr><th>id</th><th>name</th><
 <p class="hint">Upload with <code>bplab datasets upload FILE</code> or <code>POST /api/v1/datasets</code>; a job names one with
 <code>"data": {"dataset": ID, "target": "COLUMN"}</code>.</p></section>"""
 
-COMPARE = """<section><div class="controls"><label>metric <select id="key"></select></label></div><div id="overlay"></div></section>
+COMPARE = """<section><div class="controls"><label>metric <select id="key"></select></label> <label>smoothing <input id="smoothing"
+type="range" min="0" max="0.99" step="0.01" value="0"></label> <output id="smoothing-value">0</output> <label><input id="log-loss"
+type="checkbox"> log scale</label></div><div id="overlay"></div></section>
 <section><h2>How the specs differ</h2><table id="differences"><thead><tr><th>field</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Where the runs part</h2><ul id="parting"></ul></section>"""
 
@@ -74,6 +89,12 @@ def jobs_page():
 def job_page(job_id: int):
     """One job: its network at a recorded step, the backward-pass trace, charts that follow training live."""
     return _page("job", f"Job {job_id}", JOB, job_id)
+
+
+@bp.get("/sweeps")
+def sweeps_page():
+    """The sweeps, newest first, with their progress and objective."""
+    return _page("sweeps", "Sweeps", SWEEPS)
 
 
 @bp.get("/sweeps/<int(min=1, max=2147483647):sweep_id>")

@@ -82,10 +82,86 @@ const fmt = (value, digits = 4) => (value === null || value === undefined ? "–
   : Number.isInteger(value) && Math.abs(value) < 1e9 ? String(value) : String(Number(Number(value).toPrecision(digits))));
 const when = (text) => (text ? new Date(text).toLocaleString() : "–");
 
+// A table whose column titles sort it (click again: the other way); kept sorted across refreshes.
+// columns: [{ title, value(item) -> what it sorts by, cell(item) -> node or text (default: the value) }]
+function sortableTable(table, columns, items, rowAttributes = () => ({})) {
+  const sort = table.sortState || (table.sortState = { column: null, descending: false });
+  const ordered = [...items];
+  if (sort.column !== null && columns[sort.column]) {
+    const value = columns[sort.column].value;
+    const missing = (v) => v === null || v === undefined || (typeof v === "number" && Number.isNaN(v));
+    ordered.sort((a, b) => {
+      const x = value(a), y = value(b);
+      if (missing(x) || missing(y)) return missing(x) - missing(y);  // the empty last, either way
+      const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y), undefined, { numeric: true });
+      return sort.descending ? -order : order;
+    });
+  }
+  const head = el("tr", {}, ...columns.map((column, k) => {
+    const th = el("th", { "data-column": column.title, class: column.value ? "sorts" : "" }, column.title);
+    if (column.value) {
+      if (sort.column === k) th.setAttribute("aria-sort", sort.descending ? "descending" : "ascending");
+      th.addEventListener("click", () => {
+        sort.descending = sort.column === k ? !sort.descending : false;
+        sort.column = k;
+        sortableTable(table, columns, items, rowAttributes);
+      });
+    }
+    return th;
+  }));
+  table.tHead.replaceChildren(head);
+  table.tBodies[0].replaceChildren(...ordered.map((item) => el("tr", rowAttributes(item), ...columns.map((column) => {
+    const content = column.cell ? column.cell(item) : column.value(item);
+    return el("td", column.class ? { class: column.class } : {}, ...[].concat(content ?? "–").map((c) => (typeof c === "number" ? fmt(c) : c)));
+  }))));
+}
+
+// Jobs ticked on a list (kept while it refreshes); the button opens the compare page for them.
+function chooser(button, hint) {
+  const chosen = new Set();
+  const update = () => {
+    button.disabled = chosen.size < 2 || chosen.size > 10;
+    hint.textContent = chosen.size ? `${chosen.size} chosen${chosen.size > 10 ? " (at most 10)" : ""}` : "tick 2 to 10 jobs to compare them";
+  };
+  button.addEventListener("click", () => { location.href = `/compare?jobs=${[...chosen].join(",")}`; });
+  return {
+    box(id) {
+      const box = el("input", { type: "checkbox", class: "choose", "data-job": id, title: `compare job ${id}` });
+      box.checked = chosen.has(id);
+      box.addEventListener("change", () => { if (box.checked) chosen.add(id); else chosen.delete(id); update(); });
+      return box;
+    },
+  };
+}
+
+// Charts a page draws, in a fixed order whatever order their answers come in.
+function chartSlots(container, names) {
+  for (const name of names) {
+    if (!container.querySelector(`[data-chart="${name}"]`)) container.append(el("figure", { class: "chart", "data-chart": name, hidden: "" }));
+  }
+}
+
+// The smoothing and log-scale controls (kept in the browser), calling `redraw` when they change.
+function chartControls(redraw, remember = true) {
+  const slider = $("#smoothing"), shown = $("#smoothing-value"), log = $("#log-loss");
+  if (remember && localStorage.getItem("bplab-smoothing") !== null) slider.value = localStorage.getItem("bplab-smoothing");
+  if (remember) log.checked = localStorage.getItem("bplab-log-loss") === "true";
+  shown.textContent = slider.value;
+  let timer = null;
+  slider.addEventListener("input", () => {
+    shown.textContent = slider.value;
+    if (remember) localStorage.setItem("bplab-smoothing", slider.value);
+    clearTimeout(timer);
+    timer = setTimeout(redraw, 150);
+  });
+  log.addEventListener("change", () => { if (remember) localStorage.setItem("bplab-log-loss", String(log.checked)); redraw(); });
+  return () => `smoothing=${slider.value}${log.checked ? "&scale=log" : ""}`;
+}
+
 async function chartInto(container, path, name) {
   const box = el("figure", { class: "chart", "data-chart": name });
   box.innerHTML = await api(path, "image/svg+xml");
-  const old = container.querySelector(`[data-chart="${name}"]`);
+  const old = container.querySelector(`[data-chart="${name}"]`);  // its slot (chartSlots) keeps the order
   if (old) old.replaceWith(box); else container.append(box);
 }
 
@@ -144,17 +220,81 @@ async function jobsPage() {
     history.replaceState(null, "", `?${query}`);
     refresh();
   });
+  const choose = chooser($("#compare"), $("#chosen"));
   async function refresh() {
     const query = new URLSearchParams(location.search);
     query.set("limit", "200");
     const list = await api(`/api/v1/jobs?${query}`);
-    const body = $("#jobs tbody");
-    body.replaceChildren(...list.jobs.map(jobRow));
+    sortableTable($("#jobs"), jobColumns(list.jobs, choose), list.jobs, (job) => ({ "data-job": job.id, class: job.status }));
     say(`${list.jobs.length} job${list.jobs.length === 1 ? "" : "s"}${list.next_cursor ? " (the newest 200)" : ""}`);
     ready();
     if (list.jobs.some((job) => job.status === "queued" || job.status === "running" || job.mlflow.state === "pending")) setTimeout(refresh, 2000);
   }
   await refresh();
+}
+
+// The list's columns; a sweep's swept parameters as columns of their own when the jobs listed have them.
+function jobColumns(jobs, choose) {
+  const swept = [...new Set(jobs.flatMap((job) => Object.keys(job.sweep_params || {})))];
+  const paramValue = (path) => (job) => {
+    const value = (job.sweep_params || {})[path];
+    return value === undefined ? null : value;
+  };
+  const s = (job) => job.summary || {};
+  return [
+    { title: "", cell: (job) => choose.box(job.id) },
+    { title: "id", value: (job) => job.id, cell: (job) => el("a", { href: `/jobs/${job.id}` }, job.id) },
+    { title: "name", value: (job) => job.name || "" },
+    { title: "experiment", value: (job) => job.experiment },
+    { title: "status", value: (job) => job.status, class: "state" },
+    { title: "progress", value: (job) => job.progress.fraction,
+      cell: (job) => [el("progress", { max: job.progress.total_steps || 1, value: job.progress.step }), ` ${job.progress.step}/${job.progress.total_steps}`] },
+    ...swept.map((path) => ({ title: path, value: paramValue(path), cell: (job) => {
+      const value = paramValue(path)(job);
+      return value === null ? "–" : typeof value === "number" ? fmt(value) : JSON.stringify(value).replace(/^"|"$/g, "");
+    } })),
+    { title: "train loss", value: (job) => s(job).model_train_loss ?? s(job).final_train_loss ?? null },
+    { title: "val loss", value: (job) => s(job).model_val_loss ?? s(job).final_val_loss ?? null },
+    { title: "val acc", value: (job) => s(job).model_val_accuracy ?? s(job).final_val_accuracy ?? null,
+      cell: (job) => fmt(s(job).model_val_accuracy ?? s(job).final_val_accuracy, 3) },
+    { title: "duration", value: (job) => s(job).duration_seconds ?? null,
+      cell: (job) => (s(job).duration_seconds === undefined ? "–" : `${s(job).duration_seconds.toFixed(2)} s`) },
+    { title: "created", value: (job) => job.created_at, cell: (job) => when(job.created_at) },
+    { title: "links", cell: (job) => {
+      const links = [el("a", { href: `/api/v1/jobs/${job.id}` }, "REST")];
+      if (job.mlflow.run_url) links.push(" ", el("a", { href: job.mlflow.run_url }, "MLflow"));
+      const lag = mirrorLag(job);
+      if (lag && job.mlflow.state !== "synced") links.push(" ", el("span", { class: "mirror", title: lag }, lag.replace("MLflow: ", "")));
+      return links;
+    } },
+  ];
+}
+
+// -- sweeps -------------------------------------------------------------------------------------
+async function sweepsPage() {
+  const found = [];
+  let next = "/api/v1/sweeps?limit=200";
+  while (next && found.length < 1000) {
+    const pageOf = await api(next);
+    found.push(...pageOf.sweeps);
+    next = pageOf.next;
+  }
+  const done = (sweep) => Object.entries(sweep.progress.by_state).filter(([k]) => !["queued", "running"].includes(k)).reduce((n, [, c]) => n + c, 0);
+  sortableTable($("#sweeps"), [
+    { title: "id", value: (w) => w.id, cell: (w) => el("a", { href: `/sweeps/${w.id}` }, w.id) },
+    { title: "name", value: (w) => w.name || "", cell: (w) => el("a", { href: `/sweeps/${w.id}` }, w.name || `sweep ${w.id}`) },
+    { title: "experiment", value: (w) => w.experiment },
+    { title: "status", value: (w) => w.status, class: "state" },
+    { title: "strategy", value: (w) => w.strategy },
+    { title: "jobs ended", value: (w) => done(w) / (w.progress.planned_jobs || 1),
+      cell: (w) => [el("progress", { max: w.progress.planned_jobs || 1, value: done(w) }), ` ${done(w)}/${w.progress.planned_jobs}`] },
+    { title: "objective", value: (w) => `${w.objective.goal} ${w.objective.metric}` },
+    { title: "created", value: (w) => w.created_at, cell: (w) => when(w.created_at) },
+    { title: "jobs", cell: (w) => el("a", { href: `/?sweep_id=${w.id}` }, "its jobs") },
+  ], found, (w) => ({ "data-sweep": w.id, class: w.status }));
+  say(found.length ? `${found.length} sweep${found.length === 1 ? "" : "s"}` : "no sweeps yet: bplab sweep examples/sweep.yaml");
+  ready();
+  if (found.some((w) => w.status === "running")) setTimeout(sweepsPage, 3000);
 }
 
 // How far the job's MLflow run is behind the store (runs get their status first, series follow).
@@ -170,27 +310,20 @@ function mirrorLag(job) {
   return `MLflow: ${run}, ${done} of ${due} points${m.error ? ` (retrying: ${m.error})` : ""}`;
 }
 
-function jobRow(job) {
-  const s = job.summary || {};
-  const p = job.progress;
-  const bar = el("progress", { max: p.total_steps || 1, value: p.step });
-  const links = el("td", {}, el("a", { href: `/api/v1/jobs/${job.id}` }, "REST"));
-  if (job.mlflow.run_url) links.append(" ", el("a", { href: job.mlflow.run_url }, "MLflow"));
-  const lag = mirrorLag(job);
-  if (lag && job.mlflow.state !== "synced") links.append(" ", el("span", { class: "mirror", title: lag }, lag.replace("MLflow: ", "")));
-  return el("tr", { "data-job": job.id, class: job.status },
-    el("td", {}, el("a", { href: `/jobs/${job.id}` }, job.id)), el("td", {}, job.name || ""), el("td", {}, job.experiment),
-    el("td", { class: "state" }, job.status), el("td", {}, bar, ` ${p.step}/${p.total_steps}`),
-    el("td", {}, fmt(s.final_loss)), el("td", {}, fmt(s.best_loss)), el("td", {}, fmt(s.model_val_loss ?? s.final_val_loss)),
-    el("td", {}, fmt(s.model_val_accuracy ?? s.final_val_accuracy, 3)),
-    el("td", {}, s.duration_seconds === undefined ? "–" : `${s.duration_seconds.toFixed(2)} s`), el("td", {}, when(job.created_at)), links);
-}
-
 // -- a job --------------------------------------------------------------------------------------
 const CHART_NAMES = ["loss", "gradient_norms", "update_ratios", "dead_units", "vanishing_ratio"];
 const CHART_KEYS = { loss: ["loss"], gradient_norms: ["grad_norm/"], update_ratios: ["update_ratio/"], dead_units: ["dead_fraction/"],
                      vanishing_ratio: ["vanishing_ratio"] };
-const MAX_DRAWN_UNITS = 32;
+const MAX_DRAWN_UNITS = 16;  // wider layers are drawn as bands: a histogram, a list of the units on click
+// The summary as the page shows it: the model's own figures first, then the epochs', then the last mini-batch's.
+const SUMMARY_LABELS = [
+  ["model_train_loss", "loss of the final model, training set"], ["model_train_accuracy", "accuracy of the final model, training set"],
+  ["model_val_loss", "loss of the final model, validation set"], ["model_val_accuracy", "accuracy of the final model, validation set"],
+  ["best_val_loss", "best epoch validation loss"], ["best_train_loss", "best epoch training loss"],
+  ["final_val_loss", "last epoch's validation loss"], ["final_val_accuracy", "last epoch's validation accuracy"],
+  ["final_train_loss", "last epoch's training loss"], ["final_train_accuracy", "last epoch's training accuracy"],
+  ["final_loss", "last mini-batch's loss (before its update)"],
+];
 
 async function jobPage() {
   const id = ident;
@@ -208,8 +341,10 @@ async function jobPage() {
   const state = { job, widths, steps: [], traced: false, chosen: null };
   overview(job);
   $("#spec").textContent = JSON.stringify(job.spec, null, 2);
+  state.chartQuery = chartControls(() => drawCharts(state.job, state.chartQuery()));
+  $("#band-values").onchange = () => showStep(state, state.chosen ?? undefined);
   await loadSteps(state);
-  await Promise.all([drawCharts(job), showStep(state)]);
+  await Promise.all([drawCharts(job, state.chartQuery()), showStep(state)]);
   ready();
   if (job.status === "queued" || job.status === "running") live(state);
   followMirror(job.id);
@@ -255,10 +390,16 @@ function overview(job) {
   for (const version of job.registered || []) {
     links.append(" · ", el("a", { href: version.url || "#", class: "registered" }, `registered ${version.name} v${version.version}`));
   }
-  const rows = [["status", job.status], ["progress", `${job.progress.step}/${job.progress.total_steps} steps`],
+  const rows = [["status", job.status], ["progress", el("span", { id: "progress-steps" }, progressText(job.progress))],
     ["experiment", job.experiment], ["created", when(job.created_at)]];
-  for (const [key, value] of Object.entries(s)) rows.push([key, typeof value === "number" ? fmt(value, 6) : value]);
-  const table = el("table", { id: "summary" }, ...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))));
+  const labelled = new Map(SUMMARY_LABELS);
+  const known = SUMMARY_LABELS.map(([key]) => key).filter((key) => key in s);
+  for (const key of [...known, ...Object.keys(s).filter((key) => !labelled.has(key))]) {
+    const value = s[key];
+    rows.push([el("span", { title: key }, labelled.get(key) || key),
+      typeof value === "number" ? fmt(value, 6) : Array.isArray(value) ? value.join(", ") : String(value)]);
+  }
+  const table = el("table", { id: "summary" }, ...rows.map(([k, v]) => el("tr", { "data-field": k.title || k }, el("th", {}, k), el("td", {}, v))));
   box.replaceChildren(links, table);
   if (job.error) box.append(el("pre", { class: "error", id: "error" }, JSON.stringify(job.error, null, 2)));
   $("#title").textContent = `Job ${job.id}${job.name ? `: ${job.name}` : ""}`;
@@ -268,6 +409,8 @@ function overview(job) {
   });
   say(job.status === "running" ? "training: the charts follow it live" : "");
 }
+
+const progressText = (p) => `${p.step.toLocaleString("en")}/${p.total_steps.toLocaleString("en")} steps`;
 
 async function loadSteps(state) {
   const recorded = await api(`/api/v1/jobs/${state.job.id}/recorded-steps`);
@@ -329,24 +472,54 @@ async function tensorStats(job, step) {
 
 async function boundary(job, step) {
   const query = step === null ? "" : `?step=${step}`;
+  chartSlots($("#charts"), [...CHART_NAMES, "decision_boundary"]);
   await chartInto($("#charts"), `/api/v1/jobs/${job.id}/charts/decision_boundary${query}`, "decision_boundary");
+}
+
+// The statistics of a weight matrix, as the band edges of a wide layer carry them.
+function matrixStats(W) {
+  const flat = W.flat(), n = flat.length;
+  const mean = flat.reduce((a, b) => a + b, 0) / n;
+  const std = Math.sqrt(flat.reduce((a, b) => a + (b - mean) ** 2, 0) / n);
+  const peak = flat.reduce((a, b) => Math.max(a, Math.abs(b)), 0);
+  const meanAbs = flat.reduce((a, b) => a + Math.abs(b), 0) / n;
+  return { mean, std, peak, meanAbs, positive: flat.filter((w) => w > 0).length / n, rows: W.length, cols: W[0].length };
 }
 
 function drawNetwork(state, trace, weights, gradients) {
   const widths = trace ? [trace.X[0].length, ...trace.layers.map((l) => l.W.length)] : state.widths;
   const box = $("#network");
-  const width = 220 * widths.length, height = 70 + 62 * Math.min(MAX_DRAWN_UNITS, Math.max(...widths));
+  const drawn = (n) => n <= MAX_DRAWN_UNITS;
+  const wide = widths.some((n) => !drawn(n));
+  const most = Math.max(1, ...widths.filter(drawn));
+  const spacing = Math.min(62, 560 / most);  // the whole network fits one screen
+  const inner = Math.max(spacing * most, wide ? 360 : 0);
+  const width = 220 * widths.length, height = 70 + inner;
   const svg = svgEl("svg", { width, height, viewBox: `0 0 ${width} ${height}`, id: "network-svg", role: "img" });
   const x = (layer) => 90 + 200 * layer;
-  const y = (layer, unit) => 40 + (height - 70) * ((unit + 0.5) / Math.min(widths[layer], MAX_DRAWN_UNITS));
-  const drawn = (n) => n <= MAX_DRAWN_UNITS;
+  const y = (layer, unit) => 40 + inner * ((unit + 0.5) / widths[layer]);
+  const radius = Math.min(16, spacing / 2.6), labels = spacing >= 44;
   const sample = 0;  // the batch's first sample (the post's example has one)
-  // edges, coloured by the weight's sign and sized by its size, with ∂L/∂W where there is room
+  const chosen = $("#band-values").value;  // what a band's histogram shows at a traced step: a, z or δ
+  $("#band-choice").hidden = !(wide && trace);
+  const span = (l) => (drawn(widths[l]) ? [y(l, 0), y(l, widths[l] - 1)] : [40, 40 + inner]);
+  // edges: between drawn units, coloured by the weight's sign and sized by its size, with ∂L/∂W where there
+  // is room; next to a band, one shape shaded by the matrix's statistics (hover for them)
+  const stats = weights ? weights.map(matrixStats) : null;
+  const heaviest = stats ? Math.max(...stats.map((m) => m.meanAbs), 1e-12) : 1;
   for (let l = 1; l < widths.length; l++) {
     const W = weights ? weights[l - 1] : null;
     const dW = trace ? trace.layers[l - 1].dW : gradients ? gradients[`dense_${l}.weight`] : null;
     if (!drawn(widths[l]) || !drawn(widths[l - 1])) {
-      svg.append(svgEl("rect", { x: x(l - 1) + 20, y: 40, width: 160, height: height - 70, class: "band" }));
+      const [a0, a1] = span(l - 1), [b0, b1] = span(l);
+      const left = x(l - 1) + (drawn(widths[l - 1]) ? radius : 34), right = x(l) - (drawn(widths[l]) ? radius : 34);
+      const m = stats ? stats[l - 1] : null;
+      const shape = svgEl("polygon", { points: `${left},${a0} ${right},${b0} ${right},${b1} ${left},${a1}`, "data-layer": l,
+        class: `band-edge ${m ? (m.mean >= 0 ? "positive" : "negative") : "unknown"}`,
+        "fill-opacity": m ? (0.12 + 0.5 * m.meanAbs / heaviest).toFixed(2) : "0.1" });
+      shape.append(svgEl("title", {}, m ? `W${l}: ${m.rows}×${m.cols}, mean ${fmt(m.mean, 3)}, std ${fmt(m.std, 3)}, `
+        + `mean |w| ${fmt(m.meanAbs, 3)}, max |w| ${fmt(m.peak, 3)}, ${Math.round(100 * m.positive)}% positive` : `W${l}: no weights yet`));
+      svg.append(shape);
       continue;
     }
     const peak = W ? Math.max(...W.flat().map(Math.abs), 1e-12) : 1;
@@ -368,67 +541,114 @@ function drawNetwork(state, trace, weights, gradients) {
   }
   // units: z, a and δ at this step (the inputs show x); dead ReLU units (z ≤ 0 on the whole batch) marked
   for (let l = 0; l < widths.length; l++) {
+    const layer = l > 0 && trace ? trace.layers[l - 1] : null;
     if (!drawn(widths[l])) {
-      const values = trace ? trace.layers[l - 1].A.flat() : [];
-      svg.append(svgEl("text", { x: x(l), y: 30, "text-anchor": "middle" }, `${widths[l]} units`));
-      histogram(svg, values, x(l) - 30, 40, 60, height - 70);
-      continue;
-    }
-    for (let u = 0; u < widths[l]; u++) {
-      const layer = l > 0 && trace ? trace.layers[l - 1] : null;
-      const dead = layer && /relu|elu/.test(layer.activation) && layer.Z.every((row) => row[u] <= 0);
-      const node = svgEl("circle", { cx: x(l), cy: y(l, u), r: 16, class: `unit${l === 0 ? " input" : ""}${dead ? " dead" : ""}`,
-        "data-layer": l, "data-unit": u });
-      node.append(svgEl("title", {}, l === 0 ? `input ${u + 1}` : `unit ${u + 1} of layer ${l}${dead ? " (dead: z ≤ 0 on the whole batch)" : ""}`));
-      svg.append(node);
-      if (l === 0 && trace) {
-        svg.append(svgEl("text", { x: x(l) - 22, y: y(l, u) + 4, "text-anchor": "end", class: "value" }, `x ${fmt(trace.X[sample][u], 3)}`));
-      } else if (layer) {
-        const lines = [`z ${fmt(layer.Z[sample][u], 4)}`, `a ${fmt(layer.A[sample][u], 4)}`, `δ ${fmt(layer.delta[sample][u], 4)}`];
-        lines.forEach((text, k) => svg.append(svgEl("text", { x: x(l) + 22, y: y(l, u) - 10 + 13 * k, class: "value",
-          id: `${["z", "a", "delta"][k]}-${l}-${u}` }, text)));
+      band(svg, l, widths[l], trace, layer, weights, chosen, x(l) - 34, 40, 68, inner);
+    } else {
+      for (let u = 0; u < widths[l]; u++) {
+        const dead = layer && /relu|elu/.test(layer.activation) && layer.Z.every((row) => row[u] <= 0);
+        const node = svgEl("circle", { cx: x(l), cy: y(l, u), r: radius.toFixed(1), class: `unit${l === 0 ? " input" : ""}${dead ? " dead" : ""}`,
+          "data-layer": l, "data-unit": u });
+        node.append(svgEl("title", {}, l === 0 ? `input ${u + 1}` : `unit ${u + 1} of layer ${l}${dead ? " (dead: z ≤ 0 on the whole batch)" : ""}`
+          + (layer ? `: z ${fmt(layer.Z[sample][u], 4)}, a ${fmt(layer.A[sample][u], 4)}, δ ${fmt(layer.delta[sample][u], 4)}` : "")));
+        svg.append(node);
+        if (l === 0 && trace && labels) {
+          svg.append(svgEl("text", { x: x(l) - 22, y: y(l, u) + 4, "text-anchor": "end", class: "value" }, `x ${fmt(trace.X[sample][u], 3)}`));
+        } else if (layer && labels) {
+          const lines = [`z ${fmt(layer.Z[sample][u], 4)}`, `a ${fmt(layer.A[sample][u], 4)}`, `δ ${fmt(layer.delta[sample][u], 4)}`];
+          lines.forEach((text, k) => svg.append(svgEl("text", { x: x(l) + 22, y: y(l, u) - 10 + 13 * k, class: "value",
+            id: `${["z", "a", "delta"][k]}-${l}-${u}` }, text)));
+        }
       }
     }
     svg.append(svgEl("text", { x: x(l), y: height - 8, "text-anchor": "middle", class: "layer" },
       l === 0 ? "inputs" : `dense_${l}${trace ? ` (${trace.layers[l - 1].activation})` : ""}`));
   }
   box.replaceChildren(svg);
-  $("#network-hint").textContent = trace ? `z, a and δ of the batch's first sample at step ${trace.step}; edges: W before the update `
+  const bands = wide ? ` Layers wider than ${MAX_DRAWN_UNITS} units are bands: a histogram of ${trace ? `their ${{ A: "a", Z: "z", delta: "δ" }[chosen]} over the batch`
+    : "their incoming weights"}; the shapes between them are shaded by the weight matrix (hover for its statistics); click a band for its units.` : "";
+  $("#network-hint").textContent = (trace ? `z, a and δ of the batch's first sample at step ${trace.step}; edges: W before the update `
     + "(blue positive, red negative, width by size) with ∂L/∂W; dashed units are dead ReLUs."
     : weights ? "Edges: the final weights (blue positive, red negative). No trace was recorded at this step: the table below has "
-      + "per-tensor statistics." : "No weights yet: they show once the job has recorded a trace or ended.";
+      + "per-tensor statistics." : "No weights yet: they show once the job has recorded a trace or ended.") + bands;
+}
+
+// A layer too wide to draw unit by unit: a histogram of what it holds at this step (its a, z or δ over the
+// batch when traced, else its incoming weights), and on click the list of its units.
+function band(svg, l, units, trace, layer, weights, chosen, left, top, width, height) {
+  const group = svgEl("g", { class: "band-layer", "data-layer": l, tabindex: "0" });
+  group.append(svgEl("rect", { x: left, y: top, width, height, class: "band" }));
+  let values = [], what = "", rows = [];
+  if (l === 0 && trace) {
+    values = trace.X.flat();
+    what = "inputs x over the batch";
+    rows = [...Array(units).keys()].map((u) => `input ${u + 1}: x ${fmt(trace.X[0][u], 4)}`);
+  } else if (layer) {
+    values = layer[chosen].flat();
+    what = `${{ A: "a", Z: "z", delta: "δ" }[chosen]} over the batch at step ${trace.step}`;
+    rows = [...Array(units).keys()].map((u) => {
+      const dead = /relu|elu/.test(layer.activation) && layer.Z.every((row) => row[u] <= 0);
+      return `unit ${u + 1}: z ${fmt(layer.Z[0][u], 4)}, a ${fmt(layer.A[0][u], 4)}, δ ${fmt(layer.delta[0][u], 4)}${dead ? " (dead)" : ""}`;
+    });
+  } else if (l > 0 && weights) {
+    const W = weights[l - 1];
+    values = W.flat();
+    what = `incoming weights W${l}`;
+    rows = W.map((row, u) => `unit ${u + 1}: ‖W${l}[${u + 1},:]‖ ${fmt(Math.sqrt(row.reduce((a, w) => a + w * w, 0)), 4)}`);
+  }
+  group.append(svgEl("title", {}, values.length ? `layer ${l}: ${units} units; histogram of the ${what} (click for the units)` : `${units} units`));
+  const hist = svgEl("g", { class: "band-hist" });
+  histogram(hist, values, left + 4, top + 4, width - 8, height - 8);
+  group.append(hist);
+  // above the band: its width and the histogram's range (lowest value at the top, highest at the bottom)
+  const range = values.length ? `, ${fmt(Math.min(...values), 2)} … ${fmt(Math.max(...values), 2)}` : "";
+  svg.append(svgEl("text", { x: left + width / 2, y: top - 8, "text-anchor": "middle", class: "layer" }, `${units} units${range}`));
+  group.addEventListener("click", () => {
+    const list = $("#band-units");
+    list.hidden = false;
+    list.textContent = `Layer ${l} (${what || "nothing recorded yet"}), the first sample:\n${rows.join("\n")}`;
+  });
+  svg.append(group);
 }
 
 function histogram(svg, values, left, top, width, height) {
   if (!values.length) return;
-  const bins = 12, low = Math.min(...values), high = Math.max(...values), counts = new Array(bins).fill(0);
+  const bins = 16, low = Math.min(...values), high = Math.max(...values), counts = new Array(bins).fill(0);
   for (const v of values) counts[Math.min(bins - 1, Math.floor((v - low) / ((high - low) || 1) * bins))]++;
   const peak = Math.max(...counts);
-  counts.forEach((c, k) => svg.append(svgEl("rect", { x: left, y: top + (height / bins) * k, width: (width * c) / peak,
-    height: height / bins - 1, class: "bar" })));
+  counts.forEach((c, k) => {  // bins from the lowest value (top) to the highest (bottom), bar length by count
+    const bar = svgEl("rect", { x: left, y: top + (height / bins) * k, width: Math.max(0.5, (width * c) / peak), height: height / bins - 1, class: "bar" });
+    bar.append(svgEl("title", {}, `${c} value${c === 1 ? "" : "s"} in ${fmt(low + (k * (high - low)) / bins, 3)} … ${fmt(low + ((k + 1) * (high - low)) / bins, 3)}`));
+    svg.append(bar);
+  });
 }
 
-async function drawCharts(job) {
+async function drawCharts(job, query = "") {
   const keys = (await api(`/api/v1/jobs/${job.id}/metrics/keys`)).keys;
   const container = $("#charts");
+  chartSlots(container, [...CHART_NAMES, "decision_boundary"]);
   const wanted = CHART_NAMES.filter((name) => keys.some((k) => CHART_KEYS[name].some((prefix) => k.startsWith(prefix))));
-  await Promise.all(wanted.map((name) => chartInto(container, `/api/v1/jobs/${job.id}/charts/${name}`, name).catch(() => null)));
+  // the log-scale box is the loss chart's; the others keep their own axes
+  const own = (name) => (name === "loss" ? query : query.replace("&scale=log", ""));
+  await Promise.all(wanted.map((name) => chartInto(container, `/api/v1/jobs/${job.id}/charts/${name}?${own(name)}`, name).catch(() => null)));
 }
 
 function live(state) {
   let last = 0, pending = null;
-  const redraw = () => { pending = null; last = Date.now(); drawCharts(state.job); };
+  const redraw = () => { pending = null; last = Date.now(); drawCharts(state.job, state.chartQuery()); };
   follow(`/api/v1/jobs/${state.job.id}/events`, async (event, data) => {
     if (event === "progress") {
       state.job.progress = { ...state.job.progress, step: data.step, total_steps: data.total_steps, loss: data.loss };
+      const cell = $("#progress-steps");  // one source for the step: the header and the table say the same
+      if (cell) cell.textContent = progressText(state.job.progress);
       const epoch = data.val_loss === null ? "" : `, epoch ${data.epoch}/${data.epochs}: val loss ${fmt(data.val_loss)}`;
-      say(`training: step ${data.step}/${data.total_steps}, loss ${fmt(data.loss)}${epoch}`);
+      say(`training: step ${data.step.toLocaleString("en")}/${data.total_steps.toLocaleString("en")}, loss ${fmt(data.loss)}${epoch}`);
       if (!pending) pending = setTimeout(redraw, Math.max(0, 1000 - (Date.now() - last)));
     } else if (event === "end") {
       state.job = { ...data, spec: state.job.spec };
       overview(state.job);
       await loadSteps(state);
-      await Promise.all([drawCharts(state.job), showStep(state)]);
+      await Promise.all([drawCharts(state.job, state.chartQuery()), showStep(state)]);
     }
   });
 }
@@ -458,18 +678,24 @@ async function sweepPage() {
   }
   overviewBox.append(" · ", el("a", { href: `/?sweep_id=${sweep.id}` }, "its jobs"));
   $("#overview").replaceChildren(overviewBox);
-  $("#leaderboard tbody").replaceChildren(...sweep.leaderboard.map((row, k) => el("tr", { "data-trial": row.trial },
-    el("td", {}, k + 1), el("td", {}, Object.entries(row.params).map(([p, v]) => `${p}=${JSON.stringify(v)}`).join(" ")),
-    el("td", {}, row.objective_mean === null ? "–" : `${fmt(row.objective_mean)} ± ${fmt(row.objective_std, 2)}`),
-    el("td", { class: row.diverged ? "diverged" : "" }, row.diverged),
-    el("td", {}, ...row.jobs.flatMap((id) => [el("a", { href: `/jobs/${id}` }, id), " "])))));
-  const ended = sweep.jobs.filter((j) => j.summary).length;
+  const choose = sweepPage.chooser || (sweepPage.chooser = chooser($("#compare"), $("#chosen")));
+  const paths = Object.keys(sweep.leaderboard[0]?.params || {});
+  const rank = new Map(sweep.leaderboard.map((row, k) => [row.trial, k + 1]));
+  const shown = (v) => (typeof v === "number" ? fmt(v) : JSON.stringify(v).replace(/^"|"$/g, ""));
+  sortableTable($("#leaderboard"), [
+    { title: "rank", value: (row) => rank.get(row.trial) },
+    ...paths.map((path) => ({ title: path, value: (row) => row.params[path], cell: (row) => shown(row.params[path]) })),
+    { title: "objective (mean ± std)", value: (row) => row.objective_mean,
+      cell: (row) => (row.objective_mean === null ? "–" : `${fmt(row.objective_mean)} ± ${fmt(row.objective_std, 2)}`) },
+    { title: "diverged", value: (row) => row.diverged, class: "diverged", cell: (row) => String(row.diverged || "") },
+    { title: "jobs", cell: (row) => row.jobs.flatMap((id) => [el("label", { class: "job-pick" }, choose.box(id), el("a", { href: `/jobs/${id}` }, id)), " "]) },
+  ], sweep.leaderboard, (row) => ({ "data-trial": row.trial }));
+  const ended = sweep.jobs.filter((j) => !["queued", "running"].includes(j.status)).length;
   if (ended) {
     const objective = $("#objective");
-    for (const param of Object.keys(sweep.leaderboard[0]?.params || {})) {
-      const numeric = sweep.leaderboard.some((row) => typeof row.params[param] === "number");
-      if (numeric) await chartInto(objective, `/api/v1/sweeps/${sweep.id}/charts/objective?param=${encodeURIComponent(param)}`, param).catch(() => null);
-    }
+    chartSlots(objective, paths);
+    await Promise.all(paths.map((param) => chartInto(objective, `/api/v1/sweeps/${sweep.id}/charts/objective?param=${encodeURIComponent(param)}`,
+      param).catch(() => null)));
     await chartInto($("#parallel"), `/api/v1/sweeps/${sweep.id}/charts/parallel`, "parallel").catch(() => null);
   }
   if (sweep.importance) {
@@ -497,8 +723,10 @@ async function comparePage() {
   const select = $("#key");
   select.replaceChildren(...keys.map((k) => el("option", { value: k }, k)));
   select.value = keys.includes("loss") ? "loss" : keys[0];
-  const overlay = () => chartInto($("#overlay"), `/api/v1/compare/chart?jobs=${ids.join(",")}&key=${encodeURIComponent(select.value)}`,
-    "overlay").catch((error) => say(error.message, true));
+  let query = () => "";
+  const overlay = () => chartInto($("#overlay"), `/api/v1/compare/chart?jobs=${ids.join(",")}&key=${encodeURIComponent(select.value)}`
+    + `&${query()}`, "overlay").catch((error) => say(error.message, true));
+  query = chartControls(overlay, false);
   select.onchange = overlay;
   await overlay();
   const diffs = await Promise.all(ids.slice(1).map((id) => api(`/api/v1/jobs/${ids[0]}/diff/${id}`).catch((error) => ({ error, b: id }))));
@@ -535,5 +763,5 @@ async function datasetsPage() {
   ready();
 }
 
-const PAGES = { jobs: jobsPage, job: jobPage, sweep: sweepPage, compare: comparePage, datasets: datasetsPage };
+const PAGES = { jobs: jobsPage, job: jobPage, sweeps: sweepsPage, sweep: sweepPage, compare: comparePage, datasets: datasetsPage };
 PAGES[page]().catch((error) => { say(error.message, true); ready(); });
