@@ -20,7 +20,8 @@ _DERIVATIVE = {"relu": "ReLU′", "leaky_relu": "LeakyReLU′", "elu": "ELU′",
 
 
 def _sub(*indices: int) -> str:
-    return "".join(str(i) for i in indices).translate(_SUB)
+    """Subscript indices: W2₁₂ for row 1, column 2; with a comma once any has two digits (W2₁,₁₁ and W2₁₁,₁ differ)."""
+    return ("," if len(indices) > 1 and max(indices) > 9 else "").join(str(i).translate(_SUB) for i in indices)
 
 
 def _num(x: float, digits: int = 4) -> str:
