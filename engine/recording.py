@@ -99,9 +99,10 @@ def _dead_keys(names: tuple[str, ...], hinged: tuple[int, ...]) -> tuple[tuple[i
     return tuple((i, f"dead_fraction/{names[i]}") for i in hinged)
 
 
-def dead_fractions(network: Network, members: list[int]) -> list[dict[str, float]]:
+def dead_fractions(network: Network, members: list[int], masks: list[dict[str, np.ndarray]] | None = None) -> list[dict[str, float]]:
     """For ReLU-family layers, per member asked for: the fraction of units whose pre-activation is <= 0
-    on the whole batch."""
+    on the whole batch. Given `masks` (a dict per member), each layer's boolean mask of those units
+    goes into it by layer name (what the diagnoses read)."""
     keys = _dead_keys(network.names, network.hinged)
     if not keys:
         return [{} for _ in members]
@@ -110,12 +111,26 @@ def dead_fractions(network: Network, members: list[int]) -> list[dict[str, float
     for i, key in keys:
         Z = Zs[i] if everyone else Zs[i][members]
         if Z.shape[0] == 1:  # one member: its (n, units) block (a max and a count are exact, however taken)
-            counts = [np.count_nonzero(np.maximum.reduce(Z[0], axis=0) <= 0)]
+            dead = (np.maximum.reduce(Z[0], axis=0) <= 0)[None]
+            counts = [np.count_nonzero(dead)]
         else:
             dead = np.maximum.reduce(Z, axis=1) <= 0  # (R, units): never above zero on the batch
             counts = np.add.reduce(dead, axis=1, dtype=np.int64).tolist()
         for figures, count in zip(out, counts, strict=True):
             figures[key] = count / Z.shape[2]
+        if masks is not None:
+            for r, member_masks in enumerate(masks):
+                member_masks[network.names[i]] = dead[r]
+    return out
+
+
+def saturated_masks(network: Network, k: int, layers: list[int], eps: float, bounds: list[tuple[float, float]]) -> dict[str, np.ndarray]:
+    """Member k's units of the given (sigmoid or tanh) layers whose activation is within `eps` of a bound
+    for every sample of the batch, a boolean mask per layer name."""
+    out = {}
+    for i, (low, high) in zip(layers, bounds, strict=True):
+        A = network.A[i][k]
+        out[network.names[i]] = (np.minimum.reduce(A, axis=0) >= high - eps) | (np.maximum.reduce(A, axis=0) <= low + eps)
     return out
 
 

@@ -213,6 +213,34 @@ class Record(_Strict):
                            description="budget for what the job records: metric points, full gradients, traces (≤ the server's MAX_RECORD_BYTES)")
 
 
+class DiagnoseSettings(_Strict):
+    """When a diagnosis begins (engine/diagnoses.py; docs/diagnoses.md explains each)."""
+
+    dead_fraction: float = Field(default=0.5, gt=0, le=1, description="dead_units: this fraction of a ReLU-family layer's units dead "
+                                 "(z ≤ 0 for every sample) on `steps` recorded steps in a row; layer_dead: all of them")
+    saturated_fraction: float = Field(default=0.5, gt=0, le=1, description="saturated_units: this fraction of a hidden sigmoid or tanh "
+                                      "layer's units within `saturation_eps` of a bound for every sample, as long")
+    saturation_eps: float = Field(default=1e-3, gt=0, lt=0.5, description="how near a bound counts as saturated")
+    vanishing_ratio: float = Field(default=1e-3, gt=0, description="vanishing_gradients: the first layer's weight-gradient norm over the "
+                                   "last's below this, as long")
+    exploding_growth: float = Field(default=100.0, gt=1, description="exploding_gradients: the largest weight-gradient norm this many "
+                                    "times its first recorded value, as long")
+    steps: int = Field(default=3, ge=1, le=1000, description="recorded steps in a row a step condition must hold (more with small "
+                       "batches: enough steps to cover `samples` samples)")
+    samples: int = Field(default=50, ge=1, le=100_000, description="samples a step condition must cover before it counts")
+    loss_window: int = Field(default=10, ge=2, le=100_000, description="recorded losses per window (more with mini-batches: enough to "
+                             "cover `loss_samples` samples); loss_rising and plateau compare the windows' medians")
+    loss_samples: int = Field(default=500, ge=1, le=10_000_000, description="samples a loss window covers at least (mini-batches)")
+    loss_rise: float = Field(default=0.25, gt=0, description="loss_rising: a window's median above the best window's by this "
+                             "fraction of the progress made from the start to that best (or above where training started)")
+    plateau_windows: int = Field(default=5, ge=1, le=1000, description="plateau: windows without the best median improving by "
+                                 "`plateau_tolerance`")
+    plateau_tolerance: float = Field(default=0.01, ge=0, lt=1, description="the relative improvement that ends a plateau")
+    overfit_epochs: int = Field(default=5, ge=1, le=10_000, description="overfitting (with `data.validation_split`): epochs since the "
+                                "best val_loss, each `overfit_margin` above it, while train_loss fell")
+    overfit_margin: float = Field(default=0.05, ge=0, description="how far above its best the validation loss must stay")
+
+
 class JobSpec(_Strict):
     """A training job: network, loss, data, optimizer and what to record."""
 
@@ -229,6 +257,9 @@ class JobSpec(_Strict):
     seed: int = Field(default=0, ge=0, le=SEED_MAX, description="the same spec and seed give bit-identical results, alone or in a stack")
     dtype: Literal["float64", "float32"] = Field(default="float64", description="kept end to end")
     record: Record = Field(default_factory=Record, description="what every recorded step stores")
+    diagnose: DiagnoseSettings | bool = Field(default=True, description="diagnoses found while training (dead units, vanishing "
+                                              "gradients, a rising loss, ...): `true` with the default thresholds, an object to change "
+                                              "them, `false` for none")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -334,6 +365,9 @@ def _submodel(annotation: Any) -> tuple[type[BaseModel], str] | None:
     if get_origin(annotation) is list and get_args(annotation) and isinstance(get_args(annotation)[0], type) \
             and issubclass(get_args(annotation)[0], BaseModel):
         return get_args(annotation)[0], "[]."
+    models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    if len(models) == 1 and bool in get_args(annotation):  # a switch (`diagnose`: settings, or true/false): its fields below
+        return models[0], "."
     return None
 
 
@@ -344,13 +378,14 @@ def field_table() -> str:
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, field in model.model_fields.items():
             sub = _submodel(field.annotation)
+            switch = sub is not None and bool in get_args(field.annotation)
             if field.is_required():
                 default = "required"
-            elif sub is not None or field.default_factory is not None:
+            elif (sub is not None and not switch) or field.default_factory is not None:
                 default = "see below"
             else:
                 default = f"`{json.dumps(field.default)}`"
-            kind = _type_name(field.annotation) if sub is None else ("list of " if sub[1] == "[]." else "") + sub[0].__name__
+            kind = _type_name(field.annotation) if sub is None or switch else ("list of " if sub[1] == "[]." else "") + sub[0].__name__
             rows.append(f"| `{prefix}{name}` | {kind} | {default} | {field.description or ''} |")
             if sub is not None:
                 walk(sub[0], f"{prefix}{name}{sub[1]}")

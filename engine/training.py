@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from . import recording
+from .diagnoses import Diagnoser
 from .network import Network
 from .optimizers import Optimizer, learning_rate, make_optimizer
 from .problem import Problem, build_problem, traced_steps
-from .spec import JobSpec
+from .spec import DiagnoseSettings, JobSpec
 from .stacking import NotStackable, stack_key
 
 
@@ -92,6 +93,17 @@ class Member:
         self.lr, self.schedule, self.clip = opt.lr, opt.schedule, opt.clip_norm
         self.divergence: Divergence | None = None
         self.stopped: _Stopped | None = None  # where it diverged, as it stood
+        self.diagnoser = _diagnoser(problem)
+
+
+def _diagnoser(problem: Problem) -> Diagnoser | None:
+    """The member's diagnoser, unless its spec turns diagnoses off."""
+    settings = problem.spec.diagnose
+    if settings is False:
+        return None
+    layers = [(name, layer.activation, layer.units) for name, layer in zip(problem.network.names, problem.spec.model.layers, strict=True)]
+    return Diagnoser(settings if isinstance(settings, DiagnoseSettings) else DiagnoseSettings(), layers, problem.batch_size,
+                     full_batch=problem.steps_per_epoch == 1, n_train=problem.X_train.shape[0])
 
 
 @dataclass(slots=True)
@@ -159,6 +171,7 @@ class Trainer:
         self._base_lr = np.array([m.lr for m in members], dtype=np.float64)
         self._flat_update = optimizer.last_update.reshape(-1)  # a view: the whole step's update as one vector
         self._constant_lr = all(m.schedule.name == "constant" for m in members)
+        self._diagnosing = any(m.diagnoser is not None for m in members)
 
     # -- members ----------------------------------------------------------------------------------
     @classmethod
@@ -391,7 +404,9 @@ class Trainer:
         figures = self._epoch_figures() if epoch_end or any(last) else None
         gradient_figures = dict(zip(reporting, recording.gradient_metrics(net, *stats), strict=True)) if stats else {}
         at = [k for k, r in enumerate(recorded) if r]
-        dead = dict(zip(at, recording.dead_fractions(net, at), strict=True)) if at else {}
+        masks = [{} for _ in at] if self._diagnosing else None  # which units are dead, for the diagnoses
+        dead = dict(zip(at, recording.dead_fractions(net, at, masks), strict=True)) if at else {}
+        dead_units = dict(zip(at, masks, strict=True)) if masks else {}
         reports = recorded if traced is None else [r or t for r, t in zip(recorded, traced, strict=True)]
         for k in range(len(members)) if epoch_end or diverged else [k for k, (r, e) in enumerate(zip(reports, last, strict=True)) if r or e]:
             member = members[k]
@@ -400,6 +415,7 @@ class Trainer:
                 continue
             loss = float(losses[k])
             record = StepRecord(step=step, epoch=self.epoch, loss=loss)
+            diagnoser = member.diagnoser
             if recorded[k]:
                 metrics = record.metrics
                 metrics["loss"] = loss
@@ -407,10 +423,15 @@ class Trainer:
                 metrics.update(dead[k])
                 if self._full[k]:
                     record.gradients = {name: g.copy() for name, g in zip(net.param_names, net.split(net.flat_grads[k]), strict=True)}
+                if diagnoser is not None:
+                    saturated = recording.saturated_masks(net, k, *diagnoser.saturation) if diagnoser.saturating else None
+                    diagnoser.recorded(step, metrics, dead_units.get(k), saturated)
             if traced is not None and traced[k]:
                 record.trace = self._trace(k, step, batch.X, batch.Y, loss, float(batch.lr[k]), batch.before[k])
             if epoch_end or last[k]:
                 record.metrics.update(figures[k])
+                if epoch_end and diagnoser is not None:
+                    diagnoser.epoch(step, self.epoch, figures[k])
             if record.metrics or record.gradients is not None or record.trace is not None:
                 result.records[member] = record
             if last[k]:
@@ -450,6 +471,8 @@ class Trainer:
             else:
                 member.divergence = _culprit(step, kind, names, self.network.split(self.network.flat_grads[k]),
                                              self.network.split(update[k]))
+            if member.diagnoser is not None:
+                member.diagnoser.diverged(step, member.divergence.quantity, member.divergence.as_dict().get("value"))
             update[k] = 0  # p - 0 is p: the member keeps its weights from before the failed step
 
     def _epoch_figures(self) -> list[dict[str, float]]:
@@ -521,6 +544,7 @@ class Trainer:
             "params": self.network.flat_params[k].copy(),
             "optimizer": self.optimizer.state_dict(k),
             "epoch_sums": [float(self.loss_sum[k]), self.samples, int(self.right[k]), self.counted],
+            "diagnoses": None if self.members[k].diagnoser is None else self.members[k].diagnoser.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -535,6 +559,8 @@ class Trainer:
         self.loss_sum[0], self.samples, self.right[0], self.counted = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3])
         order = state["order"]
         self.orders = None if order is None else np.asarray(order, dtype=np.int64)[None]
+        if self.members[0].diagnoser is not None and state.get("diagnoses") is not None:
+            self.members[0].diagnoser.load_state_dict(state["diagnoses"])
 
     def model(self, k: int = 0) -> dict[str, Any]:
         """Member k's weights and biases in the spec's layout (and the input standardisation, when used)."""
@@ -593,6 +619,8 @@ def run(spec: JobSpec | dict) -> dict[str, Any]:
     }
     if trainer.divergence is not None:
         result["error"] = trainer.divergence.as_dict()
+    if trainer.members[0].diagnoser is not None:
+        result["diagnoses"] = trainer.members[0].diagnoser.found
     if gradients:
         result["gradients"] = gradients
     if traces:

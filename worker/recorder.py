@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.problem import POINT_BYTES
 from engine.training import StepRecord
-from services.store import checkpoints, jobs, metrics, step_arrays
+from services.store import checkpoints, diagnoses, jobs, metrics, step_arrays
 from services.store.metrics import Chunk
 from services.store.models import CHUNK_POINTS
 from services.store.retry import retry_db
@@ -50,6 +50,7 @@ class Recorder:
         self.last_flush = time.monotonic()
         self.step = 0
         self.last_loss: float | None = None
+        self.diagnoses: list[dict[str, Any]] = []  # the diagnoser's events since the last flush (the next flush is not put off)
 
     def add(self, record: StepRecord) -> None:
         self.step, self.last_loss = record.step + 1, record.loss
@@ -136,7 +137,7 @@ class Recorder:
         return self.full + [self.current[k] for k in self.dirty], self.arrays
 
     def _flushed(self, cancel: bool) -> FlushResult:
-        self.full, self.dirty, self.arrays = [], set(), []
+        self.full, self.dirty, self.arrays, self.diagnoses = [], set(), [], []
         self.last_flush = time.monotonic()
         return FlushResult(cancel_requested=cancel)
 
@@ -159,6 +160,7 @@ def flush_together(recorders: list[Recorder], saved: dict[Recorder, dict[str, An
             metrics.write_chunks_of(session, {r.job_id: chunks for r, (chunks, _) in pending.items()})
             step_arrays.write_of(session, {r.job_id: arrays for r, (_, arrays) in pending.items()})
             for r in writing:
+                diagnoses.write(session, r.job_id, r.diagnoses)
                 if (saved or {}).get(r) is not None:
                     checkpoints.save(session, r.job_id, saved[r])
         return {r: held[r.job_id] for r in recorders}

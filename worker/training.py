@@ -175,8 +175,15 @@ def _train_group(sessions: sessionmaker[Session], group: list[Run], started: flo
 def _after_step(trainer: Trainer, done: StackStep, by_member: dict, last_flush: float,
                 settings: Settings) -> tuple[dict[int, Verdict | None], float]:
     """Record the step and decide who stops: {job id: verdict, None for a lost lease}; flushes when due."""
+    found = False  # a diagnosis begun or ended: flushed now, so its event goes out the moment it is found
     for member, record in done.records.items():
         by_member[member].recorder.add(record)
+        if member.diagnoser is not None and (events := member.diagnoser.drain()):
+            by_member[member].recorder.diagnoses.extend(events)
+            found = True
+    for member in done.ended:  # a divergence is a diagnosis too (its member has no record)
+        if member.diagnoser is not None and (events := member.diagnoser.drain()):
+            by_member[member].recorder.diagnoses.extend(events)
     verdicts: dict[int, Verdict | None] = {by_member[m].job_id: ended(m) for m in done.ended}
     now = time.monotonic()
     for member in trainer.members:  # over the quota, pruned by the sweep's rule, past the soft time limit
@@ -192,7 +199,7 @@ def _after_step(trainer: Trainer, done: StackStep, by_member: dict, last_flush: 
         elif run.rules.soft_limit_passed(now):
             verdicts[run.job_id] = out_of_time(run.rules, trainer.step)
     checkpoint_due = trainer.step % settings.checkpoint_every == 0
-    if not (checkpoint_due or verdicts or now - last_flush >= settings.flush_seconds):
+    if not (checkpoint_due or verdicts or found or now - last_flush >= settings.flush_seconds):
         return verdicts, last_flush
     staying = [(k, by_member[m]) for k, m in enumerate(trainer.members) if by_member[m].job_id not in verdicts]
     saved = {run.recorder: trainer.state_dict(k) for k, run in staying if checkpoint_due and trainer.step < run.trainer.total_steps}

@@ -113,11 +113,12 @@ class Client:
 
     def jobs(self, status: str | None = None, experiment: str | None = None, tag: str | None = None,
              sweep_id: int | None = None, limit: int = 50, q: str | None = None, archived: bool = False,
-             include_params: bool = False) -> list[dict[str, Any]]:
+             include_params: bool = False, diagnosis: str | None = None) -> list[dict[str, Any]]:
         """Jobs, newest first, filtered as `GET /jobs` filters (`q`: text in the name, any case; `archived`: the
-        archived ones instead); `include_params` adds each job's spec as flat params."""
+        archived ones instead; `diagnosis`: those with a diagnosis of that kind); `include_params` adds each job's
+        spec as flat params."""
         params = {k: v for k, v in {"status": status, "experiment": experiment, "tag": tag, "sweep_id": sweep_id, "q": q,
-                                    "archived": "true" if archived else None,
+                                    "archived": "true" if archived else None, "diagnosis": diagnosis,
                                     "include": "params" if include_params else None}.items() if v is not None}
         return self._pages("/api/v1/jobs", "jobs", params, limit)
 
@@ -139,21 +140,26 @@ class Client:
             time.sleep(poll)
 
     def jobs_frame(self, sweep_id: int | None = None, experiment: str | None = None, status: str | None = None,
-                   tag: str | None = None, q: str | None = None, limit: int = 10_000) -> pd.DataFrame:
+                   tag: str | None = None, q: str | None = None, limit: int = 10_000, diagnosis: str | None = None) -> pd.DataFrame:
         """Jobs as a pandas DataFrame, one row per job indexed by id, columns named as `mlflow.search_runs`
-        names them: `params.lr`, `summary.model_val_loss`, `tags.team`, with status and times (needs pandas)."""
+        names them: `params.lr`, `summary.model_val_loss`, `tags.team`, with status and times, and a boolean
+        `diagnosis.<kind>` column per kind of diagnosis any of them has (needs pandas)."""
         try:
             import pandas as pd
         except ImportError:
             raise ImportError("jobs_frame needs pandas: pip install 'bplab-client[pandas]'") from None
         rows = []
-        for job in self.jobs(status=status, experiment=experiment, tag=tag, sweep_id=sweep_id, limit=limit, q=q, include_params=True):
+        jobs = self.jobs(status=status, experiment=experiment, tag=tag, sweep_id=sweep_id, limit=limit, q=q, include_params=True,
+                         diagnosis=diagnosis)
+        kinds = list(dict.fromkeys(kind for job in jobs for kind in job.get("diagnoses", [])))
+        for job in jobs:
             row = {"id": job["id"], "name": job["name"], "experiment": job["experiment"], "status": job["status"],
                    "sweep_id": job["sweep_id"], "step": job["progress"]["step"], "total_steps": job["progress"]["total_steps"],
                    "created_at": job["created_at"], "started_at": job["started_at"], "finished_at": job["finished_at"]}
             row.update({f"params.{k}": v for k, v in (job.get("params") or {}).items()})
             row.update({f"summary.{k}": v for k, v in (job["summary"] or {}).items() if not isinstance(v, (dict, list))})
             row.update({f"tags.{k}": v for k, v in job["tags"].items()})
+            row.update({f"diagnosis.{kind}": kind in job.get("diagnoses", []) for kind in kinds})
             rows.append(row)
         frame = pd.DataFrame(rows, columns=None if rows else ["id", "name", "experiment", "status"])
         for column in ("created_at", "started_at", "finished_at"):
@@ -162,6 +168,10 @@ class Client:
         if "finished_at" in frame:
             frame["duration_s"] = (frame["finished_at"] - frame["started_at"]).dt.total_seconds()
         return frame.set_index("id")
+
+    def diagnoses(self, job_id: int) -> list[dict[str, Any]]:
+        """What went wrong in a job, found while it trained: kind, step, layer, severity, evidence, sentence."""
+        return self._json("GET", f"/api/v1/jobs/{job_id}/diagnoses")["diagnoses"]
 
     def cancel(self, job_id: int) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/jobs/{job_id}/cancel")

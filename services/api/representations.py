@@ -51,6 +51,7 @@ def job_model(job: JobRow, with_spec: bool = False, with_params: bool = False) -
                             state=job.mirror_state, error=job.mirror_error, points=job.mirror_points,
                             points_due=max(job.mirror_points_due, job.mirror_points), run_finished_at=job.mlflow_run_finished_at),
         registered=[model_version(v) for v in job.model_versions],
+        diagnoses=list(dict.fromkeys(d.kind for d in job.diagnoses)),
         links=job_links(job.id), spec=job.spec if with_spec else None, params=spec_params(job.spec) if with_params else None,
     )
 

@@ -36,10 +36,11 @@ def keys_of(name: str, known: list[str]) -> list[str]:
 
 
 def chart(name: str, series: Series, smoothing: float = 0.0, log_y: bool | None = None,
-          max_points: int = charts.MAX_POINTS) -> str | None:
+          max_points: int = charts.MAX_POINTS, marks: list[tuple[int, str, str]] = ()) -> str | None:
     """One chart of CHARTS from `{key: (steps, values)}` (only its keys are drawn); None if it has no points.
 
-    `smoothing` smooths the step series (the raw ones stay, faint); `log_y` overrides the chart's own axis."""
+    `smoothing` smooths the step series (the raw ones stay, faint); `log_y` overrides the chart's own axis;
+    `marks` are the job's diagnoses (step, text, severity), each a line where it began."""
     title, _, y_label, default_log, y_range = CHARTS[name]
     log_y = default_log if log_y is None else log_y
     if log_y and name == "loss":
@@ -48,7 +49,7 @@ def chart(name: str, series: Series, smoothing: float = 0.0, log_y: bool | None 
     # lines named by tensor or layer (`dense_1.weight`), the loss chart's by key
     lines = {key if name in ("loss", "vanishing_ratio") else key.split("/", 1)[1]: series[key] for key in keys}
     return charts.line_chart(lines, title, y_label=y_label, log_y=log_y, y_range=None if log_y else y_range, smoothing=smoothing,
-                             on_top=EPOCH_KEYS if name == "loss" else (), max_points=max_points)
+                             on_top=EPOCH_KEYS if name == "loss" else (), max_points=max_points, marks=marks)
 
 
 def plots(series: Series) -> dict[str, str]:

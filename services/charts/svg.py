@@ -21,6 +21,8 @@ Series = dict[str, tuple[np.ndarray, np.ndarray]]
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 MAX_POINTS = 2000  # per series; each bucket keeps its first, min, max and last point
 MAX_LEGEND = 12
+MARK_COLORS = {"info": "#1f77b4", "warning": "#e69500", "error": "#d62728"}
+LOG_DECADES_SHOWN = 1e12  # a log axis spans at most this factor below its largest value; smaller values sit on its floor
 MARGIN = (56, 16, 36, 44)  # left, right, top, bottom
 
 
@@ -118,12 +120,13 @@ def _svg(width: int, height: int, title: str, body: list[str]) -> str:
 
 def line_chart(series: Series, title: str, x_label: str = "step", y_label: str = "", log_y: bool = False,
                y_range: tuple[float, float] | None = None, width: int = 640, height: int = 360, smoothing: float = 0.0,
-               on_top: tuple[str, ...] = (), max_points: int = MAX_POINTS) -> str | None:
+               on_top: tuple[str, ...] = (), max_points: int = MAX_POINTS, marks: list[tuple[int, str, str]] = ()) -> str | None:
     """Each series a line against its steps; None when there is nothing to draw.
 
     With `smoothing` (0 ≤ w < 1) the series not in `on_top` are drawn smoothed, each over its raw self
     drawn faint; the `on_top` ones (epoch-level figures) are drawn last, thicker, with their points
-    marked, so a noisy step series cannot hide them. The legend follows the order of `series`."""
+    marked, so a noisy step series cannot hide them. The legend follows the order of `series`. `marks`:
+    (step, text, severity) drawn as dashed vertical lines (a job's diagnoses, where each began)."""
     drawn, raw = {}, {}
     for name, (steps, values) in series.items():
         steps, values = np.asarray(steps), np.asarray(values, dtype=float)
@@ -142,9 +145,25 @@ def line_chart(series: Series, title: str, x_label: str = "step", y_label: str =
     everything = [*drawn.values(), *raw.values()]
     xs = np.concatenate([s for s, _ in everything])
     ys = np.concatenate([v for _, v in everything])
+    floor = None
+    if log_y and y_range is None and ys.min() < ys.max() / LOG_DECADES_SHOWN:  # an underflowed loss (1e-300) would flatten the rest
+        floor = float(ys.max()) / LOG_DECADES_SHOWN
+        drawn = {n: (s, np.maximum(v, floor)) for n, (s, v) in drawn.items()}
+        raw = {n: (s, np.maximum(v, floor)) for n, (s, v) in raw.items()}
+        ys = np.maximum(ys, floor)
     frame = _Frame(width, height, (float(xs.min()), float(xs.max())), y_range or (float(ys.min()), float(ys.max())), log_y)
     body = frame.axes(x_label, y_label)
+    if floor is not None:
+        body.append(f'<text x="{frame.box[0] + 4}" y="{frame.box[3] - 4}" fill="#777" class="floor">values below {_label(floor)} '
+                    'drawn on the axis</text>')
     colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(drawn)}
+    left, top, right, bottom = frame.box
+    for step, text, severity in marks:
+        x = float(frame.px(np.array(float(step))))
+        if left <= x <= right:
+            color = MARK_COLORS.get(severity, "#777")
+            body.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{color}" stroke-dasharray="5 3" '
+                        f'stroke-width="1.5" class="diagnosis {escape(severity)}"><title>{escape(text)}</title></line>')
 
     def path(steps: np.ndarray, values: np.ndarray) -> str:
         return " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(frame.px(steps).tolist(), frame.py(values).tolist(), strict=True))
@@ -194,10 +213,11 @@ def decision_map(classes: np.ndarray, extent: tuple[float, float, float, float],
                 body.append(f'<rect x="{xs[start]:.1f}" y="{ys[r + 1]:.1f}" width="{xs[c] - xs[start]:.1f}" '
                             f'height="{ys[r] - ys[r + 1]:.1f}" fill="{color}" fill-opacity="0.25"/>')
                 start = c
+    body += frame.axes("x₁", "x₂")  # under the points, so no grid line strikes one through
     for (x, y), label in zip(X.tolist(), labels.tolist(), strict=True):
         body.append(f'<circle cx="{float(frame.px(np.array(x))):.1f}" cy="{float(frame.py(np.array(y))):.1f}" r="3" '
                     f'fill="{PALETTE[int(label) % len(PALETTE)]}" stroke="black" stroke-width="0.5"/>')
-    return _svg(size, size, title, body + frame.axes("x₁", "x₂"))
+    return _svg(size, size, title, body)
 
 
 def category_label(value: object) -> str:
@@ -256,14 +276,15 @@ def parallel_coordinates(axes: list[str], rows: list[list[float]], title: str, w
     for j, labels in categories.items():
         if len(labels) == 1:
             scaled[:, j] = 0.5
-    body = []
+    body, labels = [], []  # the categories' labels go over the lines
     for j, (x, name, lo, hi) in enumerate(zip(xs.tolist(), axes, low.tolist(), high.tolist(), strict=True)):
         body.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="#999"/>'
                     f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{escape(name)}</text>')
         if j in categories:
             for k, label in enumerate(categories[j]):
                 y = bottom - (0.5 if len(categories[j]) == 1 else k / span[j]) * (bottom - top)
-                body.append(f'<text x="{x + 5:.1f}" y="{y + 4:.1f}" class="category">{escape(label)}</text>')
+                labels.append(f'<text x="{x + 6:.1f}" y="{y + 4:.1f}" class="category" font-weight="bold" stroke="white" stroke-width="3" '
+                              f'paint-order="stroke">{escape(label)}</text>')
         else:
             body.append(f'<text x="{x:.1f}" y="{top - 6}" text-anchor="middle">{_label(hi)}</text>'
                         f'<text x="{x:.1f}" y="{bottom + 30}" text-anchor="middle" fill="#777">{_label(lo)}</text>')
@@ -280,4 +301,4 @@ def parallel_coordinates(axes: list[str], rows: list[list[float]], title: str, w
         red, blue = int(40 + 200 * row[-1]), int(40 + 200 * (1 - row[-1]))
         body.append(f'<polyline points="{points}" fill="none" stroke="rgb({red},60,{blue})" stroke-opacity="0.7" stroke-width="1.5" '
                     'class="job"/>')
-    return _svg(width, height, title, body)
+    return _svg(width, height, title, body + labels)

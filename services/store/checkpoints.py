@@ -28,7 +28,7 @@ def encode(state: dict[str, Any]) -> bytes:
         arrays["order"] = state["order"]
     arrays.update({OPTIMIZER_PREFIX + name: value for name, value in state["optimizer"]["state"].items()})
     meta = {"step": state["step"], "epoch": state["epoch"], "batch_index": state["batch_index"], "rng": state["rng"],
-            "optimizer_t": state["optimizer"]["t"], "epoch_sums": state["epoch_sums"]}
+            "optimizer_t": state["optimizer"]["t"], "epoch_sums": state["epoch_sums"], "diagnoses": state.get("diagnoses")}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     out = io.BytesIO()
     np.savez(out, **arrays)
@@ -41,6 +41,7 @@ def decode(data: bytes) -> dict[str, Any]:
     meta = json.loads(arrays.pop("meta").tobytes())
     return {"step": meta["step"], "epoch": meta["epoch"], "batch_index": meta["batch_index"], "rng": meta["rng"],
             "params": arrays.pop("params"), "order": arrays.pop("order", None), "epoch_sums": meta["epoch_sums"],
+            "diagnoses": meta.get("diagnoses"),
             "optimizer": {"t": meta["optimizer_t"],
                           "state": {name[len(OPTIMIZER_PREFIX):]: value for name, value in arrays.items()}}}
 

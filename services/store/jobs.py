@@ -22,7 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from ..jobs.time_limits import TimeLimits
 from . import fairness, outbox
 from .columns import utcnow
-from .models import LOCAL_OWNER, MAX_INT32, TERMINAL, Checkpoint, Job, JobPayload, JobStatus, JobTag, MirrorState
+from .models import LOCAL_OWNER, MAX_INT32, TERMINAL, Checkpoint, Diagnosis, Job, JobPayload, JobStatus, JobTag, MirrorState
 
 
 def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_params: int, time_limits: TimeLimits | None = None,
@@ -65,6 +65,7 @@ class JobFilter:
     owner: str | None = None
     name_contains: str | None = None  # case-insensitive
     archived: bool | None = False  # None: archived or not
+    diagnosis: str | None = None  # a diagnosis kind the job has
 
 
 def list_jobs(session: Session, flt: JobFilter, limit: int, before_id: int | None = None) -> list[Job]:
@@ -89,6 +90,8 @@ def list_jobs(session: Session, flt: JobFilter, limit: int, before_id: int | Non
         if value:
             cond &= JobTag.value == value
         query = query.where(exists().where(cond))
+    if flt.diagnosis:
+        query = query.where(exists().where((Diagnosis.job_id == Job.id) & (Diagnosis.kind == flt.diagnosis)))
     if before_id is not None:
         query = query.where(Job.id < before_id)
     return list(session.scalars(query))

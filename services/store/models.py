@@ -12,7 +12,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, false
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .columns import UTCDateTime, enum_column, utcnow
@@ -131,6 +131,7 @@ class Job(Base):
     tags: Mapped[list[JobTag]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="JobTag.key")
     payload: Mapped[JobPayload] = relationship(cascade="all, delete-orphan", lazy="select", uselist=False)
     model_versions: Mapped[list[ModelVersion]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="ModelVersion.id")
+    diagnoses: Mapped[list[Diagnosis]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="Diagnosis.id")
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -200,6 +201,26 @@ class ModelVersion(Base):
     name: Mapped[str] = mapped_column(String(500))
     version: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Diagnosis(Base):
+    """What went wrong in a job, as the engine's diagnoser found it while training (engine/diagnoses.py):
+    begun at `step`, ended at `ended_step` (null while it holds). A retried attempt finds the same ones
+    again (the same spec gives the same bits), so (job, kind, layer, step) is unique and writes are idempotent."""
+
+    __tablename__ = "diagnoses"
+    __table_args__ = (UniqueConstraint("job_id", "kind", "layer", "step", name="uq_diagnoses_job_kind_layer_step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    layer: Mapped[str] = mapped_column(String(64), default="")  # "" when it is the whole network's
+    severity: Mapped[str] = mapped_column(String(16))
+    step: Mapped[int] = mapped_column(Integer)
+    ended_step: Mapped[int | None] = mapped_column(Integer)
+    sentence: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    found_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class MetricChunk(Base):

@@ -88,6 +88,20 @@ def test_a_sweep_of_30_jobs_with_seeds_and_its_leaderboard(client):
     assert client.sweeps(limit=5)[0]["id"] == sweep["id"]
 
 
+def test_diagnoses_from_the_client_and_a_column_per_kind_in_the_jobs_frame(client):
+    from tests.support.specs import dead_relu
+
+    experiment = f"diagnosed-{free_port()}"
+    steep, gentle = (client.submit(dead_relu(lr), experiment=experiment) for lr in (1.0, 0.5))
+    for job in (steep, gentle):
+        client.wait(job["id"], progress=False, timeout=60)
+    found = client.diagnoses(steep["id"])
+    assert [d["kind"] for d in found] == ["dead_units"] and found[0]["layer"] == "dense_1" and client.diagnoses(gentle["id"]) == []
+    frame = client.jobs_frame(experiment=experiment)
+    assert frame["diagnosis.dead_units"].to_dict() == {steep["id"]: True, gentle["id"]: False}
+    assert list(client.jobs_frame(experiment=experiment, diagnosis="dead_units").index) == [steep["id"]]
+
+
 def test_housekeeping_from_the_client(client):
     experiment = f"keep-{free_port()}"
     job = client.submit(moons(epochs=1), name="keep", experiment=experiment, tags={"a": "1"})

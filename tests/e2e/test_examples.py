@@ -16,7 +16,7 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
     ("learning_rate", ["0.001", "10 |", "0.7303", "worse than it began"]),
     ("batch_modes", ["full", "3000"]),
     ("vanishing_gradients", ["50 x sigmoid", "50 x ReLU"]),
-    ("dead_relu", ["lr 0.5", "lr 1.0"]),
+    ("dead_relu", ["lr 0.5", "lr 1.0", "no diagnosis", "dead_units: 8 of 16 units of dense_1 (", "have been dead since step 40"]),
 ])
 def test_example_runs(stack, name, expect):
     done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), "--url", stack.url], capture_output=True, text=True, timeout=300)

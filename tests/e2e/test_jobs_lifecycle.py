@@ -174,3 +174,39 @@ def test_model_before_the_end_is_a_conflict(api):
     finally:
         api.post(f"/api/v1/jobs/{job['id']}/cancel")
         wait_status(api, job["id"], {"cancelled"})
+
+
+def test_a_diagnosis_is_on_the_event_stream_while_the_job_still_trains(api):
+    """A first layer dead from step 0: the worker stores the diagnosis the moment it is found (not at
+    its next flush) and the stream sends it while the job runs; a reconnect does not send it again."""
+    dead = {"model": {"layers": [{"units": 4, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}],
+                      "weights": [[[-1.0, -1.0]] * 4, [[0.6, -0.4, 0.2, 0.1]]], "biases": [[-9.0] * 4, [0.0]]},
+            "loss": "bce", "data": {"builtin": "moons", "n_samples": 100, "standardize": True}, "optimizer": {"name": "sgd", "lr": 0.1},
+            "steps": 2_000_000, "record": {"every": 100, "gradients": "none"}}
+    submitted = api.post("/api/v1/jobs", json=dead)
+    assert submitted.status_code == 202, submitted.text
+    job = submitted.json()
+    try:
+        seen, last_id = [], None
+        with api.stream("GET", f"/api/v1/jobs/{job['id']}/events") as stream:
+            event = None
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("id: "):
+                    last_id = line[4:]
+                elif line.startswith("data: ") and event == "diagnosis":
+                    seen.append((last_id, json.loads(line[6:])))
+                    if {d["kind"] for _, d in seen} >= {"dead_units", "layer_dead"}:
+                        break
+        assert all(ident.startswith("running/") for ident, _ in seen)  # sent while it trains
+        layer = next(d for _, d in seen if d["kind"] == "layer_dead")
+        assert (layer["step"], layer["layer"], layer["severity"]) == (0, "dense_1", "error")
+        assert api.get(f"/api/v1/jobs/{job['id']}").json()["status"] == "running"
+        with api.stream("GET", f"/api/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": last_id}) as again:
+            for line in again.iter_lines():
+                assert line != "event: diagnosis", "a diagnosis already sent was sent again"
+                if line.startswith("event: progress"):
+                    break
+    finally:
+        api.post(f"/api/v1/jobs/{job['id']}/cancel")

@@ -193,3 +193,20 @@ def test_the_job_and_readyz_say_how_far_behind_mlflow_is(mlflow_api):
     assert done["run_finished_at"] is not None and done["run_finished_at"] >= wait_status(mlflow_api, job["id"], {"succeeded"})["finished_at"]
     backlog = mlflow_api.get("/readyz").json()["mlflow_backlog"]
     assert set(backlog) == {"runs", "series", "points"} and all(isinstance(v, int) and v >= 0 for v in backlog.values())
+
+
+def test_a_jobs_diagnoses_are_run_tags_mlflow_can_filter_by(mlflow_api, mlflow_server):
+    from tests.support.specs import dead_relu
+
+    experiment = f"diagnosed-{uuid.uuid4().hex[:6]}"
+    steep = mlflow_api.post("/api/v1/jobs", json={**dead_relu(1.0), "experiment": experiment}).json()
+    gentle = mlflow_api.post("/api/v1/jobs", json={**dead_relu(0.5), "experiment": experiment}).json()
+    for job in (steep, gentle):
+        wait_status(mlflow_api, job["id"], {"succeeded"})
+    steep, gentle = wait_mirror(mlflow_api, steep["id"]), wait_mirror(mlflow_api, gentle["id"])
+    client = MlflowClient(mlflow_server.url)
+    dead = mlflow_api.get(f"/api/v1/jobs/{steep['id']}/diagnoses").json()["diagnoses"][0]
+    tag = client.get_run(steep["mlflow"]["run_id"]).data.tags["diagnosis.dead_units"]
+    assert tag == f"step {dead['step']}: {len(dead['evidence']['units'])}/16 units of dense_1"
+    found = client.search_runs([steep["mlflow"]["experiment_id"]], "tags.`diagnosis.dead_units` LIKE 'step%'")
+    assert [r.info.run_id for r in found] == [steep["mlflow"]["run_id"]]  # MLflow's own filter tells them apart

@@ -373,3 +373,37 @@ def test_smoothing_changes_the_drawn_loss_and_keeps_the_raw_one_behind(stack):
         assert plain["series loss"] == smoothed["raw loss (raw)"]  # unsmoothed, the line is the raw one drawn behind before
         assert browser.find_element(By.ID, "smoothing-value").text == "0"
         assert console_errors(browser) == []
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_diagnoses_are_listed_marked_on_the_charts_and_the_network_and_counted_per_sweep_point(stack):
+    from selenium.webdriver.common.by import By
+
+    from tests.support.specs import dead_relu
+
+    base = dead_relu(1.0)
+    with stack.client() as api:  # examples/dead_relu.py's rates as a sweep: the overshooting one kills half of dense_1
+        sweep = api.post("/api/v1/sweeps", json={"name": "dead-relu", "base": base, "space": {"optimizer.lr": [0.5, 1.0]}}).json()
+        done = wait_sweep(api, sweep["id"])
+        steep = next(row["jobs"][0] for row in done["leaderboard"] if row["params"]["optimizer.lr"] == 1.0)
+        dead = api.get(f"/api/v1/jobs/{steep}/diagnoses").json()["diagnoses"]
+    units = next(d for d in dead if d["kind"] == "dead_units")["evidence"]["units"]
+    with chromium() as browser:
+        _ready(browser, f"{stack.url}/jobs/{steep}")
+        listed = browser.find_elements(By.CSS_SELECTOR, "#diagnoses li")
+        assert [li.get_attribute("data-kind") for li in listed] == [d["kind"] for d in dead]
+        assert listed[0].text.startswith("dead_units step 40 · dense_1: ") and "of 16 units of dense_1" in listed[0].text
+        assert len(browser.find_elements(By.CSS_SELECTOR, '#charts figure[data-chart="loss"] line.diagnosis')) == len(dead)
+        marked = {int(c.get_attribute("data-unit")) for c in browser.find_elements(By.CSS_SELECTOR, '#network-svg circle.unit.dead[data-layer="1"]')}
+        assert marked == set(units)  # the final weights' drawing marks the units the diagnosis names
+        screenshot(browser, "job-page-diagnosed")
+        assert console_errors(browser) == []
+        _ready(browser, f"{stack.url}/sweeps/{sweep['id']}")
+        rows = {r.find_elements(By.TAG_NAME, "td")[1].text: r for r in browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")}
+        assert [b.text for b in rows["1"].find_elements(By.CSS_SELECTOR, ".badge")] == ["dead_units ×1"]
+        assert rows["0.5"].find_elements(By.CSS_SELECTOR, ".badge") == []
+        _ready(browser, f"{stack.url}/?sweep_id={sweep['id']}")
+        badges = {int(r.get_attribute("data-job")): [b.text for b in r.find_elements(By.CSS_SELECTOR, ".badge")]
+                  for r in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")}
+        assert badges[steep] == ["dead_units"] and sum(map(len, badges.values())) == 1
+        assert console_errors(browser) == []

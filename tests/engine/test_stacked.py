@@ -148,6 +148,12 @@ def stacked_run(specs: list[dict], leave: tuple[int, int] | None = None) -> tupl
     return [ended[m] for m in members], [records[m] for m in members]
 
 
+def found(trainer: Trainer) -> list[dict] | None:
+    """The diagnoses a trainer of one found (repr: NaN equals NaN)."""
+    diagnoser = trainer.members[0].diagnoser
+    return None if diagnoser is None else repr(diagnoser.found)
+
+
 def same(a, b, where: str) -> None:
     """Bitwise equal: the same numbers (NaN where NaN), shapes and types."""
     a, b = np.asarray(a), np.asarray(b)
@@ -176,6 +182,7 @@ def assert_same_run(spec: dict, trainer: Trainer, records: list, steps: int | No
             same(got.gradients[name], g, f"{where} ∂{name}")
         assert got.trace == want.trace, where
     assert trainer.model() == solo.model()
+    assert found(trainer) == found(solo)  # the same diagnoses, at the same steps, with the same evidence
     same(trainer.network.flat_params, solo.network.flat_params, "final weights")
     if solo.divergence is None:
         assert trainer.final_model_figures() == solo.final_model_figures()
@@ -244,6 +251,7 @@ def test_members_resume_from_their_own_checkpoints_bitwise():
         list(solo)
         assert finished[spec["seed"]].model() == solo.model()
         assert finished[spec["seed"]].state_dict()["rng"] == solo.state_dict()["rng"]
+        assert found(finished[spec["seed"]]) == found(solo)
 
 
 def test_what_cannot_share_a_stack_is_refused():

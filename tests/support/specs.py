@@ -28,3 +28,11 @@ def small(**overrides) -> dict:
 IRIS = {"model": {"layers": [{"units": 6, "activation": "relu"}, {"units": 3, "activation": "softmax"}], "dropout": 0.1},
         "loss": "cross_entropy", "data": {"builtin": "iris", "validation_split": 0.2}, "optimizer": {"name": "adam", "lr": 0.01},
         "batch_size": 16, "epochs": 60, "seed": 5, "record": {"every": 1, "gradients": "full", "trace": [0, 250, 260]}}
+
+
+def dead_relu(lr: float) -> dict:
+    """examples/dead_relu.py's network: at lr 1.0 half of dense_1 dies by step 40 (a `dead_units`
+    diagnosis), at 0.5 none does."""
+    return {"model": {"layers": [{"units": 16, "activation": "relu"}, {"units": 1, "activation": "sigmoid"}], "init": "he_normal"},
+            "loss": "bce", "data": {"builtin": "moons", "n_samples": 200, "standardize": True},
+            "optimizer": {"name": "sgd", "lr": lr, "momentum": 0.9}, "batch_size": 10, "epochs": 10, "seed": 7, "record": {"every": 20}}

@@ -29,6 +29,9 @@ RUN_NAME_LABELS = {"batch_size": "batch"}
 _PARSED: dict[str, tuple[JobSpec, Plan]] = {}
 
 
+MAX_TAG_VALUE = 5000  # MLflow's limit on a tag's value
+
+
 def parsed(job: Job) -> tuple[JobSpec, Plan]:
     """The job's spec and sizes, parsed once per process (without the inline rows: validating
     megabytes of numbers again would stall the mirror for a second)."""
@@ -95,7 +98,24 @@ def run_tags(job: Job, settings: Settings) -> dict[str, str]:
         tags["sweep_id"] = str(job.sweep_id)
     if settings.public_url:
         tags["job_url"] = f"{settings.public_url.rstrip('/')}/jobs/{job.id}"  # the job's page
+    tags.update(diagnosis_tags(job))
     return tags
+
+
+def diagnosis_tags(job: Job) -> dict[str, str]:
+    """A tag per kind of diagnosis the job has (`diagnosis.dead_units` = `step 120: 11/16 units of dense_1`),
+    so MLflow's UI can filter runs by it (`tags.diagnosis.dead_units != ''`); several of a kind joined by `; `."""
+    found: dict[str, list[str]] = {}
+    for d in job.diagnoses:
+        evidence = d.evidence or {}
+        if d.kind == "dead_units" or d.kind == "saturated_units":
+            what = f"{len(evidence.get('units', []))}/{evidence.get('of')} units of {d.layer}"
+        elif d.kind == "layer_dead":
+            what = f"all {evidence.get('units')} units of {d.layer}"
+        else:
+            what = d.sentence.split(":")[0].split(". ")[0]
+        found.setdefault(f"diagnosis.{d.kind}", []).append(f"step {d.step}: {what}" + ("" if d.ended_step is None else f" (to step {d.ended_step})"))
+    return {key: "; ".join(values)[:MAX_TAG_VALUE] for key, values in found.items()}
 
 
 def write_artifacts(session: Session, job: Job, folder: Path) -> None:

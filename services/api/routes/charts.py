@@ -48,7 +48,8 @@ def _svg(text: str | None, what: str):
 @operation("charts", ok=Chart, query=ChartQuery, problems=("not-found", "not-recorded", "no-model", "unusable-model"), media=SVG)
 def job_chart(job_id: int, name: str):
     """One of a job's charts: `loss` (with train and validation loss), `gradient_norms`, `update_ratios`,
-    `dead_units`, `vanishing_ratio` (downsampled to `max_points` a line), or `decision_boundary` (2-D inputs;
+    `dead_units`, `vanishing_ratio` (downsampled to `max_points` a line; the job's diagnoses as dashed lines where
+    each began), or `decision_boundary` (2-D inputs;
     the final model, or the weights of a traced `step`)."""
     job = job_or_404(job_id)
     query: ChartQuery = request.context.query
@@ -59,7 +60,8 @@ def job_chart(job_id: int, name: str):
     keys = job_charts.keys_of(name, metrics.keys(db(), job_id))
     series = metrics.read(db(), job_id, keys) if keys else {}  # whole: smoothing runs over every point, then each line is downsampled
     log_y = None if query.scale is None else query.scale == "log"
-    return _svg(job_charts.chart(name, series, smoothing=query.smoothing, log_y=log_y, max_points=query.max_points),
+    marks = [(d.step, f"{d.kind} (step {d.step}): {d.sentence}", d.severity) for d in job.diagnoses]  # where each diagnosis began
+    return _svg(job_charts.chart(name, series, smoothing=query.smoothing, log_y=log_y, max_points=query.max_points, marks=marks),
                 f"job {job_id} recorded no points for {name}")
 
 

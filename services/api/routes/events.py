@@ -20,7 +20,7 @@ from flask import Blueprint, Response, current_app, request, stream_with_context
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.problem import plan_document
-from services.store import metrics
+from services.store import diagnoses, metrics
 from services.store.db import session_factory
 from services.store.models import TERMINAL, Job
 
@@ -31,6 +31,7 @@ from ..owned import job_or_404
 from ..representations import job_model
 from ..schemas.common import NoQuery, Out
 from ..schemas.jobs import ProgressEvent, StatusEvent, event_stream_schema
+from .diagnoses import diagnosis_model
 from .jobs import JOB_ID
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1/jobs")
@@ -42,7 +43,8 @@ EPOCH_FIGURES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 @operation("jobs", query=NoQuery, problems=("not-found", "too-many-streams", "streams-unavailable"),
            media={"text/event-stream": event_stream_schema()})
 def job_events(job_id: int):
-    """Follow a job as Server-Sent Events: `status` on every change, `progress` as it moves, then `end` with the job.
+    """Follow a job as Server-Sent Events: `status` on every change, `progress` as it moves, `diagnosis` as each is found,
+    then `end` with the job.
     Reconnect with `Last-Event-ID` when a stream ends before `end` (idle or too long)."""
     job_or_404(job_id)
     settings = current_app.config["SETTINGS"]
@@ -110,10 +112,13 @@ class _Held:
             getattr(self.stream, "close", lambda: None)()
 
 
-def _last_seen(header: str) -> tuple[str | None, int | None]:
-    """(status, step) from a Last-Event-ID this stream wrote ("running/120"); nothing for anything else."""
-    status, _, step = header.partition("/")
-    return (status or None, int(step)) if step.isdigit() and len(step) < 12 else (None, None)
+def _last_seen(header: str) -> tuple[str | None, int | None, int]:
+    """(status, step, last diagnosis id) from a Last-Event-ID this stream wrote ("running/120/7"); nothing for anything else."""
+    status, _, rest = header.partition("/")
+    step, _, diagnosis = rest.partition("/")
+    if not (step.isdigit() and len(step) < 12):
+        return None, None, 0
+    return status or None, int(step), int(diagnosis) if diagnosis.isdigit() and len(diagnosis) < 12 else 0
 
 
 def _sse(event: str, data: dict | Out, ident: str) -> str:
@@ -122,8 +127,8 @@ def _sse(event: str, data: dict | Out, ident: str) -> str:
 
 
 def _event_stream(sessions: sessionmaker[Session], job_id: int, poll: float, timeout: float, idle: float,
-                  seen: tuple[str | None, int | None]) -> Iterator[str]:
-    (last_status, last_step), started = seen, time.monotonic()
+                  seen: tuple[str | None, int | None, int]) -> Iterator[str]:
+    (last_status, last_step, last_diagnosis), started = seen, time.monotonic()
     last_sent = last_event = started
     yield f"retry: {RETRY_SECONDS * 1000}\n\n"
     with sessions() as session:
@@ -136,7 +141,8 @@ def _event_stream(sessions: sessionmaker[Session], job_id: int, poll: float, tim
             status, step, total, loss = job.status, job.step, job.total_steps, job.last_loss
             final = job_model(job).model_dump(mode="json", by_alias=True) if status in TERMINAL else None
             figures = metrics.last_points(session, job_id, EPOCH_FIGURES) if step != last_step else {}
-        ident = f"{status.value}/{step}"
+            found = [diagnosis_model(row) for row in diagnoses.of_job(session, job_id, last_diagnosis)]
+        ident = f"{status.value}/{step}" + (f"/{last_diagnosis}" if last_diagnosis else "")  # what a reconnect need not be sent again
         if status.value != last_status:
             yield _sse("status", StatusEvent(id=job_id, status=status), ident)
             last_status, last_sent = status.value, time.monotonic()
@@ -148,8 +154,12 @@ def _event_stream(sessions: sessionmaker[Session], job_id: int, poll: float, tim
                        ident)
             last_step, last_sent = step, time.monotonic()
             last_event = last_sent
+        for diagnosis in found:  # each the moment the worker has stored it
+            last_diagnosis = diagnosis.id
+            yield _sse("diagnosis", diagnosis, f"{status.value}/{step}/{last_diagnosis}")
+            last_sent = last_event = time.monotonic()
         if final is not None:
-            yield _sse("end", final, ident)
+            yield _sse("end", final, f"{status.value}/{step}" + (f"/{last_diagnosis}" if last_diagnosis else ""))
             return
         if time.monotonic() - last_event > idle:  # nothing happened for a while: the client reconnects when it wants more
             return

@@ -79,7 +79,7 @@ def list_jobs():
     with `archived=true`. Pages of `limit` jobs follow one another through `next_cursor`."""
     query: JobListQuery = request.context.query
     flt = JobFilter(status=query.status, experiment=query.experiment, tag=query.tag, sweep_id=query.sweep_id, owner=owner(),
-                    name_contains=query.q, archived=query.archived)
+                    name_contains=query.q, archived=query.archived, diagnosis=query.diagnosis)
     page = jobs.list_jobs(db(), flt, query.limit + 1, before_id=query.cursor)
     cursor = page[query.limit - 1].id if len(page) > query.limit else None
     args = {k: v for k, v in request.args.items() if k != "cursor"}

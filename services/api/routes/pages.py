@@ -40,6 +40,7 @@ SWEEPS = """<table id="sweeps" class="sortable"><thead></thead><tbody></tbody></
 <p class="hint">Start one with <code>bplab sweep examples/sweep.yaml</code> or <code>POST /api/v1/sweeps</code>.</p>"""
 
 JOB = """<section id="overview"></section>
+<section id="diagnoses-section" hidden><h2>Diagnoses</h2><ul id="diagnoses"></ul></section>
 <section><h2>The network</h2><div class="controls"><button id="play" type="button">▶ play</button>
 <input id="step" type="range" min="0" max="0" value="0"> <span id="step-label"></span>
 <label id="band-choice" hidden>wide layers show <select id="band-values"><option value="A">a</option><option value="Z">z</option>

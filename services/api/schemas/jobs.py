@@ -12,6 +12,7 @@ from services.jobs.time_limits import TimeLimitsRequest
 from services.store.models import JobStatus, MirrorState
 
 from .common import Body, Id, Out, Query, Unset
+from .diagnoses import DiagnosisKind
 
 MAX_PAGE = 500
 
@@ -21,6 +22,7 @@ class JobListQuery(Query):
     experiment: str | Unset = Field(default=None, max_length=200, description="only jobs of this experiment")
     tag: str | Unset = Field(default=None, max_length=760, description="only jobs with this tag: `key` or `key:value`")
     sweep_id: Id | Unset = Field(default=None, description="only the jobs of this sweep")
+    diagnosis: DiagnosisKind | Unset = Field(default=None, description="only jobs with a diagnosis of this kind (`dead_units`, ...)")
     q: str | Unset = Field(default=None, min_length=1, max_length=200, description="only jobs whose name contains this text (any case)")
     archived: bool = Field(default=False, description="`true`: the archived jobs instead (see /experiments/{name}/archive)")
     include: Literal["params"] | Unset = Field(default=None, description="`params`: add each job's spec as flat params "
@@ -107,6 +109,8 @@ class Job(Out):
     cancel_requested: bool
     archived: bool = Field(description="hidden from lists (`?archived=true` shows them); its MLflow run deleted until restored")
     mlflow: MlflowMirror
+    diagnoses: list[DiagnosisKind] = Field(description="the kinds of diagnosis found in it, in the order first found "
+                                                       "(`/jobs/{id}/diagnoses` has them in full)")
     registered: list[ModelVersion] = Field(description="versions of MLflow registered models made from this job (`POST /jobs/{id}/register`)")
     links: JobLinks
     spec: dict[str, Any] | None = Field(default=None, exclude_if=lambda value: value is None,
@@ -169,7 +173,7 @@ class ProgressEvent(Out):
 
 
 def event_stream_schema() -> dict[str, Any]:
-    """One Server-Sent Event of /jobs/{id}/events: `status`, `progress`, then `end` with the Job; `data` is JSON."""
+    """One Server-Sent Event of /jobs/{id}/events: `status`, `progress`, `diagnosis`, then `end` with the Job; `data` is JSON."""
 
     def event(name: str, data_schema: dict[str, Any]) -> dict[str, Any]:
         return {"type": "object", "required": ["event", "data"], "properties": {
@@ -177,7 +181,9 @@ def event_stream_schema() -> dict[str, Any]:
             "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data_schema}}}
 
     ref = "#/components/schemas/{model}"
-    return {"description": "Server-Sent Events: `status` on every change, `progress` as the job moves, then `end` with the Job",
+    return {"description": "Server-Sent Events: `status` on every change, `progress` as the job moves, `diagnosis` as each is "
+                           "found, then `end` with the Job",
             "oneOf": [event("status", StatusEvent.model_json_schema(ref_template=ref)),
                       event("progress", ProgressEvent.model_json_schema(ref_template=ref)),
+                      event("diagnosis", {"$ref": "#/components/schemas/Diagnosis"}),
                       event("end", {"$ref": "#/components/schemas/Job"})]}

@@ -93,7 +93,7 @@ function sortableTable(table, columns, items, rowAttributes = () => ({})) {
     ordered.sort((a, b) => {
       const x = value(a), y = value(b);
       if (missing(x) || missing(y)) return missing(x) - missing(y);  // the empty last, either way
-      const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y), undefined, { numeric: true });
+      const order = typeof x === "number" && typeof y === "number" ? x - y : naturalCompare(String(x), String(y));
       return sort.descending ? -order : order;
     });
   }
@@ -114,6 +114,17 @@ function sortableTable(table, columns, items, rowAttributes = () => ({})) {
     const content = column.cell ? column.cell(item) : column.value(item);
     return el("td", column.class ? { class: column.class } : {}, ...[].concat(content ?? "–").map((c) => (typeof c === "number" ? fmt(c) : c)));
   }))));
+}
+
+// Text with numbers in it compared as a person reads it: "lr=0.001" < "lr=0.01" < "lr=0.1" < "lr=1", "job 9" < "job 10".
+const NUMBER = /(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)/i;
+function naturalCompare(a, b) {
+  const x = a.split(NUMBER), y = b.split(NUMBER);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const order = i % 2 ? Number(x[i]) - Number(y[i]) : x[i].localeCompare(y[i]);
+    if (order) return order;
+  }
+  return x.length - y.length;
 }
 
 // Jobs ticked on a list (kept while it refreshes); the button opens the compare page for them.
@@ -257,6 +268,7 @@ function jobColumns(jobs, choose) {
     { title: "val loss", value: (job) => s(job).model_val_loss ?? s(job).final_val_loss ?? null },
     { title: "val acc", value: (job) => s(job).model_val_accuracy ?? s(job).final_val_accuracy ?? null,
       cell: (job) => fmt(s(job).model_val_accuracy ?? s(job).final_val_accuracy, 3) },
+    { title: "diagnoses", value: (job) => job.diagnoses.join(" "), cell: (job) => badges(job.diagnoses) },
     { title: "duration", value: (job) => s(job).duration_seconds ?? null,
       cell: (job) => (s(job).duration_seconds === undefined ? "–" : `${s(job).duration_seconds.toFixed(2)} s`) },
     { title: "created", value: (job) => job.created_at, cell: (job) => when(job.created_at) },
@@ -342,6 +354,7 @@ async function jobPage() {
   overview(job);
   $("#spec").textContent = JSON.stringify(job.spec, null, 2);
   state.chartQuery = chartControls(() => drawCharts(state.job, state.chartQuery()));
+  await loadDiagnoses(state);
   $("#band-values").onchange = () => showStep(state, state.chosen ?? undefined);
   await loadSteps(state);
   await Promise.all([drawCharts(job, state.chartQuery()), showStep(state)]);
@@ -410,6 +423,23 @@ function overview(job) {
   say(job.status === "running" ? "training: the charts follow it live" : "");
 }
 
+// The job's diagnoses, listed with their sentences; the network drawing marks the dead units they name.
+async function loadDiagnoses(state) {
+  state.diagnoses = (await api(`/api/v1/jobs/${state.job.id}/diagnoses`)).diagnoses;
+  $("#diagnoses-section").hidden = !state.diagnoses.length;
+  $("#diagnoses").replaceChildren(...state.diagnoses.map((d) => el("li", { class: `diagnosis ${d.severity}`, "data-kind": d.kind },
+    el("span", { class: `badge ${d.severity}` }, d.kind), ` step ${d.step.toLocaleString("en")}`,
+    d.ended_step === null ? "" : `–${d.ended_step.toLocaleString("en")}`, d.layer ? ` · ${d.layer}` : "", ": ", d.sentence)));
+}
+
+// The units of layer l that a diagnosis holds dead at `step` (all of them for a dead layer), and whether the layer is.
+function diagnosedDead(state, l, step) {
+  const holding = (state.diagnoses || []).filter((d) => d.layer === `dense_${l}` && ["dead_units", "layer_dead"].includes(d.kind)
+    && d.step <= step && (d.ended_step === null || d.ended_step > step));
+  const units = new Set(holding.flatMap((d) => (d.kind === "dead_units" ? d.evidence.units : [...Array(state.widths[l]).keys()])));
+  return { units, layer: holding.some((d) => d.kind === "layer_dead") };
+}
+
 const progressText = (p) => `${p.step.toLocaleString("en")}/${p.total_steps.toLocaleString("en")} steps`;
 
 async function loadSteps(state) {
@@ -476,6 +506,16 @@ async function boundary(job, step) {
   await chartInto($("#charts"), `/api/v1/jobs/${job.id}/charts/decision_boundary${query}`, "decision_boundary");
 }
 
+// What a diagnosis kind weighs (engine/diagnoses.py SEVERITY), for the badges of lists.
+const SEVERITY = { dead_units: "warning", layer_dead: "error", vanishing_gradients: "warning", exploding_gradients: "warning",
+  saturated_units: "warning", loss_rising: "warning", diverged: "error", plateau: "info", overfitting: "warning" };
+function badges(kinds, counts = null) {
+  return kinds.length ? kinds.flatMap((kind) => [el("span", { class: `badge ${SEVERITY[kind] || "info"}`, title: kind },
+    counts ? `${kind} ×${counts[kind]}` : kind), " "]) : "";
+}
+
+const subscript = (n) => String(n).replace(/\d/g, (d) => "₀₁₂₃₄₅₆₇₈₉"[d]);
+
 // The statistics of a weight matrix, as the band edges of a wide layer carry them.
 function matrixStats(W) {
   const flat = W.flat(), n = flat.length;
@@ -539,21 +579,25 @@ function drawNetwork(state, trace, weights, gradients) {
       }
     }
   }
-  // units: z, a and δ at this step (the inputs show x); dead ReLU units (z ≤ 0 on the whole batch) marked
+  // units: z, a and δ at this step (the inputs show x); dead ReLU units (z ≤ 0 on the whole batch, or held dead
+  // by a diagnosis at this step) marked, and a dead layer named
+  const at = trace ? trace.step : state.job.progress.step;
+  const diagnosed = widths.map((_, l) => diagnosedDead(state, l, at));
   for (let l = 0; l < widths.length; l++) {
     const layer = l > 0 && trace ? trace.layers[l - 1] : null;
     if (!drawn(widths[l])) {
       band(svg, l, widths[l], trace, layer, weights, chosen, x(l) - 34, 40, 68, inner);
     } else {
       for (let u = 0; u < widths[l]; u++) {
-        const dead = layer && /relu|elu/.test(layer.activation) && layer.Z.every((row) => row[u] <= 0);
+        const dead = (layer && /relu|elu/.test(layer.activation) && layer.Z.every((row) => row[u] <= 0)) || (l > 0 && diagnosed[l].units.has(u));
         const node = svgEl("circle", { cx: x(l), cy: y(l, u), r: radius.toFixed(1), class: `unit${l === 0 ? " input" : ""}${dead ? " dead" : ""}`,
           "data-layer": l, "data-unit": u });
         node.append(svgEl("title", {}, l === 0 ? `input ${u + 1}` : `unit ${u + 1} of layer ${l}${dead ? " (dead: z ≤ 0 on the whole batch)" : ""}`
           + (layer ? `: z ${fmt(layer.Z[sample][u], 4)}, a ${fmt(layer.A[sample][u], 4)}, δ ${fmt(layer.delta[sample][u], 4)}` : "")));
         svg.append(node);
         if (l === 0 && trace && labels) {
-          svg.append(svgEl("text", { x: x(l) - 22, y: y(l, u) + 4, "text-anchor": "end", class: "value" }, `x ${fmt(trace.X[sample][u], 3)}`));
+          svg.append(svgEl("text", { x: x(l) - 22, y: y(l, u) + 4, "text-anchor": "end", class: "value" },
+            `x${subscript(u + 1)} ${fmt(trace.X[sample][u], 3)}`));
         } else if (layer && labels) {
           const lines = [`z ${fmt(layer.Z[sample][u], 4)}`, `a ${fmt(layer.A[sample][u], 4)}`, `δ ${fmt(layer.delta[sample][u], 4)}`];
           lines.forEach((text, k) => svg.append(svgEl("text", { x: x(l) + 22, y: y(l, u) - 10 + 13 * k, class: "value",
@@ -563,6 +607,11 @@ function drawNetwork(state, trace, weights, gradients) {
     }
     svg.append(svgEl("text", { x: x(l), y: height - 8, "text-anchor": "middle", class: "layer" },
       l === 0 ? "inputs" : `dense_${l}${trace ? ` (${trace.layers[l - 1].activation})` : ""}`));
+    if (l > 0 && diagnosed[l].layer) {
+      svg.append(svgEl("text", { x: x(l), y: 26, "text-anchor": "middle", class: "dead-layer", id: `dead-layer-${l}` }, "dead layer"));
+    } else if (l > 0 && !drawn(widths[l]) && diagnosed[l].units.size) {
+      svg.append(svgEl("text", { x: x(l), y: 26, "text-anchor": "middle", class: "dead-layer" }, `${diagnosed[l].units.size} dead`));
+    }
   }
   box.replaceChildren(svg);
   const bands = wide ? ` Layers wider than ${MAX_DRAWN_UNITS} units are bands: a histogram of ${trace ? `their ${{ A: "a", Z: "z", delta: "δ" }[chosen]} over the batch`
@@ -603,11 +652,14 @@ function band(svg, l, units, trace, layer, weights, chosen, left, top, width, he
   // above the band: its width and the histogram's range (lowest value at the top, highest at the bottom)
   const range = values.length ? `, ${fmt(Math.min(...values), 2)} … ${fmt(Math.max(...values), 2)}` : "";
   svg.append(svgEl("text", { x: left + width / 2, y: top - 8, "text-anchor": "middle", class: "layer" }, `${units} units${range}`));
-  group.addEventListener("click", () => {
-    const list = $("#band-units");
+  const list = $("#band-units");
+  const show = () => {
     list.hidden = false;
+    list.dataset.layer = String(l);
     list.textContent = `Layer ${l} (${what || "nothing recorded yet"}), the first sample:\n${rows.join("\n")}`;
-  });
+  };
+  group.addEventListener("click", show);
+  if (list.dataset.layer === String(l)) show();  // an open list follows the step and the choice of a, z or δ
   svg.append(group);
 }
 
@@ -637,6 +689,10 @@ function live(state) {
   let last = 0, pending = null;
   const redraw = () => { pending = null; last = Date.now(); drawCharts(state.job, state.chartQuery()); };
   follow(`/api/v1/jobs/${state.job.id}/events`, async (event, data) => {
+    if (event === "diagnosis") {
+      await loadDiagnoses(state);
+      return;
+    }
     if (event === "progress") {
       state.job.progress = { ...state.job.progress, step: data.step, total_steps: data.total_steps, loss: data.loss };
       const cell = $("#progress-steps");  // one source for the step: the header and the table say the same
@@ -682,12 +738,19 @@ async function sweepPage() {
   const paths = Object.keys(sweep.leaderboard[0]?.params || {});
   const rank = new Map(sweep.leaderboard.map((row, k) => [row.trial, k + 1]));
   const shown = (v) => (typeof v === "number" ? fmt(v) : JSON.stringify(v).replace(/^"|"$/g, ""));
+  const byJob = new Map(sweep.jobs.map((j) => [j.id, j.diagnoses]));
+  const diagnosesOf = (row) => {  // per point: how many of its seeds had each kind
+    const counts = {};
+    for (const id of row.jobs) for (const kind of byJob.get(id) || []) counts[kind] = (counts[kind] || 0) + 1;
+    return { kinds: Object.keys(counts), counts };
+  };
   sortableTable($("#leaderboard"), [
     { title: "rank", value: (row) => rank.get(row.trial) },
     ...paths.map((path) => ({ title: path, value: (row) => row.params[path], cell: (row) => shown(row.params[path]) })),
     { title: "objective (mean ± std)", value: (row) => row.objective_mean,
       cell: (row) => (row.objective_mean === null ? "–" : `${fmt(row.objective_mean)} ± ${fmt(row.objective_std, 2)}`) },
     { title: "diverged", value: (row) => row.diverged, class: "diverged", cell: (row) => String(row.diverged || "") },
+    { title: "diagnoses", value: (row) => diagnosesOf(row).kinds.join(" "), cell: (row) => badges(diagnosesOf(row).kinds, diagnosesOf(row).counts) },
     { title: "jobs", cell: (row) => row.jobs.flatMap((id) => [el("label", { class: "job-pick" }, choose.box(id), el("a", { href: `/jobs/${id}` }, id)), " "]) },
   ], sweep.leaderboard, (row) => ({ "data-trial": row.trial }));
   const ended = sweep.jobs.filter((j) => !["queued", "running"].includes(j.status)).length;
