@@ -110,6 +110,15 @@ class Settings(BaseSettings):
                                                                       "(the client reconnects with Last-Event-ID)")
     events_max_seconds: float = Field(default=600.0, gt=0, description="an event stream ends after this long in any case")
 
+    # -- webhooks -------------------------------------------------------------------------------
+    webhook_allowed_hosts: str = Field(default="", description="comma-separated hosts webhooks may call (`hooks.example.com`, "
+                                       "`*.example.com`, `*` for any); empty: none. A host that resolves to a private or loopback address is "
+                                       "called only when listed by its exact name")
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="a delivery's whole time: connect, send, answer")
+    webhook_max_attempts: int = Field(default=6, ge=1, le=50, description="attempts per delivery before it is marked failed")
+    webhook_retry_seconds: float = Field(default=10.0, gt=0, description="the first retry's wait; each next one doubles it (at most an hour)")
+    webhook_seconds: float = Field(default=2.0, gt=0, description="how often the maintenance worker sends due deliveries")
+
     @field_validator("auth", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:

@@ -2,7 +2,7 @@
 
 `celery -A worker.app worker` trains jobs (the training queue). `celery -A worker.maintenance worker
 -B` runs Celery beat and the periodic work it schedules on a queue of its own (the reaper and the
-outbox, the sweep top-up), so it never waits behind training. `celery -A worker.mirror_worker worker`
+outbox, the sweep top-up, webhook deliveries), so it never waits behind training. `celery -A worker.mirror_worker worker`
 writes MLflow from the store (`<queue>.mlflow`), so training never waits for MLflow.
 """
 
@@ -28,6 +28,7 @@ SWEEP_TOP_UP_SECONDS = 30.0
 celery_app.conf.beat_schedule = {
     "reaper-and-outbox": _periodic("worker.tasks.reap_and_dispatch", settings.reaper_seconds, settings.maintenance_queue),
     "sweeps": _periodic("worker.tasks.advance_sweeps", SWEEP_TOP_UP_SECONDS, settings.maintenance_queue),
+    "webhooks": _periodic("worker.tasks.deliver_webhooks", settings.webhook_seconds, settings.maintenance_queue),
 }
 if settings.mlflow_tracking_uri:
     celery_app.conf.beat_schedule["mlflow"] = _periodic("worker.tasks.mirror_to_mlflow", settings.mlflow_flush_seconds,

@@ -18,9 +18,16 @@ from .app import celery_app, settings
 from .mlflow.mirror import mirror_pass
 from .sweep_hooks import after_job_ended
 from .training import train
+from .webhooks import deliver_due
 
 logger = get_task_logger(__name__)
 datasets.warm()  # in the parent, before Celery forks its children: no job pays scikit-learn's import
+
+
+@celery_app.task(name="worker.tasks.deliver_webhooks")
+def deliver_webhooks() -> dict[str, int]:
+    """Send the webhook deliveries that are due (the maintenance worker's, every WEBHOOK_SECONDS)."""
+    return deliver_due(settings)
 
 
 @celery_app.task(name="worker.tasks.train_job")

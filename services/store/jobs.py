@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, String, bindparam, cast, delete, exists, f
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ..jobs.time_limits import TimeLimits
-from . import fairness, outbox
+from . import fairness, outbox, webhooks
 from .columns import utcnow
 from .models import LOCAL_OWNER, MAX_INT32, TERMINAL, Checkpoint, Diagnosis, Job, JobPayload, JobStatus, JobTag, MirrorState
 
@@ -280,4 +280,5 @@ def _end(session: Session, fence: tuple[ColumnElement[bool], ...], job_id: int, 
     if result.rowcount != 1:
         return False
     session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
+    webhooks.job_ended(session, job_id)  # queued for the owner's webhooks in the same transaction
     return True

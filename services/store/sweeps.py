@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from . import locks
+from . import locks, webhooks
 from .columns import utcnow
 from .models import LOCAL_OWNER, MirrorState, Sweep, SweepStatus
 
@@ -41,15 +41,21 @@ def trial_created(session: Session, sweep_id: int) -> None:
 
 def finish(session: Session, sweep_id: int, importance: dict[str, float] | None) -> bool:
     """running -> finished with its importance; False if it was not running."""
-    return session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.running)
+    done = session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.running)
                            .values(status=SweepStatus.finished, finished_at=utcnow(), importance=importance),
                            execution_options=_PLAIN).rowcount == 1
+    if done:
+        webhooks.sweep_ended(session, sweep_id)
+    return done
 
 
 def cancel(session: Session, sweep_id: int) -> bool:
     """running -> cancelled; False if it was not running (its jobs are the caller's: jobs.cancel)."""
-    return session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.running)
+    done = session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.running)
                            .values(status=SweepStatus.cancelled, finished_at=utcnow()), execution_options=_PLAIN).rowcount == 1
+    if done:
+        webhooks.sweep_ended(session, sweep_id)
+    return done
 
 
 def lock_mirror(session: Session, sweep_id: int) -> str | None:

@@ -287,6 +287,7 @@ def test_every_example_the_openapi_document_holds_is_a_request_the_api_accepts(c
     job = client.post("/api/v1/jobs", json=examples["post", "/api/v1/jobs"])
     assert job.status_code == 202, job.text
     assert train(job.json()["id"]) == "succeeded"
+    assert ("post", "/api/v1/webhooks") in examples
     for (method, path), body in sorted(examples.items()):
         answer = client.request(method.upper(), path.replace("{job_id}", str(job.json()["id"])), json=body)
         assert answer.status_code < 300, (method, path, answer.text)

@@ -19,7 +19,8 @@ from tests.support.databases import new_database, settings_for
 
 # Small limits for fast tests, and a submission rate no test run reaches (test_auth pins the rate limit itself).
 LIMITS = {"max_params": 200_000, "max_steps": 2_000_000, "max_samples": 20_000, "max_request_bytes": 2_000_000,
-          "max_dataset_bytes": 20_000_000, "submit_rate_limit": "100000/second"}
+          "max_dataset_bytes": 20_000_000, "submit_rate_limit": "100000/second",
+          "webhook_allowed_hosts": "hooks.example.com"}  # the OpenAPI example's host (registering calls nothing)
 
 
 def make_app(backend: str, redis_url: str, tmp_path_factory, **overrides) -> tuple[Flask, str]:

@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
-from . import charts, datasets, diagnoses, diff, docs, events, experiments, health, jobs, metrics, pages, recorded_steps, sweeps, trained_model
+from . import (
+              charts,
+              datasets,
+              diagnoses,
+              diff,
+              docs,
+              events,
+              experiments,
+              health,
+              jobs,
+              metrics,
+              pages,
+              recorded_steps,
+              sweeps,
+              trained_model,
+              webhooks,
+)
 
 BLUEPRINTS = [jobs.bp, datasets.bp, diagnoses.bp,
               metrics.bp, recorded_steps.bp, trained_model.bp, events.bp, diff.bp, sweeps.bp, experiments.bp, charts.bp,
-              pages.bp, docs.bp, health.bp]
+              webhooks.bp, pages.bp, docs.bp, health.bp]
