@@ -26,6 +26,19 @@ class Activation:
     def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         return dA  # × 1
 
+    def second(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
+        return np.zeros_like(Z)  # d²/dz² z = 0
+
+    # Pearlmutter's R-operator (engine/curvature.py): the directional derivatives of forward and backward
+    # along R(z), the change of z in a direction of the parameters.
+    def r_forward(self, Z: np.ndarray, A: np.ndarray, RZ: np.ndarray) -> np.ndarray:
+        """R(a) = f'(z) R(z)."""
+        return self.derivative(Z, A) * RZ
+
+    def r_backward(self, Z: np.ndarray, A: np.ndarray, RZ: np.ndarray, dA: np.ndarray, RdA: np.ndarray) -> np.ndarray:
+        """R(dL/dz) = f''(z) R(z) dL/da + f'(z) R(dL/da)."""
+        return self.second(Z, A) * RZ * dA + self.derivative(Z, A) * RdA
+
 
 class ReLU(Activation):
     name = "relu"
@@ -60,6 +73,9 @@ class LeakyReLU(Activation):
     def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         return dA * self.derivative(Z, A)
 
+    def second(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
+        return np.zeros_like(Z)  # piecewise linear (at 0 the one-sided value, as torch takes it)
+
 
 class ELU(Activation):
     name = "elu"
@@ -78,6 +94,10 @@ class ELU(Activation):
 
     def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         return dA * self.derivative(Z, A)
+
+    def second(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
+        # d/dz alpha (e^z - 1) = alpha e^z = a + alpha, again: alpha e^z for z <= 0; 0 above
+        return np.where(Z > 0, 0.0, A + self.alpha).astype(Z.dtype)
 
 
 class Sigmoid(Activation):
@@ -98,6 +118,10 @@ class Sigmoid(Activation):
     def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         return dA * self.derivative(Z, A)
 
+    def second(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
+        # d/dz s(1 - s) = s'(1 - 2s) = s (1 - s) (1 - 2s)
+        return A * (1 - A) * (1 - 2 * A)
+
 
 class Tanh(Activation):
     name = "tanh"
@@ -111,6 +135,10 @@ class Tanh(Activation):
 
     def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         return dA * self.derivative(Z, A)
+
+    def second(self, Z: np.ndarray, A: np.ndarray) -> np.ndarray:
+        # d/dz (1 - t²) = -2 t t' = -2 t (1 - t²)
+        return -2 * A * (1 - A * A)
 
 
 class Softmax(Activation):
@@ -128,6 +156,16 @@ class Softmax(Activation):
     def backward(self, Z: np.ndarray, A: np.ndarray, dA: np.ndarray) -> np.ndarray:
         # Jacobian-vector product: dZ_k = a_k (dA_k - sum_j dA_j a_j)
         return A * (dA - (dA * A).sum(axis=-1, keepdims=True))
+
+    def r_forward(self, Z: np.ndarray, A: np.ndarray, RZ: np.ndarray) -> np.ndarray:
+        # R(a) = J R(z), J = diag(a) - a aᵀ per sample
+        return A * (RZ - (A * RZ).sum(axis=-1, keepdims=True))
+
+    def r_backward(self, Z: np.ndarray, A: np.ndarray, RZ: np.ndarray, dA: np.ndarray, RdA: np.ndarray) -> np.ndarray:
+        # dz = a ⊙ (da - s), s = Σ da a; R(dz) = R(a) ⊙ (da - s) + a ⊙ (R(da) - Σ (R(da) a + da R(a)))
+        RA = self.r_forward(Z, A, RZ)
+        s = (dA * A).sum(axis=-1, keepdims=True)
+        return RA * (dA - s) + A * (RdA - (RdA * A + dA * RA).sum(axis=-1, keepdims=True))
 
 
 def _write(out: np.ndarray, value: np.ndarray) -> np.ndarray:

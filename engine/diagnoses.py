@@ -24,7 +24,8 @@ import numpy as np
 from .spec import DiagnoseSettings
 
 SEVERITY = {"dead_units": "warning", "layer_dead": "error", "vanishing_gradients": "warning", "exploding_gradients": "warning",
-            "saturated_units": "warning", "loss_rising": "warning", "diverged": "error", "plateau": "info", "overfitting": "warning"}
+            "saturated_units": "warning", "loss_rising": "warning", "diverged": "error", "plateau": "info", "overfitting": "warning",
+            "edge_of_stability": "warning"}
 KINDS = tuple(SEVERITY)
 SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # activation -> its bounds
 
@@ -123,6 +124,15 @@ class Diagnoser:
                              "the gradient shrinks as it passes back through the layers, and the layers near the input barely learn."),
                              {"vanishing_ratio": ratio, "threshold": s.vanishing_ratio}))
         self._gradient_growth(step, metrics)
+        sharp = metrics.get("sharpness_x_lr")  # with record.curvature
+        if sharp is not None and (sharp > 2 or "edge_of_stability/" in self.state.streaks):
+            lam = metrics["sharpness"]
+            self._streak("edge_of_stability", None, step, sharp > 2,
+                         lambda since: Diagnosis("edge_of_stability", since, (
+                             f"Since step {since} the learning rate times the loss surface's sharpest curvature is {sharp:.3g}, above 2 "
+                             f"(λmax = {lam:.4g}, so 2/λmax = {2 / lam:.3g}): each step overshoots along that direction. Training "
+                             "may still go on at this edge of stability, but a learning rate below 2/λmax would descend steadily."),
+                             {"sharpness_x_lr": sharp, "sharpness": lam, "threshold": 2.0}))
         if "loss" in metrics:
             self._loss(step, metrics["loss"])
 

@@ -25,6 +25,11 @@ class Loss:
     def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def r_grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray, RA: np.ndarray) -> np.ndarray:
+        """R(grad): the directional derivative of `grad` along R(a) (engine/curvature.py); for the fused
+        losses R(a) is the output activation's R-forward of R(z)."""
+        raise NotImplementedError
+
 
 class MSE(Loss):
     name = "mse"
@@ -38,6 +43,9 @@ class MSE(Loss):
         diff = A - Y
         diff *= 2.0 / _entries(A)
         return diff
+
+    def r_grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray, RA: np.ndarray) -> np.ndarray:
+        return RA * (2.0 / _entries(A))
 
 
 class BCE(Loss):
@@ -54,6 +62,12 @@ class BCE(Loss):
         with np.errstate(divide="ignore", invalid="ignore"):
             return (A - Y) / (A * (1 - A) * _entries(A))
 
+    def r_grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray, RA: np.ndarray) -> np.ndarray:
+        # d/da (a - y) / (a (1 - a)) = [a (1 - a) - (a - y)(1 - 2a)] / (a (1 - a))²
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = A * (1 - A)
+            return RA * (p - (A - Y) * (1 - 2 * A)) / (p * p * _entries(A))
+
 
 class SigmoidBCE(Loss):
     """BCE fused with the sigmoid: computed from the logits."""
@@ -69,6 +83,9 @@ class SigmoidBCE(Loss):
         # dL/dZ = (s(z) - y) / N: the sigmoid's derivative cancels the BCE's denominators
         return (A - Y) / _entries(A)
 
+    def r_grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray, RA: np.ndarray) -> np.ndarray:
+        return RA / _entries(A)  # R((s - y) / N) = R(s) / N
+
 
 class CrossEntropy(Loss):
     """Cross-entropy of outputs read as class probabilities (any output activation)."""
@@ -83,6 +100,10 @@ class CrossEntropy(Loss):
         # dL/dA = -Y / A / n
         with np.errstate(divide="ignore", invalid="ignore"):
             return -Y / (A * A.shape[-2])
+
+    def r_grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray, RA: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return Y * RA / (A * A * A.shape[-2])  # d/da (-y / a) = y / a²
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -100,6 +121,9 @@ class SoftmaxCrossEntropy(Loss):
     def grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray) -> np.ndarray:
         # dL/dZ = (softmax(z) - y) / n
         return (A - Y) / Z.shape[-2]
+
+    def r_grad(self, A: np.ndarray, Z: np.ndarray, Y: np.ndarray, RA: np.ndarray) -> np.ndarray:
+        return RA / Z.shape[-2]  # R((softmax - y) / n) = R(softmax) / n
 
 
 def _entries(A: np.ndarray) -> int:

@@ -53,6 +53,9 @@ class Problem:
                     total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size)
 
 
+CURVATURE_MAX_SAMPLES = 10_000  # record.curvature.on = "train": each of its products is a pass over these samples
+
+
 def streams(seed: int) -> list[np.random.Generator]:
     """The job's four random generators, derived from its seed."""
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
@@ -131,6 +134,10 @@ def build_problem(spec: JobSpec | dict, raw: RawData | None = None) -> Problem:
     batch_size = n_train if spec.batch_size == "full" else spec.batch_size
     if batch_size > n_train:
         raise SpecError([("batch_size", f"{batch_size} is larger than the {n_train} training samples")])
+    curvature = spec.record.curvature
+    if curvature is not None and curvature.on == "train" and n_train > CURVATURE_MAX_SAMPLES:
+        raise SpecError([("record.curvature.on", f"the curvature on the training set is measured up to {CURVATURE_MAX_SAMPLES:,} "
+                                                 f"samples; this one has {n_train:,}: measure it on the step's batch")])
     steps_per_epoch = math.ceil(n_train / batch_size)
     total_steps = spec.steps if spec.steps is not None else spec.epochs * steps_per_epoch
     network = _build_network(spec, X_train.shape[1], rngs[STREAM_INIT], dtype)

@@ -174,12 +174,17 @@ def accuracy(loss_name: str, outputs: np.ndarray, Y: np.ndarray) -> list[float] 
     return (right / counted).tolist()
 
 
+TOP_EIGENVALUES = 3  # the Hessian's largest eigenvalues a curvature step reports (dense Hessians only)
+DENSE_MAX_PARAMS = 300  # engine/curvature.py builds the Hessian whole up to this many parameters
+
+
 def metric_keys(spec: JobSpec) -> list[str]:
     """Every metric key a job of `spec` can record (those of a step that diverged aside), in a stable order.
 
     Mirrors what the trainer writes: `loss` at recorded steps; the per-tensor families and
     `vanishing_ratio` (more than one layer) unless `record.gradients` is `none`; `dead_fraction/<layer>`
-    for ReLU-family layers; and at each epoch's end `train_loss`, `train_accuracy` (classification
+    for ReLU-family layers; with `record.curvature`, `sharpness`, `sharpness_x_lr`, `hessian_trace` and
+    `hessian_eig/<i>` (at its steps); and at each epoch's end `train_loss`, `train_accuracy` (classification
     losses) and, with a validation split, `val_loss` and `val_accuracy`."""
     layers = spec.model.layers
     names = [f"dense_{i + 1}" for i in range(len(layers))]
@@ -190,6 +195,13 @@ def metric_keys(spec: JobSpec) -> list[str]:
             keys.append("vanishing_ratio")
     keys += [f"dead_fraction/{name}" for name, layer in zip(names, layers, strict=True)
              if make_activation(layer.activation, layer.alpha).hinge_at_zero]
+    if spec.record.curvature is not None:
+        from .problem import plan  # (problem imports this module)
+
+        keys += ["sharpness", "sharpness_x_lr", "hessian_trace"]
+        n_params = plan(spec).n_params
+        if n_params <= DENSE_MAX_PARAMS:  # the dense Hessian: its top eigenvalues exactly
+            keys += [f"hessian_eig/{i + 1}" for i in range(min(TOP_EIGENVALUES, n_params))]
     classify = spec.loss != "mse"
     keys += ["train_loss"] + (["train_accuracy"] if classify else [])
     if spec.data.validation_split > 0:
@@ -209,6 +221,11 @@ METRIC_REFERENCE: tuple[tuple[str, str, str], ...] = (
     ("update_ratio/<tensor>", "as above", "‖Δtensor‖ / ‖tensor‖ of the step's update"),
     ("vanishing_ratio", "as above, with more than one layer", "first layer's weight-gradient norm over the last layer's"),
     ("dead_fraction/<layer>", "recorded steps, ReLU-family layers", "units with z ≤ 0 for every sample of the batch"),
+    ("sharpness", "every `record.curvature.every` steps that are recorded, with `record.curvature`",
+     "λmax, the loss's largest Hessian eigenvalue at the step's weights (before its update), on its batch or the training set"),
+    ("sharpness_x_lr", "as above", "λmax · η: where it passes 2, gradient descent overshoots along the sharpest direction"),
+    ("hessian_trace", "as above", "the Hessian's trace (exact up to 300 parameters, else Hutchinson's estimate)"),
+    ("hessian_eig/<i>", "as above, networks of at most 300 parameters", "the i-th largest Hessian eigenvalue (i ≤ 3), exactly"),
     ("train_loss", "each epoch's end", "sample-weighted mean of the epoch's batch losses, as trained (dropout on)"),
     ("train_accuracy", "each epoch's end, `bce` and `cross_entropy`", "the same for accuracy"),
     ("val_loss", "each epoch's end, with `data.validation_split`", "the validation part with the epoch's final weights"),
@@ -221,6 +238,8 @@ def metric_family(key: str) -> str:
     family, slash, _ = key.partition("/")
     if not slash:
         return key
+    if family == "hessian_eig":
+        return "hessian_eig/<i>"
     return f"{family}/<layer>" if family == "dead_fraction" else f"{family}/<tensor>"
 
 

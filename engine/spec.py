@@ -203,12 +203,26 @@ class Data(_Strict):
         return self
 
 
+class CurvatureSettings(_Strict):
+    """What `record.curvature` measures (engine/curvature.py): exact Hessian-vector products, from them λmax
+    by Lanczos, the trace by Hutchinson's estimator (both exact up to 300 parameters)."""
+
+    every: int = Field(ge=1, description="at every N-th step (that is recorded)")
+    on: Literal["batch", "train"] = Field(default="batch", description="the step's batch, or the whole training set (at most "
+                                          "10,000 samples)")
+    tolerance: float = Field(default=1e-4, gt=0, lt=1, description="Lanczos stops when λmax moves less than this, relatively")
+    probes: int = Field(default=10, ge=1, le=1000, description="Hutchinson's probes for the trace (networks of over 300 parameters)")
+
+
 class Record(_Strict):
     every: int = Field(default=1, ge=1, description="record every N optimizer steps (and always the last)")
     gradients: Literal["none", "summary", "full"] = Field(
         default="summary", description="`summary`: per-tensor statistics; `full`: the arrays too; `none`: the loss only")
     trace: bool | list[Annotated[int, Field(ge=0)]] = Field(
         default=False, description="the backward-pass trace: of every recorded step (`true`) or of the listed steps")
+    curvature: CurvatureSettings | None = Field(default=None, description="the loss surface's curvature at some recorded "
+                                                "steps: `sharpness` (λmax), `sharpness_x_lr` (it crosses 2 where descent diverges), "
+                                                "`hessian_trace`, `hessian_eig/<i>`")
     max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0,
                            description="budget for what the job records: metric points, full gradients, traces (≤ the server's MAX_RECORD_BYTES)")
 
@@ -366,8 +380,8 @@ def _submodel(annotation: Any) -> tuple[type[BaseModel], str] | None:
             and issubclass(get_args(annotation)[0], BaseModel):
         return get_args(annotation)[0], "[]."
     models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-    if len(models) == 1 and bool in get_args(annotation):  # a switch (`diagnose`: settings, or true/false): its fields below
-        return models[0], "."
+    if len(models) == 1 and (bool in get_args(annotation) or type(None) in get_args(annotation)):
+        return models[0], "."  # a switch (`diagnose`: settings or true/false) or an option (`record.curvature`): its fields below
     return None
 
 
@@ -378,7 +392,7 @@ def field_table() -> str:
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, field in model.model_fields.items():
             sub = _submodel(field.annotation)
-            switch = sub is not None and bool in get_args(field.annotation)
+            switch = sub is not None and get_origin(field.annotation) is not list and len(get_args(field.annotation)) > 1
             if field.is_required():
                 default = "required"
             elif (sub is not None and not switch) or field.default_factory is not None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from . import recording
+from . import curvature, recording
 from .diagnoses import Diagnoser
 from .network import Network
 from .optimizers import Optimizer, learning_rate, make_optimizer
@@ -65,6 +65,7 @@ class _Batch:
     Y: np.ndarray
     lr: np.ndarray
     before: np.ndarray | None  # the parameters before the update (traced steps only)
+    curvature: dict[int, dict[str, float]] | None = None  # member -> its curvature figures at this step (record.curvature)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,10 @@ class Member:
         self.divergence: Divergence | None = None
         self.stopped: _Stopped | None = None  # where it diverged, as it stood
         self.diagnoser = _diagnoser(problem)
+        self.curvature = record.curvature  # CurvatureSettings or None
+
+
+CURVATURE_STREAM = 0xC0DE  # the curvature probes' own generator: never the training streams
 
 
 def _diagnoser(problem: Problem) -> Diagnoser | None:
@@ -172,6 +177,7 @@ class Trainer:
         self._flat_update = optimizer.last_update.reshape(-1)  # a view: the whole step's update as one vector
         self._constant_lr = all(m.schedule.name == "constant" for m in members)
         self._diagnosing = any(m.diagnoser is not None for m in members)
+        self._curving = [k for k, m in enumerate(members) if m.curvature is not None]
 
     # -- members ----------------------------------------------------------------------------------
     @classmethod
@@ -329,6 +335,9 @@ class Trainer:
             self._check_update(update, reporting, update_sq if reporting else None, diverged)
         if diverged:  # what each diverged member reports, before its update: its weights stay as they were
             self._record_divergences(step, diverged, update)
+        # the curvature at the weights the step's loss and gradients were taken at (before the update)
+        curved = {k: self._curvature(k, step, X, Y, float(lr[k])) for k in self._curving
+                  if recorded is not None and recorded[k] and step % members[k].curvature.every == 0 and k not in diverged}
         self.optimizer.apply(params)
 
         result = StackStep(step, self.epoch, members, losses)
@@ -337,7 +346,7 @@ class Trainer:
             if recorded is None:
                 recorded = last = [False] * len(members)
             stats = (weight_sq, update_sq, moments) if reporting else None
-            self._report(result, _Batch(X, Y, lr, before), recorded, traced, last, diverged, epoch_end, reporting, stats)
+            self._report(result, _Batch(X, Y, lr, before, curved), recorded, traced, last, diverged, epoch_end, reporting, stats)
         elif epoch_end:  # only the epoch's figures to report
             epoch = self.epoch
             for member, loss, figures in zip(members, losses.tolist(), self._epoch_figures(), strict=True):
@@ -423,6 +432,8 @@ class Trainer:
                 metrics.update(dead[k])
                 if self._full[k]:
                     record.gradients = {name: g.copy() for name, g in zip(net.param_names, net.split(net.flat_grads[k]), strict=True)}
+                if batch.curvature and k in batch.curvature:
+                    metrics.update(batch.curvature[k])
                 if diagnoser is not None:
                     saturated = recording.saturated_masks(net, k, *diagnoser.saturation) if diagnoser.saturating else None
                     diagnoser.recorded(step, metrics, dead_units.get(k), saturated)
@@ -444,6 +455,21 @@ class Trainer:
         if not self.shared_data:  # member k's rows sit at k × n in the flattened stack
             idx = idx + self._row_offsets
         return np.take(self._X_rows, idx, axis=0), np.take(self._Y_rows, idx, axis=0)
+
+    def _curvature(self, k: int, step: int, X: np.ndarray, Y: np.ndarray, lr: float) -> dict[str, float]:
+        """Member k's curvature figures at this step's weights (before its update), in float64, without
+        dropout, on its batch or its whole training set; the probes' generator is seeded by the member's
+        seed and the step, so the figures depend on the spec alone (the training streams are not touched)."""
+        member, net = self.members[k], self.network
+        settings = member.curvature
+        if settings.on == "train":
+            X, Y = member.problem.X_train, member.problem.Y_train
+        else:
+            X, Y = (X if X.ndim == 2 else X[k]), (Y if Y.ndim == 2 else Y[k])
+        surface = curvature.Curvature(list(net.shapes), list(net.activations), self.loss, X.astype(np.float64), Y.astype(np.float64))
+        theta = net.flat_params[k].astype(np.float64)
+        rng = np.random.default_rng([member.spec.seed, step, CURVATURE_STREAM])
+        return curvature.figures(surface, theta, lr, rng, tol=settings.tolerance, probes=settings.probes)
 
     def _traced(self, step: int, recorded: list[bool] | None) -> list[bool] | None:
         """Which members trace this step (None: none)."""

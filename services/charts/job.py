@@ -22,7 +22,9 @@ CHARTS: dict[str, tuple[str, tuple[str, str], str, bool, tuple[float, float] | N
     "dead_units": ("Dead ReLU units (z ≤ 0 on the whole batch)", ("dead_fraction/", ""), "fraction of units", False, (0.0, 1.0)),
     "vanishing_ratio": ("Vanishing ratio (first layer's gradient norm over the last's, log scale)", ("vanishing_ratio", ""), "ratio",
                         True, None),
+    "sharpness": ("Sharpness × learning rate (above 2, descent overshoots)", ("sharpness_x_lr", ""), "λmax · η", False, None),
 }
+REFERENCE_LINES = {"sharpness": 2.0}  # drawn dashed across the chart
 LOSS_KEYS = ("loss", "train_loss", "val_loss")
 EPOCH_KEYS = ("train_loss", "val_loss")  # one point an epoch: drawn on top of the step series, never smoothed
 
@@ -47,9 +49,11 @@ def chart(name: str, series: Series, smoothing: float = 0.0, log_y: bool | None 
         title = "Loss (log scale)"
     keys = keys_of(name, list(series))
     # lines named by tensor or layer (`dense_1.weight`), the loss chart's by key
-    lines = {key if name in ("loss", "vanishing_ratio") else key.split("/", 1)[1]: series[key] for key in keys}
+    lines = {key if name in ("loss", "vanishing_ratio", "sharpness") else key.split("/", 1)[1]: series[key] for key in keys}
+    smoothing = 0.0 if name in REFERENCE_LINES else smoothing  # a few curvature steps: drawn as measured
     return charts.line_chart(lines, title, y_label=y_label, log_y=log_y, y_range=None if log_y else y_range, smoothing=smoothing,
-                             on_top=EPOCH_KEYS if name == "loss" else (), max_points=max_points, marks=marks)
+                             on_top=EPOCH_KEYS if name == "loss" else (), max_points=max_points, marks=marks,
+                             reference=REFERENCE_LINES.get(name))
 
 
 def plots(series: Series) -> dict[str, str]:

@@ -120,13 +120,15 @@ def _svg(width: int, height: int, title: str, body: list[str]) -> str:
 
 def line_chart(series: Series, title: str, x_label: str = "step", y_label: str = "", log_y: bool = False,
                y_range: tuple[float, float] | None = None, width: int = 640, height: int = 360, smoothing: float = 0.0,
-               on_top: tuple[str, ...] = (), max_points: int = MAX_POINTS, marks: list[tuple[int, str, str]] = ()) -> str | None:
+               on_top: tuple[str, ...] = (), max_points: int = MAX_POINTS, marks: list[tuple[int, str, str]] = (),
+               reference: float | None = None) -> str | None:
     """Each series a line against its steps; None when there is nothing to draw.
 
     With `smoothing` (0 ≤ w < 1) the series not in `on_top` are drawn smoothed, each over its raw self
     drawn faint; the `on_top` ones (epoch-level figures) are drawn last, thicker, with their points
     marked, so a noisy step series cannot hide them. The legend follows the order of `series`. `marks`:
-    (step, text, severity) drawn as dashed vertical lines (a job's diagnoses, where each began)."""
+    (step, text, severity) drawn as dashed vertical lines (a job's diagnoses, where each began); `reference`,
+    a value drawn as a dashed horizontal line and kept in view (sharpness × η's 2)."""
     drawn, raw = {}, {}
     for name, (steps, values) in series.items():
         steps, values = np.asarray(steps), np.asarray(values, dtype=float)
@@ -144,7 +146,7 @@ def line_chart(series: Series, title: str, x_label: str = "step", y_label: str =
         return None
     everything = [*drawn.values(), *raw.values()]
     xs = np.concatenate([s for s, _ in everything])
-    ys = np.concatenate([v for _, v in everything])
+    ys = np.concatenate([v for _, v in everything] + ([np.array([reference])] if reference is not None else []))
     floor = None
     if log_y and y_range is None and ys.min() < ys.max() / LOG_DECADES_SHOWN:  # an underflowed loss (1e-300) would flatten the rest
         floor = float(ys.max()) / LOG_DECADES_SHOWN
@@ -158,6 +160,10 @@ def line_chart(series: Series, title: str, x_label: str = "step", y_label: str =
                     'drawn on the axis</text>')
     colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(drawn)}
     left, top, right, bottom = frame.box
+    if reference is not None:
+        y = float(frame.py(np.array(reference)))
+        body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#d62728" stroke-dasharray="6 4" class="reference">'
+                    f'<title>{_label(reference)}</title></line>')
     for step, text, severity in marks:
         x = float(frame.px(np.array(float(step))))
         if left <= x <= right:

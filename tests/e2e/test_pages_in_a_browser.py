@@ -407,3 +407,20 @@ def test_diagnoses_are_listed_marked_on_the_charts_and_the_network_and_counted_p
                   for r in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")}
         assert badges[steep] == ["dead_units"] and sum(map(len, badges.values())) == 1
         assert console_errors(browser) == []
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_a_job_recording_curvature_charts_sharpness_times_the_rate_against_2(stack):
+    from selenium.webdriver.common.by import By
+
+    with stack.client() as api:
+        job = api.post("/api/v1/jobs", json=moons(record={"curvature": {"every": 4}})).json()
+        wait_status(api, job["id"], {"succeeded"})
+        recorded = api.get(f"/api/v1/jobs/{job['id']}/metrics", params={"keys": "sharpness_x_lr"}).json()["sharpness_x_lr"]
+    with chromium() as browser:
+        _ready(browser, f"{stack.url}/jobs/{job['id']}")
+        figure = browser.find_element(By.CSS_SELECTOR, '#charts figure[data-chart="sharpness"]')
+        assert figure.find_element(By.CSS_SELECTOR, "line.reference title").get_attribute("textContent") == "2"
+        points = figure.find_element(By.CSS_SELECTOR, "polyline.series").get_attribute("points").split()
+        assert len(points) == len(recorded["steps"]) == 10  # every 4th of 40 steps, unsmoothed
+        assert console_errors(browser) == []

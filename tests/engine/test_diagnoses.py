@@ -122,3 +122,20 @@ def test_a_resumed_run_finds_exactly_what_an_uninterrupted_one_finds(spec, at):
     if spec is PLATEAU:  # begun before the checkpoint, ended after it: the end is on the same entry
         plateau = next(d for d in whole.members[0].diagnoser.found if d["kind"] == "plateau")
         assert plateau["step"] < at < plateau["ended_step"]
+
+
+def test_a_rate_above_two_over_the_sharpness_is_the_edge_of_stability():
+    """A linear network with mse: the Hessian is 2/n·XᵀX, so η = 1.02 · 2/λmax puts η·λmax at 2.04 from step 0."""
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(30, 2)) * np.array([3.0, 0.5])
+    y = X @ np.array([1.0, -2.0])
+    augmented = np.hstack([X, np.ones((30, 1))])
+    top = float(np.linalg.eigvalsh(2 / 30 * augmented.T @ augmented)[-1])
+    spec = {"model": {"layers": [{"units": 1, "activation": "linear"}]}, "loss": "mse", "data": {"X": X.tolist(), "y": y.tolist()},
+            "optimizer": {"name": "sgd", "lr": 1.02 * 2 / top}, "steps": 300, "record": {"every": 1, "curvature": {"every": 1}}}
+    edge = next(d for d in run(spec)["diagnoses"] if d["kind"] == "edge_of_stability")
+    assert edge["step"] == 0 and edge["evidence"]["sharpness_x_lr"] == pytest.approx(2.04, rel=1e-10)
+    below = {**spec, "optimizer": {"name": "sgd", "lr": 0.98 * 2 / top}}
+    assert "edge_of_stability" not in [d["kind"] for d in run(below)["diagnoses"]]

@@ -284,3 +284,15 @@ def test_wide_layers_take_the_per_member_matmul_and_agree(monkeypatch):
         trainers, records = stacked_run(specs)
         for spec, trainer, recorded in zip(specs, trainers, records, strict=True):
             assert_same_run(spec, trainer, recorded)
+
+
+def test_a_member_recording_curvature_gets_what_it_gets_alone():
+    base = {"model": {"layers": [{"units": 6, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}]}, "loss": "bce",
+            "data": {"builtin": "moons", "n_samples": 48}, "batch_size": 8, "epochs": 2, "optimizer": {"name": "sgd", "lr": 0.3},
+            "record": {"every": 2}}
+    specs = [{**base, "seed": 0, "record": {"every": 2, "curvature": {"every": 4}}}, {**base, "seed": 1},
+             {**base, "seed": 2, "record": {"every": 1, "curvature": {"every": 3, "on": "train"}}}]
+    trainers, records = stacked_run(specs)
+    assert any("sharpness" in r.metrics for r in records[0]) and not any("sharpness" in r.metrics for r in records[1])
+    for spec, trainer, recorded in zip(specs, trainers, records, strict=True):
+        assert_same_run(spec, trainer, recorded)

@@ -207,7 +207,10 @@ def test_schedules_change_the_learning_rate():
     {"model": {"layers": [{"units": 4, "activation": "leaky_relu"}, {"units": 3, "activation": "softmax"}]},
      "loss": "cross_entropy", "data": {"builtin": "iris", "validation_split": 0.2}},
     {"model": {"layers": [{"units": 1, "activation": "sigmoid"}]}, "record": {"gradients": "full"}},
-], ids=["default", "no-gradients", "mse-no-validation", "softmax", "one-layer"])
+    {"record": {"curvature": {"every": 3}}},
+    {"model": {"layers": [{"units": 1, "activation": "linear"}]}, "loss": "mse", "data": {"X": [[1.0], [2.0]], "y": [1.0, 3.0]}, "batch_size": 1,
+     "record": {"curvature": {"every": 1}}},
+], ids=["default", "no-gradients", "mse-no-validation", "softmax", "one-layer", "curvature", "two-parameters"])
 def test_metric_keys_name_exactly_what_a_job_records(overrides):
     """The API refuses metric keys outside `metric_keys(spec)`: it must be what training writes."""
     from engine.recording import metric_keys
@@ -222,7 +225,8 @@ RICH = [moons_spec(),
         moons_spec(loss="mse", data={"builtin": "moons", "n_samples": 40}, record={"gradients": "none"}),
         moons_spec(model={"layers": [{"units": 4, "activation": "leaky_relu"}, {"units": 3, "activation": "softmax"}]},
                    loss="cross_entropy", data={"builtin": "iris", "validation_split": 0.2}),
-        moons_spec(model={"layers": [{"units": 1, "activation": "sigmoid"}]})]
+        moons_spec(model={"layers": [{"units": 1, "activation": "sigmoid"}]}),
+        moons_spec(record={"curvature": {"every": 5}})]
 
 
 def test_the_metric_reference_names_every_key_training_records_and_nothing_else():

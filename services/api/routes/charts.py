@@ -48,9 +48,9 @@ def _svg(text: str | None, what: str):
 @operation("charts", ok=Chart, query=ChartQuery, problems=("not-found", "not-recorded", "no-model", "unusable-model"), media=SVG)
 def job_chart(job_id: int, name: str):
     """One of a job's charts: `loss` (with train and validation loss), `gradient_norms`, `update_ratios`,
-    `dead_units`, `vanishing_ratio` (downsampled to `max_points` a line; the job's diagnoses as dashed lines where
-    each began), or `decision_boundary` (2-D inputs;
-    the final model, or the weights of a traced `step`)."""
+    `dead_units`, `vanishing_ratio`, `sharpness` (λmax·η with its line at 2, with `record.curvature`), each
+    downsampled to `max_points` a line with the job's diagnoses as dashed lines where each began; or
+    `decision_boundary` (2-D inputs; the final model, or the weights of a traced `step`)."""
     job = job_or_404(job_id)
     query: ChartQuery = request.context.query
     if name not in ChartName.__args__:

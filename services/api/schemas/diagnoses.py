@@ -17,7 +17,7 @@ DiagnosisKind = Literal[KINDS]  # type: ignore[valid-type]
 class Diagnosis(Out):
     id: int
     kind: DiagnosisKind = Field(description="dead_units, layer_dead, vanishing_gradients, exploding_gradients, saturated_units, "
-                                            "loss_rising, diverged, plateau, overfitting")
+                                            "loss_rising, diverged, plateau, overfitting, edge_of_stability")
     severity: Literal["info", "warning", "error"]
     step: int = Field(description="where it began: the first recorded step of the stretch it held over")
     ended_step: int | None = Field(description="where it stopped holding; null while it holds (a dead unit rarely comes back)")

@@ -323,9 +323,9 @@ function mirrorLag(job) {
 }
 
 // -- a job --------------------------------------------------------------------------------------
-const CHART_NAMES = ["loss", "gradient_norms", "update_ratios", "dead_units", "vanishing_ratio"];
+const CHART_NAMES = ["loss", "gradient_norms", "update_ratios", "dead_units", "vanishing_ratio", "sharpness"];
 const CHART_KEYS = { loss: ["loss"], gradient_norms: ["grad_norm/"], update_ratios: ["update_ratio/"], dead_units: ["dead_fraction/"],
-                     vanishing_ratio: ["vanishing_ratio"] };
+                     vanishing_ratio: ["vanishing_ratio"], sharpness: ["sharpness_x_lr"] };
 const MAX_DRAWN_UNITS = 16;  // wider layers are drawn as bands: a histogram, a list of the units on click
 // The summary as the page shows it: the model's own figures first, then the epochs', then the last mini-batch's.
 const SUMMARY_LABELS = [
@@ -508,7 +508,7 @@ async function boundary(job, step) {
 
 // What a diagnosis kind weighs (engine/diagnoses.py SEVERITY), for the badges of lists.
 const SEVERITY = { dead_units: "warning", layer_dead: "error", vanishing_gradients: "warning", exploding_gradients: "warning",
-  saturated_units: "warning", loss_rising: "warning", diverged: "error", plateau: "info", overfitting: "warning" };
+  saturated_units: "warning", loss_rising: "warning", diverged: "error", plateau: "info", overfitting: "warning", edge_of_stability: "warning" };
 function badges(kinds, counts = null) {
   return kinds.length ? kinds.flatMap((kind) => [el("span", { class: `badge ${SEVERITY[kind] || "info"}`, title: kind },
     counts ? `${kind} ×${counts[kind]}` : kind), " "]) : "";

@@ -1,0 +1,161 @@
+"""Curvature of a network's loss, exactly: Hessian-vector products by Pearlmutter's R-operator
+(forward-over-reverse through the engine's own layers, each activation's and loss's second-order
+rule written beside its first), and from them the sharpness λmax (Lanczos), the Hessian's trace
+(Hutchinson's estimator, or exact for small networks) and, for networks of a few hundred parameters,
+the dense Hessian and all its eigenvalues.
+
+Why it matters: gradient descent on a quadratic diverges when η·λmax > 2, and full-batch training
+drives λmax up to 2/η and hovers there (the "edge of stability", Cohen et al., ICLR 2021).
+
+Everything works on one member's parameters as one flat float64 vector in the network's layout
+(W1, b1, W2, b2, ...: `Network.param_names`), on a batch `X`, `Y`, without dropout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import Activation
+from .losses import Loss
+from .recording import DENSE_MAX_PARAMS, TOP_EIGENVALUES  # up to DENSE_MAX_PARAMS the Hessian is built whole
+
+
+@dataclass
+class Curvature:
+    """The loss surface at some weights on some batch: gradients and Hessian-vector products."""
+
+    shapes: list[tuple[int, ...]]  # the parameter tensors', in layout order
+    activations: list[Activation]
+    loss: Loss
+    X: np.ndarray
+    Y: np.ndarray
+
+    @property
+    def n_params(self) -> int:
+        return sum(int(np.prod(s)) for s in self.shapes)
+
+    def _split(self, flat: np.ndarray) -> list[np.ndarray]:
+        out, at = [], 0
+        for shape in self.shapes:
+            size = int(np.prod(shape))
+            out.append(flat[at:at + size].reshape(shape))
+            at += size
+        return out
+
+    def loss_value(self, theta: np.ndarray) -> float:
+        A = self.X
+        tensors = self._split(theta)
+        for W, b, activation in zip(tensors[::2], tensors[1::2], self.activations, strict=True):
+            Z = A @ W.T + b
+            A = activation.forward(Z.copy())
+        return float(self.loss.value(A[None], Z[None], self.Y[None])[0])
+
+    def hvp(self, theta: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(∇L, H v) at `theta` for a direction `v`, both flat: one forward pass with its R-forward, one
+        backward pass with its R-backward (about twice a training step's work)."""
+        tensors, directions = self._split(theta), self._split(v)
+        Ws, bs, VWs, Vbs = tensors[::2], tensors[1::2], directions[::2], directions[1::2]
+        As, Zs, RAs, RZs = [self.X], [], [np.zeros_like(self.X)], []
+        for W, b, VW, Vb, activation in zip(Ws, bs, VWs, Vbs, self.activations, strict=True):
+            Z = As[-1] @ W.T + b
+            RZ = As[-1] @ VW.T + RAs[-1] @ W.T + Vb  # R(z) = R(W) a + W R(a) + R(b)
+            A = activation.forward(Z.copy())
+            Zs.append(Z)
+            RZs.append(RZ)
+            As.append(A)
+            RAs.append(activation.r_forward(Z, A, RZ))
+        last = self.activations[-1]
+        A, Z, RZ, RA = As[-1][None], Zs[-1][None], RZs[-1], RAs[-1][None]
+        dOut, RdOut = self.loss.grad(A, Z, self.Y[None])[0], self.loss.r_grad(A, Z, self.Y[None], RA)[0]
+        if self.loss.fused:  # the loss gives dL/dz of the output layer
+            dZ, RdZ = dOut, RdOut
+        else:
+            dZ, RdZ = last.backward(Zs[-1], As[-1], dOut), last.r_backward(Zs[-1], As[-1], RZ, dOut, RdOut)
+        grads: list[np.ndarray] = []
+        products: list[np.ndarray] = []
+        for i in range(len(Ws) - 1, -1, -1):
+            A_in, RA_in = As[i], RAs[i]
+            grads[:0] = [dZ.T @ A_in, dZ.sum(axis=0)]
+            products[:0] = [RdZ.T @ A_in + dZ.T @ RA_in, RdZ.sum(axis=0)]
+            if i == 0:
+                break
+            dA, RdA = dZ @ Ws[i], RdZ @ Ws[i] + dZ @ VWs[i]
+            activation = self.activations[i - 1]
+            dZ, RdZ = activation.backward(Zs[i - 1], As[i], dA), activation.r_backward(Zs[i - 1], As[i], RZs[i - 1], dA, RdA)
+        return np.concatenate([g.ravel() for g in grads]), np.concatenate([p.ravel() for p in products])
+
+
+def dense_hessian(surface: Curvature, theta: np.ndarray) -> np.ndarray:
+    """The whole P × P Hessian, a column per unit direction (P products), made exactly symmetric."""
+    P = theta.size
+    H = np.empty((P, P))
+    for i in range(P):
+        e = np.zeros(P)
+        e[i] = 1.0
+        H[:, i] = surface.hvp(theta, e)[1]
+    return (H + H.T) / 2
+
+
+def top_eigenvalues(hvp: Callable[[np.ndarray], np.ndarray], P: int, rng: np.random.Generator, k: int = 1, tol: float = 1e-6,
+                    max_iter: int = 100) -> tuple[np.ndarray, int, bool]:
+    """The k largest eigenvalues of a symmetric operator by Lanczos with full reorthogonalisation, started
+    from a seeded random vector: (eigenvalues high to low, products used, converged to `tol` relative)."""
+    limit = min(max_iter, P)
+    Q = np.empty((limit + 1, P))
+    Q[0] = rng.standard_normal(P)
+    Q[0] /= np.linalg.norm(Q[0])
+    alphas, betas = [], []
+    previous, ritz, converged, m = None, np.zeros(0), False, 0
+    while m < limit:
+        w = hvp(Q[m])
+        alpha = float(w @ Q[m])
+        alphas.append(alpha)
+        basis = Q[:m + 1]
+        w -= basis.T @ (basis @ w)  # against every earlier vector (full reorthogonalisation: no ghost eigenvalues)
+        m += 1
+        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+        ritz = np.linalg.eigvalsh(T)[::-1][:k]
+        if previous is not None and len(ritz) == len(previous) and np.all(np.abs(ritz - previous) <= tol * np.maximum(np.abs(ritz), 1e-12)):
+            converged = True
+            break
+        previous = ritz
+        beta = float(np.linalg.norm(w))
+        if beta <= 1e-12 * max(1.0, abs(alpha)):  # an invariant subspace: the Ritz values are exact
+            converged = True
+            break
+        betas.append(beta)
+        Q[m] = w / beta
+    return ritz, m, converged
+
+
+def hutchinson_trace(hvp: Callable[[np.ndarray], np.ndarray], P: int, rng: np.random.Generator, probes: int) -> float:
+    """tr H ≈ mean of zᵀ H z over Rademacher probes z (unbiased; its spread falls as 1/√probes)."""
+    total = 0.0
+    for _ in range(probes):
+        z = rng.choice((-1.0, 1.0), size=P)
+        total += float(z @ hvp(z))
+    return total / probes
+
+
+def figures(surface: Curvature, theta: np.ndarray, lr: float, rng: np.random.Generator, tol: float = 1e-4, probes: int = 10,
+            top_k: int = TOP_EIGENVALUES) -> dict[str, float]:
+    """What a recorded step reports of the curvature: `sharpness` (λmax), `sharpness_x_lr` (λmax·η, the
+    quantity that crosses 2) and `hessian_trace`, exact up to DENSE_MAX_PARAMS parameters (from the dense
+    Hessian, with the top eigenvalues `hessian_eig/1..top_k`), else λmax by Lanczos to `tol` and the trace
+    by Hutchinson's estimate over `probes` probes."""
+    P = theta.size
+    if P <= DENSE_MAX_PARAMS:
+        H = dense_hessian(surface, theta)
+        eigenvalues, trace = np.linalg.eigvalsh(H)[::-1], float(np.trace(H))
+        out = {"sharpness": float(eigenvalues[0]), "sharpness_x_lr": float(eigenvalues[0]) * lr, "hessian_trace": trace}
+        out.update({f"hessian_eig/{i + 1}": float(e) for i, e in enumerate(eigenvalues[:top_k])})
+        return out
+    else:
+        def product(v: np.ndarray) -> np.ndarray:
+            return surface.hvp(theta, v)[1]
+
+        top = float(top_eigenvalues(product, P, rng, tol=tol)[0][0])
+        return {"sharpness": top, "sharpness_x_lr": top * lr, "hessian_trace": hutchinson_trace(product, P, rng, probes)}
