@@ -100,9 +100,10 @@ def dense_hessian(surface: Curvature, theta: np.ndarray) -> np.ndarray:
 
 
 def top_eigenvalues(hvp: Callable[[np.ndarray], np.ndarray], P: int, rng: np.random.Generator, k: int = 1, tol: float = 1e-6,
-                    max_iter: int = 100) -> tuple[np.ndarray, int, bool]:
+                    max_iter: int = 100, vectors: list[np.ndarray] | None = None) -> tuple[np.ndarray, int, bool]:
     """The k largest eigenvalues of a symmetric operator by Lanczos with full reorthogonalisation, started
-    from a seeded random vector: (eigenvalues high to low, products used, converged to `tol` relative)."""
+    from a seeded random vector: (eigenvalues high to low, products used, converged to `tol` relative).
+    Given `vectors`, their eigenvectors (Ritz vectors) are appended to it, in the same order."""
     limit = min(max_iter, P)
     Q = np.empty((limit + 1, P))
     Q[0] = rng.standard_normal(P)
@@ -128,6 +129,11 @@ def top_eigenvalues(hvp: Callable[[np.ndarray], np.ndarray], P: int, rng: np.ran
             break
         betas.append(beta)
         Q[m] = w / beta
+    if vectors is not None:  # the Ritz vectors of the values returned, unit length
+        T = np.diag(alphas) + np.diag(betas[:m - 1], 1) + np.diag(betas[:m - 1], -1)
+        values, basis_T = np.linalg.eigh(T)
+        order = np.argsort(values)[::-1][:k]
+        vectors.extend((Q[:m].T @ basis_T[:, order]).T)
     return ritz, m, converged
 
 
@@ -159,3 +165,53 @@ def figures(surface: Curvature, theta: np.ndarray, lr: float, rng: np.random.Gen
 
         top = float(top_eigenvalues(product, P, rng, tol=tol)[0][0])
         return {"sharpness": top, "sharpness_x_lr": top * lr, "hessian_trace": hutchinson_trace(product, P, rng, probes)}
+
+
+# -- the landscape: the loss on a plane through the weights (Li et al., NeurIPS 2018) ---------------------
+LANDSCAPE_MAX_POINTS = 101  # a side of the grid at most
+
+
+def filter_normalised(shapes: list[tuple[int, ...]], theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A Gaussian direction with each filter (a weight matrix's row: one unit's incoming weights) scaled to
+    the norm of the same filter of `theta`, and the biases left at zero, as Li et al. normalise theirs (so
+    the plane's scale follows the weights', whatever a layer's size)."""
+    out, at = [], 0
+    for i, shape in enumerate(shapes):
+        size = int(np.prod(shape))
+        if i % 2:  # a bias
+            out.append(np.zeros(size))
+        else:
+            W = theta[at:at + size].reshape(shape)
+            D = rng.standard_normal(shape)
+            D *= np.linalg.norm(W, axis=1, keepdims=True) / np.maximum(np.linalg.norm(D, axis=1, keepdims=True), 1e-12)
+            out.append(D.ravel())
+        at += size
+    return np.concatenate(out)
+
+
+def top_directions(surface: Curvature, theta: np.ndarray, rng: np.random.Generator, tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """The Hessian's two top eigenvectors at `theta` (the two sharpest directions), unit length."""
+    vectors: list[np.ndarray] = []
+    top_eigenvalues(lambda v: surface.hvp(theta, v)[1], theta.size, rng, k=2, tol=tol, vectors=vectors)
+    return vectors[0], vectors[1]
+
+
+def landscape(surface: Curvature, theta: np.ndarray, d1: np.ndarray, d2: np.ndarray, span: float = 1.0,
+              points: int = 41) -> tuple[np.ndarray, np.ndarray]:
+    """The loss at theta + α d1 + β d2 over a points × points grid of α, β in [-span, span]: (the grid's
+    coordinates, losses[β index, α index])."""
+    if not 2 <= points <= LANDSCAPE_MAX_POINTS:
+        raise ValueError(f"a landscape's side is 2 to {LANDSCAPE_MAX_POINTS} points")
+    axis = np.linspace(-span, span, points)
+    losses = np.empty((points, points))
+    for j, beta in enumerate(axis):
+        for i, alpha in enumerate(axis):
+            losses[j, i] = surface.loss_value(theta + alpha * d1 + beta * d2)
+    return axis, losses
+
+
+def project(path: list[np.ndarray], theta: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """Where weights `path` (say, the recorded steps') lie on the plane through `theta` spanned by d1, d2:
+    their least-squares coordinates (α, β), one row each."""
+    basis = np.column_stack([d1, d2])
+    return np.linalg.lstsq(basis, np.array([p - theta for p in path]).T, rcond=None)[0].T

@@ -104,3 +104,30 @@ def test_a_linear_network_with_mse_has_the_closed_form_hessian():
     assert figures["sharpness"] == pytest.approx(np.linalg.eigvalsh(closed)[-1], rel=1e-10)
     assert figures["sharpness_x_lr"] == pytest.approx(0.1 * figures["sharpness"], rel=1e-15)
     assert figures["hessian_trace"] == pytest.approx(np.trace(closed), rel=1e-12)
+
+
+def test_the_landscape_plane_its_directions_and_the_path_on_it():
+    rng = np.random.default_rng(5)
+    spec = {"model": {"layers": [{"units": 8, "activation": "tanh"}, {"units": 1, "activation": "sigmoid"}]},
+            "loss": "bce", "data": {"builtin": "moons", "n_samples": 64}, "seed": 3}
+    surface, theta = surface_of(spec)
+    values, vectors = np.linalg.eigh(curvature.dense_hessian(surface, theta))
+    d1, d2 = curvature.top_directions(surface, theta, rng, tol=1e-12)
+    assert abs(d1 @ vectors[:, -1]) == pytest.approx(1, abs=1e-6) and abs(d2 @ vectors[:, -2]) == pytest.approx(1, abs=1e-6)
+    random = curvature.filter_normalised(surface.shapes, theta, rng)
+    parts = [random[a:b] for a, b in zip(np.cumsum([0, *map(np.prod, surface.shapes)])[:-1], np.cumsum(list(map(np.prod, surface.shapes))),
+                                          strict=True)]
+    for i, (part, shape) in enumerate(zip(parts, surface.shapes, strict=True)):
+        if i % 2:
+            assert not part.any()  # biases stay put
+        else:
+            W = theta[sum(int(np.prod(s)) for s in surface.shapes[:i]):][:part.size].reshape(shape)
+            np.testing.assert_allclose(np.linalg.norm(part.reshape(shape), axis=1), np.linalg.norm(W, axis=1), rtol=1e-12)
+    axis, losses = curvature.landscape(surface, theta, d1, d2, span=0.5, points=11)
+    assert losses.shape == (11, 11) and losses[5, 5] == surface.loss_value(theta) and axis[5] == 0
+    assert losses[5, 0] > losses[5, 5] and losses[5, 10] > losses[5, 5]  # the sharpest direction curves up (λmax > 0 here)
+    assert values[-1] > 0
+    coordinates = curvature.project([theta + 0.3 * d1 - 0.2 * d2, theta], theta, d1, d2)
+    np.testing.assert_allclose(coordinates, [[0.3, -0.2], [0, 0]], atol=1e-12)
+    with pytest.raises(ValueError, match="2 to 101 points"):
+        curvature.landscape(surface, theta, d1, d2, points=500)
