@@ -37,7 +37,7 @@ class Curvature:
     def n_params(self) -> int:
         return sum(int(np.prod(s)) for s in self.shapes)
 
-    def _split(self, flat: np.ndarray) -> list[np.ndarray]:
+    def split(self, flat: np.ndarray) -> list[np.ndarray]:
         out, at = [], 0
         for shape in self.shapes:
             size = int(np.prod(shape))
@@ -47,7 +47,7 @@ class Curvature:
 
     def loss_value(self, theta: np.ndarray) -> float:
         A = self.X
-        tensors = self._split(theta)
+        tensors = self.split(theta)
         for W, b, activation in zip(tensors[::2], tensors[1::2], self.activations, strict=True):
             Z = A @ W.T + b
             A = activation.forward(Z.copy())
@@ -56,7 +56,7 @@ class Curvature:
     def hvp(self, theta: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(∇L, H v) at `theta` for a direction `v`, both flat: one forward pass with its R-forward, one
         backward pass with its R-backward (about twice a training step's work)."""
-        tensors, directions = self._split(theta), self._split(v)
+        tensors, directions = self.split(theta), self.split(v)
         Ws, bs, VWs, Vbs = tensors[::2], tensors[1::2], directions[::2], directions[1::2]
         As, Zs, RAs, RZs = [self.X], [], [np.zeros_like(self.X)], []
         for W, b, VW, Vb, activation in zip(Ws, bs, VWs, Vbs, self.activations, strict=True):
