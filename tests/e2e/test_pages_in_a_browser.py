@@ -108,9 +108,9 @@ def test_a_running_jobs_chart_grows_while_it_trains(stack):
             with chromium() as browser:
                 _ready(browser, f"{stack.url}/jobs/{job['id']}")
 
-                def drawn_points() -> int:
-                    polyline = browser.find_element(By.CSS_SELECTOR, '#charts figure[data-chart="loss"] polyline')
-                    return len(polyline.get_attribute("points").split())
+                def drawn_points() -> int:  # read in one go: the chart is redrawn every second while it trains
+                    points = _attributes(browser, '#charts figure[data-chart="loss"] polyline', "points")
+                    return len(points[0].split()) if points and points[0] else 0
 
                 first = drawn_points()
                 deadline = time.monotonic() + TIMEOUT
