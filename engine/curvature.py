@@ -33,10 +33,6 @@ class Curvature:
     X: np.ndarray
     Y: np.ndarray
 
-    @property
-    def n_params(self) -> int:
-        return sum(int(np.prod(s)) for s in self.shapes)
-
     def split(self, flat: np.ndarray) -> list[np.ndarray]:
         out, at = [], 0
         for shape in self.shapes:
@@ -159,12 +155,12 @@ def figures(surface: Curvature, theta: np.ndarray, lr: float, rng: np.random.Gen
         out = {"sharpness": float(eigenvalues[0]), "sharpness_x_lr": float(eigenvalues[0]) * lr, "hessian_trace": trace}
         out.update({f"hessian_eig/{i + 1}": float(e) for i, e in enumerate(eigenvalues[:top_k])})
         return out
-    else:
-        def product(v: np.ndarray) -> np.ndarray:
-            return surface.hvp(theta, v)[1]
 
-        top = float(top_eigenvalues(product, P, rng, tol=tol)[0][0])
-        return {"sharpness": top, "sharpness_x_lr": top * lr, "hessian_trace": hutchinson_trace(product, P, rng, probes)}
+    def product(v: np.ndarray) -> np.ndarray:
+        return surface.hvp(theta, v)[1]
+
+    top = float(top_eigenvalues(product, P, rng, tol=tol)[0][0])
+    return {"sharpness": top, "sharpness_x_lr": top * lr, "hessian_trace": hutchinson_trace(product, P, rng, probes)}
 
 
 # -- the landscape: the loss on a plane through the weights (Li et al., NeurIPS 2018) ---------------------

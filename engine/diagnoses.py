@@ -80,7 +80,7 @@ class Diagnoser:
     def __init__(self, settings: DiagnoseSettings, layers: list[tuple[str, str, int]], batch_size: int, full_batch: bool,
                  n_train: int) -> None:
         """`layers`: (name, activation, units) of each layer, input to output; `n_train`: the training samples."""
-        self.settings, self.layers = settings, layers
+        self.settings = settings
         self.full_batch = full_batch
         # a unit found dead or saturated on fewer samples than `samples` (a tiny dataset) is said, as info only
         self.few_samples = n_train < settings.samples

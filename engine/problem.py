@@ -295,7 +295,7 @@ def recording_bytes(spec: JobSpec, n_inputs: int, batch: int, total_steps: int, 
     widths = [n_inputs] + [layer.units for layer in spec.model.layers]
     n_params = sum(widths[i] * widths[i + 1] + widths[i + 1] for i in range(len(widths) - 1))
     units = sum(widths[1:])
-    keys = metric_keys(spec)
+    keys = metric_keys(spec, n_params)
     epoch_keys = sum(1 for key in keys if key.startswith(("train_", "val_")))
     epochs = math.ceil(total_steps / max(steps_per_epoch, 1))
     needed = (recorded * (len(keys) - epoch_keys) + epochs * epoch_keys) * POINT_BYTES

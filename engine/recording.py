@@ -178,13 +178,14 @@ TOP_EIGENVALUES = 3  # the Hessian's largest eigenvalues a curvature step report
 DENSE_MAX_PARAMS = 300  # engine/curvature.py builds the Hessian whole up to this many parameters
 
 
-def metric_keys(spec: JobSpec) -> list[str]:
+def metric_keys(spec: JobSpec, n_params: int) -> list[str]:
     """Every metric key a job of `spec` can record (those of a step that diverged aside), in a stable order.
 
     Mirrors what the trainer writes: `loss` at recorded steps; the per-tensor families and
     `vanishing_ratio` (more than one layer) unless `record.gradients` is `none`; `dead_fraction/<layer>`
     for ReLU-family layers; with `record.curvature`, `sharpness`, `sharpness_x_lr`, `hessian_trace` and
-    `hessian_eig/<i>` (at its steps); and at each epoch's end `train_loss`, `train_accuracy` (classification
+    `hessian_eig/<i>` (at its steps; the last only for networks of at most DENSE_MAX_PARAMS of the `n_params`
+    parameters, whose Hessian is built whole); and at each epoch's end `train_loss`, `train_accuracy` (classification
     losses) and, with a validation split, `val_loss` and `val_accuracy`."""
     layers = spec.model.layers
     names = [f"dense_{i + 1}" for i in range(len(layers))]
@@ -196,10 +197,7 @@ def metric_keys(spec: JobSpec) -> list[str]:
     keys += [f"dead_fraction/{name}" for name, layer in zip(names, layers, strict=True)
              if make_activation(layer.activation, layer.alpha).hinge_at_zero]
     if spec.record.curvature is not None:
-        from .problem import plan  # (problem imports this module)
-
         keys += ["sharpness", "sharpness_x_lr", "hessian_trace"]
-        n_params = plan(spec).n_params
         if n_params <= DENSE_MAX_PARAMS:  # the dense Hessian: its top eigenvalues exactly
             keys += [f"hessian_eig/{i + 1}" for i in range(min(TOP_EIGENVALUES, n_params))]
     classify = spec.loss != "mse"

@@ -21,6 +21,7 @@ from services.webhooks.signing import HEADER, signature
 
 logger = logging.getLogger(__name__)
 BATCH = 50  # deliveries a pass sends at most
+PASS_SECONDS = 30.0  # a pass starts no delivery after this long: dead receivers cannot hold the reaper (same worker) back for minutes
 MAX_ANSWER_BYTES = 64 * 1024  # what is read of a receiver's answer (its status is what counts)
 
 
@@ -30,8 +31,11 @@ def deliver_due(settings: Settings, sessions: sessionmaker[Session] | None = Non
     with sessions() as session:
         due = [(d.id, d.event, d.payload, w.url, w.secret) for d, w in webhooks.due(session, utcnow(), BATCH)]
     counts = {"delivered": 0, "pending": 0, "failed": 0}
+    started = time.monotonic()
     with httpx.Client(follow_redirects=False, timeout=settings.webhook_timeout_seconds) as http:
         for delivery_id, event, payload, url, secret in due:
+            if time.monotonic() - started > PASS_SECONDS:  # the rest stay due for the next pass
+                break
             status, error = send(http, url, secret, delivery_id, event, payload, settings)
             with sessions.begin() as session:
                 state = webhooks.attempted(session, delivery_id, status, error, settings.webhook_max_attempts, settings.webhook_retry_seconds)
@@ -50,12 +54,13 @@ def send(http: httpx.Client, url: str, secret: str, delivery_id: int, event: str
     body = json.dumps({"id": delivery_id, **payload}, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "bplab-webhooks/1", "Bplab-Event": event,
                "Bplab-Delivery": str(delivery_id), HEADER: signature(secret, int(time.time()), body)}
+    started = time.monotonic()  # httpx bounds each read; this bounds the whole answer (a receiver trickling bytes)
     try:
         with http.stream("POST", url, content=body, headers=headers) as answer:
             read = 0
             for chunk in answer.iter_bytes():
                 read += len(chunk)
-                if read >= MAX_ANSWER_BYTES:
+                if read >= MAX_ANSWER_BYTES or time.monotonic() - started > settings.webhook_timeout_seconds:
                     break
             if 300 <= answer.status_code < 400:
                 return answer.status_code, f"answered {answer.status_code} (a redirect: not followed)"

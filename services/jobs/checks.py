@@ -69,7 +69,7 @@ def check_limits(spec: JobSpec, sizes: Plan, settings: Settings) -> int:
         (steps_field, sizes.total_steps, settings.max_steps, "MAX_STEPS", "optimizer steps"),
         ("data.n_samples" if spec.data.builtin else "data.X", sizes.n_samples, settings.max_samples, "MAX_SAMPLES", "samples"),
         ("record.max_bytes", spec.record.max_bytes, settings.max_record_bytes, "MAX_RECORD_BYTES", "bytes of recording budget"),
-        ("model.layers", len(metric_keys(spec)), settings.max_metric_keys, "MAX_METRIC_KEYS", "metric keys"),
+        ("model.layers", len(metric_keys(spec, sizes.n_params)), settings.max_metric_keys, "MAX_METRIC_KEYS", "metric keys"),
     ]
     for field, value, limit, name, what in checks:
         if value > limit:

@@ -213,12 +213,13 @@ def test_schedules_change_the_learning_rate():
 ], ids=["default", "no-gradients", "mse-no-validation", "softmax", "one-layer", "curvature", "two-parameters"])
 def test_metric_keys_name_exactly_what_a_job_records(overrides):
     """The API refuses metric keys outside `metric_keys(spec)`: it must be what training writes."""
+    from engine.problem import plan
     from engine.recording import metric_keys
     from engine.spec import parse_spec
 
     spec = moons_spec(**overrides)
     recorded = set(run(spec)["metrics"])
-    assert recorded == set(metric_keys(parse_spec(spec)))
+    assert recorded == set(metric_keys(parse_spec(spec), plan(parse_spec(spec)).n_params))
 
 
 RICH = [moons_spec(),

@@ -41,7 +41,7 @@ def _check_keys(job: Job, wanted: list[str]) -> None:
     known = set(recorded)
     unknown = [key for key in wanted if key not in known]
     if unknown and job.status not in TERMINAL:
-        known |= set(metric_keys(parse_spec(job.spec)))
+        known |= set(metric_keys(parse_spec(job.spec), job.n_params))
         unknown = [key for key in unknown if key not in known]
     if unknown:
         raise ApiError("unknown-metric", f"job {job.id} has no metric {', '.join(map(repr, unknown))}; it recorded "
