@@ -6,7 +6,10 @@ Hutchinson's 10 probes; the dense Hessian up to 300 parameters) counted in train
 
     .venv/bin/python bench/curvature.py [--repeats 5]
 
-Then a landscape of 41 × 41 points for (b) on its whole training set along its two sharpest directions.
+Then a landscape of 41 × 41 points for (b) on its whole training set along its two sharpest directions,
+and the whole landscape a worker computes for GET /jobs/{id}/landscape (engine/landscapes.py): a
+2,000-step job of (b) recording every 10th step replayed to step 1,000, its two sharpest directions
+there, the 41 × 41 grid and the path of its 200 recorded steps.
 
 Targets (the curvature issue): `sharpness` of one step for (b) ≤ 20 training steps' worth; the
 41 × 41 landscape for (b) ≤ 2 s.
@@ -28,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_vs_torch import CASES, case_data, engine_spec, time_engine
 
 from engine import curvature
+from engine.landscapes import landscape_of
 from engine.problem import build_problem
 
 
@@ -111,6 +115,11 @@ def main() -> None:
     curvature.landscape(surface, theta, d1, d2, span=1.0, points=41)
     print(f"landscape of case (b), 41 × 41 points on its {len(X):,} samples along its two top eigenvectors: "
           f"{time.perf_counter() - t0:.2f} s (target ≤ 2 s)", flush=True)
+    job = build_problem(engine_spec(case, X, y, "float64", every=10, gradients="none", steps=2000))
+    t0 = time.perf_counter()
+    answer = landscape_of(job, 1000, "top", points=41)
+    print(f"a job's landscape as the worker computes it, case (b), 2,000 steps replayed to 1,000, top directions, 41 × 41, "
+          f"{len(answer['path'])} path points: {time.perf_counter() - t0:.2f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from services.store.db import session_factory
 from services.store.models import Sweep, SweepStatus
 
 from .app import celery_app, settings
+from .landscapes import compute
 from .mlflow.mirror import mirror_pass
 from .sweep_hooks import after_job_ended
 from .training import train
@@ -28,6 +29,14 @@ datasets.warm()  # in the parent, before Celery forks its children: no job pays 
 def deliver_webhooks() -> dict[str, int]:
     """Send the webhook deliveries that are due (the maintenance worker's, every WEBHOOK_SECONDS)."""
     return deliver_due(settings)
+
+
+@celery_app.task(name="worker.tasks.compute_landscape")
+def compute_landscape(landscape_id: int) -> str:
+    """Compute a job's loss landscape the API was asked for (a replay of the job, then the grid)."""
+    outcome = compute(landscape_id, settings)
+    logger.info("landscape %s: %s", landscape_id, outcome)
+    return outcome
 
 
 @celery_app.task(name="worker.tasks.train_job")

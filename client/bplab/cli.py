@@ -328,6 +328,31 @@ def trace(s: Session, job_id: int, step: int) -> int:
     return EXIT_OK
 
 
+@command("landscape", "the loss around the weights at a step of an ended job, with the path the weights took")
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--step", type=int, help="after this many steps (default: the job's last)")
+@click.option("--directions", type=click.Choice(["top", "random"]), default="top", show_default=True,
+              help="the Hessian's two sharpest directions, or two filter-normalised random ones")
+@click.option("--points", type=int, default=41, show_default=True, help="grid points along each direction")
+@click.option("--span", type=float, help="the grid's half-width (default: the path with a margin)")
+@click.option("-o", "--output", help="save the contour plot (SVG) here")
+def landscape(s: Session, job_id: int, step: int | None, directions: str, points: int, span: float | None, output: str | None) -> int:
+    if not s.json:
+        click.echo(f"asking a worker for job {job_id}'s landscape (it replays the job to the step)…", err=True)
+    found = s.api().landscape(job_id, step=step, directions=directions, points=points, span=span, svg=output)
+    flat = [v for row in found["loss"] for v in row if v is not None]
+    lines = [f"job {job_id} after {found['step']:,} steps: loss {found['loss_at_step']:.6g} on {found['samples']:,} training rows",
+             f"{points}×{points} grid of ±{found['span']:.3g} along {directions} directions"
+             + (f" (λ = {found['eigenvalues'][0]:.4g}, {found['eigenvalues'][1]:.4g})" if found["eigenvalues"] else "")
+             + (f": loss {min(flat):.4g} to {max(flat):.4g}" if flat else ": no finite loss"),
+             f"path: {len(found['path'])} steps, from ({found['path'][0]['alpha']:.3g}, {found['path'][0]['beta']:.3g}) at step "
+             f"{found['path'][0]['step']:,}; computed in {found['seconds']:.2f} s"]
+    if output:
+        lines.append(f"saved the contour plot to {output}")
+    s.emit(found, "\n".join(lines))
+    return EXIT_OK
+
+
 @command("cancel", "cancel a job")
 @click.argument("job_id", metavar="ID", type=int)
 def cancel(s: Session, job_id: int) -> int:

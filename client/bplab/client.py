@@ -173,6 +173,24 @@ class Client:
         """What went wrong in a job, found while it trained: kind, step, layer, severity, evidence, sentence."""
         return self._json("GET", f"/api/v1/jobs/{job_id}/diagnoses")["diagnoses"]
 
+    def landscape(self, job_id: int, step: int | None = None, directions: str = "top", points: int = 41, span: float | None = None,
+                  svg: str | Path | None = None, timeout: float = 600.0, poll: float = 1.0) -> dict[str, Any]:
+        """The loss on a grid around the weights after `step` steps (default: the last) of an ended job, along the
+        Hessian's two sharpest directions (`top`) or two filter-normalised random ones (`random`), with the recorded
+        steps' path projected onto that plane. A worker computes it (the service answers 202 until then): this waits
+        up to `timeout` seconds. With `svg`, the contour plot is saved there too."""
+        params = {"directions": directions, "points": points, **({"step": step} if step is not None else {}),
+                  **({"span": span} if span is not None else {})}
+        path = f"/api/v1/jobs/{job_id}/landscape"
+        deadline = time.monotonic() + timeout
+        while (response := self._request("GET", path, params=params)).status_code == 202:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id}'s landscape is still being computed after {timeout:g} s")
+            time.sleep(max(poll, float(response.headers.get("Retry-After", poll))))
+        if svg is not None:
+            Path(svg).write_text(self._request("GET", path, params=params, headers={"Accept": "image/svg+xml"}).text)
+        return response.json()
+
     def cancel(self, job_id: int) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/jobs/{job_id}/cancel")
 

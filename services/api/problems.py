@@ -41,6 +41,8 @@ PROBLEMS: dict[str, ProblemKind] = {
     "sweep-running": ProblemKind(409, "Sweep still running", "The job belongs to a sweep that is still running (`sweep_id`); "
                                  "cancel the sweep or let it finish first."),
     "no-model": ProblemKind(409, "No model yet", "The trained model is stored when the job ends; wait for it (`status_now`)."),
+    "not-ended": ProblemKind(409, "Not ended yet", "What was asked for is computed from a job that has ended (its steps are then "
+                             "fixed); wait for it (`status_now`)."),
     "unusable-model": ProblemKind(409, "Model unusable", "The job's final weights are not finite (it diverged), so its outputs would "
                                   "mean nothing. Train again with a smaller learning rate or gradient clipping."),
     "model-not-mirrored": ProblemKind(409, "Model not in MLflow yet", "The job's run gets its MLflow model from the MLflow worker "

@@ -74,7 +74,7 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
     return np.array(listed)
 
 
-class _Frame:
+class Frame:
     """The plotting area: data coordinates to SVG pixels."""
 
     def __init__(self, width: int, height: int, x: tuple[float, float], y: tuple[float, float], log_y: bool) -> None:
@@ -112,7 +112,7 @@ class _Frame:
         return out
 
 
-def _svg(width: int, height: int, title: str, body: list[str]) -> str:
+def svg_document(width: int, height: int, title: str, body: list[str]) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'font-family="sans-serif" font-size="11"><rect width="100%" height="100%" fill="white"/>'
             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="13">{escape(title)}</text>{"".join(body)}</svg>')
@@ -153,7 +153,7 @@ def line_chart(series: Series, title: str, x_label: str = "step", y_label: str =
         drawn = {n: (s, np.maximum(v, floor)) for n, (s, v) in drawn.items()}
         raw = {n: (s, np.maximum(v, floor)) for n, (s, v) in raw.items()}
         ys = np.maximum(ys, floor)
-    frame = _Frame(width, height, (float(xs.min()), float(xs.max())), y_range or (float(ys.min()), float(ys.max())), log_y)
+    frame = Frame(width, height, (float(xs.min()), float(xs.max())), y_range or (float(ys.min()), float(ys.max())), log_y)
     body = frame.axes(x_label, y_label)
     if floor is not None:
         body.append(f'<text x="{frame.box[0] + 4}" y="{frame.box[3] - 4}" fill="#777" class="floor">values below {_label(floor)} '
@@ -197,15 +197,15 @@ def line_chart(series: Series, title: str, x_label: str = "step", y_label: str =
             y = height + 4 + 15 * i
             body.append(f'<rect x="{MARGIN[0]}" y="{y - 5}" width="14" height="{4 if name in on_top else 3}" fill="{colors[name]}"/>'
                         f'<text x="{MARGIN[0] + 20}" y="{y}" class="legend">{escape(label)}</text>')
-        return _svg(width, height + 8 + 15 * len(drawn), title, body)
-    return _svg(width, height, title, body)
+        return svg_document(width, height + 8 + 15 * len(drawn), title, body)
+    return svg_document(width, height, title, body)
 
 
 def decision_map(classes: np.ndarray, extent: tuple[float, float, float, float], X: np.ndarray, labels: np.ndarray,
                  title: str = "Decision boundary", size: int = 420) -> str:
     """`classes` (rows × columns over `extent` = x0, x1, y0, y1, row 0 at y0) as coloured cells, and the
     points `X` coloured by `labels` on top. Cells of one class next to each other in a row are one rectangle."""
-    frame = _Frame(size, size, extent[:2], extent[2:], log_y=False)
+    frame = Frame(size, size, extent[:2], extent[2:], log_y=False)
     rows, cols = classes.shape
     xs = frame.px(np.linspace(extent[0], extent[1], cols + 1))
     ys = frame.py(np.linspace(extent[2], extent[3], rows + 1))
@@ -223,7 +223,7 @@ def decision_map(classes: np.ndarray, extent: tuple[float, float, float, float],
     for (x, y), label in zip(X.tolist(), labels.tolist(), strict=True):
         body.append(f'<circle cx="{float(frame.px(np.array(x))):.1f}" cy="{float(frame.py(np.array(y))):.1f}" r="3" '
                     f'fill="{PALETTE[int(label) % len(PALETTE)]}" stroke="black" stroke-width="0.5"/>')
-    return _svg(size, size, title, body)
+    return svg_document(size, size, title, body)
 
 
 def category_label(value: object) -> str:
@@ -233,22 +233,34 @@ def category_label(value: object) -> str:
 
 def scatter_chart(points: dict[str, tuple[np.ndarray, np.ndarray]], title: str, x_label: str, y_label: str,
                   width: int = 420, height: int = 300, categories: list[str] | None = None,
-                  missing: list[float] | None = None) -> str | None:
+                  missing: list[float] | None = None, log_y: bool = False,
+                  curve: tuple[np.ndarray, np.ndarray, str] | None = None) -> str | None:
     """Points (x, y) per series, each its own colour; None when there is nothing to draw.
 
     With `categories`, x is an index into them (fractions between spread the seeds of one value apart)
     and the axis names them. `missing` are the x of jobs without a y (diverged, failed): each drawn as
-    a grey cross along the top edge, so every ended job has a mark."""
+    a grey cross along the top edge, so every ended job has a mark. `curve` (x, y, label): a reference
+    drawn dashed across the points' x range (2/η under a sweep's sharpness); with `log_y`, y is on a log axis."""
     drawn = {name: (np.asarray(x, float), np.asarray(y, float)) for name, (x, y) in points.items()}
-    drawn = {name: (x[keep], y[keep]) for name, (x, y) in drawn.items() if (keep := np.isfinite(x) & np.isfinite(y)).any()}
+    drawn = {name: (x[keep], y[keep]) for name, (x, y) in drawn.items()
+             if (keep := np.isfinite(x) & np.isfinite(y) & ((y > 0) if log_y else True)).any()}
     missing = [x for x in missing or [] if math.isfinite(x)]
     if not drawn and not missing:
         return None
     xs = np.concatenate([x for x, _ in drawn.values()] + [np.array(missing, float)])
-    ys = np.concatenate([y for _, y in drawn.values()]) if drawn else np.array([0.0, 1.0])
+    ys = np.concatenate([y for _, y in drawn.values()]) if drawn else np.array([0.5, 1.0])
     x_range = (-0.5, len(categories) - 0.5) if categories else (float(xs.min()), float(xs.max()))
-    frame = _Frame(width, height, x_range, (float(ys.min()), float(ys.max())), log_y=False)
+    if curve is not None:  # kept in view over the points' x range
+        inside = (curve[0] >= x_range[0]) & (curve[0] <= x_range[1]) & np.isfinite(curve[1]) & ((curve[1] > 0) if log_y else True)
+        ys = np.concatenate([ys, curve[1][inside]])
+    frame = Frame(width, height, x_range, (float(ys.min()), float(ys.max())), log_y=log_y)
     body = frame.axes(x_label, y_label, x_ticks=list(enumerate(categories)) if categories else None)
+    if curve is not None and inside.any():
+        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(frame.px(curve[0][inside]).tolist(), frame.py(curve[1][inside]).tolist(),
+                                                           strict=True))
+        body.append(f'<polyline points="{line}" fill="none" stroke="#d62728" stroke-dasharray="6 4" class="reference">'
+                    f'<title>{escape(curve[2])}</title></polyline>'
+                    f'<text x="{frame.box[2] - 4}" y="{frame.box[1] + 14}" text-anchor="end" fill="#d62728">{escape(curve[2])}</text>')
     for i, (name, (x, y)) in enumerate(drawn.items()):
         color = PALETTE[i % len(PALETTE)]
         for px, py in zip(frame.px(x).tolist(), frame.py(y).tolist(), strict=True):
@@ -258,7 +270,7 @@ def scatter_chart(points: dict[str, tuple[np.ndarray, np.ndarray]], title: str, 
     for px in frame.px(np.array(missing, float)).tolist():
         body.append(f'<path d="M{px - 4:.1f},{top - 4} l8,8 m0,-8 l-8,8" stroke="#777" stroke-width="1.5" class="mark missing">'
                     '<title>no objective (diverged or failed)</title></path>')
-    return _svg(width, height, title, body)
+    return svg_document(width, height, title, body)
 
 
 def parallel_coordinates(axes: list[str], rows: list[list[float]], title: str, width: int = 720, height: int = 320,
@@ -307,4 +319,4 @@ def parallel_coordinates(axes: list[str], rows: list[list[float]], title: str, w
         red, blue = int(40 + 200 * row[-1]), int(40 + 200 * (1 - row[-1]))
         body.append(f'<polyline points="{points}" fill="none" stroke="rgb({red},60,{blue})" stroke-opacity="0.7" stroke-width="1.5" '
                     'class="job"/>')
-    return _svg(width, height, title, body + labels)
+    return svg_document(width, height, title, body + labels)

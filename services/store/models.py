@@ -223,6 +223,26 @@ class Diagnosis(Base):
     found_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Landscape(Base):
+    """A job's loss landscape at a step (engine/landscapes.py), asked for by `key` (step, directions, points,
+    span): computed once by a training worker, then served from here. `result` is null until it is done;
+    `error` holds why it could not be (the next request asks again)."""
+
+    __tablename__ = "landscapes"
+    __table_args__ = (UniqueConstraint("job_id", "key", name="uq_landscapes_job_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(200))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    seconds: Mapped[float | None] = mapped_column()
+
+
 class Webhook(Base):
     """An owner's webhook: where to POST which events, and the secret its deliveries are signed with
     (HMAC-SHA256; shown to the owner once, kept here to sign)."""

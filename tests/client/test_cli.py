@@ -218,3 +218,17 @@ def test_datasets_commands_and_submit_with_a_dataset_file(bplab, tmp_path):
     assert shown.returncode == 0 and f"used by jobs [{found['id']}]" in shown.stdout and "classes ['no', 'yes']" in shown.stdout
     assert bplab("datasets", "delete", str(dataset_id)).returncode == 0
     assert bplab("datasets", "show", str(dataset_id)).returncode != 0
+
+
+def test_landscape_waits_for_the_worker_and_saves_the_contour_plot(bplab, api, tmp_path):
+    job = api.submit(moons(epochs=2))
+    api.wait(job["id"])
+    saved = tmp_path / "landscape.svg"
+    done = bplab("landscape", str(job["id"]), "--points", "11", "--step", "4", "-o", str(saved))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"job {job['id']} after 4 steps: loss ") and "11×11 grid" in done.stdout
+    assert saved.read_text().startswith("<svg") and 'class="path"' in saved.read_text()
+    found = json.loads(bplab("--json", "landscape", str(job["id"]), "--points", "11", "--step", "4").stdout)
+    assert found["step"] == 4 and [p["step"] for p in found["path"]][:2] == [0, 1] and found == api.landscape(job["id"], step=4, points=11)
+    refused = bplab("landscape", str(job["id"]), "--step", "99")
+    assert refused.returncode != 0 and "step is 0 to 16" in refused.stderr

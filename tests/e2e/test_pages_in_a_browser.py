@@ -410,17 +410,40 @@ def test_diagnoses_are_listed_marked_on_the_charts_and_the_network_and_counted_p
 
 
 @pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
-def test_a_job_recording_curvature_charts_sharpness_times_the_rate_against_2(stack):
+def test_curvature_on_the_pages_sharpness_against_2_the_landscape_and_a_sweeps_sharpness_against_2_over_eta(stack):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
-    with stack.client() as api:
-        job = api.post("/api/v1/jobs", json=moons(record={"curvature": {"every": 4}})).json()
-        wait_status(api, job["id"], {"succeeded"})
-        recorded = api.get(f"/api/v1/jobs/{job['id']}/metrics", params={"keys": "sharpness_x_lr"}).json()["sharpness_x_lr"]
+    base = moons(optimizer={"name": "sgd", "lr": 0.1}, batch_size="full", epochs=40, record={"curvature": {"every": 4}})
+    with stack.client() as api:  # full-batch descent at three rates, the last past the edge: it diverges
+        sweep = api.post("/api/v1/sweeps", json={"name": "edge", "base": base, "space": {"optimizer.lr": [0.3, 3.0, 30.0]}}).json()
+        done = wait_sweep(api, sweep["id"])
+        job_id = next(row["jobs"][0] for row in done["leaderboard"] if row["params"]["optimizer.lr"] == 3.0)
+        recorded = api.get(f"/api/v1/jobs/{job_id}/metrics", params={"keys": "sharpness_x_lr"}).json()["sharpness_x_lr"]
+        ended = [j for j in api.get(f"/api/v1/sweeps/{sweep['id']}").json()["jobs"] if j["status"] in ("succeeded", "diverged")]
     with chromium() as browser:
-        _ready(browser, f"{stack.url}/jobs/{job['id']}")
+        _ready(browser, f"{stack.url}/jobs/{job_id}")
         figure = browser.find_element(By.CSS_SELECTOR, '#charts figure[data-chart="sharpness"]')
         assert figure.find_element(By.CSS_SELECTOR, "line.reference title").get_attribute("textContent") == "2"
         points = figure.find_element(By.CSS_SELECTOR, "polyline.series").get_attribute("points").split()
         assert len(points) == len(recorded["steps"]) == 10  # every 4th of 40 steps, unsmoothed
+        # the landscape: asked of a worker, drawn when it answers
+        browser.find_element(By.ID, "landscape-draw").click()
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "landscape").get_attribute("data-state") != "computing")
+        assert browser.find_element(By.ID, "landscape").get_attribute("data-state") == "drawn", browser.find_element(By.ID, "landscape-hint").text
+        drawn = browser.execute_script("const s = document.querySelector('#landscape svg'); return [s.querySelectorAll('polyline.contour')"
+                                       ".length, s.querySelectorAll('polyline.path').length, s.querySelectorAll('circle.at-step').length]")
+        assert drawn[0] >= 5 and drawn[1:] == [1, 1]
+        assert "after 40 steps" in browser.find_element(By.ID, "landscape-hint").text
+        browser.execute_script("document.querySelector('#landscape-section').scrollIntoView()")
+        screenshot(browser, "job-page-landscape")
+        assert console_errors(browser) == []
+        _ready(browser, f"{stack.url}/sweeps/{sweep['id']}")
+        assert browser.find_element(By.ID, "sharpness-section").get_attribute("hidden") is None  # drawn before the page is ready
+        chart = browser.find_element(By.CSS_SELECTOR, "#sharpness svg")
+        assert len(chart.find_elements(By.CSS_SELECTOR, "circle.mark")) == len(ended) == 3
+        assert chart.find_element(By.CSS_SELECTOR, "polyline.reference title").get_attribute("textContent") == "λ = 2/η"
+        assert len(chart.find_elements(By.CSS_SELECTOR, "circle.mark title")) == 3
+        browser.execute_script("document.querySelector('#sharpness-section').scrollIntoView()")
+        screenshot(browser, "sweep-page-sharpness")
         assert console_errors(browser) == []

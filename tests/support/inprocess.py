@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from services.api import create_app
 from services.migrate import upgrade
+from services.settings import Settings
 from services.store.db import session_factory
-from services.store.models import Job, JobStatus
+from services.store.models import Job, JobStatus, Landscape
 from tests.support.databases import new_database, settings_for
 
 # Small limits for fast tests, and a submission rate no test run reaches (test_auth pins the rate limit itself).
@@ -44,7 +45,8 @@ def token(flask_app: Flask, name: str, owner: str | None = None) -> str:
 
 class Training:
     """WSGI middleware: after any request that may queue jobs (a POST), train every queued job, and the
-    ones their sweeps queue next, in this process with the worker's code."""
+    ones their sweeps queue next, in this process with the worker's code; after a request for a
+    landscape, compute the landscapes asked for, as a training worker would."""
 
     def __init__(self, app: Flask):
         self.app, self.settings = app, app.config["SETTINGS"]
@@ -54,6 +56,8 @@ class Training:
         body = b"".join(self.app(environ, start_response))
         if environ["REQUEST_METHOD"] == "POST" and not environ["PATH_INFO"].endswith("/cancel"):
             self.train_queued()
+        elif environ["PATH_INFO"].endswith("/landscape"):
+            compute_asked(self.settings)
         return [body]
 
     def train_queued(self) -> None:
@@ -66,3 +70,14 @@ class Training:
                 return
             for job_id in queued:
                 train(job_id, self.settings)
+
+
+def compute_asked(settings: Settings) -> int:
+    """Compute every landscape the API has asked for and no worker has answered, with the worker's code; how many."""
+    from worker.landscapes import compute
+
+    with session_factory(settings.database_url)() as session:
+        waiting = list(session.scalars(select(Landscape.id).where(Landscape.result.is_(None), Landscape.error.is_(None))))
+    for landscape_id in waiting:
+        compute(landscape_id, settings)
+    return len(waiting)

@@ -35,3 +35,14 @@ def wait_sweep(client: httpx.Client, sweep_id: int, timeout: float = 180) -> dic
             return sweep
         time.sleep(0.3)
     raise TimeoutError(f"sweep {sweep_id} still running: {sweep['progress']}")
+
+
+def wait_landscape(client: httpx.Client, job_id: int, timeout: float = 60, **params: object) -> httpx.Response:
+    """A job's landscape once a worker has computed it (the API answers 202 until then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = client.get(f"/api/v1/jobs/{job_id}/landscape", params=params)
+        if answer.status_code != 202:
+            return answer
+        time.sleep(float(answer.headers.get("Retry-After", "1")) / 4)
+    raise TimeoutError(f"job {job_id}'s landscape still computing after {timeout}s")

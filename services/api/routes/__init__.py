@@ -12,6 +12,7 @@ from . import (
               experiments,
               health,
               jobs,
+              landscape,
               metrics,
               pages,
               recorded_steps,
@@ -21,5 +22,5 @@ from . import (
 )
 
 BLUEPRINTS = [jobs.bp, datasets.bp, diagnoses.bp,
-              metrics.bp, recorded_steps.bp, trained_model.bp, events.bp, diff.bp, sweeps.bp, experiments.bp, charts.bp,
+              metrics.bp, recorded_steps.bp, trained_model.bp, events.bp, diff.bp, sweeps.bp, experiments.bp, charts.bp, landscape.bp,
               webhooks.bp, pages.bp, docs.bp, health.bp]

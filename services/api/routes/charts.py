@@ -178,6 +178,32 @@ def sweep_parallel(sweep_id: int):
                 f"no job of sweep {sweep_id} has ended yet")
 
 
+@bp.get(f"/sweeps/{SWEEP_ID}/charts/sharpness")
+@operation("charts", ok=Chart, query=NoQuery, problems=("not-found", "not-recorded"), media=SVG)
+def sweep_sharpness(sweep_id: int):
+    """Each ended job's last recorded sharpness λmax against its learning rate η (both on log axes), with the
+    curve λ = 2/η: gradient descent is stable below it, and full-batch training climbs to it and hovers there
+    (the edge of stability). Jobs that record `record.curvature` only; diverged ones in red."""
+    sweep_or_404(sweep_id)
+    ended = [job for job in sweep_jobs(sweep_id) if job.status in TERMINAL]
+    groups: dict[str, tuple[list[float], list[float]]] = {}
+    for job in ended:
+        last = metrics.last_points(db(), job.id, ["sharpness"]).get("sharpness")
+        lr = job.spec.get("optimizer", {}).get("lr")
+        if last is None or not isinstance(lr, (int, float)) or lr <= 0:
+            continue
+        xs, ys = groups.setdefault("diverged" if job.status.value == "diverged" else "trained", ([], []))
+        xs.append(math.log10(lr))
+        ys.append(last[1])
+    if not groups:
+        raise ApiError("not-recorded", f"no ended job of sweep {sweep_id} recorded its sharpness (`record.curvature`)")
+    every = [x for xs, _ in groups.values() for x in xs]
+    grid = np.linspace(min(every) - 0.05, max(every) + 0.05, 50)
+    points = {name: (np.array(xs), np.array(ys)) for name, (xs, ys) in sorted(groups.items(), key=lambda g: g[0] != "trained")}
+    return _svg(charts.scatter_chart(points, "Final sharpness against the learning rate", "log10(η)", "λmax (log scale)", log_y=True,
+                                     curve=(grid, 2 / 10 ** grid, "λ = 2/η")), f"sweep {sweep_id} has nothing to draw")
+
+
 @bp.get("/compare/chart")
 @operation("charts", ok=Chart, query=CompareQuery, problems=("not-found", "not-recorded"), media=SVG)
 def compare_chart():

@@ -52,6 +52,12 @@ step="0.01" value="0.9"></label> <output id="smoothing-value">0.9</output> <labe
 scale</label></div><div id="charts" class="charts"></div><p class="hint">Step series are smoothed as TensorBoard smooths them
 (an exponential moving average, debiased at the start), the raw series faint behind; epoch-level losses are drawn on top, as
 they are.</p></section>
+<section id="landscape-section" hidden><h2>Loss landscape</h2><div class="controls"><label>after <input id="landscape-step"
+type="number" min="0" value="0"> steps</label> <label>directions <select id="landscape-directions"><option value="top">the
+Hessian's two sharpest</option><option value="random">two random, filter-normalised</option></select></label>
+<button id="landscape-draw" type="button">draw</button> <button id="landscape-here" type="button">at the slider's step</button></div>
+<div id="landscape" class="charts"></div><p class="hint" id="landscape-hint">Computed on request by a worker, which replays the
+job to the step (training is deterministic), then kept.</p></section>
 <section><h2>Spec</h2><pre id="spec"></pre></section>"""
 
 SWEEP = """<section id="overview"></section>
@@ -60,6 +66,10 @@ SWEEP = """<section id="overview"></section>
 <table id="leaderboard" class="sortable"><thead></thead><tbody></tbody></table></section>
 <section><h2>Objective against each parameter</h2><div id="objective" class="charts"></div></section>
 <section><h2>Parallel coordinates</h2><div id="parallel"></div></section>
+<section id="sharpness-section" hidden><h2>Sharpness against the learning rate</h2><div id="sharpness"></div><p class="hint">Each
+job's last recorded λmax (the loss surface's sharpest curvature, <code>record.curvature</code>) against its η; blue trained, orange
+diverged. Gradient descent overshoots where λmax·η &gt; 2, above the dashed 2/η curve; full-batch training climbs to it and hovers
+there (the edge of stability).</p></section>
 <section><h2>Importance</h2><div id="importance"></div></section>"""
 
 DATASETS = """<section><table id="datasets"><thead><tr><th>id</th><th>name</th><th>rows</th><th>columns</th><th>bytes</th>

@@ -8,11 +8,15 @@ const ident = document.body.dataset.id;
 const $ = (selector) => document.querySelector(selector);
 
 // -- the API ------------------------------------------------------------------------------------
-async function api(path, accept = "application/json") {
+function requestHeaders(accept) {
   const headers = { Accept: accept };
   const token = localStorage.getItem(TOKEN);
   if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { headers });
+  return headers;
+}
+
+async function api(path, accept = "application/json") {
+  const response = await fetch(path, { headers: requestHeaders(accept) });
   if (response.status === 401) {
     localStorage.removeItem(TOKEN);
     await askToken();
@@ -358,9 +362,55 @@ async function jobPage() {
   $("#band-values").onchange = () => showStep(state, state.chosen ?? undefined);
   await loadSteps(state);
   await Promise.all([drawCharts(job, state.chartQuery()), showStep(state)]);
+  landscapeControls(state);
   ready();
   if (job.status === "queued" || job.status === "running") live(state);
   followMirror(job.id);
+}
+
+// The loss landscape around a step of an ended job: a worker replays the job to the step and computes
+// the grid (202 until then, asked again every second), then the server's contour plot is shown.
+function landscapeControls(state) {
+  const { job } = state;
+  if (!["succeeded", "failed", "cancelled", "diverged"].includes(job.status)) return;
+  $("#landscape-section").hidden = false;
+  const input = $("#landscape-step");
+  input.max = job.progress.step;
+  input.value = job.progress.step;
+  $("#landscape-here").onclick = () => {
+    const step = state.steps[Number($("#step").value)];
+    if (step !== undefined) input.value = step;
+    drawLandscape(job, Number(input.value), $("#landscape-directions").value);
+  };
+  $("#landscape-draw").onclick = () => drawLandscape(job, Number(input.value), $("#landscape-directions").value);
+}
+
+async function drawLandscape(job, step, directions) {
+  const box = $("#landscape"), hint = $("#landscape-hint");
+  const path = `/api/v1/jobs/${job.id}/landscape?step=${step}&directions=${directions}`;
+  box.dataset.state = "computing";
+  for (let asked = 0; asked < 600; asked += 1) {
+    const response = await fetch(path, { headers: requestHeaders("image/svg+xml") });
+    if (response.status === 202) {
+      hint.textContent = `A worker is replaying the job to step ${step.toLocaleString()} and computing the grid… (${asked} s)`;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      continue;
+    }
+    if (!response.ok) {
+      const problem = await response.json().catch(() => ({ detail: response.statusText }));
+      hint.textContent = `${response.status}: ${problem.detail || problem.title}`;
+      box.dataset.state = "failed";
+      return;
+    }
+    box.innerHTML = await response.text();
+    hint.textContent = `The training loss on a plane through the weights after ${step.toLocaleString()} steps; the red line is the ` +
+      "path of the recorded steps projected onto it (hover a point for its loss and its distance from the plane; far from the " +
+      "plane, the colours under it are not its loss).";
+    box.dataset.state = "drawn";
+    return;
+  }
+  hint.textContent = "No answer after 10 minutes: is a training worker running?";
+  box.dataset.state = "failed";
 }
 
 // The MLflow run's lag, asked for every 2 s until it has caught up (runs first, series after).
@@ -760,6 +810,9 @@ async function sweepPage() {
     await Promise.all(paths.map((param) => chartInto(objective, `/api/v1/sweeps/${sweep.id}/charts/objective?param=${encodeURIComponent(param)}`,
       param).catch(() => null)));
     await chartInto($("#parallel"), `/api/v1/sweeps/${sweep.id}/charts/parallel`, "parallel").catch(() => null);
+    // sweeps whose jobs record curvature: final sharpness against η, under the 2/η curve
+    const sharp = await chartInto($("#sharpness"), `/api/v1/sweeps/${sweep.id}/charts/sharpness`, "sharpness").then(() => true, () => false);
+    $("#sharpness-section").hidden = !sharp;
   }
   if (sweep.importance) {
     const peak = Math.max(...Object.values(sweep.importance), 1e-12);
