@@ -85,7 +85,7 @@ def measure(name: str, repeats: int) -> None:
     rng = np.random.default_rng(2)
     figures_us = timed(lambda: curvature.figures(surface, theta, 0.01, rng), max(1, repeats // 2))
     used = []
-    sharpness_us = timed(lambda: used.append(curvature.top_eigenvalues(lambda u: surface.hvp(theta, u)[1], theta.size, rng, tol=1e-4)[1]),
+    sharpness_us = timed(lambda: used.append(curvature.top_eigenvalues(surface.at(theta).product, theta.size, rng, tol=1e-4)[1]),
                          max(1, repeats // 2))
     print(f"case ({name}) {'-'.join(map(str, case['sizes']))}, batch {case['batch']}, {theta.size:,} parameters: training step "
           f"{step_us:,.0f} µs; one Hessian-vector product {ours:,.0f} µs ({ours / step_us:.1f} steps; torch's hvp {theirs:,.0f} µs, "

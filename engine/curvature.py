@@ -52,46 +52,78 @@ class Curvature:
     def hvp(self, theta: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(∇L, H v) at `theta` for a direction `v`, both flat: one forward pass with its R-forward, one
         backward pass with its R-backward (about twice a training step's work)."""
-        tensors, directions = self.split(theta), self.split(v)
-        Ws, bs, VWs, Vbs = tensors[::2], tensors[1::2], directions[::2], directions[1::2]
-        As, Zs, RAs, RZs = [self.X], [], [np.zeros_like(self.X)], []
-        for W, b, VW, Vb, activation in zip(Ws, bs, VWs, Vbs, self.activations, strict=True):
-            Z = As[-1] @ W.T + b
-            RZ = As[-1] @ VW.T + RAs[-1] @ W.T + Vb  # R(z) = R(W) a + W R(a) + R(b)
-            A = activation.forward(Z.copy())
-            Zs.append(Z)
-            RZs.append(RZ)
-            As.append(A)
-            RAs.append(activation.r_forward(Z, A, RZ))
-        last = self.activations[-1]
-        A, Z, RZ, RA = As[-1][None], Zs[-1][None], RZs[-1], RAs[-1][None]
-        dOut, RdOut = self.loss.grad(A, Z, self.Y[None])[0], self.loss.r_grad(A, Z, self.Y[None], RA)[0]
-        if self.loss.fused:  # the loss gives dL/dz of the output layer
-            dZ, RdZ = dOut, RdOut
-        else:
-            dZ, RdZ = last.backward(Zs[-1], As[-1], dOut), last.r_backward(Zs[-1], As[-1], RZ, dOut, RdOut)
+        point = self.at(theta)
+        return point.gradient, point.product(v)
+
+    def at(self, theta: np.ndarray) -> Point:
+        """The surface at `theta`: its forward and backward pass done once, for any number of products."""
+        return Point(self, theta)
+
+
+class Point:
+    """The loss surface at fixed weights: the forward pass (z, a of each layer), the backward pass (δ of each
+    layer, ∂L/∂a of each hidden one) and the gradient, kept; `product(v)` adds only the R-passes for `v`
+    (Lanczos and the dense Hessian ask for many products at one point)."""
+
+    def __init__(self, surface: Curvature, theta: np.ndarray) -> None:
+        self.surface = surface
+        tensors = surface.split(theta)
+        self.Ws, bs = tensors[::2], tensors[1::2]
+        self.As, self.Zs = [surface.X], []
+        for W, b, activation in zip(self.Ws, bs, surface.activations, strict=True):
+            Z = self.As[-1] @ W.T + b
+            self.Zs.append(Z)
+            self.As.append(activation.forward(Z.copy()))
+        last, loss = surface.activations[-1], surface.loss
+        A, Z = self.As[-1][None], self.Zs[-1][None]
+        self.dOut = loss.grad(A, Z, surface.Y[None])[0]
+        dZ = self.dOut if loss.fused else last.backward(self.Zs[-1], self.As[-1], self.dOut)  # a fused loss gives dL/dz itself
+        self.dZs: list[np.ndarray] = [dZ]  # output layer first
+        self.dAs: list[np.ndarray] = []  # ∂L/∂a of each hidden layer, from the last
         grads: list[np.ndarray] = []
-        products: list[np.ndarray] = []
-        for i in range(len(Ws) - 1, -1, -1):
-            A_in, RA_in = As[i], RAs[i]
-            grads[:0] = [dZ.T @ A_in, dZ.sum(axis=0)]
-            products[:0] = [RdZ.T @ A_in + dZ.T @ RA_in, RdZ.sum(axis=0)]
+        for i in range(len(self.Ws) - 1, -1, -1):
+            grads[:0] = [dZ.T @ self.As[i], dZ.sum(axis=0)]
             if i == 0:
                 break
-            dA, RdA = dZ @ Ws[i], RdZ @ Ws[i] + dZ @ VWs[i]
-            activation = self.activations[i - 1]
-            dZ, RdZ = activation.backward(Zs[i - 1], As[i], dA), activation.r_backward(Zs[i - 1], As[i], RZs[i - 1], dA, RdA)
-        return np.concatenate([g.ravel() for g in grads]), np.concatenate([p.ravel() for p in products])
+            dA = dZ @ self.Ws[i]
+            dZ = surface.activations[i - 1].backward(self.Zs[i - 1], self.As[i], dA)
+            self.dAs.append(dA)
+            self.dZs.append(dZ)
+        self.gradient = np.concatenate([g.ravel() for g in grads])
+
+    def product(self, v: np.ndarray) -> np.ndarray:
+        """H v, flat."""
+        surface, Ws, As, Zs = self.surface, self.Ws, self.As, self.Zs
+        directions = surface.split(v)
+        VWs, Vbs = directions[::2], directions[1::2]
+        RAs, RZs = [np.zeros_like(surface.X)], []
+        for i, (W, VW, Vb, activation) in enumerate(zip(Ws, VWs, Vbs, surface.activations, strict=True)):
+            RZ = As[i] @ VW.T + RAs[-1] @ W.T + Vb  # R(z) = R(W) a + W R(a) + R(b)
+            RZs.append(RZ)
+            RAs.append(activation.r_forward(Zs[i], As[i + 1], RZ))
+        last, loss = surface.activations[-1], surface.loss
+        RdOut = loss.r_grad(As[-1][None], Zs[-1][None], surface.Y[None], RAs[-1][None])[0]
+        RdZ = RdOut if loss.fused else last.r_backward(Zs[-1], As[-1], RZs[-1], self.dOut, RdOut)
+        products: list[np.ndarray] = []
+        for depth, i in enumerate(range(len(Ws) - 1, -1, -1)):
+            dZ = self.dZs[depth]
+            products[:0] = [RdZ.T @ As[i] + dZ.T @ RAs[i], RdZ.sum(axis=0)]
+            if i == 0:
+                break
+            RdA = RdZ @ Ws[i] + dZ @ VWs[i]
+            RdZ = surface.activations[i - 1].r_backward(Zs[i - 1], As[i], RZs[i - 1], self.dAs[depth], RdA)
+        return np.concatenate([p.ravel() for p in products])
 
 
 def dense_hessian(surface: Curvature, theta: np.ndarray) -> np.ndarray:
     """The whole P × P Hessian, a column per unit direction (P products), made exactly symmetric."""
     P = theta.size
     H = np.empty((P, P))
+    point = surface.at(theta)
     for i in range(P):
         e = np.zeros(P)
         e[i] = 1.0
-        H[:, i] = surface.hvp(theta, e)[1]
+        H[:, i] = point.product(e)
     return (H + H.T) / 2
 
 
@@ -156,9 +188,7 @@ def figures(surface: Curvature, theta: np.ndarray, lr: float, rng: np.random.Gen
         out.update({f"hessian_eig/{i + 1}": float(e) for i, e in enumerate(eigenvalues[:top_k])})
         return out
 
-    def product(v: np.ndarray) -> np.ndarray:
-        return surface.hvp(theta, v)[1]
-
+    product = surface.at(theta).product
     top = float(top_eigenvalues(product, P, rng, tol=tol)[0][0])
     return {"sharpness": top, "sharpness_x_lr": top * lr, "hessian_trace": hutchinson_trace(product, P, rng, probes)}
 
@@ -188,7 +218,7 @@ def filter_normalised(shapes: list[tuple[int, ...]], theta: np.ndarray, rng: np.
 def top_directions(surface: Curvature, theta: np.ndarray, rng: np.random.Generator, tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """The Hessian's two top eigenvectors at `theta` (the two sharpest directions), unit length."""
     vectors: list[np.ndarray] = []
-    top_eigenvalues(lambda v: surface.hvp(theta, v)[1], theta.size, rng, k=2, tol=tol, vectors=vectors)
+    top_eigenvalues(surface.at(theta).product, theta.size, rng, k=2, tol=tol, vectors=vectors)
     return vectors[0], vectors[1]
 
 

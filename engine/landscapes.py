@@ -1,5 +1,5 @@
 """A job's loss landscape at any step: the weights after k steps found again by replaying the spec
-(training is deterministic, so the replay is bit for bit the run), the loss on a grid over a plane
+(engine/replay.py: training is deterministic, so the replay is bit for bit the run), the loss on a grid over a plane
 through them, and the path the weights took projected onto that plane (Li et al., NeurIPS 2018).
 
 The plane is spanned by the Hessian's two sharpest directions at step k (`top`: unit eigenvectors,
@@ -12,15 +12,13 @@ in float64, without dropout. Nothing here touches the job's own random streams.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
 
 from . import curvature
 from .problem import CURVATURE_MAX_SAMPLES, Problem
-from .training import Trainer
+from .replay import weights_at
 
 Directions = Literal["top", "random"]
 LANDSCAPE_STREAM = 0x1A4D  # the random directions' and Lanczos' own generator
@@ -28,35 +26,6 @@ LANDSCAPE_MAX_SAMPLES = CURVATURE_MAX_SAMPLES
 LANDSCAPE_MAX_WORK = 2e11  # grid points × samples × parameters: a landscape costs at most ~a minute of one core
 MAX_PATH_POINTS = 200  # recorded steps drawn on the plane at most (evenly chosen among them)
 PATH_MAX_FLOATS = 2 ** 24  # the path's weights held at once (128 MiB): fewer points for big networks
-QUIET_EVERY = 10 ** 9  # a replay records nothing but its last step
-
-
-def replayable(problem: Problem) -> Problem:
-    """A fresh copy of the problem to train again: its own network and random stream (a trainer changes
-    both in place), recording nothing but what a last step does, with no curvature or diagnoses (none of
-    them changes a parameter)."""
-    spec = problem.spec
-    quiet = spec.model_copy(update={"record": spec.record.model_copy(update={"every": QUIET_EVERY, "gradients": "none", "trace": False,
-                                                                               "curvature": None}),
-                                    "diagnose": False})
-    generator = type(problem.train_rng.bit_generator)()
-    generator.state = problem.train_rng.bit_generator.state
-    return replace(problem, spec=quiet, network=problem.network.take([0]), train_rng=np.random.Generator(generator))
-
-
-def weights_at(problem: Problem, steps: Iterable[int]) -> dict[int, np.ndarray]:
-    """Each step's weights (after that many optimizer steps; 0 is the initialisation), flat float64, by
-    training a copy of the problem (as it was built, untrained) again from the start. Raises ValueError for
-    a step the run never reached."""
-    trainer = Trainer(replayable(problem))
-    out: dict[int, np.ndarray] = {}
-    for step in sorted(set(steps)):
-        while trainer.step < step and not trainer.ended():
-            trainer.step_all()
-        if trainer.step != step:
-            raise ValueError(f"the run ends at step {trainer.step}: it never reached step {step}")
-        out[step] = trainer.network.flat_params[0].astype(np.float64)
-    return out
 
 
 def path_steps(every: int, last: int, step: int, limit: int) -> list[int]:
@@ -103,7 +72,7 @@ def landscape_of(problem: Problem, step: int, directions: Directions = "top", po
     eigenvalues = None
     if directions == "top":
         found: list[np.ndarray] = []
-        values, _, _ = curvature.top_eigenvalues(lambda v: surface.hvp(theta, v)[1], P, rng, k=2, tol=1e-6, vectors=found)
+        values, _, _ = curvature.top_eigenvalues(surface.at(theta).product, P, rng, k=2, tol=1e-6, vectors=found)
         d1 = found[0]
         if len(found) > 1:
             d2 = found[1]

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from engine import curvature
-from engine.landscapes import MAX_PATH_POINTS, landscape_of, path_steps, weights_at
+from engine.landscapes import MAX_PATH_POINTS, landscape_of, path_steps
 from engine.problem import build_problem
+from engine.replay import weights_at
 from engine.training import Trainer
 from tests.support.specs import IRIS, moons
 
