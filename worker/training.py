@@ -128,7 +128,7 @@ def train_claimed(sessions: sessionmaker[Session], claims: list[tuple[int, Any]]
         for run in runs:
             beats.enter_context(beating(sessions, run.job_id, run.job.lease, settings.heartbeat_seconds))
         for run in runs:
-            if run.job.attempt > 1:
+            if run.job.attempt > 1 or run.trainer.step > 0:  # a retry, or a fork starting at its parent's step
                 try:
                     run.recorder.resume(run.trainer.step)
                 except LeaseLost:

@@ -270,6 +270,26 @@ def clone(s: Session, job_id: int, changes: tuple[Pair, ...], name: str | None, 
     return _submitted(s, job, wait)
 
 
+@command("fork", "a new job from a job's exact state after --step steps, trained on with --set changes")
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--step", type=int, help="the step it starts from (default: the job's last)")
+@new_job_options
+def fork(s: Session, job_id: int, step: int | None, changes: tuple[Pair, ...], name: str | None, experiment: str | None,
+         tags: tuple[Pair, ...], wait: bool) -> int:
+    job = s.api().fork(job_id, step, {pair.key: pair.value for pair in changes}, **_meta(name, experiment, tags))
+    return _submitted(s, job, wait)
+
+
+@command("continue", "train a job that succeeded further: --steps or --epochs more, from its last step")
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--steps", type=int, help="optimizer steps more (a spec that counts steps)")
+@click.option("--epochs", type=int, help="epochs more (a spec that counts epochs)")
+@click.option("--name")
+@click.option("--wait", is_flag=True, help="wait for the job to end (exit 1 unless it succeeded)")
+def continue_command(s: Session, job_id: int, steps: int | None, epochs: int | None, name: str | None, wait: bool) -> int:
+    return _submitted(s, s.api().continue_job(job_id, steps=steps, epochs=epochs, name=name), wait)
+
+
 @command("watch", "live progress of a job until it ends")
 @click.argument("job_id", metavar="ID", type=int)
 def watch(s: Session, job_id: int) -> int:

@@ -214,6 +214,23 @@ class Client:
                           headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
 
     # -- experiments ------------------------------------------------------------------------------
+    def fork(self, job_id: int, step: int | None = None, changes: dict[str, Any] | None = None, idempotency_key: str | None = None,
+             **meta: Any) -> dict[str, Any]:
+        """A new job that starts from this one's exact state after `step` steps (default: its last) and trains on with
+        `changes` by dotted path ({"optimizer.lr": 0.05}: the optimizer, steps or epochs, record, model.dropout, diagnose);
+        `name`, `experiment`, `tags`, `time_limits` default to the parent's (the name to none). Its steps before `step`
+        are the parent's."""
+        body = {"set": changes or {}, **({"step": step} if step is not None else {}), **meta}
+        return self._json("POST", f"/api/v1/jobs/{job_id}/fork", json=body, headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
+
+    def continue_job(self, job_id: int, steps: int | None = None, epochs: int | None = None, name: str | None = None,
+                     idempotency_key: str | None = None) -> dict[str, Any]:
+        """Train a job that succeeded further: a fork at its last step with `steps` (or `epochs`, whichever its spec
+        counts) more; with a constant learning rate bitwise one job trained for the total."""
+        body = {k: v for k, v in {"steps": steps, "epochs": epochs, "name": name}.items() if v is not None}
+        return self._json("POST", f"/api/v1/jobs/{job_id}/continue", json=body,
+                          headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())})
+
     def experiments(self) -> list[dict[str, Any]]:
         return self._json("GET", "/api/v1/experiments")["experiments"]
 

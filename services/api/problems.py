@@ -43,6 +43,8 @@ PROBLEMS: dict[str, ProblemKind] = {
     "no-model": ProblemKind(409, "No model yet", "The trained model is stored when the job ends; wait for it (`status_now`)."),
     "not-ended": ProblemKind(409, "Not ended yet", "What was asked for is computed from a job that has ended (its steps are then "
                              "fixed); wait for it (`status_now`)."),
+    "has-forks": ProblemKind(409, "Has forks", "Forks start from this job: their steps before the fork step are read from it. "
+                             "Delete the forks (`forks` lists them) first."),
     "unusable-model": ProblemKind(409, "Model unusable", "The job's final weights are not finite (it diverged), so its outputs would "
                                   "mean nothing. Train again with a smaller learning rate or gradient clipping."),
     "model-not-mirrored": ProblemKind(409, "Model not in MLflow yet", "The job's run gets its MLflow model from the MLflow worker "

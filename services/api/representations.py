@@ -11,7 +11,7 @@ from services.store.models import ModelVersion as ModelVersionRow
 from services.store.models import Sweep as SweepRow
 from services.sweeps.leaderboard import leaderboard
 
-from .schemas.jobs import Job, JobLinks, JobTimeLimits, MlflowMirror, ModelVersion, Progress
+from .schemas.jobs import ForkedFrom, Job, JobLinks, JobTimeLimits, MlflowMirror, ModelVersion, Progress
 from .schemas.sweeps import Sweep, SweepLinks, SweepObjective, SweepProgress, SweepSummary
 
 
@@ -51,6 +51,7 @@ def job_model(job: JobRow, with_spec: bool = False, with_params: bool = False) -
                             state=job.mirror_state, error=job.mirror_error, points=job.mirror_points,
                             points_due=max(job.mirror_points_due, job.mirror_points), run_finished_at=job.mlflow_run_finished_at),
         registered=[model_version(v) for v in job.model_versions],
+        forked_from=None if job.forked_from_job is None else ForkedFrom(job=job.forked_from_job, step=job.forked_from_step),
         diagnoses=list(dict.fromkeys(d.kind for d in job.diagnoses)),
         links=job_links(job.id), spec=job.spec if with_spec else None, params=spec_params(job.spec) if with_params else None,
     )

@@ -29,15 +29,16 @@ def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_pa
                owner: str = LOCAL_OWNER, name: str | None = None, experiment: str = "default", tags: dict[str, str] | None = None,
                sweep_id: int | None = None, sweep_trial: int | None = None, sweep_seed: int | None = None,
                sweep_params: dict | None = None, mirrored: bool = True, publishing: bool = False, reserved_bytes: int = 0,
-               stack_key: str | None = None) -> Job:
+               stack_key: str | None = None, forked_from: tuple[int, int] | None = None) -> Job:
     """Insert a queued job and its outbox row; `mirrored`: an MLflow worker will write its run;
-    `publishing`: the caller publishes it after the commit (see outbox)."""
+    `publishing`: the caller publishes it after the commit (see outbox); `forked_from`: (parent, step) of a fork."""
     job = Job(payload=JobPayload(spec=spec), owner=owner, name=name, experiment=experiment or "default", sweep_id=sweep_id,
               sweep_trial=sweep_trial, sweep_seed=sweep_seed, sweep_params=sweep_params, stack_key=stack_key, status=JobStatus.queued,
               mirror_state=MirrorState.pending if mirrored else MirrorState.disabled,
               total_steps=total_steps, n_params=n_params, created_at=utcnow(), reserved_bytes=reserved_bytes,
               soft_time_limit=time_limits and time_limits.soft, hard_time_limit=time_limits and time_limits.hard,
-              dataset_id=(spec.get("data") or {}).get("dataset"))
+              dataset_id=(spec.get("data") or {}).get("dataset"),
+              forked_from_job=forked_from and forked_from[0], forked_from_step=forked_from and forked_from[1])
     job.tags = [JobTag(key=k, value=v) for k, v in sorted((tags or {}).items())]
     session.add(job)
     session.flush()
@@ -148,6 +149,21 @@ def claim_for_training(session: Session, job_id: int) -> Claimed | None:
     lease, attempt, soft, sweep_id, trial, seed, reserved = claimed
     spec = session.scalar(select(JobPayload.spec).where(JobPayload.job_id == job_id))
     return Claimed(lease, attempt, spec, soft, sweep_id, trial, seed, reserved)
+
+
+def fork_of(session: Session, job_id: int) -> tuple[int, int, dict[str, Any]] | None:
+    """A fork's parent, the step it starts from and the parent's spec; None for a job that is no fork (or whose
+    parent is gone)."""
+    row = session.execute(select(Job.forked_from_job, Job.forked_from_step).where(Job.id == job_id)).first()
+    if row is None or row[0] is None:
+        return None
+    spec = session.scalar(select(JobPayload.spec).where(JobPayload.job_id == row[0]))
+    return None if spec is None else (row[0], row[1], spec)
+
+
+def forks_of(session: Session, job_id: int) -> list[int]:
+    """The jobs forked from this one."""
+    return list(session.scalars(select(Job.id).where(Job.forked_from_job == job_id).order_by(Job.id)))
 
 
 def claim_stack_for_training(session: Session, job_id: int, limit: int | Callable[[dict[str, Any]], int]) -> list[tuple[int, Claimed]]:

@@ -2,6 +2,11 @@
 
 A chunk holds up to CHUNK_POINTS consecutive points of one key; its steps are '<i4' and its values
 '<f8', packed. Rewriting a chunk (a partial one growing, or a re-sent flush) replaces its row.
+
+A fork holds only the points it recorded itself (from its fork step on); with `inherited=True` the
+readers give its whole series, the steps before the fork read through from its parent (and theirs),
+as the API shows a fork. The MLflow mirror reads a job's own points only: a fork's run is nested
+under its parent's, which has the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import numpy as np
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
-from .models import CHUNK_POINTS, MetricChunk
+from .models import CHUNK_POINTS, Job, MetricChunk
 from .upsert import upsert
 
 
@@ -62,8 +67,38 @@ def truncate(session: Session, job_id: int, step: int) -> list[Chunk]:
     return tails
 
 
-def keys(session: Session, job_id: int) -> list[str]:
-    return list(session.scalars(select(MetricChunk.key).where(MetricChunk.job_id == job_id).distinct().order_by(MetricChunk.key)))
+Segment = tuple[int, int | None, int | None]  # a job, and the steps [start, end] of its own points that a series takes
+
+
+def lineage(session: Session, job_id: int) -> list[Segment]:
+    """Where a job's series lives, earliest first: for a fork, its ancestors' points before each fork step,
+    then its own from its fork step on; for any other job, its own points."""
+    segments: list[Segment] = []
+    current, end = job_id, None
+    while True:
+        row = session.execute(select(Job.forked_from_job, Job.forked_from_step).where(Job.id == current)).first()
+        parent, step = row if row is not None else (None, None)
+        segments.insert(0, (current, step if parent is not None else None, end))
+        if parent is None:
+            return segments
+        current, end = parent, step - 1
+
+
+def _within(segments: list[Segment], start: int | None, end: int | None) -> list[Segment]:
+    """The segments narrowed to steps [start, end] (None: open), those left empty dropped."""
+    out = []
+    for job_id, lo, hi in segments:
+        lo = start if lo is None else lo if start is None else max(lo, start)
+        hi = end if hi is None else hi if end is None else min(hi, end)
+        if lo is None or hi is None or lo <= hi:
+            out.append((job_id, lo, hi))
+    return out
+
+
+def keys(session: Session, job_id: int, inherited: bool = False) -> list[str]:
+    """The keys the job recorded (`inherited`: or, for a fork, that its series holds from its ancestors)."""
+    owners = [s[0] for s in lineage(session, job_id)] if inherited else [job_id]
+    return list(session.scalars(select(MetricChunk.key).where(MetricChunk.job_id.in_(owners)).distinct().order_by(MetricChunk.key)))
 
 
 def _chunks(query: Select, job_id: int, wanted: list[str] | None, start: int | None, end: int | None) -> Select:
@@ -79,8 +114,21 @@ def _chunks(query: Select, job_id: int, wanted: list[str] | None, start: int | N
 
 
 def read(session: Session, job_id: int, wanted: list[str] | None = None, start: int | None = None,
-         end: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """`{key: (steps, values)}` for steps in [start, end]."""
+         end: int | None = None, inherited: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`{key: (steps, values)}` for steps in [start, end] (`inherited`: a fork's whole series, see above)."""
+    if not inherited:
+        return _read_own(session, job_id, wanted, start, end)
+    parts: dict[str, tuple[list, list]] = {}
+    for owner, lo, hi in _within(lineage(session, job_id), start, end):
+        for key, (steps, values) in _read_own(session, owner, wanted, lo, hi).items():
+            s, v = parts.setdefault(key, ([], []))
+            s.append(steps)
+            v.append(values)
+    return {key: (np.concatenate(s), np.concatenate(v)) for key, (s, v) in parts.items()}
+
+
+def _read_own(session: Session, job_id: int, wanted: list[str] | None, start: int | None,
+              end: int | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     query = _chunks(select(MetricChunk.key, MetricChunk.steps, MetricChunk.values), job_id, wanted, start, end)
     parts: dict[str, tuple[list, list]] = {}
     for key, steps, values in session.execute(query.order_by(MetricChunk.key, MetricChunk.chunk)):
@@ -100,8 +148,14 @@ def read(session: Session, job_id: int, wanted: list[str] | None = None, start: 
 
 
 def count(session: Session, job_id: int, wanted: list[str] | None = None, start: int | None = None,
-          end: int | None = None) -> dict[str, int]:
+          end: int | None = None, inherited: bool = False) -> dict[str, int]:
     """Points per key that `read` with the same arguments would touch (whole chunks: at most a chunk more at each end)."""
+    if inherited:
+        out: dict[str, int] = {}
+        for owner, lo, hi in _within(lineage(session, job_id), start, end):
+            for key, n in count(session, owner, wanted, lo, hi).items():
+                out[key] = out.get(key, 0) + n
+        return out
     query = _chunks(select(MetricChunk.key, func.sum(MetricChunk.n)), job_id, wanted, start, end).group_by(MetricChunk.key)
     return {key: int(n) for key, n in session.execute(query)}
 

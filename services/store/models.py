@@ -127,6 +127,10 @@ class Job(Base):
     mirror_meta_stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Hidden from lists (and the run deleted in MLflow, restorably) until restored with its experiment.
     archived: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
+    # A fork (POST /jobs/{id}/fork, /continue) starts from its parent's state after `forked_from_step` steps; its
+    # points before that step are read through from the parent (services/store/metrics.py), never copied.
+    forked_from_job: Mapped[int | None] = mapped_column(Integer, index=True)
+    forked_from_step: Mapped[int | None] = mapped_column(Integer)
 
     tags: Mapped[list[JobTag]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="JobTag.key")
     payload: Mapped[JobPayload] = relationship(cascade="all, delete-orphan", lazy="select", uselist=False)

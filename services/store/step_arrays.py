@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from . import metrics
 from .models import StepArray
 from .upsert import upsert
 
@@ -47,12 +48,29 @@ def write_of(session: Session, rows: dict[int, list[tuple[str, int, bytes]]]) ->
            ["job_id", "kind", "step"])
 
 
-def read(session: Session, job_id: int, kind: str, step: int) -> bytes | None:
-    return session.scalar(select(StepArray.data).where(StepArray.job_id == job_id, StepArray.kind == kind, StepArray.step == step))
+def _owner(session: Session, job_id: int, step: int) -> int:
+    """Whose record a fork's step is: an ancestor's before the fork step, its own after (metrics.lineage)."""
+    return next(owner for owner, lo, hi in metrics.lineage(session, job_id) if (lo is None or step >= lo) and (hi is None or step <= hi))
 
 
-def steps(session: Session, job_id: int, kind: str) -> list[int]:
-    return list(session.scalars(select(StepArray.step).where(StepArray.job_id == job_id, StepArray.kind == kind).order_by(StepArray.step)))
+def read(session: Session, job_id: int, kind: str, step: int, inherited: bool = False) -> bytes | None:
+    """The step's record (`inherited`: a fork's steps before its fork step are its parent's)."""
+    owner = _owner(session, job_id, step) if inherited else job_id
+    return session.scalar(select(StepArray.data).where(StepArray.job_id == owner, StepArray.kind == kind, StepArray.step == step))
+
+
+def steps(session: Session, job_id: int, kind: str, inherited: bool = False) -> list[int]:
+    """The steps with a record of `kind` (`inherited`: with a fork's ancestors' before its fork step)."""
+    segments = metrics.lineage(session, job_id) if inherited else [(job_id, None, None)]
+    out: list[int] = []
+    for owner, lo, hi in segments:
+        query = select(StepArray.step).where(StepArray.job_id == owner, StepArray.kind == kind)
+        if lo is not None:
+            query = query.where(StepArray.step >= lo)
+        if hi is not None:
+            query = query.where(StepArray.step <= hi)
+        out += session.scalars(query.order_by(StepArray.step))
+    return out
 
 
 def truncate(session: Session, job_id: int, step: int) -> None:

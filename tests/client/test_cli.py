@@ -232,3 +232,18 @@ def test_landscape_waits_for_the_worker_and_saves_the_contour_plot(bplab, api, t
     assert found["step"] == 4 and [p["step"] for p in found["path"]][:2] == [0, 1] and found == api.landscape(job["id"], step=4, points=11)
     refused = bplab("landscape", str(job["id"]), "--step", "99")
     assert refused.returncode != 0 and "step is 0 to 16" in refused.stderr
+
+
+def test_fork_and_continue_wait_and_say_where_they_start(bplab, api):
+    job = api.submit(moons(optimizer={"name": "sgd", "lr": 0.1}))
+    api.wait(job["id"])
+    forked = bplab("--json", "fork", str(job["id"]), "--step", "8", "--set", "optimizer.lr=0.05", "--wait")
+    assert forked.returncode == 0, forked.stderr
+    fork = json.loads(forked.stdout)
+    assert fork["status"] == "succeeded" and fork["forked_from"] == {"job": job["id"], "step": 8}
+    assert api.spec(fork["id"])["optimizer"]["lr"] == 0.05
+    more = bplab("--json", "continue", str(job["id"]), "--epochs", "2", "--wait")
+    assert more.returncode == 0, more.stderr
+    assert json.loads(more.stdout)["progress"]["total_steps"] == 56 and json.loads(more.stdout)["forked_from"]["step"] == 40
+    refused = bplab("fork", str(job["id"]), "--step", "3", "--set", "model.init=zeros")
+    assert refused.returncode != 0 and "set.model.init" in refused.stderr

@@ -447,3 +447,40 @@ def test_curvature_on_the_pages_sharpness_against_2_the_landscape_and_a_sweeps_s
         browser.execute_script("document.querySelector('#sharpness-section').scrollIntoView()")
         screenshot(browser, "sweep-page-sharpness")
         assert console_errors(browser) == []
+
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_a_job_is_forked_from_the_sliders_step_and_the_fork_names_its_parent(stack):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    spec = moons(record={"every": 4, "gradients": "full"})  # the slider covers steps 0, 4, ..., 36, 39
+    with stack.client() as api:
+        job = api.post("/api/v1/jobs", json=spec).json()
+        wait_status(api, job["id"], {"succeeded"})
+    with chromium() as browser:
+        _ready(browser, f"{stack.url}/jobs/{job['id']}")
+        slider = browser.find_element(By.ID, "step")
+        slider.send_keys(Keys.HOME)
+        for _ in range(3):
+            slider.send_keys(Keys.ARROW_RIGHT)  # step 12
+        WebDriverWait(browser, TIMEOUT).until(lambda b: b.find_element(By.ID, "step-label").text == "step 12")
+        changes = browser.find_element(By.ID, "fork-set")
+        changes.clear()
+        changes.send_keys('{"optimizer.lr": 0.001}')
+        browser.find_element(By.ID, "fork").click()
+        WebDriverWait(browser, TIMEOUT).until(lambda b: b.current_url.rstrip("/") != f"{stack.url}/jobs/{job['id']}")
+        fork_id = int(browser.current_url.rstrip("/").rsplit("/", 1)[1])
+        WebDriverWait(browser, TIMEOUT).until(lambda b: b.execute_script("return window.pageReady === true"))
+        link = browser.find_element(By.ID, "forked-from")
+        assert link.text == f"forked from job {job['id']} at step 12" and link.get_attribute("href").endswith(f"/jobs/{job['id']}")
+        assert console_errors(browser) == []
+    with stack.client() as api:
+        fork = wait_status(api, fork_id, {"succeeded", "failed"})
+        assert fork["status"] == "succeeded" and fork["forked_from"] == {"job": job["id"], "step": 12}
+        assert api.get(f"/api/v1/jobs/{fork_id}/spec").json()["optimizer"]["lr"] == 0.001
+        ours = api.get(f"/api/v1/jobs/{fork_id}/metrics", params={"keys": "loss"}).json()["loss"]
+        theirs = api.get(f"/api/v1/jobs/{job['id']}/metrics", params={"keys": "loss"}).json()["loss"]
+        assert ours["values"][:4] == theirs["values"][:4] and ours["values"][4:] != theirs["values"][4:]  # parted after step 12

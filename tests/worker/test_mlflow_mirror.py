@@ -161,3 +161,28 @@ def test_renames_retags_archives_and_deletions_reach_the_run(database_url, mlflo
     assert client.get_run(run_id).info.lifecycle_stage == "deleted"
     with sessions() as s:
         assert housekeeping.pending_deletions(s, 10) == []
+
+
+@both_databases
+def test_a_forks_run_is_nested_under_its_parents_and_holds_its_own_steps(database_url, mlflow_server):
+    from worker.training import train
+
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    settings = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url)
+    spec = moons(record={"every": 1, "gradients": "none"})
+    with sessions.begin() as s:
+        parent_id = jobs.create_job(s, spec, total_steps=40, n_params=33).id
+        fork_id = jobs.create_job(s, {**spec, "optimizer": {"name": "adam", "lr": 0.005}}, total_steps=40, n_params=33,
+                                  forked_from=(parent_id, 25)).id
+    assert train(parent_id, settings) == "succeeded"
+    assert mirror_pass(settings)[parent_id] == "synced"
+    assert train(fork_id, settings) == "succeeded"
+    assert mirror_pass(settings)[fork_id] == "synced"
+    with sessions() as s:
+        parent, fork = s.get(Job, parent_id), s.get(Job, fork_id)
+    client = MlflowClient(mlflow_server.url)
+    run = client.get_run(fork.mlflow_run_id)
+    assert run.data.tags["mlflow.parentRunId"] == run.data.tags["forked_from_run"] == parent.mlflow_run_id
+    assert (run.data.tags["forked_from_job"], run.data.tags["forked_from_step"]) == (str(parent_id), "25")
+    assert [m.step for m in sorted(client.get_metric_history(fork.mlflow_run_id, "loss"), key=lambda m: m.step)] == list(range(25, 40))

@@ -96,6 +96,8 @@ def run_tags(job: Job, settings: Settings) -> dict[str, str]:
         tags["job_name"] = job.name
     if job.sweep_id is not None:
         tags["sweep_id"] = str(job.sweep_id)
+    if job.forked_from_job is not None:  # a fork: its run holds its own steps, from forked_from_step on
+        tags.update({"forked_from_job": str(job.forked_from_job), "forked_from_step": str(job.forked_from_step)})
     if settings.public_url:
         tags["job_url"] = f"{settings.public_url.rstrip('/')}/jobs/{job.id}"  # the job's page
     tags.update(diagnosis_tags(job))

@@ -122,6 +122,11 @@ def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job,
     tags = run_tags(job, settings)
     if job.sweep_id is not None:
         tags["mlflow.parentRunId"] = ensure_sweep_run(client, sessions, job.sweep_id, settings)
+    elif job.forked_from_job is not None:  # nested under its parent's run, where the earlier steps are
+        with sessions() as session:
+            parent = session.get(Job, job.forked_from_job)
+            if parent is not None and parent.mlflow_run_id and parent.mlflow_experiment_id == experiment:
+                tags.update({"mlflow.parentRunId": parent.mlflow_run_id, "forked_from_run": parent.mlflow_run_id})
     started = job.started_at or job.created_at
     run = client.create_run(experiment, start_time=int(started.timestamp() * 1000), run_name=tags["mlflow.runName"], tags=tags)
     with sessions() as session:

@@ -10,6 +10,7 @@ from . import (
               docs,
               events,
               experiments,
+              forks,
               health,
               jobs,
               landscape,
@@ -21,6 +22,6 @@ from . import (
               webhooks,
 )
 
-BLUEPRINTS = [jobs.bp, datasets.bp, diagnoses.bp,
+BLUEPRINTS = [jobs.bp, forks.bp, datasets.bp, diagnoses.bp,
               metrics.bp, recorded_steps.bp, trained_model.bp, events.bp, diff.bp, sweeps.bp, experiments.bp, charts.bp, landscape.bp,
               webhooks.bp, pages.bp, docs.bp, health.bp]

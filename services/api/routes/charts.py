@@ -57,8 +57,8 @@ def job_chart(job_id: int, name: str):
         raise ApiError("not-found", f"no chart {name!r}: the charts are {', '.join(ChartName.__args__)}")
     if name == "decision_boundary":
         return _svg(_boundary(job, query.step), "the decision boundary needs 2-D inputs")
-    keys = job_charts.keys_of(name, metrics.keys(db(), job_id))
-    series = metrics.read(db(), job_id, keys) if keys else {}  # whole: smoothing runs over every point, then each line is downsampled
+    keys = job_charts.keys_of(name, metrics.keys(db(), job_id, inherited=True))
+    series = metrics.read(db(), job_id, keys, inherited=True) if keys else {}  # whole: smoothing runs over every point, then each line is downsampled
     log_y = None if query.scale is None else query.scale == "log"
     marks = [(d.step, f"{d.kind} (step {d.step}): {d.sentence}", d.severity) for d in job.diagnoses]  # where each diagnosis began
     return _svg(job_charts.chart(name, series, smoothing=query.smoothing, log_y=log_y, max_points=query.max_points, marks=marks),
@@ -77,10 +77,10 @@ def _boundary(job: JobRow, step: int | None) -> str | None:
             raise ApiError("no-model", f"job {job.id} has no final model yet; ask for a traced step", status_now=job.status.value)
         _usable(job.id, job.model)
         return job_charts.decision_boundary(problem, job.model, "Decision boundary (final model)")
-    data = step_arrays.read(db(), job.id, "trace", step)
+    data = step_arrays.read(db(), job.id, "trace", step, inherited=True)
     if data is None:
         raise ApiError("not-recorded", f"no trace at step {step}: the weights of a step are in its trace", field="step",
-                       recorded_steps=step_arrays.steps(db(), job.id, "trace")[:1000])
+                       recorded_steps=step_arrays.steps(db(), job.id, "trace", inherited=True)[:1000])
     layers = step_arrays.decode_trace(data)["layers"]
     model = {"weights": [layer["W"] for layer in layers], "biases": [layer["b"] for layer in layers]}
     _usable(job.id, model)
@@ -97,7 +97,8 @@ def _usable(job_id: int, model: dict) -> None:
 def recorded_steps(job_id: int):
     """The steps whose full gradients and traces were recorded (the job page's step slider)."""
     job_or_404(job_id)
-    return RecordedSteps(gradients=step_arrays.steps(db(), job_id, "gradients"), trace=step_arrays.steps(db(), job_id, "trace"))
+    return RecordedSteps(gradients=step_arrays.steps(db(), job_id, "gradients", inherited=True),
+                         trace=step_arrays.steps(db(), job_id, "trace", inherited=True))
 
 
 def _numeric(value: object) -> bool:
@@ -212,7 +213,7 @@ def compare_chart():
     series = {}
     for job_id in dict.fromkeys(int(i) for i in query.jobs.split(",")):
         job = job_or_404(job_id)
-        points = metrics.read(db(), job_id, [query.key]).get(query.key)
+        points = metrics.read(db(), job_id, [query.key], inherited=True).get(query.key)
         if points is not None:
             series[f"job {job_id}" + (f" {job.name}" if job.name else "")] = points
     log_y = query.scale == "log"

@@ -71,7 +71,7 @@ def diff(job_a: int, job_b: int):
     arch_a, arch_b = _architecture(a), _architecture(b)
     if arch_a != arch_b:
         raise ApiError("different-architectures", f"job {a.id} is {arch_a}, job {b.id} is {arch_b}")
-    keys, steps, first = first_difference(metrics.read(db(), a.id), metrics.read(db(), b.id), tol)
+    keys, steps, first = first_difference(metrics.read(db(), a.id, inherited=True), metrics.read(db(), b.id, inherited=True), tol)
     body: dict[str, Any] = {"a": a.id, "b": b.id, "tolerance": tol, "spec_differences": spec_differences(a.spec, b.spec),
                             "architecture": arch_a, "keys_compared": keys,
                             "steps_compared": steps, "first_difference": first, "identical": first is None}

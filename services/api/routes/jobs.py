@@ -44,11 +44,12 @@ def submit_job():
     Validated, then stored queued with its outbox row in one transaction and handed to the broker
     (if Redis is down it stays in the outbox and starts later). The answer is the job's state and
     links, not an echo of its spec (`?include=spec` on the job gives it back)."""
-    return _create(request.get_json(), request.context.json)
+    return create(request.get_json(), request.context.json)
 
 
-def _create(body: dict, parsed: JobSubmission | None):
-    """Check, reserve, store and send a job (a submission or a clone); replays a repeated Idempotency-Key."""
+def create(body: dict, parsed: JobSubmission | None, forked_from: tuple[int, int] | None = None):
+    """Check, reserve, store and send a job (a submission, a clone or a fork: `forked_from` its parent and
+    step); replays a repeated Idempotency-Key."""
     prior = replay_or_none(body, "job")
     if prior is not None:
         return _job_response(job_or_404(prior), replayed=True)
@@ -56,11 +57,15 @@ def _create(body: dict, parsed: JobSubmission | None):
     document = resolved(body)  # an uploaded dataset's reference completed (digest, rows, features, classes)
     submission = check(document, settings, parsed=parsed if document is body else None, raw=dataset_rows(document))
     parsed = submission.parsed
+    if forked_from is not None and submission.plan.total_steps <= forked_from[1]:
+        counted = "steps" if document.get("steps") is not None else "epochs"
+        raise invalid([(counted, f"a fork from step {forked_from[1]:,} must train for more steps than that "
+                        f"(this spec has {submission.plan.total_steps:,})")])
     reserve_quota(db(), owner(), submission.record_bytes, settings)
     job = jobs.create_job(db(), submission.spec, total_steps=submission.plan.total_steps, n_params=submission.plan.n_params,
                           owner=owner(), name=parsed.name, experiment=parsed.experiment, tags=parsed.tags,
                           time_limits=submission.time_limits, mirrored=bool(settings.mlflow_tracking_uri), publishing=True,
-                          reserved_bytes=submission.record_bytes)
+                          reserved_bytes=submission.record_bytes, forked_from=forked_from)
     prior = commit_with_key(body, "job", job.id)  # the job, its outbox row and the key in one transaction
     if prior is not None:
         return _job_response(job_or_404(prior), replayed=True)
@@ -133,15 +138,20 @@ def change_job(job_id: int):
 
 
 @bp.delete(f"/{JOB_ID}")
-@operation("jobs", ok=None, status=204, query=NoQuery, problems=("not-found", "sweep-running"))
+@operation("jobs", ok=None, status=204, query=NoQuery, problems=("not-found", "sweep-running", "has-forks"))
 def delete_job(job_id: int):
     """Delete a job with everything it recorded; a running one stops at its next write.
 
     Its recording reservation goes back to the owner's quota and its MLflow run is deleted by the
-    MLflow worker. A job of a sweep that is still running is kept (409): cancel the sweep first."""
+    MLflow worker. A job of a sweep that is still running is kept (409): cancel the sweep first; so is
+    a job that forks start from (409 `has-forks`): their early steps are its."""
     job = job_or_404(job_id)
     if job.sweep_id is not None and db().get(SweepRow, job.sweep_id).status is SweepStatus.running:
         raise ApiError("sweep-running", f"job {job_id} belongs to sweep {job.sweep_id}, which is still running", sweep_id=job.sweep_id)
+    forks = jobs.forks_of(db(), job_id)
+    if forks:
+        raise ApiError("has-forks", f"job {job_id} is the parent of {len(forks)} fork(s): their steps before their fork step are "
+                       "its; delete them first", forks=forks[:100])
     with transaction() as session:
         housekeeping.delete_job(session, job)
     return "", 204
@@ -171,12 +181,12 @@ def clone_job(job_id: int):
     if limits:
         document["time_limits"] = limits
     try:
-        return _create(document, None)
+        return create(document, None)
     except ApiError as exc:
-        raise _as_set_fields(exc, clone.set) from None
+        raise as_set_fields(exc, clone.set) from None
 
 
-def _as_set_fields(exc: ApiError, changed: dict[str, Any]) -> ApiError:
+def as_set_fields(exc: ApiError, changed: dict[str, Any]) -> ApiError:
     """A clone's errors on the fields it changed, named as sent: `set.optimizer.lr`."""
     def rename(field: str | None) -> str | None:
         hit = field is not None and any(field == p or field.startswith((p + ".", p + "[")) for p in changed)

@@ -31,13 +31,13 @@ bp = Blueprint("metrics", __name__, url_prefix="/api/v1/jobs")
 def get_metric_keys(job_id: int):
     """The metric keys the job recorded so far."""
     job_or_404(job_id)
-    return MetricKeys(keys=metrics.keys(db(), job_id))
+    return MetricKeys(keys=metrics.keys(db(), job_id, inherited=True))
 
 
 def _check_keys(job: Job, wanted: list[str]) -> None:
     """An unknown key is a 404 listing the known ones: those recorded, and while the job has not
     ended, those it can still record."""
-    recorded = metrics.keys(db(), job.id)
+    recorded = metrics.keys(db(), job.id, inherited=True)
     known = set(recorded)
     unknown = [key for key in wanted if key not in known]
     if unknown and job.status not in TERMINAL:
@@ -52,7 +52,7 @@ def _check_keys(job: Job, wanted: list[str]) -> None:
 def _check_size(job_id: int, wanted: list[str] | None, query: MetricsQuery) -> None:
     """Refuse an answer over MAX_RESPONSE_POINTS before reading it, saying how to ask for less."""
     limit = current_app.config["SETTINGS"].max_response_points
-    counts = metrics.count(db(), job_id, wanted, query.start, query.end)
+    counts = metrics.count(db(), job_id, wanted, query.start, query.end, inherited=True)
     points = sum(n if query.max_points is None else min(n, query.max_points) for n in counts.values())
     if points > limit:
         keys = max(1, len(counts))
@@ -91,7 +91,7 @@ def get_metrics(job_id: int):
     if wanted:
         _check_keys(job, wanted)
     _check_size(job_id, wanted, query)
-    series = metrics.read(db(), job_id, wanted, query.start, query.end)
+    series = metrics.read(db(), job_id, wanted, query.start, query.end, inherited=True)
     for key in wanted or []:
         series.setdefault(key, (np.empty(0, dtype=np.int32), np.empty(0)))
     if query.max_points is not None:

@@ -44,7 +44,9 @@ JOB = """<section id="overview"></section>
 <section><h2>The network</h2><div class="controls"><button id="play" type="button">▶ play</button>
 <input id="step" type="range" min="0" max="0" value="0"> <span id="step-label"></span>
 <label id="band-choice" hidden>wide layers show <select id="band-values"><option value="A">a</option><option value="Z">z</option>
-<option value="delta">δ</option></select></label></div>
+<option value="delta">δ</option></select></label> <span id="fork-controls" hidden><button id="fork" type="button">fork from this
+step</button> with <input id="fork-set" size="28" value='{"optimizer.lr": 0.05}' title="the fields to change, by dotted path (JSON)">
+</span></div>
 <div id="network"></div><p class="hint" id="network-hint"></p><pre id="band-units" hidden></pre><div id="tensor-stats"></div></section>
 <section><h2>Backward pass at this step</h2><pre id="trace">(no trace recorded)</pre></section>
 <section><h2>Charts</h2><div class="controls"><label>smoothing <input id="smoothing" type="range" min="0" max="0.99"

@@ -21,9 +21,9 @@ bp = Blueprint("recorded_steps", __name__, url_prefix="/api/v1/jobs")
 def _recorded(job_id: int, kind: str) -> tuple[int, bytes]:
     job_or_404(job_id)
     step = request.context.query.step
-    data = step_arrays.read(db(), job_id, kind, step)
+    data = step_arrays.read(db(), job_id, kind, step, inherited=True)
     if data is None:
-        recorded = step_arrays.steps(db(), job_id, kind)
+        recorded = step_arrays.steps(db(), job_id, kind, inherited=True)
         hint = "record.gradients is not 'full'" if kind == "gradients" else "record.trace did not ask for it"
         detail = f"no {kind} recorded at step {step}: " + (f"recorded steps are {recorded[:20]}" if recorded else hint)
         raise ApiError("not-recorded", detail, field="step", recorded_steps=recorded[:1000])

@@ -9,9 +9,9 @@ from pydantic import ConfigDict, Field
 
 from services.jobs.metadata import MAX_TAGS, Name, TagKey, TagValue
 from services.jobs.time_limits import TimeLimitsRequest
-from services.store.models import JobStatus, MirrorState
+from services.store.models import MAX_INT32, JobStatus, MirrorState
 
-from .common import Body, Id, Out, Query, Unset
+from .common import Body, Id, Out, Query, Step, Unset
 from .diagnoses import DiagnosisKind
 
 MAX_PAGE = 500
@@ -89,6 +89,11 @@ class JobLinks(Out):
     trace: str
 
 
+class ForkedFrom(Out):
+    job: int = Field(description="the parent job: the fork's steps before `step` are its")
+    step: int = Field(description="the fork starts from the parent's exact state after this many steps")
+
+
 class Job(Out):
     id: int
     name: str | None
@@ -112,6 +117,8 @@ class Job(Out):
     diagnoses: list[DiagnosisKind] = Field(description="the kinds of diagnosis found in it, in the order first found "
                                                        "(`/jobs/{id}/diagnoses` has them in full)")
     registered: list[ModelVersion] = Field(description="versions of MLflow registered models made from this job (`POST /jobs/{id}/register`)")
+    forked_from: ForkedFrom | None = Field(description="a fork (`POST /jobs/{id}/fork`, `/continue`): its parent and the step it "
+                                           "starts from; null otherwise")
     links: JobLinks
     spec: dict[str, Any] | None = Field(default=None, exclude_if=lambda value: value is None,
                                         description="the submitted spec; only with `?include=spec`")
@@ -147,6 +154,32 @@ class CloneRequest(Body):
     tags: dict[TagKey, TagValue] | None = Field(default=None, max_length=MAX_TAGS,
                                                 description="default: the original's; `cloned_from` is added either way")
     time_limits: TimeLimitsRequest | None = Field(default=None, description="default: the original's")
+
+
+class ForkRequest(Body):
+    """A job that starts from this one's exact state after `step` steps and trains on with fields changed by dotted
+    path: the optimizer and its schedule, clipping, `model.dropout`, `steps` or `epochs`, `record`, `diagnose`."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"step": 20, "set": {"optimizer.lr": 0.05}, "name": "halved at step 20"}]})
+
+    step: Step | None = Field(default=None, description="default: the job's last step")
+    set: dict[str, Any] = Field(default_factory=dict, max_length=64, description="dotted path -> value; nothing that changes the "
+                                "network's shape or the data")
+    name: Name | None = Field(default=None, description="default: none")
+    experiment: Name | None = Field(default=None, description="default: the parent's")
+    tags: dict[TagKey, TagValue] | None = Field(default=None, max_length=MAX_TAGS,
+                                                description="default: the parent's; `forked_from` is added either way")
+    time_limits: TimeLimitsRequest | None = Field(default=None, description="default: the parent's")
+
+
+class ContinueRequest(Body):
+    """Train an ended job further: a fork at its last step with `steps` (or `epochs`) more."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"steps": 100}]})
+
+    steps: int | None = Field(default=None, ge=1, le=MAX_INT32, description="optimizer steps more (for a spec that counts steps)")
+    epochs: int | None = Field(default=None, ge=1, le=MAX_INT32, description="epochs more (for a spec that counts epochs)")
+    name: Name | None = Field(default=None, description="default: none")
 
 
 class StatusEvent(Out):

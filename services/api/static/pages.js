@@ -363,9 +363,28 @@ async function jobPage() {
   await loadSteps(state);
   await Promise.all([drawCharts(job, state.chartQuery()), showStep(state)]);
   landscapeControls(state);
+  forkControls(state);
   ready();
   if (job.status === "queued" || job.status === "running") live(state);
   followMirror(job.id);
+}
+
+// "Fork from this step": a new job from this one's exact state at the slider's step, with the changes typed
+// (dotted paths as JSON); the page of the fork opens.
+function forkControls(state) {
+  const { job } = state;
+  if (!["succeeded", "failed", "cancelled", "diverged", "running"].includes(job.status)) return;
+  $("#fork-controls").hidden = false;
+  $("#fork").onclick = async () => {
+    const step = state.steps[Number($("#step").value)] ?? job.progress.step;
+    let changes;
+    try { changes = JSON.parse($("#fork-set").value || "{}"); } catch { say("the changes are not JSON: {\"optimizer.lr\": 0.05}", true); return; }
+    const headers = { ...requestHeaders("application/json"), "Content-Type": "application/json" };
+    const response = await fetch(`/api/v1/jobs/${job.id}/fork`, { method: "POST", headers, body: JSON.stringify({ step, set: changes }) });
+    const answer = await response.json();
+    if (!response.ok) { say(`${response.status}: ${answer.detail}`, true); return; }
+    window.location.assign(`/jobs/${answer.id}`);
+  };
 }
 
 // The loss landscape around a step of an ended job: a worker replays the job to the step and computes
@@ -431,6 +450,10 @@ function overview(job) {
   if (job.mlflow.run_url) links.append(" · ", el("a", { href: job.mlflow.run_url, id: "mlflow" }, "MLflow run"));
   if (mirrorLag(job)) links.append(" ", el("span", { id: "mirror", class: "mirror" }, `(${mirrorLag(job).replace("MLflow: ", "")})`));
   if (job.sweep_id) links.append(" · ", el("a", { href: `/sweeps/${job.sweep_id}` }, `sweep ${job.sweep_id}`));
+  if (job.forked_from) {
+    links.append(" · ", el("a", { href: `/jobs/${job.forked_from.job}`, id: "forked-from" },
+      `forked from job ${job.forked_from.job} at step ${job.forked_from.step.toLocaleString()}`));
+  }
   const data = (job.spec || {}).data || {};
   if (data.dataset) {
     links.append(" · ", el("a", { href: `/datasets#dataset-${data.dataset}`, id: "dataset" },
@@ -810,9 +833,13 @@ async function sweepPage() {
     await Promise.all(paths.map((param) => chartInto(objective, `/api/v1/sweeps/${sweep.id}/charts/objective?param=${encodeURIComponent(param)}`,
       param).catch(() => null)));
     await chartInto($("#parallel"), `/api/v1/sweeps/${sweep.id}/charts/parallel`, "parallel").catch(() => null);
-    // sweeps whose jobs record curvature: final sharpness against η, under the 2/η curve
-    const sharp = await chartInto($("#sharpness"), `/api/v1/sweeps/${sweep.id}/charts/sharpness`, "sharpness").then(() => true, () => false);
-    $("#sharpness-section").hidden = !sharp;
+    // sweeps whose jobs record curvature (asked of one ended job): final sharpness against η, under the 2/η curve
+    const first = sweep.jobs.find((j) => !["queued", "running"].includes(j.status));
+    const { keys } = await api(`/api/v1/jobs/${first.id}/metrics/keys`);
+    if (keys.includes("sharpness")) {
+      const sharp = await chartInto($("#sharpness"), `/api/v1/sweeps/${sweep.id}/charts/sharpness`, "sharpness").then(() => true, () => false);
+      $("#sharpness-section").hidden = !sharp;
+    }
   }
   if (sweep.importance) {
     const peak = Math.max(...Object.values(sweep.importance), 1e-12);
