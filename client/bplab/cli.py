@@ -634,6 +634,19 @@ def sweeps_cancel(s: Session, sweep_id: int) -> int:
     return EXIT_OK
 
 
+@sweeps_command("extend", "more trials for a random or tpe sweep, keeping what its study learned")
+@click.argument("sweep_id", metavar="SWEEP", type=int)
+@click.option("--trials", type=int, required=True, help="trials to add")
+@click.option("--wait", is_flag=True, help="wait for it to end (exit 1 unless it finished)")
+def sweeps_extend(s: Session, sweep_id: int, trials: int, wait: bool) -> int:
+    found = s.api().extend_sweep(sweep_id, trials)
+    if wait:
+        found = s.api().wait_sweep(sweep_id, progress=None if not s.json else False)
+    s.emit(found, f"sweep {found['id']} ({found['status']}): {found['progress']['planned_jobs']} jobs planned"
+           + ("\n" + _leaderboard_text(found) if wait else ""))
+    return EXIT_ENDED_BADLY if wait and found["status"] != "finished" else EXIT_OK
+
+
 @sweeps_command("importance", "how much each swept parameter mattered (fANOVA)")
 @click.argument("sweep_id", metavar="SWEEP", type=int)
 def sweeps_importance(s: Session, sweep_id: int) -> int:

@@ -403,6 +403,10 @@ class Client:
     def cancel_sweep(self, sweep_id: int) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/sweeps/{sweep_id}/cancel")
 
+    def extend_sweep(self, sweep_id: int, trials: int) -> dict[str, Any]:
+        """`trials` more points for a random or tpe sweep (running or finished), asked of its study with all it learned."""
+        return self._json("POST", f"/api/v1/sweeps/{sweep_id}/extend", json={"trials": trials})
+
     def wait_sweep(self, sweep_id: int, progress: bool | None = None, poll: float = 1.0) -> dict[str, Any]:
         bar = progress_for(progress)
         while True:

@@ -1,6 +1,7 @@
 """Sweeps in the store, and every transition of their two states (the only writer of either):
 
     status        running ──(every trial created, every job ended: `finish`)──> finished
+                     │  <──(POST /sweeps/{id}/extend: `extend`, more trials)──────┘
                      └────(POST /sweeps/{id}/cancel: `cancel`)───────────────> cancelled
     mirror_state  disabled (no MLflow)
                   pending ──(its parent run finished in MLflow: `unlock_mirror(..., synced)`)──> synced
@@ -46,6 +47,19 @@ def finish(session: Session, sweep_id: int, importance: dict[str, float] | None)
                            execution_options=_PLAIN).rowcount == 1
     if done:
         webhooks.sweep_ended(session, sweep_id)
+    return done
+
+
+def extend(session: Session, sweep_id: int, trials: int) -> bool:
+    """running or finished -> running with `trials` more to create (its study keeps what it learned); the parent
+    run is finished again in MLflow when it ends again. False if it was cancelled."""
+    sweep = session.get(Sweep, sweep_id)
+    done = session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status.in_((SweepStatus.running, SweepStatus.finished)))
+                           .values(status=SweepStatus.running, finished_at=None, n_trials=Sweep.n_trials + trials,
+                                   request={**sweep.request, "trials": sweep.n_trials + trials},
+                                   mirror_state=MirrorState.pending if sweep.mirror_state != MirrorState.disabled else MirrorState.disabled),
+                           execution_options=_PLAIN).rowcount == 1
+    session.expire(sweep)
     return done
 
 

@@ -247,3 +247,20 @@ def test_fork_and_continue_wait_and_say_where_they_start(bplab, api):
     assert json.loads(more.stdout)["progress"]["total_steps"] == 56 and json.loads(more.stdout)["forked_from"]["step"] == 40
     refused = bplab("fork", str(job["id"]), "--step", "3", "--set", "model.init=zeros")
     assert refused.returncode != 0 and "set.model.init" in refused.stderr
+
+
+def test_a_finished_sweep_is_extended_without_training_a_finished_trial_again(bplab, api):
+    sweep = api.sweep({"name": "extended", "base": moons(epochs=1), "strategy": "tpe", "trials": 3, "seeds": 1,
+                       "space": {"optimizer.lr": {"log_uniform": [0.001, 0.1]}}})
+    first = api.wait_sweep(sweep["id"], progress=False)
+    assert first["status"] == "finished" and len(first["jobs"]) == 3
+    done = bplab("--json", "sweeps", "extend", str(sweep["id"]), "--trials", "2", "--wait")
+    assert done.returncode == 0, done.stderr
+    after = json.loads(done.stdout)
+    assert after["status"] == "finished" and after["progress"]["planned_jobs"] == 5 and len(after["jobs"]) == 5
+    before = {j["id"]: j["finished_at"] for j in first["jobs"]}
+    assert {j["id"]: j["finished_at"] for j in after["jobs"] if j["id"] in before} == before  # not trained again
+    assert sorted(row["trial"] for row in after["leaderboard"]) == [0, 1, 2, 3, 4]
+    grid = api.sweep({"name": "grid", "base": moons(epochs=1), "space": {"optimizer.lr": [0.01, 0.1]}})
+    refused = bplab("sweeps", "extend", str(grid["id"]), "--trials", "1")
+    assert refused.returncode != 0 and "is a grid" in refused.stderr

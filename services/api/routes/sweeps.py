@@ -1,4 +1,4 @@
-"""/api/v1/sweeps: create, list, read (progress and leaderboard), cancel, importance."""
+"""/api/v1/sweeps: create, list, read (progress and leaderboard), cancel, extend, importance."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from services.jobs.metadata import META_FIELDS
 from services.jobs.time_limits import TimeLimits
 from services.jobs.time_limits import resolve as resolve_time_limits
 from services.settings import Settings
+from services.store import sweeps as sweeps_store
 from services.store.db import session_factory
 from services.store.models import Job as JobRow
 from services.store.models import Sweep as SweepRow
@@ -33,7 +34,7 @@ from ..owned import sweep_or_404
 from ..representations import sweep_model, sweep_summary
 from ..request_session import db, transaction
 from ..schemas.common import NoQuery
-from ..schemas.sweeps import Importance, Sweep, SweepList, SweepListQuery
+from ..schemas.sweeps import ExtendRequest, Importance, Sweep, SweepList, SweepListQuery
 from ..submission import check, dataset_rows, invalid, over_limit, resolved
 
 bp = Blueprint("sweeps", __name__, url_prefix="/api/v1/sweeps")
@@ -167,6 +168,32 @@ def cancel_sweep(sweep_id: int):
         raise ApiError("already-ended", f"sweep {sweep_id} already ended ({sweep.status})", status_now=sweep.status.value)
     with transaction() as session:
         advance.cancel(session, sweep_id)
+    db().expire_all()
+    return accepted(sweep_model(sweep_or_404(sweep_id), sweep_jobs(sweep_id)))
+
+
+@bp.post(f"/{SWEEP_ID}/extend")
+@operation("sweeps", ok=Sweep, status=202, body=ExtendRequest, query=NoQuery, problems=("not-found", "already-ended", "over-limit"))
+def extend_sweep(sweep_id: int):
+    """More trials for a random or tpe sweep, running or finished: its Optuna study keeps what it learned (the next
+    points are asked of it with every finished trial told), no finished trial is trained again, and it runs until
+    the new ones have ended. A grid sweep has no points left to add; a cancelled one stays cancelled."""
+    settings = current_app.config["SETTINGS"]
+    sweep = sweep_or_404(sweep_id)
+    more: ExtendRequest = request.context.json
+    if sweep.status == SweepStatus.cancelled:
+        raise ApiError("already-ended", f"sweep {sweep_id} was cancelled", status_now=sweep.status.value)
+    if sweep.strategy == "grid":
+        raise ApiError("invalid-input", f"sweep {sweep_id} is a grid: it has tried or queued every point of its grid; start "
+                       "another sweep over a wider grid", field="trials")
+    planned = (sweep.n_trials + more.trials) * sweep.seeds
+    if planned > settings.max_sweep_jobs:
+        raise ApiError("over-limit", f"the sweep would need {planned:,} jobs, over the limit of {settings.max_sweep_jobs:,} "
+                       "(MAX_SWEEP_JOBS)", field="trials", limit={"name": "MAX_SWEEP_JOBS", "value": settings.max_sweep_jobs,
+                                                                  "requested": planned})
+    with transaction() as session:
+        sweeps_store.extend(session, sweep_id, more.trials)
+    advance.advance(session_factory(settings.database_url), sweep_id, settings)
     db().expire_all()
     return accepted(sweep_model(sweep_or_404(sweep_id), sweep_jobs(sweep_id)))
 

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field
 
 from services.store.models import SweepStatus
 
-from .common import Id, Out, Query, Unset
+from .common import Body, Id, Out, Query, Unset
 from .jobs import Job
 
 
@@ -95,3 +95,11 @@ class Importance(Out):
     objective: str
     importance: dict[str, float] = Field(description="Optuna's fANOVA importance per swept parameter (sums to 1)")
     final: bool = Field(description="whether the sweep ended (the figures will not change)")
+
+
+class ExtendRequest(Body):
+    """More trials for a random or tpe sweep."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"trials": 10}]})
+
+    trials: int = Field(ge=1, le=10_000, description="trials to add (each trained `seeds` times)")
