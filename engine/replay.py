@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .problem import Problem
-from .training import Trainer
+from .training import StepRecord, Trainer
 
 QUIET_EVERY = 10 ** 9  # a replay records nothing but its last step
 
@@ -54,3 +54,17 @@ def state_at(problem: Problem, step: int) -> dict[str, Any]:
     stream, position, the epoch's sums), from a copy of the problem trained again from the start. The
     diagnoser's state is not in it (a replay diagnoses nothing)."""
     return advance(Trainer(replayable(problem)), step).state_dict()
+
+
+def record_at(problem: Problem, step: int) -> StepRecord:
+    """Step `step`'s record (0-based: the step that moves the weights after `step` steps) as a run recording it
+    in full would have written it: its metrics, full gradients and backward-pass trace, bit for bit."""
+    base = replayable(problem)
+    record = base.spec.record.model_copy(update={"every": max(step, 1), "gradients": "full", "trace": [step]})
+    trainer = advance(Trainer(replace(base, spec=base.spec.model_copy(update={"record": record}))), step)
+    if trainer.ended():
+        raise ValueError(f"step: the run ends at step {trainer.step}: it took no step {step}")
+    done = trainer.train_step()
+    if done is None or done.gradients is None or done.trace is None:  # the step diverged: nothing finite to show
+        raise ValueError(f"step: the run diverged at step {step}")
+    return done

@@ -15,7 +15,7 @@ from services.store.db import session_factory
 from services.store.models import Sweep, SweepStatus
 
 from .app import celery_app, settings
-from .landscapes import compute
+from .computations import compute
 from .mlflow.mirror import mirror_pass
 from .sweep_hooks import after_job_ended
 from .training import train
@@ -31,11 +31,11 @@ def deliver_webhooks() -> dict[str, int]:
     return deliver_due(settings)
 
 
-@celery_app.task(name="worker.tasks.compute_landscape")
-def compute_landscape(landscape_id: int) -> str:
-    """Compute a job's loss landscape the API was asked for (a replay of the job, then the grid)."""
-    outcome = compute(landscape_id, settings)
-    logger.info("landscape %s: %s", landscape_id, outcome)
+@celery_app.task(name="worker.tasks.compute_for_job")
+def compute_for_job(computation_id: int) -> str:
+    """Compute what the API was asked for from an ended job: a loss landscape, a replayed step (a replay of the job)."""
+    outcome = compute(computation_id, settings)
+    logger.info("computation %s: %s", computation_id, outcome)
     return outcome
 
 

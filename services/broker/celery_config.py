@@ -18,7 +18,7 @@ from celery import Celery
 from ..settings import Settings
 
 TRAIN_TASK = "worker.tasks.train_job"
-LANDSCAPE_TASK = "worker.tasks.compute_landscape"
+COMPUTE_TASK = "worker.tasks.compute_for_job"
 PREFETCH = 2
 VISIBILITY_SECONDS = 60
 
@@ -60,9 +60,9 @@ def enqueue_training(job_id: int, settings: Settings, hard_time_limit: int | Non
     producer(settings).send_task(TRAIN_TASK, args=[job_id], queue=settings.bplab_queue, retry=False, **options)
 
 
-def enqueue_landscape(landscape_id: int, settings: Settings) -> None:
-    """Hand `compute_landscape(landscape_id)` to the training workers (it is training's kind of work: a replay)."""
-    producer(settings).send_task(LANDSCAPE_TASK, args=[landscape_id], queue=settings.bplab_queue, retry=False)
+def enqueue_computation(computation_id: int, settings: Settings) -> None:
+    """Hand `compute_for_job(computation_id)` to the training workers (it is training's kind of work: a replay)."""
+    producer(settings).send_task(COMPUTE_TASK, args=[computation_id], queue=settings.bplab_queue, retry=False)
 
 
 def queued_messages(settings: Settings) -> int:

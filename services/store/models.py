@@ -227,16 +227,18 @@ class Diagnosis(Base):
     found_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Landscape(Base):
-    """A job's loss landscape at a step (engine/landscapes.py), asked for by `key` (step, directions, points,
-    span): computed once by a training worker, then served from here. `result` is null until it is done;
-    `error` holds why it could not be (the next request asks again)."""
+class Computation(Base):
+    """Something computed on request by a training worker from a job that has ended, then served from here: a loss
+    landscape (`kind` "landscape", engine/landscapes.py) or a replayed step's full gradients and trace ("replay",
+    engine/replay.py), asked for by `key` (the request's fields). `result` is null until it is done; `error` holds why
+    it could not be (the next request asks again)."""
 
-    __tablename__ = "landscapes"
-    __table_args__ = (UniqueConstraint("job_id", "key", name="uq_landscapes_job_key"),)
+    __tablename__ = "computations"
+    __table_args__ = (UniqueConstraint("job_id", "kind", "key", name="uq_computations_job_kind_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
     key: Mapped[str] = mapped_column(String(200))
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -288,6 +288,11 @@ def test_every_example_the_openapi_document_holds_is_a_request_the_api_accepts(c
     assert job.status_code == 202, job.text
     assert train(job.json()["id"]) == "succeeded"
     assert ("post", "/api/v1/webhooks") in examples
+    base = {k: v for k, v in examples["post", "/api/v1/jobs"].items() if k not in ("name", "experiment", "tags", "time_limits")}
+    searched = client.post("/api/v1/sweeps", json={"name": "extended", "base": base, "strategy": "random",
+                                                  "trials": 1, "space": {"optimizer.lr": {"log_uniform": [0.001, 0.1]}}})
+    assert searched.status_code == 202, searched.text  # a sweep the extend example extends (a grid has no points to add)
     for (method, path), body in sorted(examples.items()):
-        answer = client.request(method.upper(), path.replace("{job_id}", str(job.json()["id"])), json=body)
+        answer = client.request(method.upper(), path.replace("{job_id}", str(job.json()["id"])).replace("{sweep_id}", str(searched.json()["id"])),
+                                json=body)
         assert answer.status_code < 300, (method, path, answer.text)

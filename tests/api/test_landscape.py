@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.store.db import session_factory
-from services.store.models import Landscape
+from services.store.models import Computation
 from tests.support.inprocess import compute_asked
 from tests.support.problems import assert_problem
 from tests.support.specs import dead_relu
@@ -54,7 +54,7 @@ def test_a_landscape_is_computed_once_by_a_worker_and_then_served(app, client, t
     assert at["alpha"] == at["beta"] == 0.0 and early["loss"][5][5] == early["loss_at_step"]
     assert client.delete(f"/api/v1/jobs/{job['id']}").status_code == 204  # what was kept goes with the job
     with session_factory(app.config["SETTINGS"].database_url)() as session:
-        assert session.scalar(select(func.count()).select_from(Landscape).where(Landscape.job_id == job["id"])) == 0
+        assert session.scalar(select(func.count()).select_from(Computation).where(Computation.job_id == job["id"])) == 0
 
 
 def test_what_cannot_be_drawn_is_refused_naming_why(client, train, compute):

@@ -15,7 +15,7 @@ from services.api import create_app
 from services.migrate import upgrade
 from services.settings import Settings
 from services.store.db import session_factory
-from services.store.models import Job, JobStatus, Landscape
+from services.store.models import Computation, Job, JobStatus
 from tests.support.databases import new_database, settings_for
 
 # Small limits for fast tests, and a submission rate no test run reaches (test_auth pins the rate limit itself).
@@ -46,7 +46,7 @@ def token(flask_app: Flask, name: str, owner: str | None = None) -> str:
 class Training:
     """WSGI middleware: after any request that may queue jobs (a POST), train every queued job, and the
     ones their sweeps queue next, in this process with the worker's code; after a request for a
-    landscape, compute the landscapes asked for, as a training worker would."""
+    landscape or a step's gradients or trace, compute what was asked for, as a training worker would."""
 
     def __init__(self, app: Flask):
         self.app, self.settings = app, app.config["SETTINGS"]
@@ -56,7 +56,7 @@ class Training:
         body = b"".join(self.app(environ, start_response))
         if environ["REQUEST_METHOD"] == "POST" and not environ["PATH_INFO"].endswith("/cancel"):
             self.train_queued()
-        elif environ["PATH_INFO"].endswith("/landscape"):
+        elif environ["PATH_INFO"].endswith(("/landscape", "/gradients", "/trace")):
             compute_asked(self.settings)
         return [body]
 
@@ -73,11 +73,12 @@ class Training:
 
 
 def compute_asked(settings: Settings) -> int:
-    """Compute every landscape the API has asked for and no worker has answered, with the worker's code; how many."""
-    from worker.landscapes import compute
+    """Compute everything the API has asked a worker for and none has answered (landscapes, replayed steps), with
+    the worker's code; how many."""
+    from worker.computations import compute
 
     with session_factory(settings.database_url)() as session:
-        waiting = list(session.scalars(select(Landscape.id).where(Landscape.result.is_(None), Landscape.error.is_(None))))
+        waiting = list(session.scalars(select(Computation.id).where(Computation.result.is_(None), Computation.error.is_(None))))
     for landscape_id in waiting:
         compute(landscape_id, settings)
     return len(waiting)

@@ -6,36 +6,27 @@ once and forgotten, so asking again tries again."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
-from services.broker.celery_config import enqueue_landscape
 from services.charts.landscape import contour_chart
-from services.store import landscapes
 from services.store.models import TERMINAL
 
+from ..computed import RETRY_AFTER, computed
 from ..errors import ApiError
 from ..negotiation import wants
 from ..openapi import operation
 from ..owned import job_or_404
-from ..request_session import transaction
-from ..schemas.landscape import Landscape, LandscapePending, LandscapeQuery
+from ..schemas.common import Pending
+from ..schemas.landscape import Landscape, LandscapeQuery
 from .jobs import JOB_ID
 
 bp = Blueprint("landscape", __name__, url_prefix="/api/v1/jobs")
-RETRY_AFTER = "1"
 SVG = {"image/svg+xml": "the contour plot with the path (with `Accept: image/svg+xml`)"}
-
-
-def _send(landscape_id: int) -> None:
-    try:
-        enqueue_landscape(landscape_id, current_app.config["SETTINGS"])
-    except Exception:  # noqa: BLE001 - the broker is down: the row waits, and a later request sends it again
-        current_app.logger.warning("landscape %s: the broker did not take it; the next request sends it again", landscape_id)
 
 
 @bp.get(f"/{JOB_ID}/landscape")
 @operation("charts", ok=Landscape, query=LandscapeQuery, problems=("not-found", "not-ended", "over-limit", "not-recorded", "internal-error"),
-           media=SVG, also={202: (LandscapePending, "being computed: ask again after `Retry-After` seconds")})
+           media=SVG, also={202: (Pending, "being computed: ask again after `Retry-After` seconds")})
 def job_landscape(job_id: int):
     """The training loss on a grid around the weights after `step` steps, along the Hessian's two sharpest
     directions (`top`) or two filter-normalised random ones (`random`), with the recorded steps projected onto
@@ -50,26 +41,11 @@ def job_landscape(job_id: int):
     if step > job.step:
         raise ApiError("bad-query", f"job {job_id} took {job.step:,} steps: step is 0 to {job.step:,}", field="step")
     asked = {"step": step, "directions": query.directions, "points": query.points, "span": query.span}
-    with transaction() as session:
-        row = landscapes.find(session, job_id, asked)
-        fresh = row is None
-        if fresh:
-            row = landscapes.ask(session, job_id, asked)
-        elif row.error is not None:
-            landscapes.forget(session, row.id)
-        elif landscapes.needs_sending(row):
-            landscapes.mark_sent(session, row.id)
-            fresh = True
-        row_id, result, error, seconds, computed_at = row.id, row.result, row.error, row.seconds, row.computed_at
-    if error is not None:
-        kind = error.get("kind", "internal-error")
-        raise ApiError(kind, f"job {job_id}'s landscape: {error['message']}", field=error.get("field"), **error.get("members", {}))
-    if result is None:
-        if fresh:
-            _send(row_id)
-        return LandscapePending(status="pending", job_id=job_id, step=step,
+    done = computed(job_id, "landscape", asked, "landscape")
+    if done is None:
+        return Pending(status="pending", job_id=job_id, step=step,
                                 detail="a worker is replaying the job to the step and computing the grid"), 202, {"Retry-After": RETRY_AFTER}
-    answer = Landscape(job_id=job_id, **result, seconds=seconds, computed_at=computed_at.isoformat())
+    answer = Landscape(job_id=job_id, **done.result, seconds=done.seconds, computed_at=done.computed_at.isoformat())
     if wants("application/json", "image/svg+xml") == "image/svg+xml":
         return Response(contour_chart(answer.model_dump(), f"Job {job_id}: loss around step {step:,}"), mimetype="image/svg+xml")
     return answer

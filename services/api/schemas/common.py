@@ -3,7 +3,7 @@ query parameters (unknown names refused) and responses."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -55,3 +55,12 @@ class Problem(Out):
 
 class NoQuery(Query):
     """An operation without query parameters: any given is refused (400), not silently ignored."""
+
+
+class Pending(Out):
+    """Being computed by a training worker: ask again after `Retry-After` seconds (the same URL)."""
+
+    status: Literal["pending"]
+    job_id: int
+    step: int
+    detail: str

@@ -50,12 +50,3 @@ class Landscape(Out):
     path: list[PathPoint] = Field(description="the recorded steps (at most 200, evenly chosen) and the step itself, in order")
     seconds: float = Field(description="what computing it took the worker (replay included)")
     computed_at: str
-
-
-class LandscapePending(Out):
-    """Being computed by a worker: ask again after `Retry-After` seconds (the same URL)."""
-
-    status: Literal["pending"]
-    job_id: int
-    step: int
-    detail: str

@@ -35,6 +35,8 @@ class StepQuery(Query):
 
 class Gradients(Out):
     step: int
+    replayed: bool = Field(default=False, description="computed on request by replaying the job (the step was not recorded in "
+                           "full): bit for bit what a run recording it would have written")
     gradients: dict[str, list[list[float]] | list[float]] = Field(
         description="∂L/∂W (out × in) and ∂L/∂b per tensor (`dense_1.weight`, `dense_1.bias`, ...)")
 
@@ -61,6 +63,7 @@ class Trace(Out):
     """Everything the post's worked example shows for one step: forward values, δ, gradients and the update."""
 
     step: int
+    replayed: bool = Field(default=False, description="computed on request by replaying the job, as for the gradients")
     epoch: int
     lr: float
     loss: float

@@ -1,4 +1,4 @@
-"""landscapes: a job's loss landscape at a step, computed once by a worker and served from the store
+"""computations: what a worker computes from an ended job on request (a loss landscape, a replayed step), kept and served from the store
 
 Revision ID: 0015
 Revises: 0014
@@ -16,9 +16,10 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        'landscapes',
+        'computations',
         sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
         sa.Column('job_id', sa.Integer(), nullable=False),
+        sa.Column('kind', sa.String(length=16), nullable=False),
         sa.Column('key', sa.String(length=200), nullable=False),
         sa.Column('request', sa.JSON(), nullable=False),
         sa.Column('result', sa.JSON(), nullable=True),
@@ -29,11 +30,11 @@ def upgrade() -> None:
         sa.Column('seconds', sa.Double(), nullable=True),
         sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id'),
-        sa.UniqueConstraint('job_id', 'key', name='uq_landscapes_job_key'),
+        sa.UniqueConstraint('job_id', 'kind', 'key', name='uq_computations_job_kind_key'),
     )
-    op.create_index('ix_landscapes_job_id', 'landscapes', ['job_id'])
+    op.create_index('ix_computations_job_id', 'computations', ['job_id'])
 
 
 def downgrade() -> None:
-    op.drop_index('ix_landscapes_job_id', table_name='landscapes')
-    op.drop_table('landscapes')
+    op.drop_index('ix_computations_job_id', table_name='computations')
+    op.drop_table('computations')
