@@ -18,7 +18,7 @@ import numpy as np
 
 from . import curvature
 from .problem import CURVATURE_MAX_SAMPLES, Problem
-from .replay import weights_at
+from .replay import Chain, weights_at
 
 Directions = Literal["top", "random"]
 LANDSCAPE_STREAM = 0x1A4D  # the random directions' and Lanczos' own generator
@@ -45,12 +45,13 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def landscape_of(problem: Problem, step: int, directions: Directions = "top", points: int = 41, span: float | None = None,
+def landscape_of(run: Problem | Chain, step: int, directions: Directions = "top", points: int = 41, span: float | None = None,
                  last: int | None = None) -> dict[str, Any]:
     """The loss around the weights at `step` on a `points` × `points` grid, with the path of the recorded
     steps up to `last` (default: the run's end) projected onto the plane; JSON-able (non-finite losses
     as None). `span` is the grid's half-width in the directions' units; by default it covers the path
     with a margin (and at least 1 for filter-normalised directions, a tenth of ‖θ‖ for unit ones)."""
+    problem = run if isinstance(run, Problem) else run[-1][0]  # a fork's own (its lineage replays its early steps)
     if not 2 <= points <= curvature.LANDSCAPE_MAX_POINTS:
         raise ValueError(f"points: a landscape's side is 2 to {curvature.LANDSCAPE_MAX_POINTS} points")
     net = problem.network
@@ -65,7 +66,7 @@ def landscape_of(problem: Problem, step: int, directions: Directions = "top", po
     if not 0 <= step <= last:
         raise ValueError(f"step: the run's steps are 0 to {last}")
     through = path_steps(problem.spec.record.every, last, step, max(2, min(MAX_PATH_POINTS, PATH_MAX_FLOATS // P)))
-    weights = weights_at(problem, through)
+    weights = weights_at(run, through)
     theta, start = weights[step], weights[through[0]]
     surface = curvature.Curvature(list(net.shapes), list(net.activations), problem.loss, X, Y)
     rng = np.random.default_rng([problem.spec.seed, step, LANDSCAPE_STREAM])

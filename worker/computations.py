@@ -9,14 +9,16 @@ import time
 from typing import Any
 
 from engine.landscapes import landscape_of
-from engine.problem import CURVATURE_MAX_SAMPLES, Problem
-from engine.replay import record_at
-from services.datasets.use import DatasetGone, problem_for
+from engine.problem import CURVATURE_MAX_SAMPLES
+from engine.replay import Chain, record_at
+from services.datasets.use import DatasetGone
 from services.jobs.public_errors import describe
 from services.settings import Settings
 from services.store import computations
 from services.store.db import session_factory
 from services.store.models import Job
+
+from .job_steps import chain_of
 
 logger = logging.getLogger(__name__)
 INPUT_FIELDS = ("points", "step", "span")
@@ -33,12 +35,12 @@ def _refusal(exc: ValueError) -> dict[str, Any]:
     return {"kind": "internal-error", "message": str(exc)}
 
 
-def _landscape(problem: Problem, asked: dict[str, Any], last: int) -> dict[str, Any]:
-    return landscape_of(problem, asked["step"], asked["directions"], asked["points"], asked.get("span"), last=last)
+def _landscape(run: Chain, asked: dict[str, Any], last: int) -> dict[str, Any]:
+    return landscape_of(run, asked["step"], asked["directions"], asked["points"], asked.get("span"), last=last)
 
 
-def _replay(problem: Problem, asked: dict[str, Any], _last: int) -> dict[str, Any]:
-    record = record_at(problem, asked["step"])
+def _replay(run: Chain, asked: dict[str, Any], _last: int) -> dict[str, Any]:
+    record = record_at(run, asked["step"])
     return {"gradients": {name: value.tolist() for name, value in record.gradients.items()}, "trace": record.trace}
 
 
@@ -53,13 +55,13 @@ def compute(computation_id: int, settings: Settings) -> str:
         if row is None:
             return "nothing to do"
         kind, asked, job = row.kind, dict(row.request), session.get(Job, row.job_id)
-        spec, last = job.spec, job.step
+        job_id, spec, last = job.id, job.spec, job.step
     started = time.monotonic()
     result, error = None, None
     try:
         with sessions() as session:
-            problem = problem_for(session, spec)
-        result = COMPUTE[kind](problem, asked, last)
+            run = chain_of(session, job_id, spec)  # a fork's lineage: its early steps are its parent's
+        result = COMPUTE[kind](run, asked, last)
     except DatasetGone as exc:
         error = {"kind": "not-recorded", "message": describe(exc)}
     except ValueError as exc:

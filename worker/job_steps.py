@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.replay import state_at
+from engine.replay import Chain, forked, state_at
 from engine.training import SUMMARY_KEYS, SUMMARY_REFERENCE, Member, Trainer, summarize
 from services.datasets.use import problem_for
 from services.jobs.public_errors import describe
@@ -30,7 +30,7 @@ def make_trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attem
     with sessions() as session:
         trainer = Trainer(problem_for(session, spec))
         fork = jobs.fork_of(session, job_id)
-        parent = None if fork is None else problem_for(session, fork[2])
+        parent = None if fork is None else chain_of(session, fork[0], fork[2])
     checkpoint = None
     if attempt > 1:
         with sessions() as session:
@@ -40,20 +40,19 @@ def make_trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attem
             logger.info("job %s: attempt %s resumes from its checkpoint at step %s", job_id, attempt, trainer.step)
     if checkpoint is None and fork is not None:
         started = time.monotonic()
-        trainer.load_state_dict(forked_state(trainer, state_at(parent, fork[1]), parent.spec.optimizer.name))
+        forked(trainer, state_at(parent, fork[1]), parent[-1][0].spec.optimizer.name)
         logger.info("job %s: forked from job %s at step %s (replayed in %.2f s)", job_id, fork[0], fork[1], time.monotonic() - started)
     return trainer
 
 
-def forked_state(trainer: Trainer, parent: dict[str, Any], parent_optimizer: str) -> dict[str, Any]:
-    """The parent's state as the fork starts from it: all of it, but the optimizer's when the fork's optimizer is
-    of another kind (its state fresh) and only the slots the fork's optimizer keeps (momentum turned off drops its
-    buffer; turned on, the buffer starts at zero)."""
-    fresh = trainer.optimizer.state_dict(0)
-    if trainer.spec.optimizer.name != parent_optimizer:
-        return {**parent, "optimizer": fresh}
-    kept = {name: parent["optimizer"]["state"].get(name, value) for name, value in fresh["state"].items()}
-    return {**parent, "optimizer": {"t": parent["optimizer"]["t"], "state": kept}}
+def chain_of(session: Session, job_id: int, spec: dict) -> Chain:
+    """The job's lineage for a replay (engine/replay.py): its ancestors' problems from the first, each with the step
+    its child was forked at, then its own."""
+    chain: Chain = [(problem_for(session, spec), None)]
+    while (fork := jobs.fork_of(session, job_id)) is not None:
+        job_id, step, parent_spec = fork
+        chain.insert(0, (problem_for(session, parent_spec), step))
+    return chain
 
 
 def exception_error(exc: BaseException, prefix: str = "") -> dict[str, str]:

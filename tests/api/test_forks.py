@@ -96,3 +96,24 @@ def test_what_a_fork_may_not_do_is_refused_naming_the_field(client, train):
     diverging = client.post("/api/v1/jobs", json=moons(optimizer={"name": "sgd", "lr": 1e6})).json()
     assert train(diverging["id"]) == "diverged"
     assert_problem(client.post(f"/api/v1/jobs/{diverging['id']}/continue", json={"epochs": 1}), 409, kind="not-ended")
+
+
+def test_a_fork_of_a_fork_and_a_forks_unrecorded_step_replay_through_the_lineage(app, client, train):
+    from tests.support.inprocess import compute_asked
+
+    parent = client.post("/api/v1/jobs", json=moons(record={"every": 10})).json()
+    assert train(parent["id"]) == "succeeded"
+    changes = {"optimizer.lr": 0.005}
+    sparse = client.post(f"/api/v1/jobs/{parent['id']}/fork", json={"step": 13, "set": changes}).json()
+    full = client.post(f"/api/v1/jobs/{parent['id']}/fork",
+                       json={"step": 13, "set": {**changes, "record": {"every": 1, "gradients": "full", "trace": True}}}).json()
+    assert train(sparse["id"]) == train(full["id"]) == "succeeded"
+    grandchild = client.post(f"/api/v1/jobs/{sparse['id']}/fork", json={"step": 25}).json()  # nothing changed, from the fork's step 25
+    assert train(grandchild["id"]) == "succeeded"
+    assert _model(client, grandchild["id"]) == _model(client, sparse["id"])
+    assert _series(client, grandchild["id"]) == _series(client, sparse["id"])
+    assert client.get(f"/api/v1/jobs/{sparse['id']}/gradients", params={"step": 17}).status_code == 202
+    compute_asked(app.config["SETTINGS"])
+    replayed = client.get(f"/api/v1/jobs/{sparse['id']}/gradients", params={"step": 17}).json()
+    assert replayed["replayed"] is True
+    assert replayed["gradients"] == client.get(f"/api/v1/jobs/{full['id']}/gradients", params={"step": 17}).json()["gradients"]

@@ -93,3 +93,25 @@ def test_bad_requests_name_their_field():
         landscape_of(problem, 0, points=1)
     with pytest.raises(ValueError, match=r"^step: the run's steps are 0 to 40"):
         landscape_of(problem, 41)
+
+
+def test_a_forks_replay_goes_through_its_parent_to_the_fork_step_then_on_with_its_own_settings():
+    from engine.replay import forked
+
+    parent_spec = moons(optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9})
+    fork_spec = {**parent_spec, "optimizer": {"name": "adam", "lr": 0.01}, "epochs": 6}
+    trainer = Trainer(parent_spec)
+    seen = {0: trainer.network.flat_params[0].astype(np.float64)}
+    while trainer.step < 13:
+        trainer.step_all()
+        seen[trainer.step] = trainer.network.flat_params[0].astype(np.float64)
+    fork = forked(Trainer(fork_spec), trainer.state_dict(), "sgd")
+    while not fork.ended():
+        fork.step_all()
+        seen[fork.step] = fork.network.flat_params[0].astype(np.float64)
+    chain = [(build_problem(parent_spec), 13), (build_problem(fork_spec), None)]
+    replayed = weights_at(chain, [5, 13, 14, 30, 47])
+    for step, weights in replayed.items():
+        assert np.array_equal(weights, seen[step]), step
+    alone = weights_at(build_problem(fork_spec), [30])[30]  # the fork's spec trained from step 0 is another run
+    assert not np.array_equal(alone, seen[30])
