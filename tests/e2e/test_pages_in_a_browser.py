@@ -484,3 +484,30 @@ def test_a_job_is_forked_from_the_sliders_step_and_the_fork_names_its_parent(sta
         ours = api.get(f"/api/v1/jobs/{fork_id}/metrics", params={"keys": "loss"}).json()["loss"]
         theirs = api.get(f"/api/v1/jobs/{job['id']}/metrics", params={"keys": "loss"}).json()["loss"]
         assert ours["values"][:4] == theirs["values"][:4] and ours["values"][4:] != theirs["values"][4:]  # parted after step 12
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+def test_the_slider_covers_every_step_of_an_ended_job_replaying_those_not_recorded(stack):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with stack.client() as api:
+        job = api.post("/api/v1/jobs", json=moons(record={"every": 10, "trace": [20]})).json()  # one step traced
+        wait_status(api, job["id"], {"succeeded"})
+    with chromium() as browser:
+        _ready(browser, f"{stack.url}/jobs/{job['id']}")
+        assert browser.find_element(By.ID, "step").get_attribute("max") == "0"  # the one traced step
+        browser.find_element(By.ID, "every-step").click()
+        WebDriverWait(browser, TIMEOUT).until(lambda b: b.find_element(By.ID, "step").get_attribute("max") == "39")
+        slider = browser.find_element(By.ID, "step")
+        slider.send_keys(Keys.END)
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "step-label").text == "step 39 (replayed)")
+        assert browser.find_element(By.ID, "trace").text.startswith("Step 39")
+        slider.send_keys(Keys.HOME)
+        for _ in range(20):
+            slider.send_keys(Keys.ARROW_RIGHT)
+        WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "step-label").text == "step 20")  # recorded: not replayed
+        assert browser.find_element(By.ID, "trace").text.startswith("Step 20")
+        screenshot(browser, "job-page-replayed-step")
+        assert console_errors(browser) == []

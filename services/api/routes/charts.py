@@ -15,7 +15,7 @@ from services.charts import job as job_charts
 from services.charts import svg as charts
 from services.datasets.use import DatasetGone, problem_for
 from services.mlflow.run_params import log_scale_params, param_name
-from services.store import metrics, step_arrays
+from services.store import computations, metrics, step_arrays
 from services.store.models import TERMINAL
 from services.store.models import Job as JobRow
 from services.sweeps.leaderboard import objective_value
@@ -78,10 +78,12 @@ def _boundary(job: JobRow, step: int | None) -> str | None:
         _usable(job.id, job.model)
         return job_charts.decision_boundary(problem, job.model, "Decision boundary (final model)")
     data = step_arrays.read(db(), job.id, "trace", step, inherited=True)
-    if data is None:
-        raise ApiError("not-recorded", f"no trace at step {step}: the weights of a step are in its trace", field="step",
+    replay = None if data is not None else computations.find(db(), job.id, "replay", {"step": step})
+    if data is None and (replay is None or replay.result is None):
+        raise ApiError("not-recorded", f"no trace at step {step}: the weights of a step are in its trace (ask for "
+                       f"/jobs/{job.id}/trace?step={step} to have it replayed)", field="step",
                        recorded_steps=step_arrays.steps(db(), job.id, "trace", inherited=True)[:1000])
-    layers = step_arrays.decode_trace(data)["layers"]
+    layers = (step_arrays.decode_trace(data) if data is not None else replay.result["trace"])["layers"]
     model = {"weights": [layer["W"] for layer in layers], "biases": [layer["b"] for layer in layers]}
     _usable(job.id, model)
     return job_charts.decision_boundary(problem, model, f"Decision boundary at step {step} (before its update)")

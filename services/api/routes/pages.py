@@ -43,6 +43,8 @@ JOB = """<section id="overview"></section>
 <section id="diagnoses-section" hidden><h2>Diagnoses</h2><ul id="diagnoses"></ul></section>
 <section><h2>The network</h2><div class="controls"><button id="play" type="button">▶ play</button>
 <input id="step" type="range" min="0" max="0" value="0"> <span id="step-label"></span>
+<label id="every-step-choice" hidden><input id="every-step" type="checkbox"> every step (one not recorded is replayed on
+request)</label>
 <label id="band-choice" hidden>wide layers show <select id="band-values"><option value="A">a</option><option value="Z">z</option>
 <option value="delta">δ</option></select></label> <span id="fork-controls" hidden><button id="fork" type="button">fork from this
 step</button> with <input id="fork-set" size="28" value='{"optimizer.lr": 0.05}' title="the fields to change, by dotted path (JSON)">

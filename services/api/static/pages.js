@@ -364,6 +364,10 @@ async function jobPage() {
   await Promise.all([drawCharts(job, state.chartQuery()), showStep(state)]);
   landscapeControls(state);
   forkControls(state);
+  if (!["queued", "running"].includes(job.status) && job.progress.step > 0) {
+    $("#every-step-choice").hidden = false;
+    $("#every-step").onchange = async () => { await loadSteps(state); await showStep(state); };
+  }
   ready();
   if (job.status === "queued" || job.status === "running") live(state);
   followMirror(job.id);
@@ -519,6 +523,10 @@ async function loadSteps(state) {
   const recorded = await api(`/api/v1/jobs/${state.job.id}/recorded-steps`);
   state.traced = recorded.trace.length > 0;
   state.steps = state.traced ? recorded.trace : recorded.gradients;
+  if ($("#every-step").checked) {  // an ended job's every step: those not recorded are replayed by a worker when shown
+    state.traced = true;
+    state.steps = Array.from({ length: state.job.progress.step }, (_, i) => i);
+  }
   if (!state.steps.length) {  // only summaries: per-tensor statistics at the recorded steps
     const loss = (await api(`/api/v1/jobs/${state.job.id}/metrics?keys=loss&max_points=200`)).loss;
     state.steps = loss ? loss.steps : [];
@@ -544,10 +552,10 @@ async function showStep(state, step = state.steps[Number($("#step").value)]) {
   const job = state.job;
   let trace = null, gradients = null;
   if (step !== undefined && state.traced) {
-    let table;
-    [trace, table] = await Promise.all([api(`/api/v1/jobs/${job.id}/trace?step=${step}`),
-      api(`/api/v1/jobs/${job.id}/trace?step=${step}`, "text/plain")]);
-    $("#trace").textContent = table;
+    trace = await replayed(`/api/v1/jobs/${job.id}/trace?step=${step}`, step);
+    if (state.chosen !== step) return;  // the slider moved on while it was replayed
+    $("#trace").textContent = await api(`/api/v1/jobs/${job.id}/trace?step=${step}`, "text/plain");
+    if (trace.replayed) $("#step-label").textContent = `step ${step} (replayed)`;
   } else if (step !== undefined && state.steps.length && !state.traced && job.spec.record && job.spec.record.gradients === "full") {
     gradients = (await api(`/api/v1/jobs/${job.id}/gradients?step=${step}`)).gradients;
   }
@@ -559,6 +567,17 @@ async function showStep(state, step = state.steps[Number($("#step").value)]) {
   if (!trace && step !== undefined) await tensorStats(job, step);
   // the decision over 2-D inputs: at a traced step (its weights), else the final model (when it is a usable one)
   if (state.widths[0] === 2 && (trace || ["succeeded", "cancelled"].includes(job.status))) await boundary(job, trace ? step : null);
+}
+
+// A step's trace, recorded or not: a step not recorded is answered 202 while a worker replays it (asked again each second).
+async function replayed(path, step) {
+  for (let asked = 0; asked < 600; asked += 1) {
+    const response = await fetch(path, { headers: requestHeaders("application/json") });
+    if (response.status !== 202) return api(path);
+    $("#step-label").textContent = `step ${step}: replaying… (${asked} s)`;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  throw new Error(`step ${step} was not replayed within 10 minutes: is a training worker running?`);
 }
 
 async function tensorStats(job, step) {
