@@ -356,10 +356,10 @@ def test_smoothing_changes_the_drawn_loss_and_keeps_the_raw_one_behind(stack):
         job = api.post("/api/v1/jobs", json=moons(batch_size=1, optimizer={"name": "sgd", "lr": 0.1})).json()
         wait_status(api, job["id"], {"succeeded"})
 
-    def loss_lines(browser) -> dict[str, str]:
-        lines = browser.find_elements(By.CSS_SELECTOR, '#charts figure[data-chart="loss"] polyline')
-        return {f'{line.get_attribute("class")} {line.find_element(By.TAG_NAME, "title").get_attribute("textContent")}':
-                line.get_attribute("points") for line in lines}
+    def loss_lines(browser) -> dict[str, str]:  # read in one go: a redraw (the smoothing slider) replaces the lines
+        lines = browser.execute_script("return [...document.querySelectorAll('#charts figure[data-chart=\"loss\"] polyline')].map("
+                                       "(l) => [l.getAttribute('class') + ' ' + l.querySelector('title').textContent, l.getAttribute('points')])")
+        return dict(lines)
 
     with chromium() as browser:
         _ready(browser, f"{stack.url}/jobs/{job['id']}")
