@@ -337,7 +337,7 @@ def metrics(s: Session, job_id: int, keys: str | None, max_points: int | None, a
     return EXIT_OK
 
 
-@command("trace", "the backward-pass trace table of a recorded step")
+@command("trace", "the backward-pass trace table of a step (one not recorded is replayed by a worker, waited for)")
 @click.argument("job_id", metavar="ID", type=int)
 @click.option("--step", type=int, default=0, show_default=True)
 def trace(s: Session, job_id: int, step: int) -> int:

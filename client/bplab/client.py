@@ -182,11 +182,7 @@ class Client:
         params = {"directions": directions, "points": points, **({"step": step} if step is not None else {}),
                   **({"span": span} if span is not None else {})}
         path = f"/api/v1/jobs/{job_id}/landscape"
-        deadline = time.monotonic() + timeout
-        while (response := self._request("GET", path, params=params)).status_code == 202:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id}'s landscape is still being computed after {timeout:g} s")
-            time.sleep(max(poll, float(response.headers.get("Retry-After", poll))))
+        response = self._computed(path, params, timeout, poll)
         if svg is not None:
             Path(svg).write_text(self._request("GET", path, params=params, headers={"Accept": "image/svg+xml"}).text)
         return response.json()
@@ -260,15 +256,26 @@ class Client:
     def metric_keys(self, job_id: int) -> list[str]:
         return self._json("GET", f"/api/v1/jobs/{job_id}/metrics/keys")["keys"]
 
-    def gradients(self, job_id: int, step: int) -> dict[str, Any]:
-        return self._json("GET", f"/api/v1/jobs/{job_id}/gradients", params={"step": step})["gradients"]
+    def _computed(self, path: str, params: dict[str, Any], timeout: float, poll: float = 1.0, **kwargs: Any) -> httpx.Response:
+        """A resource a worker computes on request (a replayed step, a landscape): asked again while it answers 202."""
+        deadline = time.monotonic() + timeout
+        while (response := self._request("GET", path, params=params, **kwargs)).status_code == 202:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{path} is still being computed after {timeout:g} s")
+            time.sleep(max(poll, float(response.headers.get("Retry-After", poll))))
+        return response
 
-    def trace(self, job_id: int, step: int) -> dict[str, Any]:
-        return self._json("GET", f"/api/v1/jobs/{job_id}/trace", params={"step": step})
+    def gradients(self, job_id: int, step: int, timeout: float = 600.0) -> dict[str, Any]:
+        """The full gradients of any step of the job: recorded, or (a job that ended) replayed by a worker, waited for."""
+        return self._computed(f"/api/v1/jobs/{job_id}/gradients", {"step": step}, timeout).json()["gradients"]
 
-    def trace_table(self, job_id: int, step: int) -> str:
-        """The backward-pass trace of a step as the post's table (plain text)."""
-        return self._request("GET", f"/api/v1/jobs/{job_id}/trace", params={"step": step}, headers={"Accept": "text/plain"}).text
+    def trace(self, job_id: int, step: int, timeout: float = 600.0) -> dict[str, Any]:
+        """The backward-pass trace of any step (`replayed: true` when a worker computed it on request), waited for."""
+        return self._computed(f"/api/v1/jobs/{job_id}/trace", {"step": step}, timeout).json()
+
+    def trace_table(self, job_id: int, step: int, timeout: float = 600.0) -> str:
+        """The backward-pass trace of a step as the post's table (plain text), replayed if it was not recorded."""
+        return self._computed(f"/api/v1/jobs/{job_id}/trace", {"step": step}, timeout, headers={"Accept": "text/plain"}).text
 
     def model(self, job_id: int) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/jobs/{job_id}/model")

@@ -264,3 +264,13 @@ def test_a_finished_sweep_is_extended_without_training_a_finished_trial_again(bp
     grid = api.sweep({"name": "grid", "base": moons(epochs=1), "space": {"optimizer.lr": [0.01, 0.1]}})
     refused = bplab("sweeps", "extend", str(grid["id"]), "--trials", "1")
     assert refused.returncode != 0 and "is a grid" in refused.stderr
+
+
+def test_trace_of_a_step_not_recorded_waits_for_its_replay(bplab, api):
+    job = api.submit(moons(record={"every": 10, "trace": [10]}))
+    api.wait(job["id"])
+    table = bplab("trace", str(job["id"]), "--step", "13")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.startswith("Step 13") and "∂L/∂W" in table.stdout
+    assert api.trace(job["id"], 13)["replayed"] is True and api.trace(job["id"], 10)["replayed"] is False
+    assert api.gradients(job["id"], 13).keys() == {"dense_1.weight", "dense_1.bias", "dense_2.weight", "dense_2.bias"}

@@ -9,7 +9,7 @@ import pytest
 
 from engine.training import run
 from tests.support.specs import SEED, moons
-from tests.support.waiting import wait_status
+from tests.support.waiting import wait_computed, wait_status
 
 
 def test_seed_job_trains_and_reports_exactly_what_the_engine_computes(api):
@@ -33,7 +33,7 @@ def test_seed_job_trains_and_reports_exactly_what_the_engine_computes(api):
     assert api.get(f"/api/v1/jobs/{job['id']}/metrics/keys").json()["keys"] == sorted(expected["metrics"])
 
     trace = api.get(f"/api/v1/jobs/{job['id']}/trace", params={"step": 0}).json()
-    assert trace == expected["trace"][0]
+    assert trace.pop("replayed") is False and trace == expected["trace"][0]  # recorded, not replayed
     grads = api.get(f"/api/v1/jobs/{job['id']}/gradients", params={"step": 0}).json()
     assert grads["gradients"] == expected["gradients"][0]["gradients"]
 
@@ -43,15 +43,19 @@ def test_seed_job_trains_and_reports_exactly_what_the_engine_computes(api):
     assert len(predicted["outputs"]) == 2 and predicted["classes"] in ([[1], [1]], [[0], [1]], [[1], [0]], [[0], [0]])
 
 
-def test_step_arrays_not_recorded_answer_404_with_reason(api):
+def test_a_step_not_recorded_is_replayed_by_a_worker_and_one_never_taken_is_a_404(api):
     job = api.post("/api/v1/jobs", json=moons(record={"every": 5})).json()
     wait_status(api, job["id"], {"succeeded"})
-    missing = api.get(f"/api/v1/jobs/{job['id']}/gradients", params={"step": 3})
-    assert missing.status_code == 404
-    assert missing.headers["Content-Type"] == "application/problem+json"
-    assert "record.gradients is not 'full'" in missing.json()["detail"]
-    trace = api.get(f"/api/v1/jobs/{job['id']}/trace", params={"step": 0})
-    assert trace.status_code == 404 and "record.trace" in trace.json()["detail"]
+    asked = api.get(f"/api/v1/jobs/{job['id']}/gradients", params={"step": 3})
+    assert asked.status_code == 202 and asked.headers["Retry-After"] == "1"
+    answer = wait_computed(api, f"/api/v1/jobs/{job['id']}/gradients", step=3)
+    assert answer.status_code == 200 and answer.json()["replayed"] is True
+    assert set(answer.json()["gradients"]) == {"dense_1.weight", "dense_1.bias", "dense_2.weight", "dense_2.bias"}
+    trace = api.get(f"/api/v1/jobs/{job['id']}/trace", params={"step": 3})  # the same replay gave it
+    assert trace.status_code == 200 and trace.json()["replayed"] is True and trace.json()["step"] == 3
+    never = api.get(f"/api/v1/jobs/{job['id']}/trace", params={"step": 40})
+    assert never.status_code == 404 and never.headers["Content-Type"] == "application/problem+json"
+    assert "took steps 0 to 39" in never.json()["detail"]
     assert api.get(f"/api/v1/jobs/{job['id']}/trace").status_code == 400
 
 

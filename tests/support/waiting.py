@@ -37,12 +37,17 @@ def wait_sweep(client: httpx.Client, sweep_id: int, timeout: float = 180) -> dic
     raise TimeoutError(f"sweep {sweep_id} still running: {sweep['progress']}")
 
 
-def wait_landscape(client: httpx.Client, job_id: int, timeout: float = 60, **params: object) -> httpx.Response:
-    """A job's landscape once a worker has computed it (the API answers 202 until then)."""
+def wait_computed(client: httpx.Client, path: str, timeout: float = 60, **params: object) -> httpx.Response:
+    """What a worker computes on request (a landscape, a replayed step), once it has (the API answers 202 until then)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        answer = client.get(f"/api/v1/jobs/{job_id}/landscape", params=params)
+        answer = client.get(path, params=params)
         if answer.status_code != 202:
             return answer
         time.sleep(float(answer.headers.get("Retry-After", "1")) / 4)
-    raise TimeoutError(f"job {job_id}'s landscape still computing after {timeout}s")
+    raise TimeoutError(f"{path} still computing after {timeout}s")
+
+
+def wait_landscape(client: httpx.Client, job_id: int, timeout: float = 60, **params: object) -> httpx.Response:
+    """A job's landscape once a worker has computed it."""
+    return wait_computed(client, f"/api/v1/jobs/{job_id}/landscape", timeout, **params)

@@ -72,7 +72,7 @@ def get_trace(job_id: int):
     step, data, replayed = _step(job_id, "trace")
     if data is None and replayed is None:
         return _pending(job_id, step)
-    trace = step_arrays.decode_trace(data) if data is not None else {**replayed["trace"], "replayed": True}
+    trace = {**step_arrays.decode_trace(data), "replayed": False} if data is not None else {**replayed["trace"], "replayed": True}
     if wants("application/json", "text/plain") == "text/plain":
         return Response(format_trace_table(trace) + "\n", mimetype="text/plain")
     return trace
