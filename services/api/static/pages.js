@@ -534,7 +534,13 @@ async function loadSteps(state) {
   const slider = $("#step");
   slider.max = Math.max(0, state.steps.length - 1);
   if (state.chosen === null || !state.steps.includes(state.chosen)) slider.value = 0;
-  slider.oninput = () => showStep(state, state.steps[Number(slider.value)]);
+  let resting = null;  // every step: a step is asked for once the slider rests (each one not recorded is a worker's replay)
+  slider.oninput = () => {
+    if (!$("#every-step").checked) { showStep(state, state.steps[Number(slider.value)]); return; }
+    $("#step-label").textContent = `step ${state.steps[Number(slider.value)]}`;
+    clearTimeout(resting);
+    resting = setTimeout(() => showStep(state, state.steps[Number(slider.value)]), 300);
+  };
   const play = $("#play");
   play.onclick = () => {
     if (state.timer) { clearInterval(state.timer); state.timer = null; play.textContent = "▶ play"; return; }
@@ -552,9 +558,10 @@ async function showStep(state, step = state.steps[Number($("#step").value)]) {
   const job = state.job;
   let trace = null, gradients = null;
   if (step !== undefined && state.traced) {
-    trace = await replayed(`/api/v1/jobs/${job.id}/trace?step=${step}`, step);
-    if (state.chosen !== step) return;  // the slider moved on while it was replayed
-    $("#trace").textContent = await api(`/api/v1/jobs/${job.id}/trace?step=${step}`, "text/plain");
+    trace = await replayed(state, `/api/v1/jobs/${job.id}/trace?step=${step}`, step);
+    const table = await api(`/api/v1/jobs/${job.id}/trace?step=${step}`, "text/plain");
+    if (state.chosen !== step) return;  // the slider moved on while this step was fetched (or replayed)
+    $("#trace").textContent = table;
     if (trace.replayed) $("#step-label").textContent = `step ${step} (replayed)`;
   } else if (step !== undefined && state.steps.length && !state.traced && job.spec.record && job.spec.record.gradients === "full") {
     gradients = (await api(`/api/v1/jobs/${job.id}/gradients?step=${step}`)).gradients;
@@ -570,11 +577,11 @@ async function showStep(state, step = state.steps[Number($("#step").value)]) {
 }
 
 // A step's trace, recorded or not: a step not recorded is answered 202 while a worker replays it (asked again each second).
-async function replayed(path, step) {
+async function replayed(state, path, step) {
   for (let asked = 0; asked < 600; asked += 1) {
     const response = await fetch(path, { headers: requestHeaders("application/json") });
     if (response.status !== 202) return api(path);
-    $("#step-label").textContent = `step ${step}: replaying… (${asked} s)`;
+    if (state.chosen === step) $("#step-label").textContent = `step ${step}: replaying… (${asked} s)`;
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   throw new Error(`step ${step} was not replayed within 10 minutes: is a training worker running?`);
