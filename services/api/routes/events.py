@@ -140,7 +140,10 @@ def _event_stream(sessions: sessionmaker[Session], job_id: int, poll: float, tim
                 return
             status, step, total, loss = job.status, job.step, job.total_steps, job.last_loss
             final = job_model(job).model_dump(mode="json", by_alias=True) if status in TERMINAL else None
-            figures = metrics.last_points(session, job_id, EPOCH_FIGURES) if step != last_step else {}
+            # an epoch's figures recorded at step index s exist once s + 1 steps are done: read after the step, they may be
+            # of a step the row does not count yet (a flush between the two statements), and wait for the next event
+            figures = ({key: point for key, point in metrics.last_points(session, job_id, EPOCH_FIGURES).items() if point[0] < step}
+                       if step != last_step else {})
             found = [diagnosis_model(row) for row in diagnoses.of_job(session, job_id, last_diagnosis)]
         ident = f"{status.value}/{step}" + (f"/{last_diagnosis}" if last_diagnosis else "")  # what a reconnect need not be sent again
         if status.value != last_status:
