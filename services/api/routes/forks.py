@@ -11,9 +11,7 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from engine.spec import SpecError
 from services.store.models import TERMINAL, JobStatus
-from services.sweeps.request import set_path
 
 from ..errors import ApiError
 from ..idempotency import IdempotencyHeaders
@@ -22,7 +20,7 @@ from ..owned import job_or_404
 from ..schemas.common import NoQuery
 from ..schemas.jobs import ContinueRequest, ForkRequest, Job
 from ..submission import invalid
-from .jobs import CREATED_HEADERS, JOB_ID, as_set_fields, create
+from .jobs import CREATED_HEADERS, DERIVED_META, JOB_ID, create_derived
 
 bp = Blueprint("forks", __name__, url_prefix="/api/v1/jobs")
 # What a fork may change: nothing that changes the network's shape, its initial weights or the data it sees.
@@ -48,24 +46,7 @@ def _fork(parent_id: int, step: int | None, changes: dict[str, Any], meta: dict[
     if refused:
         raise invalid([(f"set.{path}", f"a fork keeps the network's shape, its initialisation and the data: it may change "
                         f"{', '.join(FORKABLE)}") for path in refused])
-    spec = parent.spec
-    try:
-        for path, value in changes.items():
-            spec = set_path(spec, path, value, where="set")
-    except SpecError as exc:
-        raise invalid(exc.errors) from None
-    limits = {k: v for k, v in (("soft_seconds", parent.soft_time_limit), ("hard_seconds", parent.hard_time_limit)) if v is not None}
-    document = {**spec, "experiment": meta.get("experiment") or parent.experiment,
-                "tags": {**({t.key: t.value for t in parent.tags} if meta.get("tags") is None else meta["tags"]),
-                         "forked_from": f"{parent_id}@{step}"}}
-    if meta.get("name") is not None:
-        document["name"] = meta["name"]
-    if meta.get("time_limits") or limits:
-        document["time_limits"] = meta.get("time_limits") or limits
-    try:
-        return create(document, None, forked_from=(parent_id, step))
-    except ApiError as exc:
-        raise as_set_fields(exc, changes) from None
+    return create_derived(parent, changes, meta, ("forked_from", f"{parent_id}@{step}"), forked_from=(parent_id, step))
 
 
 @bp.post(f"/{JOB_ID}/fork")
@@ -79,7 +60,7 @@ def fork_job(job_id: int):
     starts its state fresh. Checked like a submission. Its steps before `step` are the parent's, read through it
     (`forked_from` says whose); with an empty `set` it is bitwise the parent from `step` on."""
     fork: ForkRequest = request.context.json
-    return _fork(job_id, fork.step, fork.set, fork.model_dump(include={"name", "experiment", "tags", "time_limits"}, exclude_none=True))
+    return _fork(job_id, fork.step, fork.set, fork.model_dump(include=DERIVED_META, exclude_none=True))
 
 
 @bp.post(f"/{JOB_ID}/continue")

@@ -164,26 +164,37 @@ def clone_job(job_id: int):
     """A new job from this one's spec with fields changed by dotted path (`set`), checked like a submission.
 
     Its experiment, tags and time limits are the original's unless given; it is tagged `cloned_from`."""
-    original = job_or_404(job_id)
     clone: CloneRequest = request.context.json
+    return create_derived(job_or_404(job_id), clone.set, clone.model_dump(include=DERIVED_META, exclude_none=True),
+                          ("cloned_from", str(job_id)))
+
+
+DERIVED_META = {"name", "experiment", "tags", "time_limits"}
+
+
+def create_derived(original: JobRow, changes: dict[str, Any], meta: dict[str, Any], tag: tuple[str, str],
+                   forked_from: tuple[int, int] | None = None):
+    """A job from another's spec with `changes` by dotted path (a clone, a fork), checked like a submission: its
+    experiment, tags and time limits are the original's unless `meta` gives them, its name none unless given, and
+    it is tagged `tag`; errors on a changed field are named as sent (`set.optimizer.lr`)."""
     spec = original.spec
     try:
-        for path, value in clone.set.items():
+        for path, value in changes.items():
             spec = set_path(spec, path, value, where="set")
     except SpecError as exc:
         raise invalid(exc.errors) from None
-    limits = clone.time_limits.model_dump(exclude_none=True) if clone.time_limits else {
+    limits = meta.get("time_limits") or {
         k: v for k, v in (("soft_seconds", original.soft_time_limit), ("hard_seconds", original.hard_time_limit)) if v is not None}
-    document = {**spec, "experiment": clone.experiment or original.experiment,
-                "tags": {**({t.key: t.value for t in original.tags} if clone.tags is None else clone.tags), "cloned_from": str(job_id)}}
-    if clone.name is not None:
-        document["name"] = clone.name
+    tags = {t.key: t.value for t in original.tags} if meta.get("tags") is None else meta["tags"]
+    document = {**spec, "experiment": meta.get("experiment") or original.experiment, "tags": {**tags, tag[0]: tag[1]}}
+    if meta.get("name") is not None:
+        document["name"] = meta["name"]
     if limits:
         document["time_limits"] = limits
     try:
-        return create(document, None)
+        return create(document, None, forked_from)
     except ApiError as exc:
-        raise as_set_fields(exc, clone.set) from None
+        raise as_set_fields(exc, changes) from None
 
 
 def as_set_fields(exc: ApiError, changed: dict[str, Any]) -> ApiError:
