@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import make_activation
+from .checkpoint_cadence import cadence, kept_bytes
 from .datasets import BUILTIN_INPUTS, dataset_size, load_builtin
 from .initializers import init_weights
 from .losses import Loss, make_loss
@@ -40,6 +41,7 @@ class Problem:
     train_rng: np.random.Generator
     input_mean: np.ndarray | None = None  # standardisation statistics of the training part
     input_std: np.ndarray | None = None
+    kept_every: int = 0  # steps between kept checkpoints (engine/checkpoint_cadence.py; 0: none kept)
 
     @property
     def n_params(self) -> int:
@@ -142,6 +144,7 @@ def build_problem(spec: JobSpec | dict, raw: RawData | None = None) -> Problem:
     total_steps = spec.steps if spec.steps is not None else spec.epochs * steps_per_epoch
     network = _build_network(spec, X_train.shape[1], rngs[STREAM_INIT], dtype)
     _check_record_budget(spec, batch_size, X_train.shape[1], total_steps, steps_per_epoch)
+    kept_every = checkpoint_cadence(spec, X_train.shape[1], batch_size, total_steps, steps_per_epoch)
 
     def cast(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.ascontiguousarray(a, dtype=dtype)
@@ -160,6 +163,7 @@ def build_problem(spec: JobSpec | dict, raw: RawData | None = None) -> Problem:
         train_rng=rngs[STREAM_TRAIN],
         input_mean=mean,
         input_std=std,
+        kept_every=kept_every,
     )
 
 
@@ -287,13 +291,32 @@ TRACE_STEP_BYTES = 4096  # a trace's keys and structure
 
 
 def recording_bytes(spec: JobSpec, n_inputs: int, batch: int, total_steps: int, steps_per_epoch: int) -> int:
-    """At most what a job records, in bytes: its metric points, full gradients and traces (the budget
-    `record.max_bytes` bounds, and a server's quotas count)."""
+    """At most what a job records, in bytes: its metric points, full gradients, traces and kept checkpoints
+    (the budget `record.max_bytes` bounds, and a server's quotas count)."""
+    rest = _recorded_bytes(spec, n_inputs, batch, total_steps, steps_per_epoch)
+    n_params, n_train = _n_params(spec, n_inputs), batch * steps_per_epoch
+    every = cadence(spec, n_inputs, n_params, batch, total_steps, n_train, spec.record.max_bytes - rest)
+    return rest + kept_bytes(spec, every, n_params, total_steps, n_train)
+
+
+def checkpoint_cadence(spec: JobSpec, n_inputs: int, batch: int, total_steps: int, steps_per_epoch: int) -> int:
+    """Steps between the job's kept checkpoints (engine/checkpoint_cadence.py), with what its recording leaves of its budget."""
+    rest = _recorded_bytes(spec, n_inputs, batch, total_steps, steps_per_epoch)
+    return cadence(spec, n_inputs, _n_params(spec, n_inputs), batch, total_steps, batch * steps_per_epoch, spec.record.max_bytes - rest)
+
+
+def _n_params(spec: JobSpec, n_inputs: int) -> int:
+    widths = [n_inputs] + [layer.units for layer in spec.model.layers]
+    return sum(widths[i] * widths[i + 1] + widths[i + 1] for i in range(len(widths) - 1))
+
+
+def _recorded_bytes(spec: JobSpec, n_inputs: int, batch: int, total_steps: int, steps_per_epoch: int) -> int:
+    """Metric points, full gradients and traces, at most."""
     rec = spec.record
     recorded = len(range(0, total_steps, rec.every)) + (0 if (total_steps - 1) % rec.every == 0 else 1)
     itemsize = np.dtype(spec.dtype).itemsize
     widths = [n_inputs] + [layer.units for layer in spec.model.layers]
-    n_params = sum(widths[i] * widths[i + 1] + widths[i + 1] for i in range(len(widths) - 1))
+    n_params = _n_params(spec, n_inputs)
     units = sum(widths[1:])
     keys = metric_keys(spec, n_params)
     epoch_keys = sum(1 for key in keys if key.startswith(("train_", "val_")))
@@ -316,6 +339,9 @@ def _check_record_budget(spec: JobSpec, batch: int, n_inputs: int, total_steps: 
                 raise SpecError([(f"record.trace[{i}]", f"step {step} is past the last step ({total_steps - 1})")])
     needed = recording_bytes(spec, n_inputs, batch, total_steps, steps_per_epoch)
     if needed > rec.max_bytes:
-        raise SpecError([("record.max_bytes", f"recording (metric points, full gradients, traces) needs about {needed:,} bytes, "
+        field = "record.checkpoints" if rec.checkpoints and _recorded_bytes(spec, n_inputs, batch, total_steps, steps_per_epoch) \
+            <= rec.max_bytes else "record.max_bytes"
+        raise SpecError([(field, f"recording (metric points, full gradients, traces, kept checkpoints) needs about {needed:,} bytes, "
                           f"over the budget of {rec.max_bytes:,}; record fewer steps (record.every, record.trace), fewer "
-                          "gradients (record.gradients) or raise record.max_bytes within the server's MAX_RECORD_BYTES")])
+                          "gradients (record.gradients), keep fewer checkpoints (record.checkpoints) or raise record.max_bytes "
+                          "within the server's MAX_RECORD_BYTES")])

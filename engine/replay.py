@@ -7,6 +7,9 @@ with the step its child was forked at, and its own last (with None). A fork star
 state at the fork step (`forked`: the optimizer's state fresh when the fork's optimizer is of another
 kind), so replaying a fork replays its parent to that step, then the fork on from there.
 
+A replay starts from the latest state the run kept (`Kept`: its checkpoints, engine/checkpoint_cadence.py)
+at or before the step it wants, in the part of the lineage that leads there, instead of step 0.
+
 A replay records nothing but what a last step does and computes no curvature or diagnoses: none
 of them changes a parameter, a buffer or a random stream (tests/engine/test_landscapes.py holds
 replayed weights `==` the run's).
@@ -14,7 +17,7 @@ replayed weights `==` the run's).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +28,8 @@ from .training import StepRecord, Trainer
 
 QUIET_EVERY = 10 ** 9  # a replay records nothing but its last step
 Chain = list[tuple[Problem, int | None]]
+# The states a run kept: {(part of its chain, step): a loader of `Trainer.state_dict()` after that step}.
+Kept = Mapping[tuple[int, int], Callable[[], dict[str, Any]]]
 
 
 def replayable(problem: Problem, record: dict[str, Any] | None = None) -> Problem:
@@ -66,11 +71,31 @@ class Replay:
     lineage's parents where the step is theirs); `recording` builds the trainer of the run's own last part
     with those record settings instead of none."""
 
-    def __init__(self, run: Problem | Chain, recording: dict[str, Any] | None = None) -> None:
+    def __init__(self, run: Problem | Chain, recording: dict[str, Any] | None = None, kept: Kept | None = None) -> None:
         self.chain: Chain = [(run, None)] if isinstance(run, Problem) else list(run)
         self.recording = recording
+        self.kept = kept or {}
         self.part = 0
         self.trainer = self._trainer(0)
+        self.started_at = 0  # the step the last jump started from (0: the run's start)
+
+    def _part_of(self, step: int, own_step: bool) -> int:
+        """The part of the chain whose trainer is at `step` (taking step `step` itself, with `own_step`)."""
+        for part, (_, fork_step) in enumerate(self.chain):
+            if fork_step is None or step < fork_step or (step == fork_step and not own_step):
+                return part
+        return len(self.chain) - 1
+
+    def _jump(self, step: int, own_step: bool) -> None:
+        """Start from the latest kept state on the way to `step`, if it is ahead of where the replay is."""
+        target = self._part_of(step, own_step)
+        usable = [(part, at) for part, at in self.kept if part <= target and at <= step and
+                  (part == target or at <= self.chain[part][1]) and (part, at) > (self.part, self.trainer.step)]
+        if usable:
+            part, at = max(usable)
+            self.part, self.trainer = part, self._trainer(part)
+            self.trainer.load_state_dict(self.kept[(part, at)]())
+            self.started_at = at
 
     def _trainer(self, part: int) -> Trainer:
         return Trainer(replayable(self.chain[part][0], self.recording if part == len(self.chain) - 1 else None))
@@ -78,6 +103,7 @@ class Replay:
     def at(self, step: int, own_step: bool = False) -> Trainer:
         """The trainer after `step` steps; `own_step`: in the part that takes step `step` itself (a fork takes its
         fork step's update; the weights before it are its parent's as well)."""
+        self._jump(step, own_step)
         while self.part < len(self.chain) - 1:
             fork_step = self.chain[self.part][1]
             if step < fork_step or (step == fork_step and not own_step):
@@ -88,30 +114,36 @@ class Replay:
         return advance(self.trainer, step)
 
 
-def weights_at(run: Problem | Chain, steps: Iterable[int]) -> dict[int, np.ndarray]:
+def weights_at(run: Problem | Chain, steps: Iterable[int], kept: Kept | None = None) -> dict[int, np.ndarray]:
     """Each step's weights (after that many optimizer steps; 0 is the initialisation), flat float64, from a
-    copy of the run (as it was built, untrained) trained again from the start."""
-    replay = Replay(run)
+    copy of the run (as it was built, untrained) trained again from its start or the states it kept."""
+    replay = Replay(run, kept=kept)
     return {step: replay.at(step).network.flat_params[0].astype(np.float64) for step in sorted(set(steps))}
 
 
-def state_at(run: Problem | Chain, step: int) -> dict[str, Any]:
+def state_at(run: Problem | Chain, step: int, kept: Kept | None = None) -> dict[str, Any]:
     """The run's whole state after `step` steps (`Trainer.state_dict()`: parameters, optimizer buffers, random
     stream, position, the epoch's sums), as a fork starts from it. The diagnoser's state is not in it (a replay
     diagnoses nothing)."""
-    return Replay(run).at(step, own_step=True).state_dict()
+    return Replay(run, kept=kept).at(step, own_step=True).state_dict()
 
 
-def record_at(run: Problem | Chain, step: int) -> StepRecord:
+def record_at(run: Problem | Chain, step: int, kept: Kept | None = None) -> StepRecord:
     """Step `step`'s record (0-based: the step that moves the weights after `step` steps) as a run recording it
     in full would have written it: its metrics, full gradients and backward-pass trace, bit for bit."""
+    return replayed_record(run, step, kept)[0]
+
+
+def replayed_record(run: Problem | Chain, step: int, kept: Kept | None = None) -> tuple[StepRecord, int]:
+    """`record_at`, with the step its replay started from (a kept state's, or 0)."""
     chain: Chain = [(run, None)] if isinstance(run, Problem) else list(run)
     part = next(i for i, (_, fork_step) in enumerate(chain) if fork_step is None or step < fork_step)  # the part taking the step
     chain = [*chain[:part], (chain[part][0], None)]
-    trainer = Replay(chain, {"every": max(step, 1), "gradients": "full", "trace": [step]}).at(step, own_step=True)
+    replay = Replay(chain, {"every": max(step, 1), "gradients": "full", "trace": [step]}, kept)
+    trainer = replay.at(step, own_step=True)
     if trainer.ended():
         raise ValueError(f"step: the run ends at step {trainer.step}: it took no step {step}")
     done = trainer.train_step()
     if done is None or done.gradients is None or done.trace is None:  # the step diverged: nothing finite to show
         raise ValueError(f"step: the run diverged at step {step}")
-    return done
+    return done, replay.started_at

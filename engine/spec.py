@@ -223,8 +223,12 @@ class Record(_Strict):
     curvature: CurvatureSettings | None = Field(default=None, description="the loss surface's curvature at some recorded "
                                                 "steps: `sharpness` (λmax), `sharpness_x_lr` (it crosses 2 where descent diverges), "
                                                 "`hessian_trace`, `hessian_eig/<i>`")
+    checkpoints: int | None = Field(default=None, ge=0, description="keep the training state every N steps and after the last, so "
+                                    "any step is replayed or forked from the nearest (`0`: none kept; left out: chosen from the "
+                                    "network's size, docs/replay.md)")
     max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0,
-                           description="budget for what the job records: metric points, full gradients, traces (≤ the server's MAX_RECORD_BYTES)")
+                           description="budget for what the job records: metric points, full gradients, traces, kept checkpoints "
+                                       "(≤ the server's MAX_RECORD_BYTES)")
 
 
 class DiagnoseSettings(_Strict):

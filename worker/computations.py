@@ -10,7 +10,7 @@ from typing import Any
 
 from engine.landscapes import landscape_of
 from engine.problem import CURVATURE_MAX_SAMPLES
-from engine.replay import Chain, record_at
+from engine.replay import Chain, Kept, replayed_record
 from services.datasets.use import DatasetGone
 from services.jobs.public_errors import describe
 from services.settings import Settings
@@ -18,7 +18,7 @@ from services.store import computations
 from services.store.db import session_factory
 from services.store.models import Job
 
-from .job_steps import chain_of
+from .job_steps import chain_of, kept_of
 
 logger = logging.getLogger(__name__)
 INPUT_FIELDS = ("points", "step", "span")
@@ -35,13 +35,14 @@ def _refusal(exc: ValueError) -> dict[str, Any]:
     return {"kind": "internal-error", "message": str(exc)}
 
 
-def _landscape(run: Chain, asked: dict[str, Any], last: int) -> dict[str, Any]:
+def _landscape(run: Chain, _kept: Kept, asked: dict[str, Any], last: int) -> dict[str, Any]:
+    """The path to `last` passes every recorded step: it is trained again from the start (kept states skip nothing)."""
     return landscape_of(run, asked["step"], asked["directions"], asked["points"], asked.get("span"), last=last)
 
 
-def _replay(run: Chain, asked: dict[str, Any], _last: int) -> dict[str, Any]:
-    record = record_at(run, asked["step"])
-    return {"gradients": {name: value.tolist() for name, value in record.gradients.items()}, "trace": record.trace}
+def _replay(run: Chain, kept: Kept, asked: dict[str, Any], _last: int) -> dict[str, Any]:
+    record, start = replayed_record(run, asked["step"], kept)
+    return {"gradients": {name: value.tolist() for name, value in record.gradients.items()}, "trace": record.trace, "replayed_from": start}
 
 
 COMPUTE = {"landscape": _landscape, "replay": _replay}
@@ -61,7 +62,8 @@ def compute(computation_id: int, settings: Settings) -> str:
     try:
         with sessions() as session:
             run = chain_of(session, job_id, spec)  # a fork's lineage: its early steps are its parent's
-        result = COMPUTE[kind](run, asked, last)
+            kept = kept_of(sessions, session, job_id)
+        result = COMPUTE[kind](run, kept, asked, last)
     except DatasetGone as exc:
         error = {"kind": "not-recorded", "message": describe(exc)}
     except ValueError as exc:

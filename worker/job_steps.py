@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.replay import Chain, forked, state_at
+from engine.replay import Chain, Kept, forked, state_at
 from engine.training import SUMMARY_KEYS, SUMMARY_REFERENCE, Member, Trainer, summarize
 from services.datasets.use import problem_for
 from services.jobs.public_errors import describe
@@ -31,6 +31,7 @@ def make_trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attem
         trainer = Trainer(problem_for(session, spec))
         fork = jobs.fork_of(session, job_id)
         parent = None if fork is None else chain_of(session, fork[0], fork[2])
+        kept = None if fork is None else kept_of(sessions, session, fork[0])
     checkpoint = None
     if attempt > 1:
         with sessions() as session:
@@ -40,7 +41,7 @@ def make_trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attem
             logger.info("job %s: attempt %s resumes from its checkpoint at step %s", job_id, attempt, trainer.step)
     if checkpoint is None and fork is not None:
         started = time.monotonic()
-        forked(trainer, state_at(parent, fork[1]), parent[-1][0].spec.optimizer.name)
+        forked(trainer, state_at(parent, fork[1], kept), parent[-1][0].spec.optimizer.name)
         logger.info("job %s: forked from job %s at step %s (replayed in %.2f s)", job_id, fork[0], fork[1], time.monotonic() - started)
     return trainer
 
@@ -53,6 +54,24 @@ def chain_of(session: Session, job_id: int, spec: dict) -> Chain:
         job_id, step, parent_spec = fork
         chain.insert(0, (problem_for(session, parent_spec), step))
     return chain
+
+
+def kept_of(sessions: sessionmaker[Session], session: Session, job_id: int) -> Kept:
+    """The states the job's lineage kept, by part of its chain and step, each read from the store when a replay
+    starts from it (engine/replay.py)."""
+    ids = jobs.lineage(session, job_id)
+    steps = checkpoints.kept_steps(session, ids)
+
+    def loader(kept_job: int, step: int) -> Any:
+        def load() -> dict[str, Any]:
+            with sessions() as s:
+                state = checkpoints.load_kept(s, kept_job, step)
+            if state is None:
+                raise ValueError(f"step: job {kept_job}'s checkpoint at step {step} was deleted while it was replayed")
+            return state
+        return load
+
+    return {(part, step): loader(kept_job, step) for part, kept_job in enumerate(ids) for step in steps[kept_job]}
 
 
 def exception_error(exc: BaseException, prefix: str = "") -> dict[str, str]:

@@ -143,10 +143,11 @@ class Recorder:
 
 
 def flush_together(recorders: list[Recorder], saved: dict[Recorder, dict[str, Any]] | None = None,
-                   db_retry_seconds: float = 60.0) -> dict[Recorder, FlushResult | None]:
+                   db_retry_seconds: float = 60.0, kept: dict[Recorder, dict[str, Any]] | None = None) -> dict[Recorder, FlushResult | None]:
     """Flush several jobs' recorders (a stack's) in one transaction, each job's writes fenced by its own
     lease: {recorder: its result, or None when its lease is gone (nothing of it written)}. One commit
-    for a whole stack instead of one per job."""
+    for a whole stack instead of one per job. `saved`: resume checkpoints to write with the points;
+    `kept`: states to keep for replays (engine/checkpoint_cadence.py)."""
     if not recorders:
         return {}
 
@@ -163,6 +164,8 @@ def flush_together(recorders: list[Recorder], saved: dict[Recorder, dict[str, An
                 diagnoses.write(session, r.job_id, r.diagnoses)
                 if (saved or {}).get(r) is not None:
                     checkpoints.save(session, r.job_id, saved[r])
+                if (kept or {}).get(r) is not None:
+                    checkpoints.keep(session, r.job_id, kept[r])
         return {r: held[r.job_id] for r in recorders}
 
     outcome = retry_db(flush, db_retry_seconds, f"jobs {[r.job_id for r in recorders]}: flush")

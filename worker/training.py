@@ -199,12 +199,16 @@ def _after_step(trainer: Trainer, done: StackStep, by_member: dict, last_flush: 
         elif run.rules.soft_limit_passed(now):
             verdicts[run.job_id] = out_of_time(run.rules, trainer.step)
     checkpoint_due = trainer.step % settings.checkpoint_every == 0
-    if not (checkpoint_due or verdicts or found or now - last_flush >= settings.flush_seconds):
+    keeping = {m for m in trainer.members if m.problem.kept_every and trainer.step % m.problem.kept_every == 0}
+    if not (checkpoint_due or keeping or verdicts or found or now - last_flush >= settings.flush_seconds):
         return verdicts, last_flush
     staying = [(k, by_member[m]) for k, m in enumerate(trainer.members) if by_member[m].job_id not in verdicts]
-    saved = {run.recorder: trainer.state_dict(k) for k, run in staying if checkpoint_due and trainer.step < run.trainer.total_steps}
+    states = {run.recorder: trainer.state_dict(k) for k, run in staying if trainer.step < run.trainer.total_steps and
+              (checkpoint_due or trainer.members[k] in keeping)}
+    saved = {recorder: state for recorder, state in states.items() if checkpoint_due}
+    kept = {recorder: state for recorder, state in states.items() if recorder.job_id in {by_member[m].job_id for m in keeping}}
     _progress([run for _, run in staying], done, trainer.step)
-    for recorder, result in flush_together([run.recorder for _, run in staying], saved, settings.db_retry_seconds).items():
+    for recorder, result in flush_together([run.recorder for _, run in staying], saved, settings.db_retry_seconds, kept).items():
         run = next(run for _, run in staying if run.recorder is recorder)
         if result is None:  # gone from this worker: it stops without writing anything more
             run.outcome = LEASE_LOST
@@ -232,7 +236,8 @@ def _end(sessions: sessionmaker[Session], leaving: list[Run], verdicts: dict[int
     if not leaving:
         return
     _progress(leaving, done)
-    flushed = flush_together([run.recorder for run in leaving], None, settings.db_retry_seconds)
+    last = {run.recorder: run.trainer.state_dict() for run in leaving if _keeps_last(run, verdicts[run.job_id])}
+    flushed = flush_together([run.recorder for run in leaving], None, settings.db_retry_seconds, last)
     finishing = [run for run in leaving if flushed[run.recorder] is not None]
     for run in leaving:
         if flushed[run.recorder] is None:
@@ -255,6 +260,16 @@ def _end(sessions: sessionmaker[Session], leaving: list[Run], verdicts: dict[int
             logger.warning("job %s: lease lost before it could finish", run.job_id)
     for sweep_id in {run.job.sweep_id for run in finishing if finished[run.job_id] and run.job.sweep_id is not None}:
         after_job_ended(sweep_id, settings)
+
+
+def _keeps_last(run: Run, verdict: Verdict | None) -> bool:
+    """Whether a member's state as it stopped is kept (what `continue` and replays of its last steps start from):
+    unless it diverged (nothing finite to go on from), failed with an exception mid-step, or keeps no checkpoints."""
+    member = run.trainer.members[0]
+    if verdict is None or not member.problem.kept_every or run.trainer.step == 0:
+        return False
+    status, error = verdict
+    return status != JobStatus.diverged and (error or {}).get("reason") != "exception"
 
 
 def _claim(sessions: sessionmaker[Session], job_id: int, settings: Settings) -> list[tuple[int, jobs.Claimed]]:

@@ -45,6 +45,9 @@ PROBLEMS: dict[str, ProblemKind] = {
                              "fixed); wait for it (`status_now`)."),
     "has-forks": ProblemKind(409, "Has forks", "Forks start from this job: their steps before the fork step are read from it. "
                              "Delete the forks (`forks` lists them) first."),
+    "checkpoints-deleted": ProblemKind(409, "Checkpoints deleted", "The job's kept checkpoints (or an ancestor's: `job_id` says "
+                                       "whose) were deleted, so a replay or fork would train from step 0 without bound. Clone the "
+                                       "job to train it again from the start."),
     "unusable-model": ProblemKind(409, "Model unusable", "The job's final weights are not finite (it diverged), so its outputs would "
                                   "mean nothing. Train again with a smaller learning rate or gradient clipping."),
     "model-not-mirrored": ProblemKind(409, "Model not in MLflow yet", "The job's run gets its MLflow model from the MLflow worker "

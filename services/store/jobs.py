@@ -161,6 +161,14 @@ def fork_of(session: Session, job_id: int) -> tuple[int, int, dict[str, Any]] | 
     return None if spec is None else (row[0], row[1], spec)
 
 
+def lineage(session: Session, job_id: int) -> list[int]:
+    """The job's ancestors from the first, then the job (each a fork of the one before)."""
+    ids = [job_id]
+    while (parent := session.scalar(select(Job.forked_from_job).where(Job.id == ids[0]))) is not None:
+        ids.insert(0, parent)
+    return ids
+
+
 def forks_of(session: Session, job_id: int) -> list[int]:
     """The jobs forked from this one."""
     return list(session.scalars(select(Job.id).where(Job.forked_from_job == job_id).order_by(Job.id)))

@@ -131,6 +131,8 @@ class Job(Base):
     # points before that step are read through from the parent (services/store/metrics.py), never copied.
     forked_from_job: Mapped[int | None] = mapped_column(Integer, index=True)
     forked_from_step: Mapped[int | None] = mapped_column(Integer)
+    # When the owner deleted its kept checkpoints (DELETE /jobs/{id}/checkpoints): replays and forks then say so (409).
+    checkpoints_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tags: Mapped[list[JobTag]] = relationship(cascade="all, delete-orphan", lazy="selectin", order_by="JobTag.key")
     payload: Mapped[JobPayload] = relationship(cascade="all, delete-orphan", lazy="select", uselist=False)
@@ -329,6 +331,18 @@ class Checkpoint(Base):
 
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     step: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class KeptCheckpoint(Base):
+    """A job's training state after `step` steps, kept after it ends (engine/checkpoint_cadence.py: every N
+    steps and its last): what a replay or fork of a later step trains on from."""
+
+    __tablename__ = "kept_checkpoints"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import (
               charts,
+              checkpoints,
               datasets,
               diagnoses,
               diff,
@@ -23,5 +24,5 @@ from . import (
 )
 
 BLUEPRINTS = [jobs.bp, forks.bp, datasets.bp, diagnoses.bp,
-              metrics.bp, recorded_steps.bp, trained_model.bp, events.bp, diff.bp, sweeps.bp, experiments.bp, charts.bp, landscape.bp,
+              metrics.bp, recorded_steps.bp, checkpoints.bp, trained_model.bp, events.bp, diff.bp, sweeps.bp, experiments.bp, charts.bp, landscape.bp,
               webhooks.bp, pages.bp, docs.bp, health.bp]

@@ -20,6 +20,7 @@ from ..owned import job_or_404
 from ..schemas.common import NoQuery
 from ..schemas.jobs import ContinueRequest, ForkRequest, Job
 from ..submission import invalid
+from .checkpoints import require_kept
 from .jobs import CREATED_HEADERS, DERIVED_META, JOB_ID, create_derived
 
 bp = Blueprint("forks", __name__, url_prefix="/api/v1/jobs")
@@ -42,6 +43,7 @@ def _fork(parent_id: int, step: int | None, changes: dict[str, Any], meta: dict[
     if parent.status not in TERMINAL and parent.status != JobStatus.running:
         raise ApiError("not-ended", f"job {parent_id} is {parent.status.value}: it has no steps to fork from yet",
                        status_now=parent.status.value)
+    require_kept(parent_id, f"job {parent_id} cannot be forked")
     refused = [path for path in changes if not _forkable(path)]
     if refused:
         raise invalid([(f"set.{path}", f"a fork keeps the network's shape, its initialisation and the data: it may change "
@@ -51,7 +53,8 @@ def _fork(parent_id: int, step: int | None, changes: dict[str, Any], meta: dict[
 
 @bp.post(f"/{JOB_ID}/fork")
 @operation("jobs", ok=Job, status=202, body=ForkRequest, body_kind="invalid-spec", headers=IdempotencyHeaders, query=NoQuery,
-           problems=("not-found", "not-ended", "invalid-input", "idempotency-key-reused", "over-limit", "too-many-requests"),
+           problems=("not-found", "not-ended", "invalid-input", "checkpoints-deleted", "idempotency-key-reused", "over-limit",
+                     "too-many-requests"),
            response_headers=CREATED_HEADERS)
 def fork_job(job_id: int):
     """A new job that starts from this one's exact state after `step` steps (its weights, optimizer state, random
@@ -65,7 +68,8 @@ def fork_job(job_id: int):
 
 @bp.post(f"/{JOB_ID}/continue")
 @operation("jobs", ok=Job, status=202, body=ContinueRequest, body_kind="invalid-spec", headers=IdempotencyHeaders, query=NoQuery,
-           problems=("not-found", "not-ended", "invalid-input", "idempotency-key-reused", "over-limit", "too-many-requests"),
+           problems=("not-found", "not-ended", "invalid-input", "checkpoints-deleted", "idempotency-key-reused", "over-limit",
+                     "too-many-requests"),
            response_headers=CREATED_HEADERS)
 def continue_job(job_id: int):
     """Train a finished job further: a fork at its last step with `steps` (or `epochs`) more, whichever its spec

@@ -22,6 +22,7 @@ from ..owned import job_or_404
 from ..request_session import db
 from ..schemas.common import Pending
 from ..schemas.recorded import Gradients, StepQuery, Trace
+from .checkpoints import require_kept
 from .jobs import JOB_ID
 
 bp = Blueprint("recorded_steps", __name__, url_prefix="/api/v1/jobs")
@@ -41,6 +42,7 @@ def _step(job_id: int, kind: str) -> tuple[int, bytes | None, dict[str, Any] | N
                else f"job {job_id} took steps 0 to {job.step - 1:,}")
         raise ApiError("not-recorded", f"no {kind} at step {step}: {why}" + (f"; recorded steps are {recorded[:20]}" if recorded else ""),
                        field="step", recorded_steps=recorded[:1000])
+    require_kept(job_id, f"step {step} was not recorded and cannot be replayed")
     done = computed(job_id, "replay", {"step": step}, f"replay of step {step}")
     return step, None, None if done is None else done.result
 
@@ -51,7 +53,7 @@ def _pending(job_id: int, step: int):
 
 
 @bp.get(f"/{JOB_ID}/gradients")
-@operation("recorded", ok=Gradients, query=StepQuery, problems=("not-found", "not-recorded", "internal-error"), also=PENDING)
+@operation("recorded", ok=Gradients, query=StepQuery, problems=("not-found", "not-recorded", "checkpoints-deleted", "internal-error"), also=PENDING)
 def get_gradients(job_id: int):
     """The full gradients of any step: recorded (with `record.gradients: "full"`), or replayed on request for a job
     that has ended (`replayed: true`; 202 while a worker computes it)."""
@@ -60,11 +62,11 @@ def get_gradients(job_id: int):
         return Gradients(step=step, gradients={k: v.tolist() for k, v in step_arrays.decode_gradients(data).items()})
     if replayed is None:
         return _pending(job_id, step)
-    return Gradients(step=step, gradients=replayed["gradients"], replayed=True)
+    return Gradients(step=step, gradients=replayed["gradients"], replayed=True, replayed_from=replayed.get("replayed_from"))
 
 
 @bp.get(f"/{JOB_ID}/trace")
-@operation("recorded", ok=Trace, query=StepQuery, problems=("not-found", "not-recorded", "internal-error"), also=PENDING,
+@operation("recorded", ok=Trace, query=StepQuery, problems=("not-found", "not-recorded", "checkpoints-deleted", "internal-error"), also=PENDING,
            media={"text/plain": "the post's trace table, as `bplab trace` prints it (with `Accept: text/plain`)"})
 def get_trace(job_id: int):
     """The backward-pass trace of any step (z, a and δ per unit, ∂L/∂W, and the update): recorded, or replayed on
@@ -72,7 +74,8 @@ def get_trace(job_id: int):
     step, data, replayed = _step(job_id, "trace")
     if data is None and replayed is None:
         return _pending(job_id, step)
-    trace = {**step_arrays.decode_trace(data), "replayed": False} if data is not None else {**replayed["trace"], "replayed": True}
+    trace = {**step_arrays.decode_trace(data), "replayed": False} if data is not None else \
+        {**replayed["trace"], "replayed": True, "replayed_from": replayed.get("replayed_from")}
     if wants("application/json", "text/plain") == "text/plain":
         return Response(format_trace_table(trace) + "\n", mimetype="text/plain")
     return trace

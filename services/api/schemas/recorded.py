@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import Field, RootModel
 
 from .common import Out, Query, Step, Unset
@@ -37,6 +39,8 @@ class Gradients(Out):
     step: int
     replayed: bool = Field(default=False, description="computed on request by replaying the job (the step was not recorded in "
                            "full): bit for bit what a run recording it would have written")
+    replayed_from: int | None = Field(default=None, description="a replay's start: the kept checkpoint's step it trained on from "
+                                      "(0: the run's start; `GET /jobs/{id}/checkpoints`)")
     gradients: dict[str, list[list[float]] | list[float]] = Field(
         description="∂L/∂W (out × in) and ∂L/∂b per tensor (`dense_1.weight`, `dense_1.bias`, ...)")
 
@@ -64,6 +68,7 @@ class Trace(Out):
 
     step: int
     replayed: bool = Field(default=False, description="computed on request by replaying the job, as for the gradients")
+    replayed_from: int | None = Field(default=None, description="a replay's start, as for the gradients")
     epoch: int
     lr: float
     loss: float
@@ -73,3 +78,13 @@ class Trace(Out):
     X: Matrix
     y: Matrix
     layers: list[TraceLayer]
+
+
+class Checkpoints(Out):
+    """The training states a job keeps for its replays and forks (docs/replay.md)."""
+
+    job_id: int
+    every: int = Field(description="steps between kept states (`record.checkpoints`, or chosen from the network's size); 0: none kept")
+    steps: list[int] = Field(description="the steps kept so far: multiples of `every`, and the last step once the job has ended")
+    bytes: int = Field(description="what they take (counted in the recording budget and the owner's quota)")
+    deleted_at: datetime | None = Field(description="when the owner deleted them: replays and forks of the job are then refused (409)")
