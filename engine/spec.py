@@ -225,7 +225,7 @@ class Record(_Strict):
                                                 "`hessian_trace`, `hessian_eig/<i>`")
     checkpoints: int | None = Field(default=None, ge=0, description="keep the training state every N steps and after the last, so "
                                     "any step is replayed or forked from the nearest (`0`: none kept; left out: chosen from the "
-                                    "network's size, docs/replay.md)")
+                                    "network's size, docs/engine.md#kept-checkpoints)")
     max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=0,
                            description="budget for what the job records: metric points, full gradients, traces, kept checkpoints "
                                        "(≤ the server's MAX_RECORD_BYTES)")

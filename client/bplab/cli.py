@@ -15,6 +15,7 @@ Shell completion: `eval "$(_BPLAB_COMPLETE=bash_source bplab)"` (zsh_source, fis
 from __future__ import annotations
 
 import json
+import math
 import re
 import select
 import sys
@@ -345,6 +346,52 @@ def trace(s: Session, job_id: int, step: int) -> int:
         s.emit(s.api().trace(job_id, step))
     else:
         click.echo(s.api().trace_table(job_id, step), nl=False)
+    return EXIT_OK
+
+
+@command("replay", "steps of an ended job as if recorded in full (a worker replays them from the nearest kept checkpoint)")
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--step", "steps", type=int, multiple=True, required=True, help="a step to replay (repeat it for more)")
+@click.option("--wait", is_flag=True, help="wait for the replays and print each step's loss and gradient norms")
+def replay(s: Session, job_id: int, steps: tuple[int, ...], wait: bool) -> int:
+    found, lines = [], []
+    for i, step in enumerate(steps, 1):
+        if wait and not s.json:
+            click.echo(f"[{i}/{len(steps)}] replaying job {job_id} to step {step:,}…", err=True)
+        done = s.api().replay(job_id, step, wait=wait)
+        if done is None:
+            lines.append(f"step {step:,}: asked; a worker replays it (`bplab replay {job_id} --step {step} --wait` waits for it)")
+            found.append({"step": step, "status": "pending"})
+            continue
+        found.append(done)
+        norms = ", ".join(f"{name} {math.sqrt(sum(v * v for v in _flat(values))):.4g}" for name, values in done["gradients"].items())
+        source = (f"replayed from the checkpoint at step {done['replayed_from']:,}" if done["replayed_from"] else
+                  "replayed from the start") if done["replayed"] else "recorded"
+        lines.append(f"step {step:,} ({source}): loss {done['loss']:.6g}; ‖∂L/∂θ‖ {norms}")
+    s.emit(found, "\n".join(lines))
+    return EXIT_OK
+
+
+def _flat(values: list) -> list[float]:
+    return [v for row in values for v in row] if values and isinstance(values[0], list) else list(values)
+
+
+@command("checkpoints", "the states a job keeps for replays and forks (--delete frees them; replays and forks are refused after)")
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--delete", is_flag=True, help="delete them, giving their bytes back to the quota")
+def checkpoints_command(s: Session, job_id: int, delete: bool) -> int:
+    if delete:
+        s.api().delete_checkpoints(job_id)
+    kept = s.api().checkpoints(job_id)
+    if kept["deleted_at"]:
+        text = f"job {job_id}'s checkpoints were deleted at {kept['deleted_at']}: its replays and forks are refused"
+    elif not kept["every"]:
+        text = f"job {job_id} keeps no checkpoints (record.checkpoints: 0): a replay trains from step 0"
+    else:
+        steps = ", ".join(f"{step:,}" for step in kept["steps"][:20]) + (" …" if len(kept["steps"]) > 20 else "")
+        text = (f"job {job_id} keeps its state every {kept['every']:,} steps and after its last: {len(kept['steps'])} kept "
+                f"({kept['bytes']:,} bytes)" + (f" at steps {steps}" if steps else ""))
+    s.emit(kept, text)
     return EXIT_OK
 
 

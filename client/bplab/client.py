@@ -277,6 +277,27 @@ class Client:
         """The backward-pass trace of a step as the post's table (plain text), replayed if it was not recorded."""
         return self._computed(f"/api/v1/jobs/{job_id}/trace", {"step": step}, timeout, headers={"Accept": "text/plain"}).text
 
+    def replay(self, job_id: int, step: int, wait: bool = True, timeout: float = 600.0) -> dict[str, Any] | None:
+        """Step `step` of the job as if it had been recorded in full: {step, replayed, replayed_from, loss, trace,
+        gradients}. A step it did not record is replayed by a worker from the latest checkpoint the job kept at or
+        before it (`replayed_from`; one replay gives the trace and the gradients), waited for; with `wait=False`,
+        None while that is under way (it has been asked for)."""
+        path, params = f"/api/v1/jobs/{job_id}/trace", {"step": step}
+        if not wait and self._request("GET", path, params=params).status_code == 202:
+            return None
+        trace = self._computed(path, params, timeout).json()
+        gradients = self._computed(f"/api/v1/jobs/{job_id}/gradients", params, timeout).json()
+        return {"step": step, "replayed": trace["replayed"], "replayed_from": trace.get("replayed_from"), "loss": trace["loss"],
+                "trace": trace, "gradients": gradients["gradients"]}
+
+    def checkpoints(self, job_id: int) -> dict[str, Any]:
+        """The states the job keeps for replays and forks: `every`, the `steps` kept, their `bytes`, `deleted_at`."""
+        return self._json("GET", f"/api/v1/jobs/{job_id}/checkpoints")
+
+    def delete_checkpoints(self, job_id: int) -> None:
+        """Delete the job's kept checkpoints (their bytes go back to the quota); its replays and forks are refused after."""
+        self._request("DELETE", f"/api/v1/jobs/{job_id}/checkpoints")
+
     def model(self, job_id: int) -> dict[str, Any]:
         return self._json("GET", f"/api/v1/jobs/{job_id}/model")
 

@@ -274,3 +274,26 @@ def test_trace_of_a_step_not_recorded_waits_for_its_replay(bplab, api):
     assert table.stdout.startswith("Step 13") and "∂L/∂W" in table.stdout
     assert api.trace(job["id"], 13)["replayed"] is True and api.trace(job["id"], 10)["replayed"] is False
     assert api.gradients(job["id"], 13).keys() == {"dense_1.weight", "dense_1.bias", "dense_2.weight", "dense_2.bias"}
+
+
+def test_replay_waits_for_the_worker_and_says_which_checkpoint_it_started_from(bplab, api):
+    job = api.submit(moons(record={"every": 10, "gradients": "full", "trace": [20], "checkpoints": 10}))
+    api.wait(job["id"])
+    kept = bplab("checkpoints", str(job["id"]))
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.strip() == f"job {job['id']} keeps its state every 10 steps and after its last: 4 kept " \
+        f"({api.checkpoints(job['id'])['bytes']:,} bytes) at steps 10, 20, 30, 40"
+    asked = bplab("replay", str(job["id"]), "--step", "34")
+    assert asked.returncode == 0 and "asked; a worker replays it" in asked.stdout, asked.stderr
+    done = bplab("replay", str(job["id"]), "--step", "34", "--step", "20", "--step", "5", "--wait")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("step 34 (replayed from the checkpoint at step 30): loss ") and "dense_1.weight" in lines[0]
+    assert lines[1].startswith("step 20 (recorded): loss ") and lines[2].startswith("step 5 (replayed from the start): loss ")
+    assert "[1/3] replaying job" in done.stderr
+    as_json = json.loads(bplab("--json", "replay", str(job["id"]), "--step", "34", "--wait").stdout)[0]
+    assert as_json["replayed_from"] == 30 and as_json["gradients"] == api.gradients(job["id"], 34)
+    deleted = bplab("checkpoints", str(job["id"]), "--delete")
+    assert deleted.returncode == 0 and "were deleted at" in deleted.stdout, deleted.stderr
+    refused = bplab("replay", str(job["id"]), "--step", "33", "--wait")
+    assert refused.returncode != 0 and "kept checkpoints were deleted" in refused.stderr
