@@ -21,7 +21,7 @@ Series = dict[str, tuple[np.ndarray, np.ndarray]]
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 MAX_POINTS = 2000  # per series; each bucket keeps its first, min, max and last point
 MAX_LEGEND = 12
-MARK_COLORS = {"info": "#1f77b4", "warning": "#e69500", "error": "#d62728"}
+MARK_COLORS = {"info": "#1f77b4", "warning": "#e69500", "error": "#d62728", "fork": "#444"}
 LOG_DECADES_SHOWN = 1e12  # a log axis spans at most this factor below its largest value; smaller values sit on its floor
 MARGIN = (56, 16, 36, 44)  # left, right, top, bottom
 
@@ -118,6 +118,23 @@ def svg_document(width: int, height: int, title: str, body: list[str]) -> str:
             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="13">{escape(title)}</text>{"".join(body)}</svg>')
 
 
+def _marks(frame: Frame, marks: list[tuple[int, str, str]]) -> list[str]:
+    """Dashed vertical lines at steps (a diagnosis's start; a fork's step, labelled), those inside the frame."""
+    left, top, right, bottom = frame.box
+    out = []
+    for step, text, severity in marks:
+        x = float(frame.px(np.array(float(step))))
+        if left <= x <= right:
+            color = MARK_COLORS.get(severity, "#777")
+            kind = "fork" if severity == "fork" else f"diagnosis {escape(severity)}"
+            out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{color}" stroke-dasharray="5 3" '
+                       f'stroke-width="1.5" class="{kind}"><title>{escape(text)}</title></line>')
+            if severity == "fork":
+                out.append(f'<text x="{x + 3:.1f}" y="{top + 12}" fill="{color}" class="fork-label">{escape(text.split(" at step")[0])}'
+                           '</text>')
+    return out
+
+
 def line_chart(series: Series, title: str, x_label: str = "step", y_label: str = "", log_y: bool = False,
                y_range: tuple[float, float] | None = None, width: int = 640, height: int = 360, smoothing: float = 0.0,
                on_top: tuple[str, ...] = (), max_points: int = MAX_POINTS, marks: list[tuple[int, str, str]] = (),
@@ -127,7 +144,8 @@ def line_chart(series: Series, title: str, x_label: str = "step", y_label: str =
     With `smoothing` (0 ≤ w < 1) the series not in `on_top` are drawn smoothed, each over its raw self
     drawn faint; the `on_top` ones (epoch-level figures) are drawn last, thicker, with their points
     marked, so a noisy step series cannot hide them. The legend follows the order of `series`. `marks`:
-    (step, text, severity) drawn as dashed vertical lines (a job's diagnoses, where each began); `reference`,
+    (step, text, severity) drawn as dashed vertical lines (a job's diagnoses, where each began; severity `fork`: where a
+    fork leaves its parent, labelled); `reference`,
     a value drawn as a dashed horizontal line and kept in view (sharpness × η's 2)."""
     drawn, raw = {}, {}
     for name, (steps, values) in series.items():
@@ -159,17 +177,12 @@ def line_chart(series: Series, title: str, x_label: str = "step", y_label: str =
         body.append(f'<text x="{frame.box[0] + 4}" y="{frame.box[3] - 4}" fill="#777" class="floor">values below {_label(floor)} '
                     'drawn on the axis</text>')
     colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(drawn)}
-    left, top, right, bottom = frame.box
+    left, _, right, _ = frame.box
     if reference is not None:
         y = float(frame.py(np.array(reference)))
         body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#d62728" stroke-dasharray="6 4" class="reference">'
                     f'<title>{_label(reference)}</title></line>')
-    for step, text, severity in marks:
-        x = float(frame.px(np.array(float(step))))
-        if left <= x <= right:
-            color = MARK_COLORS.get(severity, "#777")
-            body.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{color}" stroke-dasharray="5 3" '
-                        f'stroke-width="1.5" class="diagnosis {escape(severity)}"><title>{escape(text)}</title></line>')
+    body.extend(_marks(frame, marks))
 
     def path(steps: np.ndarray, values: np.ndarray) -> str:
         return " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(frame.px(steps).tolist(), frame.py(values).tolist(), strict=True))

@@ -169,6 +169,21 @@ def lineage(session: Session, job_id: int) -> list[int]:
     return ids
 
 
+def branch_point(session: Session, a: int, b: int) -> tuple[int, int] | None:
+    """(the job whose run two jobs both are, how many of its steps they share) when one is a fork of the other, or
+    both descend from one ancestor by forks; None for unrelated jobs (or a job and itself)."""
+    if a == b:
+        return None
+    path_a, path_b = ([(job, session.scalar(select(Job.forked_from_step).where(Job.id == job))) for job in lineage(session, j)]
+                      for j in (a, b))
+    common = 0
+    while common < min(len(path_a), len(path_b)) and path_a[common][0] == path_b[common][0]:
+        common += 1
+    if common == 0:
+        return None
+    return path_a[common - 1][0], min(path[common][1] for path in (path_a, path_b) if len(path) > common)
+
+
 def forks_of(session: Session, job_id: int) -> list[int]:
     """The jobs forked from this one."""
     return list(session.scalars(select(Job.id).where(Job.forked_from_job == job_id).order_by(Job.id)))

@@ -58,9 +58,18 @@ def test_a_fork_at_a_new_rate_is_its_parent_before_the_step_and_not_after(client
     assert a["values"][:21] == b["values"][:21]  # through step 20: the loss at step 20 is taken before its update
     assert all(x != y for x, y in zip(a["values"][21:], b["values"][21:], strict=True))
     # they part at step 20: its update (and so its update ratio) is the first taken at the new rate
-    assert client.get(f"/api/v1/jobs/{parent['id']}/diff/{fork['id']}").json()["first_difference"]["step"] == 20
+    parted = client.get(f"/api/v1/jobs/{parent['id']}/diff/{fork['id']}").json()
+    assert parted["first_difference"]["step"] == 20 and parted["branch"] == {"job": parent["id"], "step": 20}
+    chart = client.get("/api/v1/compare/chart", params={"jobs": f"{parent['id']},{fork['id']}"})
+    assert f'class="fork"><title>job {fork["id"]} forks from job {parent["id"]} at step 20</title>' in chart.json()["svg"]
     other = client.post(f"/api/v1/jobs/{parent['id']}/fork", json={"step": 20, "set": {"optimizer": {"name": "sgd", "lr": 0.1}}}).json()
     assert train(other["id"]) == "succeeded"  # another kind of optimizer: its state starts fresh
+    grandchild = client.post(f"/api/v1/jobs/{fork['id']}/fork", json={"step": 30}).json()
+    siblings = client.get(f"/api/v1/jobs/{other['id']}/diff/{grandchild['id']}").json()  # both the parent's run to step 20
+    assert siblings["branch"] == {"job": parent["id"], "step": 20}
+    assert client.get(f"/api/v1/jobs/{fork['id']}/diff/{grandchild['id']}").json()["branch"] == {"job": fork["id"], "step": 30}
+    unrelated = client.post("/api/v1/jobs", json=moons()).json()
+    assert client.get(f"/api/v1/jobs/{parent['id']}/diff/{unrelated['id']}").json().get("branch") is None
 
 
 def test_a_continued_job_is_one_job_trained_for_the_total(client, train):

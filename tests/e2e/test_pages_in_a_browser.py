@@ -484,6 +484,17 @@ def test_a_job_is_forked_from_the_sliders_step_and_the_fork_names_its_parent(sta
         ours = api.get(f"/api/v1/jobs/{fork_id}/metrics", params={"keys": "loss"}).json()["loss"]
         theirs = api.get(f"/api/v1/jobs/{job['id']}/metrics", params={"keys": "loss"}).json()["loss"]
         assert ours["values"][:4] == theirs["values"][:4] and ours["values"][4:] != theirs["values"][4:]  # parted after step 12
+    with chromium() as browser:  # the compare page marks where the fork leaves its parent
+        _ready(browser, f"{stack.url}/compare?jobs={job['id']},{fork_id}")
+        WebDriverWait(browser, TIMEOUT).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#overlay line.fork"))
+        mark = browser.find_element(By.CSS_SELECTOR, "#overlay line.fork title")
+        assert mark.get_attribute("textContent") == f"job {fork_id} forks from job {job['id']} at step 12"
+        assert browser.find_element(By.CSS_SELECTOR, "#overlay .fork-label").text == f"job {fork_id} forks from job {job['id']}"
+        parting = browser.find_element(By.CSS_SELECTOR, "#parting li.forked").text
+        assert parting.startswith(f"jobs {job['id']} and {fork_id} part at step 12") and f"job {job['id']}'s run, bit for bit, up to step 12" \
+            in parting
+        screenshot(browser, "compare-fork")
+        assert console_errors(browser) == []
 
 
 @pytest.mark.parametrize("stack", ["sqlite"], indirect=True)

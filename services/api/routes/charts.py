@@ -212,12 +212,15 @@ def sweep_sharpness(sweep_id: int):
 def compare_chart():
     """Several jobs' `key` (default `loss`) overlaid by step."""
     query: CompareQuery = request.context.query
-    series = {}
+    series, forks = {}, []
     for job_id in dict.fromkeys(int(i) for i in query.jobs.split(",")):
         job = job_or_404(job_id)
         points = metrics.read(db(), job_id, [query.key], inherited=True).get(query.key)
         if points is not None:
             series[f"job {job_id}" + (f" {job.name}" if job.name else "")] = points
+        if job.forked_from_job is not None:  # where a fork leaves its parent's run: a dashed line at its fork step
+            forks.append((job.forked_from_step, f"job {job_id} forks from job {job.forked_from_job} at step {job.forked_from_step}", "fork"))
     log_y = query.scale == "log"
     return _svg(charts.line_chart(series, f"{query.key} by step" + (" (log scale)" if log_y else ""), log_y=log_y,
-                                  smoothing=query.smoothing, max_points=query.max_points), f"none of the jobs recorded {query.key!r}")
+                                  smoothing=query.smoothing, max_points=query.max_points, marks=forks),
+                f"none of the jobs recorded {query.key!r}")

@@ -10,7 +10,7 @@ from flask import Blueprint, request
 from engine.problem import plan
 from engine.spec import parse_spec
 from services.mlflow.run_params import spec_params
-from services.store import metrics
+from services.store import jobs, metrics
 from services.store.models import Job
 
 from ..errors import ApiError
@@ -75,6 +75,8 @@ def diff(job_a: int, job_b: int):
     body: dict[str, Any] = {"a": a.id, "b": b.id, "tolerance": tol, "spec_differences": spec_differences(a.spec, b.spec),
                             "architecture": arch_a, "keys_compared": keys,
                             "steps_compared": steps, "first_difference": first, "identical": first is None}
+    if (branch := jobs.branch_point(db(), a.id, b.id)) is not None:
+        body["branch"] = {"job": branch[0], "step": branch[1]}
     if a.model and b.model:
         per_layer = [float(np.max(np.abs(np.array(wa) - np.array(wb)))) for wa, wb in zip(a.model["weights"], b.model["weights"], strict=True)]
         body["final_weights"] = {"max_abs_difference": max(per_layer), "per_layer": per_layer}

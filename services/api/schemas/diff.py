@@ -31,6 +31,11 @@ class SpecChange(Out):
     b: Any
 
 
+class Branch(Out):
+    job: int = Field(description="the job whose run both are for their first `step` steps")
+    step: int = Field(description="the steps they share: from here on each trains with its own settings")
+
+
 class Diff(Out):
     a: int
     b: int
@@ -41,5 +46,7 @@ class Diff(Out):
     keys_compared: list[str]
     steps_compared: int
     first_difference: FirstDifference | None
+    branch: Branch | None = Field(default=None, description="where they branch when one is a fork of the other (or both of one "
+                                  "ancestor): before `step` they are one run, bit for bit")
     identical: bool
     final_weights: FinalWeights | None = None

@@ -905,10 +905,12 @@ async function comparePage() {
     el("td", {}, JSON.stringify(diffs.find((d) => d.spec_differences && field in d.spec_differences).spec_differences[field].a)),
     ...diffs.map((d) => el("td", {}, d.spec_differences && field in d.spec_differences
       ? JSON.stringify(d.spec_differences[field].b) : "same")))));
-  $("#parting").replaceChildren(...diffs.map((d) => el("li", {}, d.error ? `job ${ids[0]} and job ${d.b}: ${d.error.message}`
-    : d.first_difference === null ? `jobs ${d.a} and ${d.b} agree on all ${d.steps_compared} steps compared`
-      : `jobs ${d.a} and ${d.b} part at step ${d.first_difference.step} (${d.first_difference.key}: ${fmt(d.first_difference.a)} `
-        + `vs ${fmt(d.first_difference.b)})`)));
+  const branch = (d) => d.branch ? ` (they are job ${d.branch.job}'s run, bit for bit, up to step ${d.branch.step}: a fork)` : "";
+  $("#parting").replaceChildren(...diffs.map((d) => el("li", { class: d.branch ? "forked" : "" },
+    d.error ? `job ${ids[0]} and job ${d.b}: ${d.error.message}`
+      : d.first_difference === null ? `jobs ${d.a} and ${d.b} agree on all ${d.steps_compared} steps compared${branch(d)}`
+        : `jobs ${d.a} and ${d.b} part at step ${d.first_difference.step} (${d.first_difference.key}: ${fmt(d.first_difference.a)} `
+          + `vs ${fmt(d.first_difference.b)})${branch(d)}`)));
   ready();
 }
 
