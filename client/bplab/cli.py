@@ -694,6 +694,24 @@ def sweeps_extend(s: Session, sweep_id: int, trials: int, wait: bool) -> int:
     return EXIT_ENDED_BADLY if wait and found["status"] != "finished" else EXIT_OK
 
 
+@sweeps_command("continue", "train the sweep's best point further: each of its seeds' jobs continued by --steps or --epochs")
+@click.argument("sweep_id", metavar="SWEEP", type=int)
+@click.option("--steps", type=int, help="optimizer steps more (a spec that counts steps)")
+@click.option("--epochs", type=int, help="epochs more (a spec that counts epochs)")
+@click.option("--wait", is_flag=True, help="wait for the jobs to end (exit 1 unless all succeeded)")
+def sweeps_continue(s: Session, sweep_id: int, steps: int | None, epochs: int | None, wait: bool) -> int:
+    try:
+        started = s.api().continue_best(sweep_id, steps=steps, epochs=epochs)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if wait:
+        started = [s.api().wait(job["id"], progress=None if not s.json else False) for job in started]
+    lines = [f"job {job['id']} continues job {job['forked_from']['job']} from step {job['forked_from']['step']:,} ({job['status']})"
+             for job in started]
+    s.emit(started, "\n".join(lines))
+    return EXIT_ENDED_BADLY if wait and any(job["status"] != "succeeded" for job in started) else EXIT_OK
+
+
 @sweeps_command("importance", "how much each swept parameter mattered (fANOVA)")
 @click.argument("sweep_id", metavar="SWEEP", type=int)
 def sweeps_importance(s: Session, sweep_id: int) -> int:

@@ -435,6 +435,16 @@ class Client:
         """`trials` more points for a random or tpe sweep (running or finished), asked of its study with all it learned."""
         return self._json("POST", f"/api/v1/sweeps/{sweep_id}/extend", json={"trials": trials})
 
+    def continue_best(self, sweep_id: int, steps: int | None = None, epochs: int | None = None) -> list[dict[str, Any]]:
+        """Train the sweep's best point further: each of its seeds' jobs that succeeded continued like a job
+        (`continue_job`), the point first on the leaderboard with an objective. The new jobs."""
+        sweep = self.get_sweep(sweep_id)
+        best = next((row for row in sweep["leaderboard"] if row["objective_mean"] is not None), None)
+        if best is None:
+            raise ValueError(f"sweep {sweep_id} has no point with an objective yet")
+        finished = {job["id"] for job in sweep["jobs"] if job["status"] == "succeeded"}
+        return [self.continue_job(job_id, steps=steps, epochs=epochs) for job_id in best["jobs"] if job_id in finished]
+
     def wait_sweep(self, sweep_id: int, progress: bool | None = None, poll: float = 1.0) -> dict[str, Any]:
         bar = progress_for(progress)
         while True:

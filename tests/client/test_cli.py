@@ -264,6 +264,12 @@ def test_a_finished_sweep_is_extended_without_training_a_finished_trial_again(bp
     grid = api.sweep({"name": "grid", "base": moons(epochs=1), "space": {"optimizer.lr": [0.01, 0.1]}})
     refused = bplab("sweeps", "extend", str(grid["id"]), "--trials", "1")
     assert refused.returncode != 0 and "is a grid" in refused.stderr
+    best = after["leaderboard"][0]
+    continued = bplab("--json", "sweeps", "continue", str(sweep["id"]), "--epochs", "2", "--wait")
+    assert continued.returncode == 0, continued.stderr
+    [job] = json.loads(continued.stdout)  # one seed: one job
+    assert job["status"] == "succeeded" and job["forked_from"] == {"job": best["jobs"][0], "step": 8}
+    assert job["progress"]["total_steps"] == 24 and api.spec(job["id"])["epochs"] == 3
 
 
 def test_trace_of_a_step_not_recorded_waits_for_its_replay(bplab, api):
