@@ -35,10 +35,8 @@ SECONDS_PER_MAC = 0.08e-9
 STATE_OVERHEAD_BYTES = 4096  # an .npz's headers and the JSON of the step, random stream and epoch sums
 
 
-def step_seconds(spec: JobSpec, n_inputs: int, batch: int) -> float:
+def step_seconds(spec: JobSpec, n_params: int, batch: int) -> float:
     """An estimate of one training step's time here (2-16-16-1 at batch 32: 61 µs; measured 64 µs)."""
-    widths = [n_inputs] + [layer.units for layer in spec.model.layers]
-    n_params = sum(widths[i] * widths[i + 1] + widths[i + 1] for i in range(len(widths) - 1))
     return STEP_SECONDS_BASE + STEP_SECONDS_PER_LAYER * len(spec.model.layers) + SECONDS_PER_MAC * n_params * batch
 
 
@@ -70,7 +68,7 @@ def round_up(n: float) -> int:
     return candidate
 
 
-def cadence(spec: JobSpec, n_inputs: int, n_params: int, batch: int, total_steps: int, n_train: int, spare_bytes: int) -> int:
+def cadence(spec: JobSpec, n_params: int, batch: int, total_steps: int, n_train: int, spare_bytes: int) -> int:
     """Steps between kept checkpoints (0: none kept): `record.checkpoints`, or the one chosen as the module says,
     with `spare_bytes` of the budget left by the rest of the recording."""
     if spec.record.checkpoints is not None:
@@ -79,7 +77,7 @@ def cadence(spec: JobSpec, n_inputs: int, n_params: int, batch: int, total_steps
     allowed = min(spare_bytes, spec.record.max_bytes // 4)
     if size > allowed:
         return 0
-    every = max(round_down(REPLAY_SECONDS / step_seconds(spec, n_inputs, batch)), round_up(total_steps / MAX_KEPT))
+    every = max(round_down(REPLAY_SECONDS / step_seconds(spec, n_params, batch)), round_up(total_steps / MAX_KEPT))
     while every < total_steps and kept_count(every, total_steps) * size > allowed:
         every = round_up(every + 1)
     return every

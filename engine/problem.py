@@ -295,14 +295,14 @@ def recording_bytes(spec: JobSpec, n_inputs: int, batch: int, total_steps: int, 
     (the budget `record.max_bytes` bounds, and a server's quotas count)."""
     rest = _recorded_bytes(spec, n_inputs, batch, total_steps, steps_per_epoch)
     n_params, n_train = _n_params(spec, n_inputs), batch * steps_per_epoch
-    every = cadence(spec, n_inputs, n_params, batch, total_steps, n_train, spec.record.max_bytes - rest)
+    every = cadence(spec, n_params, batch, total_steps, n_train, spec.record.max_bytes - rest)
     return rest + kept_bytes(spec, every, n_params, total_steps, n_train)
 
 
 def checkpoint_cadence(spec: JobSpec, n_inputs: int, batch: int, total_steps: int, steps_per_epoch: int) -> int:
     """Steps between the job's kept checkpoints (engine/checkpoint_cadence.py), with what its recording leaves of its budget."""
     rest = _recorded_bytes(spec, n_inputs, batch, total_steps, steps_per_epoch)
-    return cadence(spec, n_inputs, _n_params(spec, n_inputs), batch, total_steps, batch * steps_per_epoch, spec.record.max_bytes - rest)
+    return cadence(spec, _n_params(spec, n_inputs), batch, total_steps, batch * steps_per_epoch, spec.record.max_bytes - rest)
 
 
 def _n_params(spec: JobSpec, n_inputs: int) -> int:

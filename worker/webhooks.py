@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.settings import Settings
 from services.store import webhooks
-from services.store.columns import utcnow
+from services.store.columns import db_now
 from services.store.db import session_factory
 from services.webhooks.hosts import HostRefused, check_addresses
 from services.webhooks.signing import HEADER, signature
@@ -29,7 +29,7 @@ def deliver_due(settings: Settings, sessions: sessionmaker[Session] | None = Non
     """One pass: send the due deliveries; how many ended delivered, pending (to retry) and failed."""
     sessions = sessions or session_factory(settings.database_url)
     with sessions() as session:
-        due = [(d.id, d.event, d.payload, w.url, w.secret) for d, w in webhooks.due(session, utcnow(), BATCH)]
+        due = [(d.id, d.event, d.payload, w.url, w.secret) for d, w in webhooks.due(session, db_now(session), BATCH)]
     counts = {"delivered": 0, "pending": 0, "failed": 0}
     started = time.monotonic()
     with httpx.Client(follow_redirects=False, timeout=settings.webhook_timeout_seconds) as http:

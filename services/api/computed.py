@@ -43,7 +43,7 @@ def computed(job_id: int, kind: str, asked: dict[str, Any], what: str) -> Comput
             row = computations.ask(session, job_id, kind, asked)
         elif row.error is not None:
             computations.forget(session, row.id)
-        elif computations.needs_sending(row):
+        elif computations.needs_sending(session, row):
             computations.mark_sent(session, row.id)
             send = True
         row_id, result, error, seconds, computed_at = row.id, row.result, row.error, row.seconds, row.computed_at

@@ -82,8 +82,14 @@ def load_kept(session: Session, job_id: int, step: int) -> dict[str, Any] | None
     return None if data is None else decode(data)
 
 
+def kept_bytes(session: Session, job_id: int) -> int:
+    """What the job's kept checkpoints take."""
+    return int(session.scalar(select(func.coalesce(func.sum(func.length(KeptCheckpoint.data)), 0))
+                              .where(KeptCheckpoint.job_id == job_id)) or 0)
+
+
 def delete_kept(session: Session, job_id: int) -> int:
     """Delete the job's kept checkpoints; the bytes they took."""
-    size = session.scalar(select(func.coalesce(func.sum(func.length(KeptCheckpoint.data)), 0)).where(KeptCheckpoint.job_id == job_id))
+    size = kept_bytes(session, job_id)
     session.execute(delete(KeptCheckpoint).where(KeptCheckpoint.job_id == job_id))
-    return int(size or 0)
+    return size

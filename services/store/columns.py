@@ -5,11 +5,22 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Dialect, Enum, TypeDecorator
+from sqlalchemy import DateTime, Dialect, Enum, TypeDecorator, func, select
+from sqlalchemy.orm import Session
 
 
 def utcnow() -> datetime:
+    """This process's clock: for moments no other host compares (a row's creation time shown to a person)."""
     return datetime.now(UTC)
+
+
+def db_now(session: Session) -> datetime:
+    """Now by the database's clock, the one clock every host shares: leases, heartbeats, the reaper's cut-offs, the
+    hard time limit, locks and resend timers compare moments that different hosts wrote, and a host's own clock may
+    run minutes off. PostgreSQL's `statement_timestamp()`; SQLite is a file on one host, whose clock it is."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(select(func.statement_timestamp()))
+    return utcnow()
 
 
 class UTCDateTime(TypeDecorator):

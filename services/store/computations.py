@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from .columns import utcnow
+from .columns import db_now
 from .models import Computation
 from .upsert import insert_missing
 
@@ -33,15 +33,15 @@ def find(session: Session, job_id: int, kind: str, request: dict[str, Any]) -> C
 def ask(session: Session, job_id: int, kind: str, request: dict[str, Any]) -> Computation:
     """The job's row for `request`, made if it is not there (two requests at once make one)."""
     insert_missing(session, Computation, {"job_id": job_id, "kind": kind, "key": key_of(request), "request": request,
-                                          "requested_at": utcnow()}, ["job_id", "kind", "key"])
+                                          "requested_at": db_now(session)}, ["job_id", "kind", "key"])
     return find(session, job_id, kind, request)
 
 
-def needs_sending(row: Computation) -> bool:
+def needs_sending(session: Session, row: Computation) -> bool:
     """A row without an answer whose message a worker should have taken by now (or whose worker died)."""
     if row.result is not None or row.error is not None:
         return False
-    now = utcnow()
+    now = db_now(session)
     if row.started_at is None:
         return row.requested_at <= now - timedelta(seconds=RESEND_SECONDS)
     return row.started_at <= now - timedelta(seconds=STALLED_SECONDS)
@@ -49,7 +49,7 @@ def needs_sending(row: Computation) -> bool:
 
 def mark_sent(session: Session, computation_id: int) -> None:
     """Sent again now: the resend clock starts over."""
-    session.execute(update(Computation).where(Computation.id == computation_id).values(requested_at=utcnow(), started_at=None))
+    session.execute(update(Computation).where(Computation.id == computation_id).values(requested_at=db_now(session), started_at=None))
 
 
 def start(session: Session, computation_id: int) -> Computation | None:
@@ -57,13 +57,13 @@ def start(session: Session, computation_id: int) -> Computation | None:
     row = session.get(Computation, computation_id)
     if row is None or row.result is not None:
         return None
-    row.started_at, row.error = utcnow(), None
+    row.started_at, row.error = db_now(session), None
     return row
 
 
 def finish(session: Session, computation_id: int, result: dict[str, Any] | None, error: dict[str, Any] | None, seconds: float) -> None:
     session.execute(update(Computation).where(Computation.id == computation_id)
-                    .values(result=result, error=error, computed_at=utcnow(), seconds=seconds))
+                    .values(result=result, error=error, computed_at=db_now(session), seconds=seconds))
 
 
 def forget(session: Session, computation_id: int) -> None:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from .columns import utcnow
+from .columns import db_now
 from .models import Dispatch, Job, JobStatus, OwnerUsage
 from .upsert import insert_missing
 
@@ -33,7 +33,7 @@ def turn_instead(session: Session, job_id: int, fresh_seconds: float) -> int | N
     mine = session.scalar(select(Job.owner).where(Job.id == job_id, Job.status == JobStatus.queued))
     if mine is None:
         return None
-    cutoff = utcnow() - timedelta(seconds=fresh_seconds)
+    cutoff = db_now(session) - timedelta(seconds=fresh_seconds)
     waiting = dict(session.execute(select(Job.owner, func.min(Job.id)).join(Dispatch, Dispatch.job_id == Job.id)
                                    .where(Job.status == JobStatus.queued, Job.owner != mine, Dispatch.sent_at >= cutoff)
                                    .group_by(Job.owner)).all())
@@ -54,5 +54,5 @@ def turn_instead(session: Session, job_id: int, fresh_seconds: float) -> int | N
 def started(session: Session, owner: str) -> None:
     """A job of `owner` starts now (in its claim's transaction)."""
     insert_missing(session, OwnerUsage, {"owner": owner, "reserved_bytes": 0}, ["owner"])
-    session.execute(update(OwnerUsage).where(OwnerUsage.owner == owner).values(last_started_at=utcnow()),
+    session.execute(update(OwnerUsage).where(OwnerUsage.owner == owner).values(last_started_at=db_now(session)),
                     execution_options={"synchronize_session": False})

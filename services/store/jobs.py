@@ -21,7 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ..jobs.time_limits import TimeLimits
 from . import fairness, outbox, webhooks
-from .columns import utcnow
+from .columns import db_now
 from .models import LOCAL_OWNER, MAX_INT32, TERMINAL, Checkpoint, Diagnosis, Job, JobPayload, JobStatus, JobTag, MirrorState
 
 
@@ -35,7 +35,7 @@ def create_job(session: Session, spec: dict[str, Any], *, total_steps: int, n_pa
     job = Job(payload=JobPayload(spec=spec), owner=owner, name=name, experiment=experiment or "default", sweep_id=sweep_id,
               sweep_trial=sweep_trial, sweep_seed=sweep_seed, sweep_params=sweep_params, stack_key=stack_key, status=JobStatus.queued,
               mirror_state=MirrorState.pending if mirrored else MirrorState.disabled,
-              total_steps=total_steps, n_params=n_params, created_at=utcnow(), reserved_bytes=reserved_bytes,
+              total_steps=total_steps, n_params=n_params, created_at=db_now(session), reserved_bytes=reserved_bytes,
               soft_time_limit=time_limits and time_limits.soft, hard_time_limit=time_limits and time_limits.hard,
               dataset_id=(spec.get("data") or {}).get("dataset"),
               forked_from_job=forked_from and forked_from[0], forked_from_step=forked_from and forked_from[1])
@@ -113,7 +113,7 @@ def claim(session: Session, job_id: int) -> str | None:
 
 def _claim(session: Session, job_id: int, *columns: InstrumentedAttribute) -> tuple | None:
     """The claim itself: (lease, *the claimed row's `columns`) or None."""
-    lease, now = str(uuid.uuid4()), utcnow()
+    lease, now = str(uuid.uuid4()), db_now(session)
     row = session.execute(
         update(Job).where(Job.id == job_id, Job.status == JobStatus.queued)
         .values(status=JobStatus.running, lease=lease, attempt=Job.attempt + 1, attempt_started_at=now, heartbeat_at=now,
@@ -204,7 +204,7 @@ def claim_stack_for_training(session: Session, job_id: int, limit: int | Callabl
     siblings = (select(Job.id).where(Job.sweep_id == sweep_id, Job.stack_key == key, Job.status == JobStatus.queued, Job.id != job_id)
                 .order_by(Job.id).limit(limit - 1))
     ids = [job_id, *session.scalars(siblings)]
-    prefix, now = uuid.uuid4().hex[:24] + "-", utcnow()
+    prefix, now = uuid.uuid4().hex[:24] + "-", db_now(session)
     rows = session.execute(
         update(Job).where(Job.id.in_(ids), Job.status == JobStatus.queued)
         .values(status=JobStatus.running, lease=literal(prefix) + cast(Job.id, String), attempt=Job.attempt + 1,
@@ -237,14 +237,14 @@ def _leased(job_id: int, lease: str) -> tuple[ColumnElement[bool], ...]:
 
 def heartbeat(session: Session, job_id: int, lease: str) -> bool:
     """The worker is alive; False when the lease was lost."""
-    return session.execute(update(Job).where(*_leased(job_id, lease)).values(heartbeat_at=utcnow()),
+    return session.execute(update(Job).where(*_leased(job_id, lease)).values(heartbeat_at=db_now(session)),
                            execution_options=_PLAIN).rowcount == 1
 
 
 def progress(session: Session, job_id: int, lease: str, step: int, last_loss: float | None) -> bool | None:
     """Record progress under the lease. Returns whether a cancel was requested, or None when the lease was lost."""
     cancel_requested = session.execute(update(Job).where(*_leased(job_id, lease))
-                                       .values(step=step, last_loss=last_loss, heartbeat_at=utcnow())
+                                       .values(step=step, last_loss=last_loss, heartbeat_at=db_now(session))
                                        .returning(Job.cancel_requested), execution_options=_PLAIN).scalar_one_or_none()
     return None if cancel_requested is None else bool(cancel_requested)
 
@@ -257,7 +257,7 @@ def progress_many(session: Session, items: list[tuple[int, str, int, float | Non
     table = Job.__table__
     fenced = (update(table).where(table.c.id == bindparam("b_id"), table.c.lease == bindparam("b_lease"),
                                   table.c.status == JobStatus.running)
-              .values(step=bindparam("b_step"), last_loss=bindparam("b_loss"), heartbeat_at=utcnow()))
+              .values(step=bindparam("b_step"), last_loss=bindparam("b_loss"), heartbeat_at=db_now(session)))
     session.connection().execute(fenced, [{"b_id": i, "b_lease": lease, "b_step": step, "b_loss": loss} for i, lease, step, loss in items])
     leases = {i: lease for i, lease, _, _ in items}
     rows = session.execute(select(Job.id, Job.lease, Job.status, Job.cancel_requested).where(Job.id.in_(list(leases))))
@@ -314,7 +314,7 @@ def end_abandoned(session: Session, job_id: int, lease: str, status: JobStatus, 
 def _end(session: Session, fence: tuple[ColumnElement[bool], ...], job_id: int, status: JobStatus, error: dict | None,
          summary: dict | None = None) -> bool:
     """The one UPDATE that ends a job; its checkpoint goes with it (a job that ended is never resumed)."""
-    result = session.execute(update(Job).where(*fence).values(status=status, error=error, summary=summary, finished_at=utcnow(),
+    result = session.execute(update(Job).where(*fence).values(status=status, error=error, summary=summary, finished_at=db_now(session),
                                                               lease=None), execution_options=_PLAIN)
     if result.rowcount != 1:
         return False

@@ -14,7 +14,7 @@ from datetime import timedelta
 from sqlalchemy import or_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from .columns import utcnow
+from .columns import db_now
 
 LOCK_SECONDS = 120
 
@@ -22,7 +22,7 @@ LOCK_SECONDS = 120
 def acquire(session: Session, token_column: InstrumentedAttribute, until_column: InstrumentedAttribute, row_id: int,
             seconds: float = LOCK_SECONDS) -> str | None:
     """Take the lock of row `row_id` if it is free or expired: its token, or None when someone holds it."""
-    model, token, now = token_column.class_, str(uuid.uuid4()), utcnow()
+    model, token, now = token_column.class_, str(uuid.uuid4()), db_now(session)
     result = session.execute(update(model).where(model.id == row_id, or_(token_column.is_(None), until_column < now))
                              .values({token_column: token, until_column: now + timedelta(seconds=seconds)}))
     return token if result.rowcount == 1 else None
@@ -33,7 +33,7 @@ def extend(session: Session, token_column: InstrumentedAttribute, until_column: 
     """Push the expiry of a lock we hold (writing `values` to the row too); False if we no longer hold it."""
     model = token_column.class_
     result = session.execute(update(model).where(model.id == row_id, token_column == token)
-                             .values({until_column: utcnow() + timedelta(seconds=seconds),
+                             .values({until_column: db_now(session) + timedelta(seconds=seconds),
                                       **{getattr(model, name): value for name, value in values.items()}}))
     return result.rowcount == 1
 

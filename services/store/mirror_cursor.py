@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import locks
-from .columns import utcnow
+from .columns import db_now
 from .models import CHUNK_POINTS, TERMINAL, Job, JobStatus, MetricChunk, MirrorState
 
 KEYS_PER_QUERY = 400  # keeps each query's bound parameters (two per key) far below SQLite's limit
@@ -57,7 +57,7 @@ def claim_series(session: Session, token: str, limit: int) -> list[int]:
 
 
 def _claim(session: Session, token: str, limit: int, behind: ColumnElement[bool], order: tuple) -> list[int]:
-    now = utcnow()
+    now = db_now(session)
     free = or_(Job.mirror_lock.is_(None), Job.mirror_lock_until < now)
     ids = list(session.scalars(select(Job.id).where(behind, Job.status != JobStatus.queued, free).order_by(*order).limit(limit)))
     if not ids:

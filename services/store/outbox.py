@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from ..broker.celery_config import enqueue_training, queued_messages
 from ..settings import Settings
-from .columns import utcnow
+from .columns import db_now
 from .models import Dispatch, Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ FRESH_SECONDS = 2.0  # rows this young are left to the request that wrote them
 
 def add(session: Session, job_id: int, marked_sent: bool = False) -> None:
     """The job's outbox row; `marked_sent`: the caller publishes it itself once it has committed."""
-    now = utcnow()
+    now = db_now(session)
     session.add(Dispatch(job_id=job_id, created_at=now, sent_at=now if marked_sent else None))
 
 
@@ -70,13 +70,13 @@ def send(session: Session, job_ids: list[int], settings: Settings) -> int:
             break
         sent.append(job_id)
     if sent:
-        session.execute(update(Dispatch).where(Dispatch.job_id.in_(sent)).values(sent_at=utcnow()))
+        session.execute(update(Dispatch).where(Dispatch.job_id.in_(sent)).values(sent_at=db_now(session)))
     return len(sent)
 
 
 def send_pending(session: Session, settings: Settings, limit: int = 1000) -> int:
     """Send outbox rows never sent, and again those whose message the broker evidently lost."""
-    now = utcnow()
+    now = db_now(session)
     # Rows of jobs that are no longer queued (cancelled while waiting) have nothing left to do.
     session.execute(delete(Dispatch).where(exists().where(Job.id == Dispatch.job_id, Job.status != JobStatus.queued)))
     lost = Dispatch.sent_at.is_(None)

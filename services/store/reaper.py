@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ..settings import Settings
 from . import jobs
-from .columns import utcnow
+from .columns import db_now
 from .models import Job, JobStatus
 
 
@@ -31,7 +31,7 @@ class Reaped(StrEnum):
 
 def reap(session: Session, settings: Settings) -> dict[int, Reaped]:
     """Decide for every running job; returns {job_id: what was done} for those changed."""
-    now = utcnow()
+    now = db_now(session)
     silent_since = now - timedelta(seconds=settings.heartbeat_timeout)
     done: dict[int, Reaped] = {}
     running = session.execute(select(Job.id, Job.lease, Job.attempt, Job.attempt_started_at, Job.heartbeat_at,

@@ -20,7 +20,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from . import locks, webhooks
-from .columns import utcnow
+from .columns import db_now
 from .models import LOCAL_OWNER, MirrorState, Sweep, SweepStatus
 
 ENDED = (SweepStatus.finished, SweepStatus.cancelled)
@@ -29,7 +29,7 @@ _PLAIN = {"synchronize_session": False}
 
 def add(session: Session, *, owner: str = LOCAL_OWNER, mirrored: bool = True, **columns: Any) -> Sweep:
     """A new running sweep (`mirrored`: it will have an MLflow parent run)."""
-    sweep = Sweep(owner=owner, status=SweepStatus.running, created_at=utcnow(), trials_created=0,
+    sweep = Sweep(owner=owner, status=SweepStatus.running, created_at=db_now(session), trials_created=0,
                   mirror_state=MirrorState.pending if mirrored else MirrorState.disabled, **columns)
     session.add(sweep)
     session.flush()
@@ -43,7 +43,7 @@ def trial_created(session: Session, sweep_id: int) -> None:
 def finish(session: Session, sweep_id: int, importance: dict[str, float] | None) -> bool:
     """running -> finished with its importance; False if it was not running."""
     done = session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.running)
-                           .values(status=SweepStatus.finished, finished_at=utcnow(), importance=importance),
+                           .values(status=SweepStatus.finished, finished_at=db_now(session), importance=importance),
                            execution_options=_PLAIN).rowcount == 1
     if done:
         webhooks.sweep_ended(session, sweep_id)
@@ -66,7 +66,7 @@ def extend(session: Session, sweep_id: int, trials: int) -> bool:
 def cancel(session: Session, sweep_id: int) -> bool:
     """running -> cancelled; False if it was not running (its jobs are the caller's: jobs.cancel)."""
     done = session.execute(update(Sweep).where(Sweep.id == sweep_id, Sweep.status == SweepStatus.running)
-                           .values(status=SweepStatus.cancelled, finished_at=utcnow()), execution_options=_PLAIN).rowcount == 1
+                           .values(status=SweepStatus.cancelled, finished_at=db_now(session)), execution_options=_PLAIN).rowcount == 1
     if done:
         webhooks.sweep_ended(session, sweep_id)
     return done
@@ -99,4 +99,4 @@ def pending_mirrors(session: Session, limit: int) -> list[int]:
     """Ended sweeps whose parent run is not finished in MLflow yet, and whose lock is free."""
     return list(session.scalars(select(Sweep.id).where(
         Sweep.status.in_(ENDED), Sweep.mirror_state == MirrorState.pending,
-        or_(Sweep.mirror_lock.is_(None), Sweep.mirror_lock_until < utcnow())).order_by(Sweep.id).limit(limit)))
+        or_(Sweep.mirror_lock.is_(None), Sweep.mirror_lock_until < db_now(session))).order_by(Sweep.id).limit(limit)))

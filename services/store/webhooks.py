@@ -12,14 +12,14 @@ from sqlalchemy.orm import Session
 
 from engine.diagnoses import KINDS
 
-from .columns import utcnow
+from .columns import db_now
 from .models import Job, Sweep, Webhook, WebhookDelivery
 
 EVENTS = (*KINDS, "job.ended", "sweep.ended")
 
 
 def create(session: Session, owner: str, url: str, events: list[str], secret: str) -> Webhook:
-    webhook = Webhook(owner=owner, url=url, events=list(dict.fromkeys(events)), secret=secret, created_at=utcnow())
+    webhook = Webhook(owner=owner, url=url, events=list(dict.fromkeys(events)), secret=secret, created_at=db_now(session))
     session.add(webhook)
     session.flush()
     return webhook
@@ -37,7 +37,7 @@ def enqueue(session: Session, owner: str, event: str, payload: dict[str, Any]) -
     """A delivery of `event` for each of the owner's webhooks that asked for it; how many."""
     hooks = [w for w in of_owner(session, owner) if event in w.events]
     session.add_all(WebhookDelivery(webhook_id=w.id, event=event, payload={"event": event, **payload}, state="pending", attempts=0,
-                                    next_attempt_at=utcnow(), created_at=utcnow()) for w in hooks)
+                                    next_attempt_at=db_now(session), created_at=db_now(session)) for w in hooks)
     return len(hooks)
 
 
@@ -85,7 +85,7 @@ def attempted(session: Session, delivery_id: int, status: int | None, error: str
     wait = min(retry_seconds * 2 ** (attempts - 1), 3600.0)
     session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(
         attempts=attempts, state=state, last_status=status, last_error=None if ok else (error or f"answered {status}")[:2000],
-        delivered_at=utcnow() if ok else None, next_attempt_at=utcnow() + timedelta(seconds=wait)))
+        delivered_at=db_now(session) if ok else None, next_attempt_at=db_now(session) + timedelta(seconds=wait)))
     return state
 
 

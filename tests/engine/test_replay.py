@@ -83,7 +83,7 @@ def test_the_default_cadence_bounds_a_replay_and_keeps_a_long_jobs_states_apart(
                                    {"units": 1, "activation": "sigmoid"}]}, batch_size=32, data={"builtin": "moons", "n_samples": 1000},
                  epochs=None, steps=100_000, record={"every": 100})
     problem = build_problem(spec)
-    estimate = cadence.step_seconds(problem.spec, 2, 32)
+    estimate = cadence.step_seconds(problem.spec, problem.n_params, 32)
     assert problem.kept_every == 5000 and problem.kept_every * estimate <= cadence.REPLAY_SECONDS
     assert cadence.kept_count(problem.kept_every, 100_000) == 20  # 5000, ..., 95000 and the last
     short = build_problem({**spec, "steps": 300})

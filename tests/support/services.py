@@ -27,6 +27,9 @@ BIN = Path(sys.executable).parent
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")  # Debian's libfaketime
+
+
 def free_port() -> int:
     with closing(socket.socket()) as s:
         s.bind(("127.0.0.1", 0))
@@ -175,12 +178,16 @@ class Stack:
         wait_for(self._healthy, 30, what=f"API at {self.url}")
         return self
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, clock_offset: int | None = None) -> subprocess.Popen:
+        """A training worker; `clock_offset`: its wall clock that many seconds off (libfaketime), as a host's may be."""
         n = len(self.worker_procs)
+        env = self.env
+        if clock_offset is not None:  # the monotonic clock stays true: only the time of day is off
+            env = {**env, "LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": f"{clock_offset:+d}", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
         proc = subprocess.Popen(
             [str(BIN / "celery"), "-A", "worker.app", "worker", "--concurrency", "1", "--loglevel", "INFO",
              "--hostname", f"w{n}-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.env, stdout=open(self.logdir / f"worker{n}.log", "w"), stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=open(self.logdir / f"worker{n}.log", "w"), stderr=subprocess.STDOUT,
             start_new_session=True)  # its own process group: a test can SIGKILL the worker with its pool
         self.worker_procs.append(proc)
         return proc

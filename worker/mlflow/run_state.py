@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.mlflow.run_params import log_scale_params
 from services.settings import Settings
 from services.store import metrics, mirror_cursor
-from services.store.columns import utcnow
+from services.store.columns import db_now, utcnow
 from services.store.models import TERMINAL, Job, JobStatus, MirrorState, Sweep
 
 from .batches import send
@@ -66,7 +66,7 @@ def bring_run_up(sessions: sessionmaker[Session], client: MlflowClient, job_id: 
     ended = job.finished_at or utcnow()
     client.set_terminated(job.mlflow_run_id, RunStatus.to_string(RUN_STATUS[job.status]), end_time=int(ended.timestamp() * 1000))
     with sessions.begin() as writer:
-        mirror_cursor.save(writer, job_id, token, mlflow_run_finished_at=utcnow(), mirror_points=job.mirror_points + len(lasts),
+        mirror_cursor.save(writer, job_id, token, mlflow_run_finished_at=db_now(writer), mirror_points=job.mirror_points + len(lasts),
                            mirror_points_due=max(due, job.mirror_points + len(lasts)))
     return MirrorState.pending
 
@@ -118,7 +118,7 @@ def _ensure_run(client: MlflowClient, sessions: sessionmaker[Session], job: Job,
                 log_dataset_inputs(client, session, job, found[0].info.run_id)  # perhaps not logged before the crash
             return experiment, found[0].info.run_id
     with sessions.begin() as session:
-        mirror_cursor.save(session, job.id, token, mlflow_run_requested_at=utcnow())
+        mirror_cursor.save(session, job.id, token, mlflow_run_requested_at=db_now(session))
     tags = run_tags(job, settings)
     if job.sweep_id is not None:
         tags["mlflow.parentRunId"] = ensure_sweep_run(client, sessions, job.sweep_id, settings)

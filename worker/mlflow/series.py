@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.export import finite
 from services.settings import Settings
 from services.store import mirror_cursor
-from services.store.columns import utcnow
+from services.store.columns import db_now
 from services.store.models import TERMINAL, Job, JobStatus, MirrorState
 
 from .batches import send
@@ -77,7 +77,7 @@ def series_turn(sessions: sessionmaker[Session], client: MlflowClient, job_id: i
         cursor[key] = max(cursor.get(key, 0), mark)
     complete = ended and not unsent
     with sessions.begin() as writer:
-        mirror_cursor.save(writer, job_id, token, mirror_cursor=cursor, mirror_points=sent, mirror_series_at=utcnow(),
+        mirror_cursor.save(writer, job_id, token, mirror_cursor=cursor, mirror_points=sent, mirror_series_at=db_now(writer),
                            mirror_points_due=sent if complete else max(due, sent))
     if not complete:
         return MirrorState.pending, len(points)

@@ -7,12 +7,12 @@ it would have to train from step 0, however long the job was."""
 from __future__ import annotations
 
 from flask import Blueprint
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from engine.problem import checkpoint_cadence, plan_document
 from services.store import checkpoints, jobs, quota
 from services.store.columns import utcnow
-from services.store.models import TERMINAL, Job, KeptCheckpoint
+from services.store.models import TERMINAL, Job
 
 from ..errors import ApiError
 from ..openapi import operation
@@ -46,9 +46,8 @@ def get_checkpoints(job_id: int):
     """The states the job keeps (its steps, how often, their bytes): a replay of step k trains on from the latest
     kept at or before k (through its parent for a fork's early steps), so it costs at most `every` steps."""
     job = job_or_404(job_id)
-    size = db().scalar(select(func.coalesce(func.sum(func.length(KeptCheckpoint.data)), 0)).where(KeptCheckpoint.job_id == job_id))
     return Checkpoints(job_id=job_id, every=kept_every(job.spec), steps=checkpoints.kept_steps(db(), [job_id])[job_id],
-                       bytes=int(size or 0), deleted_at=job.checkpoints_deleted_at)
+                       bytes=checkpoints.kept_bytes(db(), job_id), deleted_at=job.checkpoints_deleted_at)
 
 
 @bp.delete(f"/{JOB_ID}/checkpoints")
