@@ -119,12 +119,18 @@ def _mlflow_finished(hosts: Hosts, run_id: str) -> bool:
     return run["info"]["status"] == "FINISHED" and any(m["key"] == "loss" for m in run["data"].get("metrics", []))
 
 
+def long_jobs(client: httpx.Client, size: Size, seed: int) -> list[int]:
+    """Two jobs of several seconds, one training on each host (each takes one job at a time) when this returns."""
+    long = [client.post("/api/v1/jobs", json=job_spec(seed + i, size.steps * 30, every=100)).json()["id"] for i in range(2)]
+    wait_for(lambda: len(running(client, long)) == 2, 60, interval=0.2, what="both training hosts busy")
+    return long
+
+
 # -- the scenarios ------------------------------------------------------------------------------------
 
 def redis_partition(hosts: Hosts, client: httpx.Client, size: Size) -> Outcome:
     """1. w1 cut off from Redis for a while mid-job, then healed."""
-    ids = submit_mix(client, size, 100)
-    wait_for(lambda: running(client, ids), 60, interval=0.2, what="training under way")
+    ids = long_jobs(client, size, 100) + submit_mix(client, size, 110)
     hosts.partition("w1", "broker")
     time.sleep(size.partition_seconds)
     hosts.heal("w1", "broker")
@@ -134,8 +140,8 @@ def redis_partition(hosts: Hosts, client: httpx.Client, size: Size) -> Outcome:
 def db_partition(hosts: Hosts, client: httpx.Client, size: Size) -> Outcome:
     """2. w1 cut off from PostgreSQL for longer than the heartbeat timeout while it trains: its jobs are reclaimed
     and finished by w2; back, its late writes are refused by the lease."""
-    ids = submit_mix(client, size, 200)
-    wait_for(lambda: len(running(client, ids)) >= 2, 60, interval=0.2, what="both hosts training")
+    long = long_jobs(client, size, 200)
+    ids = long + submit_mix(client, size, 210)
     hosts.partition("w1", "db")
     cut = float(RECOVERY["HEARTBEAT_TIMEOUT"]) * 3
     time.sleep(cut)
@@ -203,8 +209,7 @@ def skewed_clocks(hosts: Hosts, client: httpx.Client, size: Size) -> Outcome:
         hosts.start_worker(name)
     for name in ("w1", "w2"):
         hosts.wait_worker(name)
-    long = [client.post("/api/v1/jobs", json=job_spec(600 + i, size.steps * 30, every=100)).json()["id"] for i in range(2)]
-    wait_for(lambda: len(running(client, long)) == 2, 60, interval=0.2, what="both skewed hosts training")  # one on each
+    long = long_jobs(client, size, 600)
     ids = long + submit_mix(client, size, 610)
     time.sleep(float(RECOVERY["HEARTBEAT_TIMEOUT"]) * 2)  # the slow host's beats, by its clock minutes old, keep it alive
     reaped_alive = sum(j["attempt"] > 1 for j in jobs_of(client, ids))
@@ -237,7 +242,7 @@ def throughput(hosts: Hosts, client: httpx.Client, jobs: int) -> tuple[float, fl
             hosts.start_worker("w2")
             hosts.wait_worker("w2")
         started = time.monotonic()
-        ids = [client.post("/api/v1/jobs", json=job_spec(700 + 10 * hosts_up + i, 5000, (16, 16))).json()["id"] for i in range(jobs)]
+        ids = [client.post("/api/v1/jobs", json=job_spec(700 + 10 * hosts_up + i, 5000, (16, 16), every=100)).json()["id"] for i in range(jobs)]
         wait_ended(client, ids, 900)
         rates.append(jobs / (time.monotonic() - started))
     return rates[0], rates[1]
@@ -292,7 +297,7 @@ def main() -> None:
         sys.exit(2)
     names = args.only.split(",") if args.only else list(SCENARIOS)
     size = QUICK if args.quick else FULL
-    jobs = args.throughput_jobs if args.throughput_jobs is not None else (4 if args.quick else 8)
+    jobs = args.throughput_jobs if args.throughput_jobs is not None else (8 if args.quick else 16)
     print(HEADER, flush=True)
     outcomes, figures = run(names, size, jobs)
     print()
