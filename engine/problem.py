@@ -88,8 +88,7 @@ def plan(spec: JobSpec, n_samples: int | None = None) -> Plan:
         n, n_inputs = data.rows, len(data.features)
     else:
         n, n_inputs = n_samples or len(data.X), len(data.X[0])
-    widths = [n_inputs] + [layer.units for layer in spec.model.layers]
-    n_params = sum(widths[i] * widths[i + 1] + widths[i + 1] for i in range(len(widths) - 1))
+    n_params = _n_params(spec, n_inputs)
     n_train = n - round(n * data.validation_split) if data.validation_split else n
     batch = max(1, n_train if spec.batch_size == "full" else min(spec.batch_size, max(n_train, 1)))
     per_epoch = math.ceil(max(n_train, 1) / batch)
@@ -143,8 +142,7 @@ def build_problem(spec: JobSpec | dict, raw: RawData | None = None) -> Problem:
     steps_per_epoch = math.ceil(n_train / batch_size)
     total_steps = spec.steps if spec.steps is not None else spec.epochs * steps_per_epoch
     network = _build_network(spec, X_train.shape[1], rngs[STREAM_INIT], dtype)
-    _check_record_budget(spec, batch_size, X_train.shape[1], total_steps, steps_per_epoch)
-    kept_every = checkpoint_cadence(spec, X_train.shape[1], batch_size, total_steps, steps_per_epoch)
+    kept_every = _check_record_budget(spec, batch_size, X_train.shape[1], total_steps, steps_per_epoch)
 
     def cast(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.ascontiguousarray(a, dtype=dtype)
@@ -293,16 +291,22 @@ TRACE_STEP_BYTES = 4096  # a trace's keys and structure
 def recording_bytes(spec: JobSpec, n_inputs: int, batch: int, total_steps: int, steps_per_epoch: int) -> int:
     """At most what a job records, in bytes: its metric points, full gradients, traces and kept checkpoints
     (the budget `record.max_bytes` bounds, and a server's quotas count)."""
-    rest = _recorded_bytes(spec, n_inputs, batch, total_steps, steps_per_epoch)
-    n_params, n_train = _n_params(spec, n_inputs), batch * steps_per_epoch
-    every = cadence(spec, n_params, batch, total_steps, n_train, spec.record.max_bytes - rest)
-    return rest + kept_bytes(spec, every, n_params, total_steps, n_train)
+    rest, kept, _ = _budget(spec, n_inputs, batch, total_steps, steps_per_epoch)
+    return rest + kept
 
 
 def checkpoint_cadence(spec: JobSpec, n_inputs: int, batch: int, total_steps: int, steps_per_epoch: int) -> int:
     """Steps between the job's kept checkpoints (engine/checkpoint_cadence.py), with what its recording leaves of its budget."""
+    return _budget(spec, n_inputs, batch, total_steps, steps_per_epoch)[2]
+
+
+def _budget(spec: JobSpec, n_inputs: int, batch: int, total_steps: int, steps_per_epoch: int) -> tuple[int, int, int]:
+    """(bytes of points, gradients and traces; bytes of kept checkpoints; the checkpoint cadence chosen with what the
+    first leaves of the budget)."""
     rest = _recorded_bytes(spec, n_inputs, batch, total_steps, steps_per_epoch)
-    return cadence(spec, _n_params(spec, n_inputs), batch, total_steps, batch * steps_per_epoch, spec.record.max_bytes - rest)
+    n_params, n_train = _n_params(spec, n_inputs), batch * steps_per_epoch
+    every = cadence(spec, n_params, batch, total_steps, n_train, spec.record.max_bytes - rest)
+    return rest, kept_bytes(spec, every, n_params, total_steps, n_train), every
 
 
 def _n_params(spec: JobSpec, n_inputs: int) -> int:
@@ -331,17 +335,19 @@ def _recorded_bytes(spec: JobSpec, n_inputs: int, batch: int, total_steps: int, 
     return needed
 
 
-def _check_record_budget(spec: JobSpec, batch: int, n_inputs: int, total_steps: int, steps_per_epoch: int) -> None:
+def _check_record_budget(spec: JobSpec, batch: int, n_inputs: int, total_steps: int, steps_per_epoch: int) -> int:
+    """Refuse what would pass the recording budget; the checkpoint cadence it leaves room for."""
     rec = spec.record
     if isinstance(rec.trace, list):
         for i, step in enumerate(rec.trace):
             if step >= total_steps:
                 raise SpecError([(f"record.trace[{i}]", f"step {step} is past the last step ({total_steps - 1})")])
-    needed = recording_bytes(spec, n_inputs, batch, total_steps, steps_per_epoch)
+    rest, kept, every = _budget(spec, n_inputs, batch, total_steps, steps_per_epoch)
+    needed = rest + kept
     if needed > rec.max_bytes:
-        field = "record.checkpoints" if rec.checkpoints and _recorded_bytes(spec, n_inputs, batch, total_steps, steps_per_epoch) \
-            <= rec.max_bytes else "record.max_bytes"
+        field = "record.checkpoints" if rec.checkpoints and rest <= rec.max_bytes else "record.max_bytes"
         raise SpecError([(field, f"recording (metric points, full gradients, traces, kept checkpoints) needs about {needed:,} bytes, "
                           f"over the budget of {rec.max_bytes:,}; record fewer steps (record.every, record.trace), fewer "
                           "gradients (record.gradients), keep fewer checkpoints (record.checkpoints) or raise record.max_bytes "
                           "within the server's MAX_RECORD_BYTES")])
+    return every

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ def kept_of(sessions: sessionmaker[Session], session: Session, job_id: int) -> K
     ids = jobs.lineage(session, job_id)
     steps = checkpoints.kept_steps(session, ids)
 
-    def loader(kept_job: int, step: int) -> Any:
+    def loader(kept_job: int, step: int) -> Callable[[], dict[str, Any]]:
         def load() -> dict[str, Any]:
             with sessions() as s:
                 state = checkpoints.load_kept(s, kept_job, step)

@@ -203,10 +203,14 @@ def _after_step(trainer: Trainer, done: StackStep, by_member: dict, last_flush: 
     if not (checkpoint_due or keeping or verdicts or found or now - last_flush >= settings.flush_seconds):
         return verdicts, last_flush
     staying = [(k, by_member[m]) for k, m in enumerate(trainer.members) if by_member[m].job_id not in verdicts]
-    states = {run.recorder: trainer.state_dict(k) for k, run in staying if trainer.step < run.trainer.total_steps and
-              (checkpoint_due or trainer.members[k] in keeping)}
-    saved = {recorder: state for recorder, state in states.items() if checkpoint_due}
-    kept = {recorder: state for recorder, state in states.items() if recorder.job_id in {by_member[m].job_id for m in keeping}}
+    saved, kept = {}, {}  # resume checkpoints; states kept for replays (one state_dict serves both)
+    for k, run in staying:
+        if trainer.step < run.trainer.total_steps and (checkpoint_due or trainer.members[k] in keeping):
+            state = trainer.state_dict(k)
+            if checkpoint_due:
+                saved[run.recorder] = state
+            if trainer.members[k] in keeping:
+                kept[run.recorder] = state
     _progress([run for _, run in staying], done, trainer.step)
     for recorder, result in flush_together([run.recorder for _, run in staying], saved, settings.db_retry_seconds, kept).items():
         run = next(run for _, run in staying if run.recorder is recorder)

@@ -119,19 +119,19 @@ def svg_document(width: int, height: int, title: str, body: list[str]) -> str:
 
 
 def _marks(frame: Frame, marks: list[tuple[int, str, str]]) -> list[str]:
-    """Dashed vertical lines at steps (a diagnosis's start; a fork's step, labelled), those inside the frame."""
+    """Dashed vertical lines at steps (a diagnosis's start; a fork's step, labelled with its text), those inside the frame."""
     left, top, right, bottom = frame.box
     out = []
     for step, text, severity in marks:
         x = float(frame.px(np.array(float(step))))
         if left <= x <= right:
             color = MARK_COLORS.get(severity, "#777")
-            kind = "fork" if severity == "fork" else f"diagnosis {escape(severity)}"
+            fork = severity == "fork"
+            title = f"{text} at step {step}" if fork else text
             out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="{color}" stroke-dasharray="5 3" '
-                       f'stroke-width="1.5" class="{kind}"><title>{escape(text)}</title></line>')
-            if severity == "fork":
-                out.append(f'<text x="{x + 3:.1f}" y="{top + 12}" fill="{color}" class="fork-label">{escape(text.split(" at step")[0])}'
-                           '</text>')
+                       f'stroke-width="1.5" class="{"fork" if fork else f"diagnosis {escape(severity)}"}"><title>{escape(title)}</title></line>')
+            if fork:
+                out.append(f'<text x="{x + 3:.1f}" y="{top + 12}" fill="{color}" class="fork-label">{escape(text)}</text>')
     return out
 
 
@@ -145,7 +145,7 @@ def line_chart(series: Series, title: str, x_label: str = "step", y_label: str =
     drawn faint; the `on_top` ones (epoch-level figures) are drawn last, thicker, with their points
     marked, so a noisy step series cannot hide them. The legend follows the order of `series`. `marks`:
     (step, text, severity) drawn as dashed vertical lines (a job's diagnoses, where each began; severity `fork`: where a
-    fork leaves its parent, labelled); `reference`,
+    fork leaves its parent, labelled with the text); `reference`,
     a value drawn as a dashed horizontal line and kept in view (sharpness × η's 2)."""
     drawn, raw = {}, {}
     for name, (steps, values) in series.items():

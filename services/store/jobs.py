@@ -163,10 +163,17 @@ def fork_of(session: Session, job_id: int) -> tuple[int, int, dict[str, Any]] | 
 
 def lineage(session: Session, job_id: int) -> list[int]:
     """The job's ancestors from the first, then the job (each a fork of the one before)."""
-    ids = [job_id]
-    while (parent := session.scalar(select(Job.forked_from_job).where(Job.id == ids[0]))) is not None:
-        ids.insert(0, parent)
-    return ids
+    return [job for job, _ in _lineage_steps(session, job_id)]
+
+
+def _lineage_steps(session: Session, job_id: int) -> list[tuple[int, int | None]]:
+    """`lineage` with the step each job was forked at (None for the first)."""
+    path: list[tuple[int, int | None]] = []
+    while job_id is not None:
+        row = session.execute(select(Job.forked_from_job, Job.forked_from_step).where(Job.id == job_id)).first()
+        path.insert(0, (job_id, None if row is None else row[1]))
+        job_id = None if row is None else row[0]
+    return path
 
 
 def branch_point(session: Session, a: int, b: int) -> tuple[int, int] | None:
@@ -174,8 +181,7 @@ def branch_point(session: Session, a: int, b: int) -> tuple[int, int] | None:
     both descend from one ancestor by forks; None for unrelated jobs (or a job and itself)."""
     if a == b:
         return None
-    path_a, path_b = ([(job, session.scalar(select(Job.forked_from_step).where(Job.id == job))) for job in lineage(session, j)]
-                      for j in (a, b))
+    path_a, path_b = _lineage_steps(session, a), _lineage_steps(session, b)
     common = 0
     while common < min(len(path_a), len(path_b)) and path_a[common][0] == path_b[common][0]:
         common += 1

@@ -219,7 +219,7 @@ def compare_chart():
         if points is not None:
             series[f"job {job_id}" + (f" {job.name}" if job.name else "")] = points
         if job.forked_from_job is not None:  # where a fork leaves its parent's run: a dashed line at its fork step
-            forks.append((job.forked_from_step, f"job {job_id} forks from job {job.forked_from_job} at step {job.forked_from_step}", "fork"))
+            forks.append((job.forked_from_step, f"job {job_id} forks from job {job.forked_from_job}", "fork"))
     log_y = query.scale == "log"
     return _svg(charts.line_chart(series, f"{query.key} by step" + (" (log scale)" if log_y else ""), log_y=log_y,
                                   smoothing=query.smoothing, max_points=query.max_points, marks=forks),

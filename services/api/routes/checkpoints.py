@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from engine.problem import checkpoint_cadence, plan_document
 from services.store import checkpoints, jobs, quota
-from services.store.columns import utcnow
+from services.store.columns import db_now
 from services.store.models import TERMINAL, Job
 
 from ..errors import ApiError
@@ -61,7 +61,7 @@ def delete_checkpoints(job_id: int):
                        status_now=job.status.value)
     with transaction() as session:
         freed = min(checkpoints.delete_kept(session, job_id), job.reserved_bytes)
-        session.execute(update(Job).where(Job.id == job_id).values(checkpoints_deleted_at=utcnow(),
+        session.execute(update(Job).where(Job.id == job_id).values(checkpoints_deleted_at=db_now(session),
                                                                     reserved_bytes=Job.reserved_bytes - freed),
                         execution_options={"synchronize_session": False})
         quota.release(session, job.owner, freed)

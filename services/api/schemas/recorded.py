@@ -81,7 +81,7 @@ class Trace(Out):
 
 
 class Checkpoints(Out):
-    """The training states a job keeps for its replays and forks (docs/replay.md)."""
+    """The training states a job keeps for its replays and forks (docs/engine.md, "Kept checkpoints")."""
 
     job_id: int
     every: int = Field(description="steps between kept states (`record.checkpoints`, or chosen from the network's size); 0: none kept")
