@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     var_dir: Path = Field(default=VAR, description="`make up`: where its SQLite store, embedded Redis, MLflow store and logs live")
     worker_concurrency: int | None = Field(default=None, ge=1, description="`make up`: processes of the training worker "
                                                                            "(empty: one per core)")
+    worker_blas_threads: int | None = Field(default=None, ge=1, description="BLAS threads per worker process (empty: the cores "
+                                                                            "÷ its processes, at least 1, so they share the cores "
+                                                                            "instead of fighting over them)")
 
     # -- MLflow ------------------------------------------------------------------------------
     mlflow_tracking_uri: str = Field(default="", description="the MLflow mirror's server (off when empty; `make up` starts one)")
@@ -71,7 +74,8 @@ class Settings(BaseSettings):
 
     # -- training and recording ---------------------------------------------------------------
     flush_seconds: float = Field(default=0.5, gt=0,
-                                 description="how often a worker writes its buffered points (and sees a cancel)")
+                                 description="how often a worker writes its buffered points (and sees a cancel); less often "
+                                             "when a flush takes over a fifth of it (a big stack's)")
     checkpoint_every: int = Field(default=1000, ge=1, description="steps between checkpoints (a retry resumes from the last)")
     stack_max: int = Field(default=100, ge=1, description="queued jobs of one sweep that share a shape a worker trains as one stack "
                                                           "(1: never stack)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 
 import redis
+from celery.signals import worker_process_init
 from celery.utils.log import get_task_logger
 from sqlalchemy import select
 
@@ -13,7 +14,9 @@ from engine import datasets
 from services.store import outbox, reaper
 from services.store.db import session_factory
 from services.store.models import Sweep, SweepStatus
+from services.sweeps import study
 
+from . import blas_threads  # noqa: F401  (its signal handlers set each process's BLAS threads)
 from .app import celery_app, settings
 from .computations import compute
 from .mlflow.mirror import mirror_pass
@@ -23,6 +26,12 @@ from .webhooks import deliver_due
 
 logger = get_task_logger(__name__)
 datasets.warm()  # in the parent, before Celery forks its children: no job pays scikit-learn's import
+
+
+@worker_process_init.connect
+def _warm_study_storage(**_: object) -> None:
+    """Each pool process builds its Optuna storage (an engine of its own: none is shared across a fork) before its first sweep."""
+    study.warm(settings.database_url)
 
 
 @celery_app.task(name="worker.tasks.deliver_webhooks")

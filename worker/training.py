@@ -20,7 +20,7 @@ import logging
 import time
 from collections import defaultdict
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -154,12 +154,12 @@ def _train_group(sessions: sessionmaker[Session], group: list[Run], started: flo
     """Train runs of one key and position as one trainer until every member has ended."""
     trainer = group[0].trainer if len(group) == 1 else Trainer.stack([run.trainer for run in group])
     by_member = {run.trainer.members[0]: run for run in group}
-    last_flush = time.monotonic()
+    clock = FlushClock(settings.flush_seconds)
     while trainer.members:
         done: StackStep | None = None
         try:
             done = trainer.step_all()
-            verdicts, last_flush = _after_step(trainer, done, by_member, last_flush, settings)
+            verdicts = _after_step(trainer, done, by_member, clock, settings)
         except TRANSIENT:
             raise
         except Exception as exc:  # a bug, not a member's doing: every member fails with it
@@ -172,8 +172,29 @@ def _train_group(sessions: sessionmaker[Session], group: list[Run], started: flo
             _end(sessions, [by_member[m] for m in leaving if verdicts[by_member[m].job_id] is not None], verdicts, done, started, settings)
 
 
-def _after_step(trainer: Trainer, done: StackStep, by_member: dict, last_flush: float,
-                settings: Settings) -> tuple[dict[int, Verdict | None], float]:
+FLUSH_COST_SHARE = 5  # a flush waits at least this many times as long as the last one took
+
+
+@dataclass
+class FlushClock:
+    """When a trainer's points are next flushed: every FLUSH_SECONDS, or, when a flush takes longer than a
+    fifth of that (a big stack's hundred jobs), after five times what the last one took, so that writing
+    points never costs more than a fifth of training (a cancel and the pages' progress wait as long)."""
+
+    every: float
+    last: float = field(default_factory=time.monotonic)  # when the last flush ended
+    took: float = 0.0  # how long it took
+
+    def due(self, now: float) -> bool:
+        return now - self.last >= max(self.every, FLUSH_COST_SHARE * self.took)
+
+    def flushed(self, started: float) -> None:
+        self.last = time.monotonic()
+        self.took = self.last - started
+
+
+def _after_step(trainer: Trainer, done: StackStep, by_member: dict, clock: FlushClock,
+                settings: Settings) -> dict[int, Verdict | None]:
     """Record the step and decide who stops: {job id: verdict, None for a lost lease}; flushes when due."""
     found = False  # a diagnosis begun or ended: flushed now, so its event goes out the moment it is found
     for member, record in done.records.items():
@@ -200,8 +221,8 @@ def _after_step(trainer: Trainer, done: StackStep, by_member: dict, last_flush: 
             verdicts[run.job_id] = out_of_time(run.rules, trainer.step)
     checkpoint_due = trainer.step % settings.checkpoint_every == 0
     keeping = {m for m in trainer.members if m.problem.kept_every and trainer.step % m.problem.kept_every == 0}
-    if not (checkpoint_due or keeping or verdicts or found or now - last_flush >= settings.flush_seconds):
-        return verdicts, last_flush
+    if not (checkpoint_due or keeping or verdicts or found or clock.due(now)):
+        return verdicts
     staying = [(k, by_member[m]) for k, m in enumerate(trainer.members) if by_member[m].job_id not in verdicts]
     saved, kept = {}, {}  # resume checkpoints; states kept for replays (one state_dict serves both)
     for k, run in staying:
@@ -219,7 +240,8 @@ def _after_step(trainer: Trainer, done: StackStep, by_member: dict, last_flush: 
             verdicts[run.job_id] = None
         elif result.cancel_requested:
             verdicts[run.job_id] = cancelled(trainer.step)
-    return verdicts, time.monotonic()
+    clock.flushed(now)
+    return verdicts
 
 
 def _progress(runs: list[Run], done: StackStep | None, step: int | None = None) -> None:

@@ -26,7 +26,7 @@ def get_engine(url: str) -> Engine:
         if path and path != ":memory:":
             private_file(Path(path))
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", sqlite_pragmas)
         return engine
     return create_engine(sqlalchemy_url(url), pool_pre_ping=True, pool_size=5, max_overflow=10)
 
@@ -42,7 +42,7 @@ def private_file(path: Path) -> None:
         path.chmod(0o600)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the API read while a worker writes; busy_timeout waits for the writer instead of failing.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from engine.training import run
@@ -24,3 +25,15 @@ def test_real_data_reaches_95_percent_validation_accuracy(dataset, classes):
     result = run(two_hidden(dataset, classes))
     assert result["status"] == "succeeded"
     assert result["summary"]["final_val_accuracy"] >= 0.95
+
+
+def test_a_builtin_set_drawn_again_is_the_same_and_the_callers_own():
+    """A sweep's jobs of one seed draw their set once per process (kept); each caller gets its own arrays."""
+    from engine.datasets import load_builtin
+
+    X, y = load_builtin("moons", 200, 0.1, 7)
+    X[:] = 0.0
+    y[:] = 5
+    again, labels = load_builtin("moons", 200, 0.1, 7)
+    assert again.any() and set(labels.tolist()) == {0, 1}
+    assert not np.array_equal(again, load_builtin("moons", 200, 0.1, 8)[0])

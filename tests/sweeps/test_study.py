@@ -74,3 +74,14 @@ def test_a_grid_is_made_point_by_point_once_each_across_advances_and_beside_grid
     stored = found.get_trials(deepcopy=False)
     assert len({t.system_attrs["grid_id"] for t in stored}) == 12 and all(t.state == optuna.trial.TrialState.RUNNING for t in stored)
     assert [t.number for t in stored] == list(range(12))
+
+
+def test_the_storage_on_sqlite_connects_as_the_store_does(tmp_path):
+    """Optuna's connections get the store's settings: a commit waits on no full sync of the file, a busy file is waited for."""
+    url = f"sqlite:///{tmp_path / 'bplab.db'}"
+    upgrade(url)
+    store = study.storage(url)
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL (FULL is 2)
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

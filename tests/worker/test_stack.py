@@ -198,3 +198,12 @@ def test_the_soft_time_limit_is_checked_at_every_step_of_a_stack(database_url):
             assert job.status is JobStatus.failed and job.error["reason"] == "time_limit" and job.error["limit"] == "soft"
             assert 0 < job.error["step"] == job.step < job.total_steps
             assert metrics.read(s, job_id)["loss"][0].tolist()[-1] < job.error["step"]  # what it trained is kept
+
+
+def test_a_slow_flush_puts_the_next_off_so_writing_costs_at_most_a_fifth():
+    from worker.training import FLUSH_COST_SHARE, FlushClock
+
+    clock = FlushClock(0.5, last=100.0)
+    assert not clock.due(100.4) and clock.due(100.5)  # every FLUSH_SECONDS while flushes are quick
+    clock.last, clock.took = 200.0, 0.3  # a hundred jobs' points took 0.3 s to write
+    assert not clock.due(200.0 + FLUSH_COST_SHARE * 0.3 - 0.01) and clock.due(200.0 + FLUSH_COST_SHARE * 0.3)
