@@ -25,12 +25,13 @@ from .sweep_hooks import EarlyStopping
 logger = logging.getLogger(__name__)
 
 
-def make_trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attempt: int) -> Trainer:
+def make_trainer(sessions: sessionmaker[Session], job_id: int, spec: dict, attempt: int, may_be_fork: bool = True) -> Trainer:
     """The engine's trainer for the spec (an uploaded dataset's rows read once per process), restored
-    from the job's checkpoint on a retry; a fork's (without a checkpoint yet) set at its parent's state."""
+    from the job's checkpoint on a retry; a fork's (without a checkpoint yet) set at its parent's state
+    (`may_be_fork`: False when its claim says it is none, so a sweep's hundred jobs ask nothing more)."""
     with sessions() as session:
         trainer = Trainer(problem_for(session, spec))
-        fork = jobs.fork_of(session, job_id)
+        fork = jobs.fork_of(session, job_id) if may_be_fork else None
         parent = None if fork is None else chain_of(session, fork[0], fork[2])
         kept = None if fork is None else kept_of(sessions, session, fork[0])
     checkpoint = None

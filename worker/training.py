@@ -113,7 +113,7 @@ def train_claimed(sessions: sessionmaker[Session], claims: list[tuple[int, Any]]
     started = time.monotonic()  # duration_seconds: the training loop with its recording
     for job_id, job in claims:
         try:
-            trainer = make_trainer(sessions, job_id, job.spec, job.attempt)
+            trainer = make_trainer(sessions, job_id, job.spec, job.attempt, job.forked)
         except Exception as exc:
             logger.exception("job %s could not start", job_id)
             error = {"reason": "invalid_spec", "message": str(exc)} if isinstance(exc, SpecError) else exception_error(exc, "could not start: ")

@@ -138,17 +138,18 @@ class Claimed:
     sweep_trial: int | None
     sweep_seed: int | None
     reserved_bytes: int  # what it may record (0: no reservation, an older job; the column is NOT NULL)
+    forked: bool = False  # a fork (POST /jobs/{id}/fork): its trainer starts from its parent's state
 
 
 def claim_for_training(session: Session, job_id: int) -> Claimed | None:
     """`claim`, and what training needs of the job, in the same transaction; None if not claimed."""
     claimed = _claim(session, job_id, Job.attempt, Job.soft_time_limit, Job.sweep_id, Job.sweep_trial, Job.sweep_seed,
-                     Job.reserved_bytes)
+                     Job.reserved_bytes, Job.forked_from_job)
     if claimed is None:
         return None
-    lease, attempt, soft, sweep_id, trial, seed, reserved = claimed
+    lease, attempt, soft, sweep_id, trial, seed, reserved, parent = claimed
     spec = session.scalar(select(JobPayload.spec).where(JobPayload.job_id == job_id))
-    return Claimed(lease, attempt, spec, soft, sweep_id, trial, seed, reserved)
+    return Claimed(lease, attempt, spec, soft, sweep_id, trial, seed, reserved, parent is not None)
 
 
 def fork_of(session: Session, job_id: int) -> tuple[int, int, dict[str, Any]] | None:
@@ -216,13 +217,13 @@ def claim_stack_for_training(session: Session, job_id: int, limit: int | Callabl
         .values(status=JobStatus.running, lease=literal(prefix) + cast(Job.id, String), attempt=Job.attempt + 1,
                 attempt_started_at=now, heartbeat_at=now, started_at=func.coalesce(Job.started_at, now))
         .returning(Job.id, Job.lease, Job.attempt, Job.soft_time_limit, Job.sweep_id, Job.sweep_trial, Job.sweep_seed,
-                   Job.reserved_bytes), execution_options=_PLAIN).all()
+                   Job.reserved_bytes, Job.forked_from_job), execution_options=_PLAIN).all()
     specs = dict(session.execute(select(JobPayload.job_id, JobPayload.spec).where(JobPayload.job_id.in_([r[0] for r in rows]))).all())
     for row in rows:
         outbox.remove(session, row[0])
     if rows:
         fairness.started(session, session.scalar(select(Job.owner).where(Job.id == rows[0][0])))
-    claimed = {row[0]: Claimed(row[1], row[2], specs[row[0]], row[3], row[4], row[5], row[6], row[7]) for row in rows}
+    claimed = {row[0]: Claimed(row[1], row[2], specs[row[0]], *row[3:8], row[8] is not None) for row in rows}
     # The asked-for job first; it may be missing if another worker took it between the two statements
     # (then the siblings this claim did take are trained all the same).
     return sorted(claimed.items(), key=lambda item: (item[0] != job_id, item[0]))
