@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from services.jobs.time_limits import TimeLimits
 from services.migrate import upgrade
-from services.store import jobs, metrics
+from services.store import diagnoses, jobs, metrics
 from services.store.db import session_factory
 from services.store.models import Job, JobStatus, MirrorState, Sweep, SweepStatus
 from services.sweeps import advance
@@ -186,3 +186,24 @@ def test_a_forks_run_is_nested_under_its_parents_and_holds_its_own_steps(databas
     assert run.data.tags["mlflow.parentRunId"] == run.data.tags["forked_from_run"] == parent.mlflow_run_id
     assert (run.data.tags["forked_from_job"], run.data.tags["forked_from_step"]) == (str(parent_id), "25")
     assert [m.step for m in sorted(client.get_metric_history(fork.mlflow_run_id, "loss"), key=lambda m: m.step)] == list(range(25, 40))
+
+
+@both_databases
+def test_a_diagnosis_found_after_the_run_was_made_reaches_its_tags(database_url, mlflow_server):
+    """The run is made while the job trains; what the diagnoser finds later goes out with the final status."""
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    settings = settings_for(database_url, mlflow_tracking_uri=mlflow_server.url)
+    with sessions.begin() as s:
+        job_id = jobs.create_job(s, small(), total_steps=10, n_params=9).id
+    with sessions.begin() as s:
+        lease = jobs.claim(s, job_id)
+    assert mirror_pass(settings) == {job_id: "pending"}  # its run, made while it trains, has no diagnosis yet
+    with sessions.begin() as s:
+        diagnoses.write(s, job_id, [{"event": "began", "kind": "dead_units", "layer": "dense_1", "step": 4, "severity": "warning",
+                                     "sentence": "dead", "evidence": {"units": [0, 1], "of": 2}}])
+        jobs.finish(s, job_id, lease, JobStatus.succeeded, error=None)
+    mirror_pass(settings)
+    with sessions() as s:
+        run_id = s.get(Job, job_id).mlflow_run_id
+    assert MlflowClient(mlflow_server.url).get_run(run_id).data.tags["diagnosis.dead_units"] == "step 4: 2/2 units of dense_1"

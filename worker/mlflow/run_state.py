@@ -21,7 +21,7 @@ from services.store.models import TERMINAL, Job, JobStatus, MirrorState, Sweep
 
 from .batches import send
 from .experiments import experiment_id
-from .run_content import created_ms, job_key, run_params, run_tags
+from .run_content import created_ms, diagnosis_tags, job_key, run_params, run_tags
 from .run_inputs import log_dataset_inputs
 from .sweep_runs import ensure_sweep_run
 from .thinning import points_due, thinning_tags
@@ -78,6 +78,7 @@ def _final_status(job: Job, settings: Settings) -> tuple[list[Metric], list[RunT
         tags["error"] = json.dumps(job.error)[:5000]
     series_url = f"{settings.public_url.rstrip('/')}/api/v1/jobs/{job.id}/metrics" if settings.public_url else None
     tags.update(thinning_tags(job, settings, series_url))
+    tags.update(diagnosis_tags(job))  # a run made while its job trained has only those found by then
     summary = [Metric(f"summary/{k}", float(v), created_ms(job), 0)
                for k, v in (job.summary or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)]
     return summary, [RunTag(k, v) for k, v in tags.items()]
