@@ -1,13 +1,14 @@
-"""How many BLAS threads each worker process runs: its share of the cores, not all of them.
+"""How many BLAS threads each worker process runs: one, unless WORKER_BLAS_THREADS says more.
 
-NumPy's BLAS (OpenBLAS) starts a thread per core in every process. A training worker runs one
-process per core, beside the API, the store and the MLflow worker, so each process's BLAS threads
-fight the others for the same cores; a BLAS call waits for a descheduled thread of its own, and a
-stacked step of small products (one BLAS call per member) takes three times as long as on an idle
-machine (bench/stacked.py, under `make up`). So each process gets `cores ÷ processes` threads (at
-least one), or WORKER_BLAS_THREADS. What a job computes does not change: every product is the same
-BLAS call (tests/engine/test_stacked.py), which splits its work over threads without changing a
-sum's order.
+- A job's numbers must be its spec's alone, whichever host trains, resumes or replays it. OpenBLAS
+  splits a product's sums by its thread count: a float32 (128, 784) @ (784, 256) product, or a
+  float64 dot over 200,000 entries, differs in its last bits between one thread and two. One thread
+  in every worker process keeps a job's results the same everywhere (more threads: the same only
+  among processes that run as many).
+- Speed: NumPy's BLAS starts a thread per core in every process, and a training worker runs a
+  process per core beside the API, the store and the MLflow worker, so the threads fought over the
+  cores; a stacked step of small products (one BLAS call per member) took three times as long under
+  `make up` as on an idle machine (bench/stacked.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from .app import settings
 
 logger = logging.getLogger(__name__)
-_chosen: dict[str, int] = {}
 
 
 def cores() -> int:
@@ -34,16 +34,15 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def blas_threads(setting: int | None, available: int, processes: int) -> int:
-    """WORKER_BLAS_THREADS when set, else each of `processes` gets an equal share of `available` cores (at least one)."""
-    return setting if setting is not None else max(1, available // max(processes, 1))
+def blas_threads(setting: int | None) -> int:
+    """WORKER_BLAS_THREADS, or one."""
+    return setting or 1
 
 
 @celeryd_after_setup.connect
 def choose_for_worker(instance: Any = None, **_: Any) -> None:
-    """In the worker's main process, once its pool size is known; applied here too (a solo pool trains here)."""
-    processes = int(getattr(instance, "concurrency", None) or 1)
-    _chosen["threads"] = threads = blas_threads(settings.worker_blas_threads, cores(), processes)
+    """In the worker's main process (a solo pool trains here), saying what each process runs."""
+    processes, threads = int(getattr(instance, "concurrency", None) or 1), blas_threads(settings.worker_blas_threads)
     threadpool_limits(limits=threads, user_api="blas")
     running = sorted({(pool["internal_api"], pool["num_threads"]) for pool in threadpool_info() if pool["user_api"] == "blas"})
     logger.info("BLAS threads: %s per process (%s processes on %s cores): %s", threads, processes, cores(),
@@ -53,5 +52,4 @@ def choose_for_worker(instance: Any = None, **_: Any) -> None:
 @worker_process_init.connect
 def apply_in_pool_process(**_: Any) -> None:
     """In each pool process, after the fork."""
-    if "threads" in _chosen:
-        threadpool_limits(limits=_chosen["threads"], user_api="blas")
+    threadpool_limits(limits=blas_threads(settings.worker_blas_threads), user_api="blas")

@@ -1,5 +1,5 @@
-"""Each worker process runs its share of the cores as BLAS threads (worker/blas_threads.py): the
-rule, a pool process after the fork with the real OpenBLAS, and a real Celery worker saying so."""
+"""Each worker process runs one BLAS thread unless WORKER_BLAS_THREADS says more (worker/blas_threads.py):
+the rule, a pool process after the fork with the real OpenBLAS, and a real Celery worker saying so."""
 
 from __future__ import annotations
 
@@ -19,10 +19,9 @@ from worker import blas_threads
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize(("setting", "cores", "processes", "threads"),
-                         [(None, 2, 2, 1), (None, 16, 4, 4), (None, 16, 3, 5), (None, 2, 8, 1), (None, 8, 1, 8), (3, 2, 2, 3)])
-def test_each_process_gets_its_share_of_the_cores_or_the_setting(setting, cores, processes, threads):
-    assert blas_threads.blas_threads(setting, cores, processes) == threads
+@pytest.mark.parametrize(("setting", "threads"), [(None, 1), (1, 1), (4, 4)])
+def test_each_process_runs_one_blas_thread_or_the_setting(setting, threads):
+    assert blas_threads.blas_threads(setting) == threads
 
 
 def _blas_threads_after_fork(pipe) -> None:
@@ -30,10 +29,8 @@ def _blas_threads_after_fork(pipe) -> None:
     pipe.send([pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"])
 
 
-def test_a_pool_process_runs_its_share_after_the_fork():
-    with threadpool_limits(limits=None):  # whatever the worker's main process sets is undone after the test
-        blas_threads.choose_for_worker(instance=type("Worker", (), {"concurrency": 2 * blas_threads.cores()})())
-        threadpool_limits(limits=blas_threads.cores(), user_api="blas")  # the parent back at every core: the child must set its own
+def test_a_pool_process_runs_one_after_the_fork():
+    with threadpool_limits(limits=2, user_api="blas"):  # the parent at two: the child sets its own (undone after the test)
         receiving, sending = multiprocessing.Pipe(duplex=False)
         child = multiprocessing.get_context("fork").Process(target=_blas_threads_after_fork, args=(sending,))
         child.start()
