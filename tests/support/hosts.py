@@ -37,6 +37,7 @@ NET = "10.77.0"
 CLIENT_IP = f"{NET}.1"
 MLFLOW_ADMIN_PASSWORD = "harness-admin-password"  # the throwaway MLflow server's admin, as compose's MLFLOW_ADMIN_PASSWORD
 ADDRESSES = {"db": 2, "broker": 3, "mlflow": 4, "api": 5, "w1": 6, "w2": 7, "mirror": 8}
+BLAS_SETTINGS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")  # set on some processors of this machine (what OpenBLAS runs as)
 PG_BIN = Path("/usr/lib/postgresql") / (sorted(os.listdir("/usr/lib/postgresql"))[-1] if Path("/usr/lib/postgresql").exists() else "15") / "bin"
 
 
@@ -138,6 +139,9 @@ class Hosts:
                "MLFLOW_TRACKING_URI": f"http://{mlflow}:5000", "MLFLOW_UI_URL": f"http://{mlflow}:5000",
                "PUBLIC_URL": f"http://{api}:8000", "AUTH": "on", "MLFLOW_TRACKING_USERNAME": "admin",
                "MLFLOW_TRACKING_PASSWORD": MLFLOW_ADMIN_PASSWORD, **self.extra_env}
+        # The processor's BLAS settings, as hosts of one kind of machine share them: OpenBLAS picks its kernels by them,
+        # and another kernel rounds a product otherwise (the jobs are checked bitwise against a run in this process).
+        env.update({name: os.environ[name] for name in BLAS_SETTINGS if name in os.environ})
         if host.clock_offset is not None:  # its time of day off; its monotonic clock true
             env.update(LD_PRELOAD=str(LIBFAKETIME), FAKETIME=f"{host.clock_offset:+d}", FAKETIME_DONT_FAKE_MONOTONIC="1")
         return env
