@@ -41,9 +41,9 @@ class Settings(BaseSettings):
     var_dir: Path = Field(default=VAR, description="`make up`: where its SQLite store, embedded Redis, MLflow store and logs live")
     worker_concurrency: int | None = Field(default=None, ge=1, description="`make up`: processes of the training worker "
                                                                            "(empty: one per core)")
-    worker_blas_threads: int | None = Field(default=None, ge=1, description="BLAS threads per worker process (empty: 1, so a job's "
-                                                                            "numbers are the same on every host; more speeds up wide "
-                                                                            "networks, bitwise the same only among processes that run as many)")
+    worker_blas_threads: int = Field(default=1, ge=1, description="BLAS threads per worker process (1: a job's numbers are the "
+                                                                  "same on every host; more speeds up wide networks, bitwise the "
+                                                                  "same only among processes that run as many)")
 
     # -- MLflow ------------------------------------------------------------------------------
     mlflow_tracking_uri: str = Field(default="", description="the MLflow mirror's server (off when empty; `make up` starts one)")

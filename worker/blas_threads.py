@@ -34,15 +34,10 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def blas_threads(setting: int | None) -> int:
-    """WORKER_BLAS_THREADS, or one."""
-    return setting or 1
-
-
 @celeryd_after_setup.connect
 def choose_for_worker(instance: Any = None, **_: Any) -> None:
     """In the worker's main process (a solo pool trains here), saying what each process runs."""
-    processes, threads = int(getattr(instance, "concurrency", None) or 1), blas_threads(settings.worker_blas_threads)
+    processes, threads = int(getattr(instance, "concurrency", None) or 1), settings.worker_blas_threads
     threadpool_limits(limits=threads, user_api="blas")
     running = sorted({(pool["internal_api"], pool["num_threads"]) for pool in threadpool_info() if pool["user_api"] == "blas"})
     logger.info("BLAS threads: %s per process (%s processes on %s cores): %s", threads, processes, cores(),
@@ -52,4 +47,4 @@ def choose_for_worker(instance: Any = None, **_: Any) -> None:
 @worker_process_init.connect
 def apply_in_pool_process(**_: Any) -> None:
     """In each pool process, after the fork."""
-    threadpool_limits(limits=blas_threads(settings.worker_blas_threads), user_api="blas")
+    threadpool_limits(limits=settings.worker_blas_threads, user_api="blas")

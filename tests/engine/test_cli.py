@@ -35,7 +35,7 @@ def test_seed_trace_example_prints_the_posts_table():
     assert "∂L/∂W2₁   δ₂ × a1₁" in done.stdout and "0.5364 × 0.33" in done.stdout
     assert "W1₂₁" in done.stdout and "0.3107" in done.stdout
     as_json = json.loads(engine("run", "--example", "seed-trace").stdout)
-    # the bits as the engine computes them (BLAS products over contiguous Wᵀ: changed once, with the one-engine issue)
+    # the bits as the engine computes them (BLAS products over transposed views of W and δ: changed with the one-engine issue)
     assert as_json["trace"][0]["layers"][1]["dW"] == [[0.17702364957441255, 0.06973658922628374]]
     assert len(as_json["gradients"]) == 1
 

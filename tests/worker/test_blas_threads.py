@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from services.settings import Settings
 from tests.support.services import wait_for
 from worker import blas_threads
 
@@ -20,8 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("setting", "threads"), [(None, 1), (1, 1), (4, 4)])
-def test_each_process_runs_one_blas_thread_or_the_setting(setting, threads):
-    assert blas_threads.blas_threads(setting) == threads
+def test_each_process_runs_one_blas_thread_or_the_setting(setting, threads, monkeypatch):
+    if setting is None:
+        monkeypatch.delenv("WORKER_BLAS_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("WORKER_BLAS_THREADS", str(setting))
+    assert Settings().worker_blas_threads == threads
 
 
 def _blas_threads_after_fork(pipe) -> None:
